@@ -1,0 +1,142 @@
+//! `mirrorwatch analyze PCAP... [--db FILE] [--json]`: the pipeline over capture files.
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+
+use indicatif::{ProgressBar, ProgressStyle};
+
+use super::Outcome;
+use crate::capture::file::FileSource;
+use crate::capture::PacketSource;
+use crate::config::Config;
+use crate::pipeline::{NullSink, Pipeline, Sink};
+use crate::store::{Backpressure, SqliteSink};
+use crate::summary::{FileReport, Summary};
+
+pub struct AnalyzeArgs {
+    pub files: Vec<PathBuf>,
+    pub db: Option<PathBuf>,
+    pub json: bool,
+    pub config: Option<PathBuf>,
+}
+
+/// Runs every file through `pipeline`, one after the other (TCP state and frame numbers restart
+/// per file). Damage stops that file — after every whole frame before it was processed — and is
+/// reported with the byte offset; the other files are still read.
+pub fn process_files<S: Sink>(pipeline: &mut Pipeline<S>, files: &[PathBuf], progress: Option<&ProgressBar>) -> Vec<FileReport> {
+    let mut reports = Vec::with_capacity(files.len());
+    let mut done_bytes = 0u64;
+    for path in files {
+        let name = path.display().to_string();
+        let mut src = match FileSource::open(path) {
+            Ok(s) => s,
+            Err(e) => {
+                reports.push(FileReport { file: name.clone(), packets: 0, error: Some(format!("{name}: {e}")) });
+                continue;
+            }
+        };
+        let mut packets = 0u64;
+        let mut error = None;
+        loop {
+            match src.next_packet() {
+                Ok(Some(pkt)) => {
+                    pipeline.process(&pkt);
+                    packets += 1;
+                    if packets % 16_384 == 0 {
+                        if let Some(pb) = progress {
+                            pb.set_position(done_bytes + src.position());
+                        }
+                    }
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    error = Some(format!("{name}: {e} (after frame {packets})"));
+                    break;
+                }
+            }
+        }
+        done_bytes += src.file_len().unwrap_or(0);
+        pipeline.end_of_file();
+        reports.push(FileReport { file: name, packets, error });
+    }
+    reports
+}
+
+fn progress_bar(files: &[PathBuf]) -> Option<ProgressBar> {
+    if !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let total: u64 = files.iter().filter_map(|f| std::fs::metadata(f).ok()).map(|m| m.len()).sum();
+    let pb = ProgressBar::new(total);
+    pb.set_style(
+        ProgressStyle::with_template("{spinner} [{elapsed_precise}] {wide_bar} {bytes}/{total_bytes} ({bytes_per_sec})")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    Some(pb)
+}
+
+pub fn run(args: AnalyzeArgs) -> anyhow::Result<Outcome> {
+    let cfg = match &args.config {
+        Some(p) => Config::load(p)?,
+        None => Config::default(),
+    };
+    let pb = progress_bar(&args.files);
+    let (summary, reports) = match &args.db {
+        Some(db) => {
+            let sink = SqliteSink::start(db, Backpressure::Block)?;
+            let mut p = Pipeline::new(cfg.flows.clone(), cfg.pipeline.clone(), sink);
+            let reports = process_files(&mut p, &args.files, pb.as_ref());
+            let summary = p.summary.clone();
+            p.sink.finish()?;
+            (summary, reports)
+        }
+        None => {
+            let mut p = Pipeline::new(cfg.flows.clone(), cfg.pipeline.clone(), NullSink);
+            let reports = process_files(&mut p, &args.files, pb.as_ref());
+            (p.summary, reports)
+        }
+    };
+    if let Some(pb) = pb {
+        pb.finish_and_clear();
+    }
+    let bad_input = reports.iter().any(|r| r.error.is_some());
+    for r in &reports {
+        if let Some(e) = &r.error {
+            eprintln!("mirrorwatch: {e}");
+        }
+    }
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&summary.to_json(&reports))?);
+    } else {
+        print_text(&summary, &reports, args.db.as_deref());
+    }
+    Ok(Outcome { bad_input })
+}
+
+fn print_text(s: &Summary, reports: &[FileReport], db: Option<&Path>) {
+    let t = &s.tcp;
+    println!("files:       {}", reports.len());
+    println!("packets:     {}  ({} bytes)", s.packets, s.bytes);
+    if let (Some(a), Some(b)) = (s.first_ts, s.last_ts) {
+        println!("time:        {a} .. {b}");
+    }
+    println!(
+        "flows:       {} ({} TCP, {} UDP)",
+        s.flow_stats_done.created, s.flow_stats_done.tcp_streams, s.flow_stats_done.udp_streams
+    );
+    println!(
+        "tcp:         {} retransmissions ({} fast, {} spurious, {} between private addresses)",
+        t.retransmissions, t.fast_retransmissions, t.spurious_retransmissions, s.private_retransmissions
+    );
+    println!(
+        "             {} duplicate ACKs, {} out of order, {} lost segments, {} zero windows",
+        t.duplicate_acks, t.out_of_order, t.lost_segments, t.zero_windows
+    );
+    println!(
+        "capture:     {} truncated frames, {} decode errors",
+        s.capture.truncated_frames, s.capture.decode_errors
+    );
+    if let Some(db) = db {
+        println!("database:    {}", db.display());
+    }
+}

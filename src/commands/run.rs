@@ -1,0 +1,117 @@
+//! `mirrorwatch run [--config FILE] [--replay PCAP]`: the appliance daemon.
+//!
+//! Live: libpcap on the mirror interface → pipeline → SQLite, until SIGINT/SIGTERM. Drop
+//! counters are read once a second and stored with the minute. `--replay` feeds a capture file
+//! through the same pipeline as fast as possible, then keeps running until stopped (the
+//! dashboard and mailer are served by the same process).
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::Context;
+
+use super::Outcome;
+use crate::capture::live::LiveSource;
+use crate::capture::PacketSource;
+use crate::config::{Config, DEFAULT_PATH};
+use crate::pipeline::{Pipeline, Sink};
+use crate::store::{Backpressure, SqliteSink};
+use crate::time::Ts;
+
+pub struct RunArgs {
+    pub config: Option<PathBuf>,
+    pub replay: Option<PathBuf>,
+    /// Overrides `[capture] interface`.
+    pub interface: Option<String>,
+    /// Overrides the database path (default: `[store] dir`/mirrorwatch.db).
+    pub db: Option<PathBuf>,
+}
+
+fn wall_now() -> Ts {
+    let d = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+    Ts::from_secs_nanos(d.as_secs() as i64, d.subsec_nanos() as i64)
+}
+
+fn stop_flag() -> anyhow::Result<Arc<AtomicBool>> {
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(sig, Arc::clone(&stop)).context("installing signal handler")?;
+    }
+    Ok(stop)
+}
+
+pub fn run(args: RunArgs) -> anyhow::Result<Outcome> {
+    let path = args.config.clone().unwrap_or_else(|| PathBuf::from(DEFAULT_PATH));
+    let mut cfg = if args.config.is_some() || path.exists() { Config::load(&path)? } else { Config::default() };
+    if let Some(i) = &args.interface {
+        cfg.capture.interface = i.clone();
+    }
+    let db = args.db.clone().unwrap_or_else(|| cfg.store.database());
+    let stop = stop_flag()?;
+
+    if let Some(replay) = &args.replay {
+        let sink = SqliteSink::start(&db, Backpressure::Block)?;
+        let mut p = Pipeline::new(cfg.flows.clone(), cfg.pipeline.clone(), sink);
+        let reports = super::analyze::process_files(&mut p, std::slice::from_ref(replay), None);
+        let bad_input = reports.iter().any(|r| r.error.is_some());
+        for r in &reports {
+            match &r.error {
+                Some(e) => tracing::error!("replay: {e}"),
+                None => tracing::info!("replayed {} frames from {}", r.packets, r.file),
+            }
+        }
+        p.sink.flush();
+        while !stop.load(Ordering::Relaxed) {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        p.sink.finish()?;
+        return Ok(Outcome { bad_input });
+    }
+
+    let mut src = LiveSource::open(&cfg.capture).context("starting live capture")?;
+    tracing::info!("capturing on {} (link type {})", cfg.capture.interface, src.link_type().name());
+    let sink = SqliteSink::start(&db, Backpressure::Drop)?;
+    let mut p = Pipeline::new(cfg.flows.clone(), cfg.pipeline.clone(), sink);
+    let mut last_tick = Instant::now();
+    let mut last_dropped = 0u64;
+    let mut result = Ok(());
+    while !stop.load(Ordering::Relaxed) {
+        match src.next_packet() {
+            Ok(Some(pkt)) => {
+                p.process(&pkt);
+            }
+            Ok(None) => {}
+            Err(e) => {
+                tracing::error!("capture stopped: {e}");
+                result = Err(anyhow::anyhow!("capture on {} failed: {e}", cfg.capture.interface));
+                break;
+            }
+        }
+        if last_tick.elapsed() >= Duration::from_secs(1) {
+            last_tick = Instant::now();
+            let now = wall_now();
+            if let Some(d) = src.drops() {
+                let total = d.dropped + d.if_dropped;
+                if total > last_dropped {
+                    tracing::error!("capture dropped {} frames in the last second", total - last_dropped);
+                    p.add_drops(now, total - last_dropped);
+                    last_dropped = total;
+                }
+            }
+            p.tick(now);
+        }
+    }
+    // Let the kernel hand over what it still holds, then account for it.
+    while let Ok(Some(pkt)) = src.next_packet() {
+        p.process(&pkt);
+    }
+    p.end_of_file();
+    let dropped_events = p.sink.dropped_events;
+    p.sink.finish()?;
+    if dropped_events > 0 {
+        tracing::error!("store could not keep up: {dropped_events} events dropped");
+    }
+    result.map(|()| Outcome::default())
+}

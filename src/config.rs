@@ -1,0 +1,160 @@
+//! Appliance configuration (TOML, default `/etc/mirrorwatch/mirrorwatch.toml`).
+//!
+//! Every key has a default, so a file with only `[capture] interface = "eth1"` works; unknown
+//! keys are an error that names the line (strict for settings that change behaviour).
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::capture::live::CaptureConfig;
+use crate::flow::FlowConfig;
+use crate::pipeline::PipelineConfig;
+
+pub const DEFAULT_PATH: &str = "/etc/mirrorwatch/mirrorwatch.toml";
+
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub capture: CaptureConfig,
+    pub store: StoreConfig,
+    pub rules: RulesConfig,
+    pub web: WebConfig,
+    pub mail: MailConfig,
+    pub jobs: JobsConfig,
+    pub flows: FlowConfig,
+    pub pipeline: PipelineConfig,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreConfig {
+    /// SQLite database, pcap ring and evidence live here.
+    pub dir: PathBuf,
+    /// Upper bound for everything under `dir`, e.g. "4GiB".
+    pub disk_budget: String,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig { dir: PathBuf::from("/var/lib/mirrorwatch"), disk_budget: "4GiB".into() }
+    }
+}
+
+impl StoreConfig {
+    pub fn database(&self) -> PathBuf {
+        self.dir.join("mirrorwatch.db")
+    }
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RulesConfig {
+    pub dir: PathBuf,
+}
+
+impl Default for RulesConfig {
+    fn default() -> Self {
+        RulesConfig { dir: PathBuf::from("/etc/mirrorwatch/rules") }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WebConfig {
+    pub listen: String,
+    pub metrics_token_file: PathBuf,
+}
+
+impl Default for WebConfig {
+    fn default() -> Self {
+        WebConfig { listen: "0.0.0.0:8080".into(), metrics_token_file: PathBuf::from("/etc/mirrorwatch/metrics.token") }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MailConfig {
+    pub server: String,
+    pub port: u16,
+    /// none | starttls | tls
+    pub tls: String,
+    pub username: String,
+    pub password_file: PathBuf,
+    pub from: String,
+    pub to: Vec<String>,
+}
+
+impl Default for MailConfig {
+    fn default() -> Self {
+        MailConfig {
+            server: String::new(),
+            port: 587,
+            tls: "starttls".into(),
+            username: String::new(),
+            password_file: PathBuf::from("/etc/mirrorwatch/smtp.pass"),
+            from: "mirrorwatch@localhost".into(),
+            to: Vec::new(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct JobsConfig {
+    pub digest: String,
+    pub retention: String,
+}
+
+impl Default for JobsConfig {
+    fn default() -> Self {
+        JobsConfig { digest: "0 8 * * *".into(), retention: "*/15 * * * *".into() }
+    }
+}
+
+impl Config {
+    /// Parses a configuration; errors say FILE:LINE:COL and what was wrong.
+    pub fn parse(text: &str, origin: &Path) -> anyhow::Result<Config> {
+        toml::from_str::<Config>(text).map_err(|e| {
+            let (line, col) = e
+                .span()
+                .map(|s| line_col(text, s.start))
+                .unwrap_or((0, 0));
+            anyhow::anyhow!("{}:{}:{}: {}", origin.display(), line, col, e.message())
+        })
+    }
+
+    pub fn load(path: &Path) -> anyhow::Result<Config> {
+        let text = std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        Config::parse(&text, path)
+    }
+}
+
+/// 1-based line and column of a byte offset.
+pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let col = before.rsplit('\n').next().map(|l| l.chars().count()).unwrap_or(0) + 1;
+    (line, col)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn minimal_config_gets_defaults() {
+        let c = Config::parse("[capture]\ninterface = \"eth0\"\n", Path::new("m.toml")).unwrap();
+        assert_eq!(c.capture.interface, "eth0");
+        assert_eq!(c.capture.snaplen, 1600);
+        assert_eq!(c.flows.max_flows, 65_536);
+        assert_eq!(c.store.database(), PathBuf::from("/var/lib/mirrorwatch/mirrorwatch.db"));
+    }
+
+    #[test]
+    fn unknown_key_names_file_line_and_column() {
+        let e = Config::parse("[capture]\ninterface = \"eth0\"\nsnaplne = 3\n", Path::new("m.toml")).unwrap_err();
+        let msg = e.to_string();
+        assert!(msg.starts_with("m.toml:3:1: unknown field `snaplne`"), "{msg}");
+    }
+}

@@ -1,0 +1,116 @@
+//! Link layers: Ethernet (with 802.1Q/802.1ad stacks), BSD loopback, Linux cooked (SLL, SLL2)
+//! and raw IP. Each returns the ethertype of the network layer and its offset.
+
+use super::{stop, Decoded, Layer, StopReason, ETHERTYPE_IPV4, ETHERTYPE_IPV6, MAX_VLAN_TAGS};
+use crate::capture::LinkType;
+
+pub fn decode_link(d: &mut Decoded<'_>, b: &[u8]) -> Option<(u16, usize)> {
+    match d.link {
+        LinkType::ETHERNET => {
+            if b.len() < 14 {
+                stop(d, Layer::Link, StopReason::Truncated, 0);
+                return None;
+            }
+            let mut mac = [0u8; 6];
+            mac.copy_from_slice(&b[0..6]);
+            d.eth_dst = Some(mac);
+            mac.copy_from_slice(&b[6..12]);
+            d.eth_src = Some(mac);
+            let ty = u16::from_be_bytes([b[12], b[13]]);
+            d.eth_type = Some(ty);
+            if ty <= 1500 {
+                return None; // IEEE 802.3 length field: LLC/SNAP frames carry no IP here
+            }
+            decode_tags(d, b, ty, 14)
+        }
+        LinkType::NULL | LinkType::LOOP => {
+            if b.len() < 4 {
+                stop(d, Layer::Link, StopReason::Truncated, 0);
+                return None;
+            }
+            // The address family is in host byte order for NULL and network order for LOOP;
+            // accept either, as Wireshark does. AF_INET6 differs per BSD (24, 28, 30).
+            let le = u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+            let be = u32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+            let fam = if le < 256 { le } else { be };
+            match fam {
+                2 => Some((ETHERTYPE_IPV4, 4)),
+                10 | 24 | 28 | 30 => Some((ETHERTYPE_IPV6, 4)),
+                _ => None,
+            }
+        }
+        LinkType::RAW | LinkType::IPV4 | LinkType::IPV6 => match b.first().map(|v| v >> 4) {
+            Some(4) => Some((ETHERTYPE_IPV4, 0)),
+            Some(6) => Some((ETHERTYPE_IPV6, 0)),
+            Some(_) => {
+                stop(d, Layer::Ipv4, StopReason::Malformed, 0);
+                None
+            }
+            None => {
+                stop(d, Layer::Link, StopReason::Truncated, 0);
+                None
+            }
+        },
+        LinkType::LINUX_SLL => {
+            if b.len() < 16 {
+                stop(d, Layer::Link, StopReason::Truncated, 0);
+                return None;
+            }
+            let arphrd = u16::from_be_bytes([b[2], b[3]]);
+            let alen = u16::from_be_bytes([b[4], b[5]]);
+            if arphrd == 1 && alen == 6 {
+                let mut mac = [0u8; 6];
+                mac.copy_from_slice(&b[6..12]);
+                d.eth_src = Some(mac);
+            }
+            let ty = u16::from_be_bytes([b[14], b[15]]);
+            d.eth_type = Some(ty);
+            decode_tags(d, b, ty, 16)
+        }
+        LinkType::LINUX_SLL2 => {
+            if b.len() < 20 {
+                stop(d, Layer::Link, StopReason::Truncated, 0);
+                return None;
+            }
+            let ty = u16::from_be_bytes([b[0], b[1]]);
+            let arphrd = u16::from_be_bytes([b[8], b[9]]);
+            if arphrd == 1 && b[11] == 6 {
+                let mut mac = [0u8; 6];
+                mac.copy_from_slice(&b[12..18]);
+                d.eth_src = Some(mac);
+            }
+            d.eth_type = Some(ty);
+            decode_tags(d, b, ty, 20)
+        }
+        _ => {
+            stop(d, Layer::Link, StopReason::UnsupportedLink, 0);
+            None
+        }
+    }
+}
+
+/// Walks 802.1Q / 802.1ad tags starting at `off`, whose type field said `ty`.
+fn decode_tags(d: &mut Decoded<'_>, b: &[u8], mut ty: u16, mut off: usize) -> Option<(u16, usize)> {
+    loop {
+        let svlan = match ty {
+            super::ETHERTYPE_VLAN | super::ETHERTYPE_QINQ_OLD => false,
+            super::ETHERTYPE_QINQ => true,
+            _ => return Some((ty, off)),
+        };
+        if b.len() < off + 4 {
+            stop(d, Layer::Vlan, StopReason::Truncated, off as u32);
+            return None;
+        }
+        let id = u16::from_be_bytes([b[off], b[off + 1]]) & 0x0fff;
+        let (ids, count) =
+            if svlan { (&mut d.svlan_ids, &mut d.svlan_count) } else { (&mut d.vlan_ids, &mut d.vlan_count) };
+        if *count as usize >= MAX_VLAN_TAGS {
+            stop(d, Layer::Vlan, StopReason::TooManyTags, off as u32);
+            return None;
+        }
+        ids[*count as usize] = id;
+        *count += 1;
+        ty = u16::from_be_bytes([b[off + 2], b[off + 3]]);
+        off += 4;
+    }
+}

@@ -1,0 +1,451 @@
+//! Lenient frame decoder: link layer → VLAN tags → IPv4/IPv6 → TCP/UDP/ICMP (+ the headers an
+//! ICMP error quotes).
+//!
+//! Contract: never panics on any input, allocates nothing, and keeps every layer that parsed.
+//! Where decoding stops early, [`Decoded::stop`] says at which layer, at which byte offset and
+//! why — truncation by snaplen is normal on a capture box and is reported as such, distinct from
+//! a malformed header. Lengths follow Wireshark: the TCP/UDP payload length comes from the IP
+//! length fields (so headers-only captures still count sequence space correctly), and an IPv4
+//! total length of 0 means "segmentation offload", use the captured length (as Wireshark does).
+
+pub mod link;
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use crate::capture::{LinkType, RawPacket};
+use crate::time::Ts;
+
+/// How many VLAN tags are kept per frame. Real networks use 1–3 (QinQinQ); the bound keeps the
+/// decoded frame fixed-size. Deeper stacks stop decoding with [`StopReason::TooManyTags`].
+pub const MAX_VLAN_TAGS: usize = 4;
+
+/// Layers, for stop reasons and counters.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Layer {
+    Link,
+    Vlan,
+    Ipv4,
+    Ipv6,
+    Tcp,
+    Udp,
+    Icmp,
+}
+
+/// Why decoding stopped before the transport payload.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StopReason {
+    /// The frame was cut (snaplen) inside this layer's header.
+    Truncated,
+    /// The header is impossible (bad version, length smaller than the header…).
+    Malformed,
+    /// More VLAN tags than [`MAX_VLAN_TAGS`].
+    TooManyTags,
+    /// Link type the decoder does not know.
+    UnsupportedLink,
+}
+
+impl StopReason {
+    pub fn is_error(self) -> bool {
+        matches!(self, StopReason::Malformed | StopReason::TooManyTags)
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Stop {
+    pub layer: Layer,
+    pub reason: StopReason,
+    /// Byte offset in the frame where the layer starts.
+    pub offset: u32,
+}
+
+/// An IP header (outer, or quoted inside an ICMP error).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IpHeader {
+    pub src: IpAddr,
+    pub dst: IpAddr,
+    /// Final next-header / protocol (after IPv6 extension headers).
+    pub proto: u8,
+    /// TTL or hop limit.
+    pub ttl: u8,
+    /// ip.len (IPv4 total length) or IPv6 payload length + 40.
+    pub len: u32,
+    /// True for any fragment (first or later): the transport header is not decoded from it.
+    pub fragment: bool,
+}
+
+impl IpHeader {
+    pub fn is_v4(&self) -> bool {
+        self.src.is_ipv4()
+    }
+}
+
+pub mod tcp_flags {
+    pub const FIN: u16 = 0x001;
+    pub const SYN: u16 = 0x002;
+    pub const RST: u16 = 0x004;
+    pub const PSH: u16 = 0x008;
+    pub const ACK: u16 = 0x010;
+    pub const URG: u16 = 0x020;
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TcpHeader {
+    pub src_port: u16,
+    pub dst_port: u16,
+    pub seq: u32,
+    pub ack: u32,
+    /// The 12 flag bits (NS, CWR, ECE, URG, ACK, PSH, RST, SYN, FIN).
+    pub flags: u16,
+    pub window: u16,
+    pub header_len: u8,
+    /// tcp.len: payload length from the IP length fields (not from what was captured).
+    pub seg_len: u32,
+    /// Window-scale option (shift count), if present and captured.
+    pub wscale: Option<u8>,
+}
+
+impl TcpHeader {
+    pub fn has(&self, f: u16) -> bool {
+        self.flags & f != 0
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct UdpHeader {
+    pub src_port: u16,
+    pub dst_port: u16,
+    pub length: u16,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IcmpHeader {
+    pub v6: bool,
+    pub icmp_type: u8,
+    pub code: u8,
+}
+
+impl IcmpHeader {
+    /// Error messages quote the offending packet's IP header and first transport bytes.
+    pub fn is_error(&self) -> bool {
+        if self.v6 {
+            matches!(self.icmp_type, 1..=4)
+        } else {
+            matches!(self.icmp_type, 3 | 4 | 5 | 11 | 12)
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Transport {
+    None,
+    Tcp(TcpHeader),
+    Udp(UdpHeader),
+    Icmp(IcmpHeader),
+}
+
+/// Ports of a transport header quoted inside an ICMP error.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct QuotedPorts {
+    pub proto: u8,
+    pub src_port: u16,
+    pub dst_port: u16,
+}
+
+/// One decoded frame: small, `Copy`, borrowing the payload from the capture buffer.
+#[derive(Clone, Copy, Debug)]
+pub struct Decoded<'a> {
+    pub frame: u64,
+    pub ts: Ts,
+    pub frame_len: u32,
+    pub cap_len: u32,
+    pub link: LinkType,
+    pub eth_src: Option<[u8; 6]>,
+    pub eth_dst: Option<[u8; 6]>,
+    /// eth.type of the Ethernet header itself (0x8100 when tagged), or the SLL protocol.
+    pub eth_type: Option<u16>,
+    /// 802.1Q tag ids, outermost first (`vlan.id`).
+    pub vlan_ids: [u16; MAX_VLAN_TAGS],
+    pub vlan_count: u8,
+    /// 802.1ad (0x88a8) service tag ids (`ieee8021ad.id`), outermost first.
+    pub svlan_ids: [u16; MAX_VLAN_TAGS],
+    pub svlan_count: u8,
+    /// The ethertype that followed the tags.
+    pub net_type: Option<u16>,
+    pub ip: Option<IpHeader>,
+    pub transport: Transport,
+    /// IP header quoted inside an ICMP error, with its transport ports when they were captured.
+    pub quoted_ip: Option<IpHeader>,
+    pub quoted_ports: Option<QuotedPorts>,
+    /// Captured transport payload (TCP/UDP data), cut to the length the IP header declares.
+    pub payload: &'a [u8],
+    /// The whole captured frame, for `frame contains` and payload scans.
+    pub data: &'a [u8],
+    pub stop: Option<Stop>,
+}
+
+impl<'a> Decoded<'a> {
+    pub fn vlans(&self) -> &[u16] {
+        &self.vlan_ids[..self.vlan_count as usize]
+    }
+    pub fn svlans(&self) -> &[u16] {
+        &self.svlan_ids[..self.svlan_count as usize]
+    }
+    pub fn tcp(&self) -> Option<&TcpHeader> {
+        match &self.transport {
+            Transport::Tcp(t) => Some(t),
+            _ => None,
+        }
+    }
+    pub fn udp(&self) -> Option<&UdpHeader> {
+        match &self.transport {
+            Transport::Udp(u) => Some(u),
+            _ => None,
+        }
+    }
+}
+
+pub const ETHERTYPE_IPV4: u16 = 0x0800;
+pub const ETHERTYPE_IPV6: u16 = 0x86dd;
+pub const ETHERTYPE_VLAN: u16 = 0x8100;
+pub const ETHERTYPE_QINQ: u16 = 0x88a8;
+pub const ETHERTYPE_QINQ_OLD: u16 = 0x9100;
+
+pub const IPPROTO_ICMP: u8 = 1;
+pub const IPPROTO_TCP: u8 = 6;
+pub const IPPROTO_UDP: u8 = 17;
+pub const IPPROTO_ICMPV6: u8 = 58;
+
+/// Decodes one captured frame. Never fails: what could not be decoded is described in `stop`.
+pub fn decode<'a>(pkt: &RawPacket<'a>) -> Decoded<'a> {
+    let mut d = Decoded {
+        frame: pkt.frame,
+        ts: pkt.ts,
+        frame_len: pkt.orig_len,
+        cap_len: pkt.data.len() as u32,
+        link: pkt.link,
+        eth_src: None,
+        eth_dst: None,
+        eth_type: None,
+        vlan_ids: [0; MAX_VLAN_TAGS],
+        vlan_count: 0,
+        svlan_ids: [0; MAX_VLAN_TAGS],
+        svlan_count: 0,
+        net_type: None,
+        ip: None,
+        transport: Transport::None,
+        quoted_ip: None,
+        quoted_ports: None,
+        payload: &[],
+        data: pkt.data,
+        stop: None,
+    };
+    let Some((net_type, off)) = link::decode_link(&mut d, pkt.data) else { return d };
+    d.net_type = Some(net_type);
+    let rest = &pkt.data[off..];
+    match net_type {
+        ETHERTYPE_IPV4 | ETHERTYPE_IPV6 => decode_ip(&mut d, rest, off as u32),
+        _ => {} // ARP, LLDP, …: link-layer facts only
+    }
+    d
+}
+
+fn stop(d: &mut Decoded<'_>, layer: Layer, reason: StopReason, offset: u32) {
+    if d.stop.is_none() {
+        d.stop = Some(Stop { layer, reason, offset });
+    }
+}
+
+/// Result of parsing an IP header: the header, where its payload starts, how long the payload is
+/// by the length fields, and how much of it was captured.
+struct IpParse {
+    hdr: IpHeader,
+    payload_off: usize,
+    declared_len: usize,
+}
+
+fn parse_ip(b: &[u8]) -> Result<IpParse, (Layer, StopReason)> {
+    let version = b.first().map(|v| v >> 4);
+    match version {
+        Some(4) => {
+            if b.len() < 20 {
+                return Err((Layer::Ipv4, StopReason::Truncated));
+            }
+            let ihl = (b[0] & 0x0f) as usize * 4;
+            if ihl < 20 {
+                return Err((Layer::Ipv4, StopReason::Malformed));
+            }
+            if b.len() < ihl {
+                return Err((Layer::Ipv4, StopReason::Truncated));
+            }
+            let total = u16::from_be_bytes([b[2], b[3]]) as usize;
+            let frag = u16::from_be_bytes([b[6], b[7]]);
+            let declared_len = if total == 0 {
+                // TSO/GSO: the kernel hands the capture a super-frame with total length 0.
+                b.len() - ihl
+            } else if total < ihl {
+                return Err((Layer::Ipv4, StopReason::Malformed));
+            } else {
+                total - ihl
+            };
+            let hdr = IpHeader {
+                src: IpAddr::V4(Ipv4Addr::new(b[12], b[13], b[14], b[15])),
+                dst: IpAddr::V4(Ipv4Addr::new(b[16], b[17], b[18], b[19])),
+                proto: b[9],
+                ttl: b[8],
+                len: if total == 0 { b.len() as u32 } else { total as u32 },
+                fragment: frag & 0x3fff != 0,
+            };
+            Ok(IpParse { hdr, payload_off: ihl, declared_len })
+        }
+        Some(6) => {
+            if b.len() < 40 {
+                return Err((Layer::Ipv6, StopReason::Truncated));
+            }
+            let plen = u16::from_be_bytes([b[4], b[5]]) as usize;
+            let mut src = [0u8; 16];
+            let mut dst = [0u8; 16];
+            src.copy_from_slice(&b[8..24]);
+            dst.copy_from_slice(&b[24..40]);
+            let body = &b[40..];
+            let declared = if plen == 0 { body.len() } else { plen };
+            let captured = &body[..declared.min(body.len())];
+            let (exts, next, _payload, err) =
+                etherparse::Ipv6ExtensionsSlice::from_slice_lax(etherparse::IpNumber(b[6]), captured);
+            if err.is_some() {
+                return Err((Layer::Ipv6, StopReason::Truncated));
+            }
+            let ext_len = exts.slice().len();
+            let hdr = IpHeader {
+                src: IpAddr::V6(Ipv6Addr::from(src)),
+                dst: IpAddr::V6(Ipv6Addr::from(dst)),
+                proto: next.0,
+                ttl: b[7],
+                len: (declared + 40) as u32,
+                fragment: exts.is_fragmenting_payload(),
+            };
+            Ok(IpParse { hdr, payload_off: 40 + ext_len, declared_len: declared.saturating_sub(ext_len) })
+        }
+        Some(_) => Err((Layer::Ipv4, StopReason::Malformed)),
+        None => Err((Layer::Ipv4, StopReason::Truncated)),
+    }
+}
+
+fn decode_ip<'a>(d: &mut Decoded<'a>, b: &'a [u8], base: u32) {
+    let ip = match parse_ip(b) {
+        Ok(ip) => ip,
+        Err((layer, reason)) => return stop(d, layer, reason, base),
+    };
+    d.ip = Some(ip.hdr);
+    if ip.hdr.fragment {
+        return; // transport is only decoded from unfragmented datagrams
+    }
+    let off = ip.payload_off.min(b.len());
+    let avail = &b[off..];
+    let declared = ip.declared_len;
+    let captured = &avail[..declared.min(avail.len())];
+    let base = base + off as u32;
+    match ip.hdr.proto {
+        IPPROTO_TCP => match parse_tcp(captured, declared) {
+            Ok((t, payload)) => {
+                d.transport = Transport::Tcp(t);
+                d.payload = payload;
+            }
+            Err(reason) => stop(d, Layer::Tcp, reason, base),
+        },
+        IPPROTO_UDP => {
+            if captured.len() < 8 {
+                return stop(d, Layer::Udp, trunc_or_malformed(declared, 8), base);
+            }
+            d.transport = Transport::Udp(UdpHeader {
+                src_port: u16::from_be_bytes([captured[0], captured[1]]),
+                dst_port: u16::from_be_bytes([captured[2], captured[3]]),
+                length: u16::from_be_bytes([captured[4], captured[5]]),
+            });
+            d.payload = &captured[8..];
+        }
+        IPPROTO_ICMP | IPPROTO_ICMPV6 => {
+            if captured.len() < 4 {
+                return stop(d, Layer::Icmp, trunc_or_malformed(declared, 4), base);
+            }
+            let icmp = IcmpHeader { v6: ip.hdr.proto == IPPROTO_ICMPV6, icmp_type: captured[0], code: captured[1] };
+            d.transport = Transport::Icmp(icmp);
+            d.payload = captured.get(8..).unwrap_or(&[]);
+            if icmp.is_error() && captured.len() > 8 {
+                decode_quoted(d, &captured[8..]);
+            }
+        }
+        _ => d.payload = captured,
+    }
+}
+
+fn trunc_or_malformed(declared: usize, need: usize) -> StopReason {
+    if declared < need {
+        StopReason::Malformed
+    } else {
+        StopReason::Truncated
+    }
+}
+
+/// Parses a TCP header; `declared` is the segment length the IP header gives.
+fn parse_tcp(b: &[u8], declared: usize) -> Result<(TcpHeader, &[u8]), StopReason> {
+    if b.len() < 20 {
+        return Err(trunc_or_malformed(declared, 20));
+    }
+    let hlen = ((b[12] >> 4) as usize) * 4;
+    if hlen < 20 || hlen > declared {
+        return Err(StopReason::Malformed);
+    }
+    let mut t = TcpHeader {
+        src_port: u16::from_be_bytes([b[0], b[1]]),
+        dst_port: u16::from_be_bytes([b[2], b[3]]),
+        seq: u32::from_be_bytes([b[4], b[5], b[6], b[7]]),
+        ack: u32::from_be_bytes([b[8], b[9], b[10], b[11]]),
+        flags: u16::from_be_bytes([b[12], b[13]]) & 0x0fff,
+        window: u16::from_be_bytes([b[14], b[15]]),
+        header_len: hlen as u8,
+        seg_len: (declared - hlen) as u32,
+        wscale: None,
+    };
+    // Options as far as captured; a cut option list is normal with small snaplens.
+    let opts = &b[20..hlen.min(b.len())];
+    let mut i = 0;
+    while i < opts.len() {
+        match opts[i] {
+            0 => break,
+            1 => i += 1,
+            kind => {
+                let Some(&len) = opts.get(i + 1) else { break };
+                let len = len as usize;
+                if len < 2 || i + len > opts.len() {
+                    break;
+                }
+                if kind == 3 && len == 3 {
+                    t.wscale = Some(opts[i + 2]);
+                }
+                i += len;
+            }
+        }
+    }
+    let payload = b.get(hlen..).unwrap_or(&[]);
+    Ok((t, payload))
+}
+
+/// Decodes the IP header and transport ports quoted in an ICMP error (RFC 792/4443: the
+/// offending datagram's header plus at least 8 bytes of its payload).
+fn decode_quoted(d: &mut Decoded<'_>, b: &[u8]) {
+    let Ok(ip) = parse_ip(b) else { return };
+    d.quoted_ip = Some(ip.hdr);
+    let l4 = b.get(ip.payload_off..).unwrap_or(&[]);
+    if matches!(ip.hdr.proto, IPPROTO_TCP | IPPROTO_UDP) && l4.len() >= 4 && !ip.hdr.fragment {
+        d.quoted_ports = Some(QuotedPorts {
+            proto: ip.hdr.proto,
+            src_port: u16::from_be_bytes([l4[0], l4[1]]),
+            dst_port: u16::from_be_bytes([l4[2], l4[3]]),
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests;

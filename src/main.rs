@@ -1,0 +1,72 @@
+//! `mirrorwatch` command line: parses arguments, dispatches, maps errors to exit codes
+//! (0 ok, 1 bad input, 2 usage error).
+#![forbid(unsafe_code)]
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use mirrorwatch::commands::{analyze, run, Outcome};
+
+#[derive(Parser)]
+#[command(name = "mirrorwatch", version, about = "Passive network watcher for a mirror port")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run the appliance daemon: live capture (or --replay a file) into the store.
+    Run {
+        /// Configuration file [default: /etc/mirrorwatch/mirrorwatch.toml]
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Process this capture file instead of a live interface, then keep running.
+        #[arg(long)]
+        replay: Option<PathBuf>,
+        /// Capture interface (overrides [capture] interface).
+        #[arg(long)]
+        interface: Option<String>,
+        /// Database file (overrides [store] dir).
+        #[arg(long)]
+        db: Option<PathBuf>,
+    },
+    /// Run the pipeline over capture files (pcap or pcapng).
+    Analyze {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Write results to this SQLite database.
+        #[arg(long)]
+        db: Option<PathBuf>,
+        /// Print the summary as one JSON object.
+        #[arg(long)]
+        json: bool,
+        /// Configuration file for flow-table limits.
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let result = match cli.cmd {
+        Cmd::Run { config, replay, interface, db } => run::run(run::RunArgs { config, replay, interface, db }),
+        Cmd::Analyze { files, db, json, config } => analyze::run(analyze::AnalyzeArgs { files, db, json, config }),
+    };
+    match result {
+        Ok(Outcome { bad_input: false }) => ExitCode::SUCCESS,
+        Ok(Outcome { bad_input: true }) => ExitCode::from(1),
+        Err(e) => {
+            eprintln!("mirrorwatch: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}

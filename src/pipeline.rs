@@ -1,0 +1,261 @@
+//! The one packet pipeline shared by the daemon and the CLI.
+//!
+//! `decode → flow table + TCP analysis → per-minute aggregates → sink`. It is synchronous and
+//! driven only by packet time, so `analyze` over a file stores exactly what the daemon would
+//! have stored live. The pipeline owns the aggregates of the current minute (traffic totals and
+//! TCP analysis per host pair, both bounded) and the run summary printed by `analyze --json`;
+//! persistence is the sink's job (see [`crate::store`]). Nothing here logs or allocates per
+//! packet: maps are sized once and cleared, overflow goes to named counters.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+
+use crate::capture::RawPacket;
+use crate::decode::{self, Decoded, Transport};
+use crate::flow::tcp::TcpAnalysis;
+use crate::flow::{FlowConfig, FlowRecord, FlowTable, TcpCounts};
+use crate::summary::Summary;
+use crate::time::Ts;
+
+/// Pipeline limits (`[pipeline]` in the configuration).
+#[derive(Clone, Debug, serde::Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PipelineConfig {
+    /// Host pairs tracked per minute for TCP analysis counts. A branch office sees a few hundred;
+    /// beyond the bound, pairs are summed into one "other" row and counted.
+    pub max_host_pairs: usize,
+}
+
+impl Default for PipelineConfig {
+    fn default() -> Self {
+        PipelineConfig { max_host_pairs: 4096 }
+    }
+}
+
+/// Traffic totals of one minute.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MinuteStats {
+    /// Start of the minute, seconds since the epoch.
+    pub minute: i64,
+    pub packets: u64,
+    pub bytes: u64,
+    pub tcp_packets: u64,
+    pub udp_packets: u64,
+    pub other_packets: u64,
+    pub truncated: u64,
+    pub decode_errors: u64,
+    /// Frames the capture lost (kernel/interface drops), live capture only.
+    pub drops: u64,
+    pub tcp: TcpCounts,
+    /// Retransmissions between two private addresses (the "bad cable" signal).
+    pub private_retransmissions: u64,
+    /// Host pairs that did not fit in the per-minute table.
+    pub pair_overflow: u64,
+}
+
+/// TCP analysis counts of one directed host pair (sender → receiver) in one minute.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PairStats {
+    pub minute: i64,
+    /// None for the "other" row that collects pairs beyond the bound.
+    pub src: Option<IpAddr>,
+    pub dst: Option<IpAddr>,
+    pub packets: u64,
+    pub bytes: u64,
+    pub tcp: TcpCounts,
+}
+
+/// What the pipeline hands to persistence.
+#[derive(Clone, Debug)]
+pub enum StoreEvent {
+    Minute(MinuteStats),
+    Pair(PairStats),
+    Flow(FlowRecord),
+}
+
+/// Where store events go. The SQLite writer implements it; tests plug in a Vec.
+pub trait Sink {
+    fn send(&mut self, ev: StoreEvent);
+    /// Pushes buffered events on (end of input, or a timer in the daemon).
+    fn flush(&mut self) {}
+}
+
+impl Sink for Vec<StoreEvent> {
+    fn send(&mut self, ev: StoreEvent) {
+        self.push(ev);
+    }
+}
+
+/// A sink that discards everything (analyze without --db).
+pub struct NullSink;
+impl Sink for NullSink {
+    fn send(&mut self, _ev: StoreEvent) {}
+}
+
+/// Per-packet result, for callers that look at individual frames (differential tests, filters).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PacketOutcome {
+    pub frame: u64,
+    pub tcp: TcpAnalysis,
+    pub is_tcp: bool,
+    pub stream: Option<u64>,
+}
+
+/// RFC 1918 / RFC 4193 private addresses (the `tcp.private_retransmissions` definition).
+pub fn is_private(ip: &IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => v4.is_private(),
+        IpAddr::V6(v6) => (v6.segments()[0] & 0xfe00) == 0xfc00,
+    }
+}
+
+#[derive(Clone, Copy, Default)]
+struct PairAgg {
+    packets: u64,
+    bytes: u64,
+    tcp: TcpCounts,
+}
+
+type PairMap = HashMap<(IpAddr, IpAddr), PairAgg, foldhash::fast::RandomState>;
+
+pub struct Pipeline<S: Sink> {
+    pub flows: FlowTable,
+    cfg: PipelineConfig,
+    cur: Option<MinuteStats>,
+    pairs: PairMap,
+    other_pair: PairAgg,
+    pub summary: Summary,
+    pub sink: S,
+}
+
+impl<S: Sink> Pipeline<S> {
+    pub fn new(flow_cfg: FlowConfig, cfg: PipelineConfig, sink: S) -> Pipeline<S> {
+        let pairs = PairMap::with_capacity_and_hasher(cfg.max_host_pairs, Default::default());
+        Pipeline {
+            flows: FlowTable::new(flow_cfg),
+            cfg,
+            cur: None,
+            pairs,
+            other_pair: PairAgg::default(),
+            summary: Summary::default(),
+            sink,
+        }
+    }
+
+    /// Processes one frame.
+    pub fn process(&mut self, pkt: &RawPacket<'_>) -> PacketOutcome {
+        let d = decode::decode(pkt);
+        self.process_decoded(&d)
+    }
+
+    pub fn process_decoded(&mut self, d: &Decoded<'_>) -> PacketOutcome {
+        let minute = d.ts.minute();
+        if self.cur.is_some_and(|m| m.minute != minute) {
+            self.flush_minute();
+        }
+        let sink = &mut self.sink;
+        let fo = self.flows.process(d, &mut |rec: FlowRecord| sink.send(StoreEvent::Flow(rec)));
+
+        let m = self.cur.get_or_insert_with(|| MinuteStats { minute, ..Default::default() });
+        m.packets += 1;
+        m.bytes += d.frame_len as u64;
+        match d.transport {
+            Transport::Tcp(_) => m.tcp_packets += 1,
+            Transport::Udp(_) => m.udp_packets += 1,
+            _ => m.other_packets += 1,
+        }
+        let truncated = d.cap_len < d.frame_len;
+        if truncated {
+            m.truncated += 1;
+        }
+        let decode_error = d.stop.is_some_and(|s| s.reason.is_error());
+        if decode_error {
+            m.decode_errors += 1;
+        }
+        let flags = fo.tcp.flags;
+        let mut private_retrans = false;
+        if let Some(ip) = d.ip {
+            m.tcp.add_flags(flags);
+            private_retrans = fo.tcp.is_retransmission() && is_private(&ip.src) && is_private(&ip.dst);
+            if private_retrans {
+                m.private_retransmissions += 1;
+            }
+            let key = (ip.src, ip.dst);
+            let agg = if self.pairs.len() < self.cfg.max_host_pairs || self.pairs.contains_key(&key) {
+                self.pairs.entry(key).or_default()
+            } else {
+                m.pair_overflow += 1;
+                &mut self.other_pair
+            };
+            agg.packets += 1;
+            agg.bytes += d.frame_len as u64;
+            agg.tcp.add_flags(flags);
+        }
+        self.summary.observe(d, &fo.tcp, private_retrans, truncated, decode_error);
+        let stream = fo.slot.and_then(|s| self.flows.get(s)).map(|f| f.stream);
+        PacketOutcome { frame: d.frame, tcp: fo.tcp, is_tcp: matches!(d.transport, Transport::Tcp(_)), stream }
+    }
+
+    /// Adds capture drops (live sources) to the current minute.
+    pub fn add_drops(&mut self, now: Ts, drops: u64) {
+        if drops == 0 {
+            return;
+        }
+        let minute = now.minute();
+        let m = self.cur.get_or_insert_with(|| MinuteStats { minute, ..Default::default() });
+        m.drops += drops;
+        self.summary.capture.drops += drops;
+    }
+
+    fn flush_minute(&mut self) {
+        let Some(m) = self.cur.take() else { return };
+        // Only pairs with TCP analysis events are stored: they are what the retransmission views
+        // and baselines need, and storing every pair every minute would wear the SD card.
+        for (&(src, dst), agg) in self.pairs.iter() {
+            if !agg.tcp.is_empty() {
+                self.sink.send(StoreEvent::Pair(PairStats {
+                    minute: m.minute,
+                    src: Some(src),
+                    dst: Some(dst),
+                    packets: agg.packets,
+                    bytes: agg.bytes,
+                    tcp: agg.tcp,
+                }));
+            }
+        }
+        if !self.other_pair.tcp.is_empty() {
+            let o = self.other_pair;
+            self.sink.send(StoreEvent::Pair(PairStats {
+                minute: m.minute,
+                src: None,
+                dst: None,
+                packets: o.packets,
+                bytes: o.bytes,
+                tcp: o.tcp,
+            }));
+        }
+        self.pairs.clear();
+        self.other_pair = PairAgg::default();
+        self.summary.pair_overflow += m.pair_overflow;
+        self.sink.send(StoreEvent::Minute(m));
+    }
+
+    /// End of one input file: flushes the minute and every open flow (frame numbers and TCP
+    /// state are per file, as in Wireshark).
+    pub fn end_of_file(&mut self) {
+        self.flush_minute();
+        let sink = &mut self.sink;
+        self.flows.drain(&mut |rec: FlowRecord| sink.send(StoreEvent::Flow(rec)));
+        self.summary.flow_stats = std::mem::take(&mut self.flows.stats);
+        self.summary.finish_file();
+        self.sink.flush();
+    }
+
+    /// Daemon timer: pushes the current minute if packet time has moved past it.
+    pub fn tick(&mut self, now: Ts) {
+        if self.cur.is_some_and(|m| m.minute < now.minute()) {
+            self.flush_minute();
+        }
+        self.sink.flush();
+    }
+}

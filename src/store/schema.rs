@@ -1,0 +1,65 @@
+//! Schema migrations, versioned by `PRAGMA user_version`. Each entry upgrades from the version
+//! equal to its index; entries are never edited once released, only appended.
+
+use rusqlite::Connection;
+
+const MIGRATIONS: &[&str] = &[
+    // 1: traffic per minute, TCP analysis per host pair per minute, finished flows.
+    "CREATE TABLE traffic_minute (
+        minute INTEGER PRIMARY KEY,          -- start of the minute, seconds since the epoch (UTC)
+        packets INTEGER NOT NULL, bytes INTEGER NOT NULL,
+        tcp_packets INTEGER NOT NULL, udp_packets INTEGER NOT NULL, other_packets INTEGER NOT NULL,
+        truncated INTEGER NOT NULL, decode_errors INTEGER NOT NULL, drops INTEGER NOT NULL,
+        retransmissions INTEGER NOT NULL, fast_retransmissions INTEGER NOT NULL,
+        spurious_retransmissions INTEGER NOT NULL, duplicate_acks INTEGER NOT NULL,
+        out_of_order INTEGER NOT NULL, lost_segments INTEGER NOT NULL, zero_windows INTEGER NOT NULL,
+        private_retransmissions INTEGER NOT NULL
+    );
+    CREATE TABLE tcp_pair_minute (
+        minute INTEGER NOT NULL, src TEXT NOT NULL, dst TEXT NOT NULL,  -- sender -> receiver
+        packets INTEGER NOT NULL, bytes INTEGER NOT NULL,
+        retransmissions INTEGER NOT NULL, fast_retransmissions INTEGER NOT NULL,
+        spurious_retransmissions INTEGER NOT NULL, duplicate_acks INTEGER NOT NULL,
+        out_of_order INTEGER NOT NULL, lost_segments INTEGER NOT NULL, zero_windows INTEGER NOT NULL,
+        PRIMARY KEY (minute, src, dst)
+    ) WITHOUT ROWID;
+    CREATE TABLE flows (
+        id INTEGER PRIMARY KEY,
+        proto INTEGER NOT NULL, stream INTEGER NOT NULL,
+        a_ip TEXT NOT NULL, a_port INTEGER NOT NULL, b_ip TEXT NOT NULL, b_port INTEGER NOT NULL,
+        a_mac TEXT, b_mac TEXT,
+        first_us INTEGER NOT NULL, last_us INTEGER NOT NULL,  -- microseconds since the epoch
+        packets_ab INTEGER NOT NULL, packets_ba INTEGER NOT NULL,
+        bytes_ab INTEGER NOT NULL, bytes_ba INTEGER NOT NULL,
+        retransmissions INTEGER NOT NULL, fast_retransmissions INTEGER NOT NULL,
+        spurious_retransmissions INTEGER NOT NULL, duplicate_acks INTEGER NOT NULL,
+        out_of_order INTEGER NOT NULL, lost_segments INTEGER NOT NULL, zero_windows INTEGER NOT NULL,
+        end_reason TEXT NOT NULL,            -- closed | idle | evicted | reused | capture_end
+        client TEXT                          -- 'a' or 'b': which end sent the first SYN
+    );
+    CREATE INDEX flows_last ON flows(last_us);
+    CREATE INDEX flows_retrans ON flows(retransmissions) WHERE retransmissions > 0;",
+];
+
+/// Current schema version.
+pub fn version() -> i64 {
+    MIGRATIONS.len() as i64
+}
+
+/// Applies the migrations the database has not seen yet, each in its own transaction.
+pub fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
+    let current: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    if current > version() {
+        return Err(rusqlite::Error::InvalidParameterName(format!(
+            "database schema version {current} is newer than this program's ({})",
+            version()
+        )));
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(current.max(0) as usize) {
+        let tx = conn.transaction()?;
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", (i + 1) as i64)?;
+        tx.commit()?;
+    }
+    Ok(())
+}

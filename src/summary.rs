@@ -1,0 +1,171 @@
+//! The run summary that `analyze --json` prints (keys are a contract: ARCHITECTURE.md).
+//!
+//! Counting happens per packet into fixed-size fields; the JSON value is only built at the end.
+
+use serde_json::{json, Map, Value};
+
+use crate::capture::LinkType;
+use crate::decode::{Decoded, Layer, StopReason};
+use crate::flow::tcp::{TcpAnalysis, TcpFlags};
+use crate::flow::{FlowTableStats, TcpCounts};
+use crate::time::Ts;
+
+const LAYERS: [Layer; 7] = [Layer::Link, Layer::Vlan, Layer::Ipv4, Layer::Ipv6, Layer::Tcp, Layer::Udp, Layer::Icmp];
+const REASONS: [StopReason; 4] =
+    [StopReason::Truncated, StopReason::Malformed, StopReason::TooManyTags, StopReason::UnsupportedLink];
+
+fn layer_name(l: Layer) -> &'static str {
+    match l {
+        Layer::Link => "link",
+        Layer::Vlan => "vlan",
+        Layer::Ipv4 => "ipv4",
+        Layer::Ipv6 => "ipv6",
+        Layer::Tcp => "tcp",
+        Layer::Udp => "udp",
+        Layer::Icmp => "icmp",
+    }
+}
+
+fn reason_name(r: StopReason) -> &'static str {
+    match r {
+        StopReason::Truncated => "truncated",
+        StopReason::Malformed => "malformed",
+        StopReason::TooManyTags => "too_many_tags",
+        StopReason::UnsupportedLink => "unsupported_link",
+    }
+}
+
+/// Capture-level counters.
+#[derive(Clone, Debug, Default)]
+pub struct CaptureCounters {
+    pub link_type: Option<LinkType>,
+    pub truncated_frames: u64,
+    pub decode_errors: u64,
+    pub drops: u64,
+    /// Frames whose decoding stopped early, by (layer, reason).
+    pub stops: [[u64; 4]; 7],
+}
+
+/// Totals of a run (one or more files).
+#[derive(Clone, Debug, Default)]
+pub struct Summary {
+    pub packets: u64,
+    pub bytes: u64,
+    pub first_ts: Option<Ts>,
+    pub last_ts: Option<Ts>,
+    pub tcp: TcpCounts,
+    pub private_retransmissions: u64,
+    pub capture: CaptureCounters,
+    pub flow_stats: FlowTableStats,
+    pub pair_overflow: u64,
+    /// Flow-table counters of files already finished (the table restarts per file).
+    pub flow_stats_done: FlowTableStats,
+}
+
+/// How reading one input file ended.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct FileReport {
+    pub file: String,
+    pub packets: u64,
+    /// Set when the file was damaged or unreadable: where and why reading stopped.
+    pub error: Option<String>,
+}
+
+impl Summary {
+    pub fn observe(&mut self, d: &Decoded<'_>, tcp: &TcpAnalysis, private_retrans: bool, truncated: bool, decode_error: bool) {
+        self.packets += 1;
+        self.bytes += d.frame_len as u64;
+        if self.first_ts.is_none_or(|t| d.ts < t) {
+            self.first_ts = Some(d.ts);
+        }
+        if self.last_ts.is_none_or(|t| d.ts > t) {
+            self.last_ts = Some(d.ts);
+        }
+        if !tcp.flags.is_empty() {
+            self.tcp.add_flags(tcp.flags);
+        }
+        if private_retrans {
+            self.private_retransmissions += 1;
+        }
+        self.capture.link_type.get_or_insert(d.link);
+        if truncated {
+            self.capture.truncated_frames += 1;
+        }
+        if decode_error {
+            self.capture.decode_errors += 1;
+        }
+        if let Some(s) = d.stop {
+            let li = LAYERS.iter().position(|l| *l == s.layer).unwrap_or(0);
+            let ri = REASONS.iter().position(|r| *r == s.reason).unwrap_or(0);
+            self.capture.stops[li][ri] += 1;
+        }
+    }
+
+    /// Folds the flow-table counters of a finished file into the run totals.
+    pub fn finish_file(&mut self) {
+        let s = &self.flow_stats;
+        let d = &mut self.flow_stats_done;
+        d.created += s.created;
+        d.tcp_streams += s.tcp_streams;
+        d.udp_streams += s.udp_streams;
+        d.evicted += s.evicted;
+        d.expired += s.expired;
+        d.clock_jumps += s.clock_jumps;
+        self.flow_stats = FlowTableStats::default();
+    }
+
+    /// The `analyze --json` object.
+    pub fn to_json(&self, files: &[FileReport]) -> Value {
+        let mut stops = Map::new();
+        for (li, l) in LAYERS.iter().enumerate() {
+            for (ri, r) in REASONS.iter().enumerate() {
+                let n = self.capture.stops[li][ri];
+                if n > 0 {
+                    stops.insert(format!("{}.{}", layer_name(*l), reason_name(*r)), json!(n));
+                }
+            }
+        }
+        let fs = &self.flow_stats_done;
+        let t = &self.tcp;
+        json!({
+            "packets": self.packets,
+            "bytes": self.bytes,
+            "first_ts": self.first_ts.map(|t| t.rfc3339()),
+            "last_ts": self.last_ts.map(|t| t.rfc3339()),
+            "flows": fs.created,
+            "tcp": {
+                "retransmissions": t.retransmissions,
+                "fast_retransmissions": t.fast_retransmissions,
+                "spurious_retransmissions": t.spurious_retransmissions,
+                "private_retransmissions": self.private_retransmissions,
+                "duplicate_acks": t.duplicate_acks,
+                "out_of_order": t.out_of_order,
+                "lost_segments": t.lost_segments,
+                "zero_windows": t.zero_windows,
+                "streams": fs.tcp_streams,
+            },
+            "udp": { "streams": fs.udp_streams },
+            "identities": [],
+            "app_errors": [],
+            "counters": {},
+            "alerts": [],
+            "capture": {
+                "link_type": self.capture.link_type.map(|l| l.name()),
+                "truncated_frames": self.capture.truncated_frames,
+                "decode_errors": self.capture.decode_errors,
+                "drops": self.capture.drops,
+                "stopped_layers": stops,
+                "flow_evictions": fs.evicted,
+                "flow_expirations": fs.expired,
+                "clock_jumps": fs.clock_jumps,
+                "host_pair_overflow": self.pair_overflow,
+            },
+            "files": files,
+        })
+    }
+}
+
+/// `tcp.analysis.*` field names of a set of flags, for reports and tests.
+pub fn flag_names(f: TcpFlags) -> Vec<&'static str> {
+    TcpFlags::NAMES.iter().filter(|(b, _)| f.has(*b)).map(|(_, n)| *n).collect()
+}

@@ -1,0 +1,97 @@
+//! Packet time. Everything downstream of the capture source measures time with [`Ts`], taken from
+//! the packet, never from the wall clock (only the live source reads the clock), so analysing a
+//! file gives the answers the daemon would have given live.
+
+use std::fmt;
+
+/// Nanoseconds since the Unix epoch (UTC). i64 covers ±292 years, beyond any capture format.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Ts(pub i64);
+
+pub const NANOS_PER_SEC: i64 = 1_000_000_000;
+
+impl Ts {
+    pub fn from_secs_nanos(secs: i64, nanos: i64) -> Ts {
+        Ts(secs.saturating_mul(NANOS_PER_SEC).saturating_add(nanos))
+    }
+    pub fn secs(self) -> i64 {
+        self.0.div_euclid(NANOS_PER_SEC)
+    }
+    pub fn subsec_nanos(self) -> i64 {
+        self.0.rem_euclid(NANOS_PER_SEC)
+    }
+    /// Start of the minute containing this instant, in seconds since the epoch.
+    pub fn minute(self) -> i64 {
+        self.secs().div_euclid(60) * 60
+    }
+    /// `self - earlier` in nanoseconds (may be negative: merged captures run backwards at times).
+    pub fn since(self, earlier: Ts) -> i64 {
+        self.0.saturating_sub(earlier.0)
+    }
+    /// RFC 3339 UTC with microseconds, e.g. `2024-01-01T00:00:00.370000Z`.
+    pub fn rfc3339(self) -> String {
+        self.to_string()
+    }
+}
+
+/// Days since 1970-01-01 to (year, month, day) in the proleptic Gregorian calendar
+/// (Howard Hinnant's civil_from_days).
+pub fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+/// Seconds since the epoch as RFC 3339 UTC without fraction (for minute buckets).
+pub fn rfc3339_secs(secs: i64) -> String {
+    Ts::from_secs_nanos(secs, 0).to_string().replace(".000000Z", "Z")
+}
+
+impl fmt::Display for Ts {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let secs = self.secs();
+        let (y, mo, d) = civil_from_days(secs.div_euclid(86_400));
+        let sod = secs.rem_euclid(86_400);
+        write!(
+            f,
+            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:06}Z",
+            y,
+            mo,
+            d,
+            sod / 3600,
+            (sod / 60) % 60,
+            sod % 60,
+            self.subsec_nanos() / 1000
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_rfc3339() {
+        assert_eq!(Ts(0).to_string(), "1970-01-01T00:00:00.000000Z");
+        assert_eq!(
+            Ts::from_secs_nanos(1_704_067_200, 370_000_000).to_string(),
+            "2024-01-01T00:00:00.370000Z"
+        );
+        assert_eq!(Ts::from_secs_nanos(951_782_400, 0).to_string(), "2000-02-29T00:00:00.000000Z");
+        assert_eq!(Ts(-1).to_string(), "1969-12-31T23:59:59.999999Z");
+        assert_eq!(rfc3339_secs(60), "1970-01-01T00:01:00Z");
+    }
+
+    #[test]
+    fn minute_floor_handles_negative_time() {
+        assert_eq!(Ts::from_secs_nanos(-1, 0).minute(), -60);
+        assert_eq!(Ts::from_secs_nanos(125, 5).minute(), 120);
+    }
+}

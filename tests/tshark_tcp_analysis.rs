@@ -1,0 +1,78 @@
+//! Differential test: TCP analysis flags against tshark 4.0 on every capture of the shared
+//! corpus and of our own lab captures. For each flag, the frame sets must agree; the test prints
+//! a per-flag agreement table (Jaccard index of the frame sets) and fails on any difference not
+//! listed in KNOWN_DIFFERENCES.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use common::*;
+
+/// (file, flag, frame): differences we understand and document. Each has a named test in
+/// tests/tcp_analysis_cases.rs explaining why.
+const KNOWN_DIFFERENCES: &[(&str, &str, u64)] = &[];
+
+fn compare(files: &[PathBuf]) -> (BTreeMap<&'static str, (usize, usize)>, Vec<String>) {
+    let mut agreement: BTreeMap<&'static str, (usize, usize)> = BTreeMap::new();
+    let mut failures = Vec::new();
+    for file in files {
+        let name = file.file_name().unwrap().to_string_lossy().to_string();
+        let theirs = tshark_flag_frames(file);
+        let ours = our_flag_frames(file);
+        for flag in COMPARED_FLAGS {
+            let t: std::collections::BTreeSet<u64> = theirs[flag].iter().copied().collect();
+            let o: std::collections::BTreeSet<u64> = ours[flag].iter().copied().collect();
+            let inter = t.intersection(&o).count();
+            let union = t.union(&o).count();
+            let e = agreement.entry(flag).or_default();
+            e.0 += inter;
+            e.1 += union;
+            for f in t.symmetric_difference(&o) {
+                if KNOWN_DIFFERENCES.iter().any(|(kf, kflag, kframe)| *kf == name && *kflag == flag && kframe == f) {
+                    continue;
+                }
+                let side = if t.contains(f) { "tshark only" } else { "ours only" };
+                failures.push(format!("{name}: tcp.analysis.{flag} frame {f} ({side})"));
+            }
+        }
+    }
+    (agreement, failures)
+}
+
+fn report(label: &str, agreement: &BTreeMap<&'static str, (usize, usize)>) {
+    eprintln!("{label}: agreement with tshark per flag (frames in both / frames in either)");
+    for (flag, (i, u)) in agreement {
+        let pct = if *u == 0 { 100.0 } else { 100.0 * *i as f64 / *u as f64 };
+        eprintln!("  tcp.analysis.{flag:<24} {i:>6} / {u:<6} {pct:6.2} %");
+    }
+}
+
+#[test]
+fn tcp_analysis_matches_tshark_on_the_corpus() {
+    let Some(dir) = corpus_dir() else { return };
+    if !have_tshark() {
+        return;
+    }
+    let files = captures_in(&dir);
+    assert!(files.len() > 50, "corpus incomplete: {} files", files.len());
+    let (agreement, failures) = compare(&files);
+    report("corpus", &agreement);
+    assert!(failures.is_empty(), "{} differences:\n{}", failures.len(), failures.join("\n"));
+}
+
+#[test]
+fn tcp_analysis_matches_tshark_on_lab_captures() {
+    if !have_tshark() {
+        return;
+    }
+    let files = captures_in(&lab_dir());
+    if files.is_empty() {
+        eprintln!("SKIP: no lab captures in {}", lab_dir().display());
+        return;
+    }
+    let (agreement, failures) = compare(&files);
+    report("lab", &agreement);
+    assert!(failures.is_empty(), "{} differences:\n{}", failures.len(), failures.join("\n"));
+}
