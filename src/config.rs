@@ -37,7 +37,10 @@ pub struct StoreConfig {
 
 impl Default for StoreConfig {
     fn default() -> Self {
-        StoreConfig { dir: PathBuf::from("/var/lib/mirrorwatch"), disk_budget: "4GiB".into() }
+        StoreConfig {
+            dir: PathBuf::from("/var/lib/mirrorwatch"),
+            disk_budget: "4GiB".into(),
+        }
     }
 }
 
@@ -55,7 +58,9 @@ pub struct RulesConfig {
 
 impl Default for RulesConfig {
     fn default() -> Self {
-        RulesConfig { dir: PathBuf::from("/etc/mirrorwatch/rules") }
+        RulesConfig {
+            dir: PathBuf::from("/etc/mirrorwatch/rules"),
+        }
     }
 }
 
@@ -68,7 +73,10 @@ pub struct WebConfig {
 
 impl Default for WebConfig {
     fn default() -> Self {
-        WebConfig { listen: "0.0.0.0:8080".into(), metrics_token_file: PathBuf::from("/etc/mirrorwatch/metrics.token") }
+        WebConfig {
+            listen: "0.0.0.0:8080".into(),
+            metrics_token_file: PathBuf::from("/etc/mirrorwatch/metrics.token"),
+        }
     }
 }
 
@@ -108,7 +116,10 @@ pub struct JobsConfig {
 
 impl Default for JobsConfig {
     fn default() -> Self {
-        JobsConfig { digest: "0 8 * * *".into(), retention: "*/15 * * * *".into() }
+        JobsConfig {
+            digest: "0 8 * * *".into(),
+            retention: "*/15 * * * *".into(),
+        }
     }
 }
 
@@ -116,16 +127,14 @@ impl Config {
     /// Parses a configuration; errors say FILE:LINE:COL and what was wrong.
     pub fn parse(text: &str, origin: &Path) -> anyhow::Result<Config> {
         toml::from_str::<Config>(text).map_err(|e| {
-            let (line, col) = e
-                .span()
-                .map(|s| line_col(text, s.start))
-                .unwrap_or((0, 0));
+            let (line, col) = e.span().map(|s| line_col(text, s.start)).unwrap_or((0, 0));
             anyhow::anyhow!("{}:{}:{}: {}", origin.display(), line, col, e.message())
         })
     }
 
     pub fn load(path: &Path) -> anyhow::Result<Config> {
-        let text = std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
         Config::parse(&text, path)
     }
 }
@@ -134,7 +143,12 @@ impl Config {
 pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
     let before = &text[..offset.min(text.len())];
     let line = before.matches('\n').count() + 1;
-    let col = before.rsplit('\n').next().map(|l| l.chars().count()).unwrap_or(0) + 1;
+    let col = before
+        .rsplit('\n')
+        .next()
+        .map(|l| l.chars().count())
+        .unwrap_or(0)
+        + 1;
     (line, col)
 }
 
@@ -148,13 +162,23 @@ mod tests {
         assert_eq!(c.capture.interface, "eth0");
         assert_eq!(c.capture.snaplen, 1600);
         assert_eq!(c.flows.max_flows, 65_536);
-        assert_eq!(c.store.database(), PathBuf::from("/var/lib/mirrorwatch/mirrorwatch.db"));
+        assert_eq!(
+            c.store.database(),
+            PathBuf::from("/var/lib/mirrorwatch/mirrorwatch.db")
+        );
     }
 
     #[test]
     fn unknown_key_names_file_line_and_column() {
-        let e = Config::parse("[capture]\ninterface = \"eth0\"\nsnaplne = 3\n", Path::new("m.toml")).unwrap_err();
+        let e = Config::parse(
+            "[capture]\ninterface = \"eth0\"\nsnaplne = 3\n",
+            Path::new("m.toml"),
+        )
+        .unwrap_err();
         let msg = e.to_string();
-        assert!(msg.starts_with("m.toml:3:1: unknown field `snaplne`"), "{msg}");
+        assert!(
+            msg.starts_with("m.toml:3:1: unknown field `snaplne`"),
+            "{msg}"
+        );
     }
 }

@@ -9,7 +9,11 @@ use clap::{Parser, Subcommand};
 use mirrorwatch::commands::{analyze, run, Outcome};
 
 #[derive(Parser)]
-#[command(name = "mirrorwatch", version, about = "Passive network watcher for a mirror port")]
+#[command(
+    name = "mirrorwatch",
+    version,
+    about = "Passive network watcher for a mirror port"
+)]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
@@ -58,8 +62,28 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let result = match cli.cmd {
-        Cmd::Run { config, replay, interface, db } => run::run(run::RunArgs { config, replay, interface, db }),
-        Cmd::Analyze { files, db, json, config } => analyze::run(analyze::AnalyzeArgs { files, db, json, config }),
+        Cmd::Run {
+            config,
+            replay,
+            interface,
+            db,
+        } => run::run(run::RunArgs {
+            config,
+            replay,
+            interface,
+            db,
+        }),
+        Cmd::Analyze {
+            files,
+            db,
+            json,
+            config,
+        } => analyze::run(analyze::AnalyzeArgs {
+            files,
+            db,
+            json,
+            config,
+        }),
     };
     match result {
         Ok(Outcome { bad_input: false }) => ExitCode::SUCCESS,

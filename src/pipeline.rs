@@ -28,7 +28,9 @@ pub struct PipelineConfig {
 
 impl Default for PipelineConfig {
     fn default() -> Self {
-        PipelineConfig { max_host_pairs: 4096 }
+        PipelineConfig {
+            max_host_pairs: 4096,
+        }
     }
 }
 
@@ -154,9 +156,14 @@ impl<S: Sink> Pipeline<S> {
             self.flush_minute();
         }
         let sink = &mut self.sink;
-        let fo = self.flows.process(d, &mut |rec: FlowRecord| sink.send(StoreEvent::Flow(rec)));
+        let fo = self
+            .flows
+            .process(d, &mut |rec: FlowRecord| sink.send(StoreEvent::Flow(rec)));
 
-        let m = self.cur.get_or_insert_with(|| MinuteStats { minute, ..Default::default() });
+        let m = self.cur.get_or_insert_with(|| MinuteStats {
+            minute,
+            ..Default::default()
+        });
         m.packets += 1;
         m.bytes += d.frame_len as u64;
         match d.transport {
@@ -176,12 +183,14 @@ impl<S: Sink> Pipeline<S> {
         let mut private_retrans = false;
         if let Some(ip) = d.ip {
             m.tcp.add_flags(flags);
-            private_retrans = fo.tcp.is_retransmission() && is_private(&ip.src) && is_private(&ip.dst);
+            private_retrans =
+                fo.tcp.is_retransmission() && is_private(&ip.src) && is_private(&ip.dst);
             if private_retrans {
                 m.private_retransmissions += 1;
             }
             let key = (ip.src, ip.dst);
-            let agg = if self.pairs.len() < self.cfg.max_host_pairs || self.pairs.contains_key(&key) {
+            let agg = if self.pairs.len() < self.cfg.max_host_pairs || self.pairs.contains_key(&key)
+            {
                 self.pairs.entry(key).or_default()
             } else {
                 m.pair_overflow += 1;
@@ -191,9 +200,15 @@ impl<S: Sink> Pipeline<S> {
             agg.bytes += d.frame_len as u64;
             agg.tcp.add_flags(flags);
         }
-        self.summary.observe(d, &fo.tcp, private_retrans, truncated, decode_error);
-        let stream = fo.slot.and_then(|s| self.flows.get(s)).map(|f| f.stream);
-        PacketOutcome { frame: d.frame, tcp: fo.tcp, is_tcp: matches!(d.transport, Transport::Tcp(_)), stream }
+        self.summary
+            .observe(d, &fo.tcp, private_retrans, truncated, decode_error);
+        let stream = fo.slot.map(|_| fo.stream);
+        PacketOutcome {
+            frame: d.frame,
+            tcp: fo.tcp,
+            is_tcp: matches!(d.transport, Transport::Tcp(_)),
+            stream,
+        }
     }
 
     /// Adds capture drops (live sources) to the current minute.
@@ -202,7 +217,10 @@ impl<S: Sink> Pipeline<S> {
             return;
         }
         let minute = now.minute();
-        let m = self.cur.get_or_insert_with(|| MinuteStats { minute, ..Default::default() });
+        let m = self.cur.get_or_insert_with(|| MinuteStats {
+            minute,
+            ..Default::default()
+        });
         m.drops += drops;
         self.summary.capture.drops += drops;
     }
@@ -245,7 +263,8 @@ impl<S: Sink> Pipeline<S> {
     pub fn end_of_file(&mut self) {
         self.flush_minute();
         let sink = &mut self.sink;
-        self.flows.drain(&mut |rec: FlowRecord| sink.send(StoreEvent::Flow(rec)));
+        self.flows
+            .drain(&mut |rec: FlowRecord| sink.send(StoreEvent::Flow(rec)));
         self.summary.flow_stats = std::mem::take(&mut self.flows.stats);
         self.summary.finish_file();
         self.sink.flush();

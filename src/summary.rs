@@ -10,9 +10,21 @@ use crate::flow::tcp::{TcpAnalysis, TcpFlags};
 use crate::flow::{FlowTableStats, TcpCounts};
 use crate::time::Ts;
 
-const LAYERS: [Layer; 7] = [Layer::Link, Layer::Vlan, Layer::Ipv4, Layer::Ipv6, Layer::Tcp, Layer::Udp, Layer::Icmp];
-const REASONS: [StopReason; 4] =
-    [StopReason::Truncated, StopReason::Malformed, StopReason::TooManyTags, StopReason::UnsupportedLink];
+const LAYERS: [Layer; 7] = [
+    Layer::Link,
+    Layer::Vlan,
+    Layer::Ipv4,
+    Layer::Ipv6,
+    Layer::Tcp,
+    Layer::Udp,
+    Layer::Icmp,
+];
+const REASONS: [StopReason; 4] = [
+    StopReason::Truncated,
+    StopReason::Malformed,
+    StopReason::TooManyTags,
+    StopReason::UnsupportedLink,
+];
 
 fn layer_name(l: Layer) -> &'static str {
     match l {
@@ -72,7 +84,14 @@ pub struct FileReport {
 }
 
 impl Summary {
-    pub fn observe(&mut self, d: &Decoded<'_>, tcp: &TcpAnalysis, private_retrans: bool, truncated: bool, decode_error: bool) {
+    pub fn observe(
+        &mut self,
+        d: &Decoded<'_>,
+        tcp: &TcpAnalysis,
+        private_retrans: bool,
+        truncated: bool,
+        decode_error: bool,
+    ) {
         self.packets += 1;
         self.bytes += d.frame_len as u64;
         if self.first_ts.is_none_or(|t| d.ts < t) {
@@ -167,5 +186,9 @@ impl Summary {
 
 /// `tcp.analysis.*` field names of a set of flags, for reports and tests.
 pub fn flag_names(f: TcpFlags) -> Vec<&'static str> {
-    TcpFlags::NAMES.iter().filter(|(b, _)| f.has(*b)).map(|(_, n)| *n).collect()
+    TcpFlags::NAMES
+        .iter()
+        .filter(|(b, _)| f.has(*b))
+        .map(|(_, n)| *n)
+        .collect()
 }

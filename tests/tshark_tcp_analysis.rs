@@ -30,10 +30,17 @@ fn compare(files: &[PathBuf]) -> (BTreeMap<&'static str, (usize, usize)>, Vec<St
             e.0 += inter;
             e.1 += union;
             for f in t.symmetric_difference(&o) {
-                if KNOWN_DIFFERENCES.iter().any(|(kf, kflag, kframe)| *kf == name && *kflag == flag && kframe == f) {
+                if KNOWN_DIFFERENCES
+                    .iter()
+                    .any(|(kf, kflag, kframe)| *kf == name && *kflag == flag && kframe == f)
+                {
                     continue;
                 }
-                let side = if t.contains(f) { "tshark only" } else { "ours only" };
+                let side = if t.contains(f) {
+                    "tshark only"
+                } else {
+                    "ours only"
+                };
                 failures.push(format!("{name}: tcp.analysis.{flag} frame {f} ({side})"));
             }
         }
@@ -44,7 +51,11 @@ fn compare(files: &[PathBuf]) -> (BTreeMap<&'static str, (usize, usize)>, Vec<St
 fn report(label: &str, agreement: &BTreeMap<&'static str, (usize, usize)>) {
     eprintln!("{label}: agreement with tshark per flag (frames in both / frames in either)");
     for (flag, (i, u)) in agreement {
-        let pct = if *u == 0 { 100.0 } else { 100.0 * *i as f64 / *u as f64 };
+        let pct = if *u == 0 {
+            100.0
+        } else {
+            100.0 * *i as f64 / *u as f64
+        };
         eprintln!("  tcp.analysis.{flag:<24} {i:>6} / {u:<6} {pct:6.2} %");
     }
 }
@@ -59,7 +70,12 @@ fn tcp_analysis_matches_tshark_on_the_corpus() {
     assert!(files.len() > 50, "corpus incomplete: {} files", files.len());
     let (agreement, failures) = compare(&files);
     report("corpus", &agreement);
-    assert!(failures.is_empty(), "{} differences:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} differences:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }
 
 #[test]
@@ -74,5 +90,10 @@ fn tcp_analysis_matches_tshark_on_lab_captures() {
     }
     let (agreement, failures) = compare(&files);
     report("lab", &agreement);
-    assert!(failures.is_empty(), "{} differences:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} differences:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }

@@ -23,7 +23,11 @@ pub struct AnalyzeArgs {
 /// Runs every file through `pipeline`, one after the other (TCP state and frame numbers restart
 /// per file). Damage stops that file — after every whole frame before it was processed — and is
 /// reported with the byte offset; the other files are still read.
-pub fn process_files<S: Sink>(pipeline: &mut Pipeline<S>, files: &[PathBuf], progress: Option<&ProgressBar>) -> Vec<FileReport> {
+pub fn process_files<S: Sink>(
+    pipeline: &mut Pipeline<S>,
+    files: &[PathBuf],
+    progress: Option<&ProgressBar>,
+) -> Vec<FileReport> {
     let mut reports = Vec::with_capacity(files.len());
     let mut done_bytes = 0u64;
     for path in files {
@@ -31,7 +35,11 @@ pub fn process_files<S: Sink>(pipeline: &mut Pipeline<S>, files: &[PathBuf], pro
         let mut src = match FileSource::open(path) {
             Ok(s) => s,
             Err(e) => {
-                reports.push(FileReport { file: name.clone(), packets: 0, error: Some(format!("{name}: {e}")) });
+                reports.push(FileReport {
+                    file: name.clone(),
+                    packets: 0,
+                    error: Some(format!("{name}: {e}")),
+                });
                 continue;
             }
         };
@@ -57,7 +65,11 @@ pub fn process_files<S: Sink>(pipeline: &mut Pipeline<S>, files: &[PathBuf], pro
         }
         done_bytes += src.file_len().unwrap_or(0);
         pipeline.end_of_file();
-        reports.push(FileReport { file: name, packets, error });
+        reports.push(FileReport {
+            file: name,
+            packets,
+            error,
+        });
     }
     reports
 }
@@ -66,11 +78,17 @@ fn progress_bar(files: &[PathBuf]) -> Option<ProgressBar> {
     if !std::io::stderr().is_terminal() {
         return None;
     }
-    let total: u64 = files.iter().filter_map(|f| std::fs::metadata(f).ok()).map(|m| m.len()).sum();
+    let total: u64 = files
+        .iter()
+        .filter_map(|f| std::fs::metadata(f).ok())
+        .map(|m| m.len())
+        .sum();
     let pb = ProgressBar::new(total);
     pb.set_style(
-        ProgressStyle::with_template("{spinner} [{elapsed_precise}] {wide_bar} {bytes}/{total_bytes} ({bytes_per_sec})")
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        ProgressStyle::with_template(
+            "{spinner} [{elapsed_precise}] {wide_bar} {bytes}/{total_bytes} ({bytes_per_sec})",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
     Some(pb)
 }
@@ -106,7 +124,10 @@ pub fn run(args: AnalyzeArgs) -> anyhow::Result<Outcome> {
         }
     }
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&summary.to_json(&reports))?);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&summary.to_json(&reports))?
+        );
     } else {
         print_text(&summary, &reports, args.db.as_deref());
     }
@@ -126,7 +147,10 @@ fn print_text(s: &Summary, reports: &[FileReport], db: Option<&Path>) {
     );
     println!(
         "tcp:         {} retransmissions ({} fast, {} spurious, {} between private addresses)",
-        t.retransmissions, t.fast_retransmissions, t.spurious_retransmissions, s.private_retransmissions
+        t.retransmissions,
+        t.fast_retransmissions,
+        t.spurious_retransmissions,
+        s.private_retransmissions
     );
     println!(
         "             {} duplicate ACKs, {} out of order, {} lost segments, {} zero windows",

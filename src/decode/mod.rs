@@ -241,7 +241,9 @@ pub fn decode<'a>(pkt: &RawPacket<'a>) -> Decoded<'a> {
         data: pkt.data,
         stop: None,
     };
-    let Some((net_type, off)) = link::decode_link(&mut d, pkt.data) else { return d };
+    let Some((net_type, off)) = link::decode_link(&mut d, pkt.data) else {
+        return d;
+    };
     d.net_type = Some(net_type);
     let rest = &pkt.data[off..];
     match net_type {
@@ -253,7 +255,11 @@ pub fn decode<'a>(pkt: &RawPacket<'a>) -> Decoded<'a> {
 
 fn stop(d: &mut Decoded<'_>, layer: Layer, reason: StopReason, offset: u32) {
     if d.stop.is_none() {
-        d.stop = Some(Stop { layer, reason, offset });
+        d.stop = Some(Stop {
+            layer,
+            reason,
+            offset,
+        });
     }
 }
 
@@ -294,10 +300,18 @@ fn parse_ip(b: &[u8]) -> Result<IpParse, (Layer, StopReason)> {
                 dst: IpAddr::V4(Ipv4Addr::new(b[16], b[17], b[18], b[19])),
                 proto: b[9],
                 ttl: b[8],
-                len: if total == 0 { b.len() as u32 } else { total as u32 },
+                len: if total == 0 {
+                    b.len() as u32
+                } else {
+                    total as u32
+                },
                 fragment: frag & 0x3fff != 0,
             };
-            Ok(IpParse { hdr, payload_off: ihl, declared_len })
+            Ok(IpParse {
+                hdr,
+                payload_off: ihl,
+                declared_len,
+            })
         }
         Some(6) => {
             if b.len() < 40 {
@@ -311,8 +325,10 @@ fn parse_ip(b: &[u8]) -> Result<IpParse, (Layer, StopReason)> {
             let body = &b[40..];
             let declared = if plen == 0 { body.len() } else { plen };
             let captured = &body[..declared.min(body.len())];
-            let (exts, next, _payload, err) =
-                etherparse::Ipv6ExtensionsSlice::from_slice_lax(etherparse::IpNumber(b[6]), captured);
+            let (exts, next, _payload, err) = etherparse::Ipv6ExtensionsSlice::from_slice_lax(
+                etherparse::IpNumber(b[6]),
+                captured,
+            );
             if err.is_some() {
                 return Err((Layer::Ipv6, StopReason::Truncated));
             }
@@ -325,7 +341,11 @@ fn parse_ip(b: &[u8]) -> Result<IpParse, (Layer, StopReason)> {
                 len: (declared + 40) as u32,
                 fragment: exts.is_fragmenting_payload(),
             };
-            Ok(IpParse { hdr, payload_off: 40 + ext_len, declared_len: declared.saturating_sub(ext_len) })
+            Ok(IpParse {
+                hdr,
+                payload_off: 40 + ext_len,
+                declared_len: declared.saturating_sub(ext_len),
+            })
         }
         Some(_) => Err((Layer::Ipv4, StopReason::Malformed)),
         None => Err((Layer::Ipv4, StopReason::Truncated)),
@@ -369,7 +389,11 @@ fn decode_ip<'a>(d: &mut Decoded<'a>, b: &'a [u8], base: u32) {
             if captured.len() < 4 {
                 return stop(d, Layer::Icmp, trunc_or_malformed(declared, 4), base);
             }
-            let icmp = IcmpHeader { v6: ip.hdr.proto == IPPROTO_ICMPV6, icmp_type: captured[0], code: captured[1] };
+            let icmp = IcmpHeader {
+                v6: ip.hdr.proto == IPPROTO_ICMPV6,
+                icmp_type: captured[0],
+                code: captured[1],
+            };
             d.transport = Transport::Icmp(icmp);
             d.payload = captured.get(8..).unwrap_or(&[]);
             if icmp.is_error() && captured.len() > 8 {

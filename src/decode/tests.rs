@@ -1,0 +1,207 @@
+//! Literal-byte decoder tests, including every truncation length of a frame.
+
+use super::*;
+use crate::capture::{LinkType, RawPacket};
+use crate::flow::tests::tcp_frame;
+
+fn dec(link: LinkType, data: &[u8]) -> Decoded<'_> {
+    decode(&RawPacket {
+        frame: 1,
+        ts: Ts(0),
+        orig_len: data.len() as u32,
+        link,
+        interface: 0,
+        data,
+    })
+}
+
+#[test]
+fn ethernet_ipv4_tcp_with_payload_and_padding() {
+    let mut f = tcp_frame([10, 0, 0, 1], [192, 168, 1, 2], 40000, 80, 7, 9, 0x18, 5);
+    f.extend_from_slice(&[0; 6]); // Ethernet padding beyond the IP length is not payload
+    let d = dec(LinkType::ETHERNET, &f);
+    assert_eq!(d.eth_src, Some([0, 0, 0, 0, 0, 1]));
+    let ip = d.ip.unwrap();
+    assert_eq!(ip.src.to_string(), "10.0.0.1");
+    assert_eq!(ip.dst.to_string(), "192.168.1.2");
+    let t = d.tcp().unwrap();
+    assert_eq!(
+        (t.src_port, t.dst_port, t.seq, t.ack, t.seg_len),
+        (40000, 80, 7, 9, 5)
+    );
+    assert!(t.has(tcp_flags::PSH) && t.has(tcp_flags::ACK));
+    assert_eq!(d.payload, b"xxxxx");
+    assert_eq!(d.stop, None);
+}
+
+#[test]
+fn headers_only_capture_keeps_the_declared_segment_length() {
+    let f = tcp_frame([10, 0, 0, 1], [10, 0, 0, 2], 1, 2, 100, 0, 0x10, 1000);
+    let d = dec(LinkType::ETHERNET, &f[..54]);
+    assert_eq!(d.tcp().unwrap().seg_len, 1000);
+    assert!(d.payload.is_empty());
+}
+
+#[test]
+fn every_truncation_length_decodes_without_panic_and_says_where_it_stopped() {
+    let f = tcp_frame([10, 0, 0, 1], [10, 0, 0, 2], 1, 2, 100, 0, 0x10, 10);
+    for cut in 0..f.len() {
+        let d = dec(LinkType::ETHERNET, &f[..cut]);
+        match cut {
+            0..=13 => assert_eq!(
+                d.stop.map(|s| (s.layer, s.reason)),
+                Some((Layer::Link, StopReason::Truncated))
+            ),
+            14..=33 => assert_eq!(
+                d.stop.map(|s| (s.layer, s.reason, s.offset)),
+                Some((Layer::Ipv4, StopReason::Truncated, 14))
+            ),
+            34..=53 => assert_eq!(
+                d.stop.map(|s| (s.layer, s.reason, s.offset)),
+                Some((Layer::Tcp, StopReason::Truncated, 34))
+            ),
+            _ => {
+                assert_eq!(d.stop, None, "cut {cut}");
+                assert_eq!(d.tcp().unwrap().seg_len, 10);
+            }
+        }
+    }
+}
+
+#[test]
+fn vlan_stacks_and_8021ad_tags() {
+    // 802.1ad (S-tag 1525) + 802.1Q (30) + 802.1Q (40) + IPv4 UDP
+    let mut f = vec![0xff; 12];
+    f.extend_from_slice(&[
+        0x88, 0xa8, 0x05, 0xf5, 0x81, 0x00, 0x00, 30, 0x81, 0x00, 0x00, 40, 0x08, 0x00,
+    ]);
+    f.extend_from_slice(&[
+        0x45, 0, 0, 28, 0, 0, 0, 0, 64, 17, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2,
+    ]);
+    f.extend_from_slice(&[0x00, 0x35, 0x30, 0x39, 0, 8, 0, 0]);
+    let d = dec(LinkType::ETHERNET, &f);
+    assert_eq!(d.svlans(), &[1525]);
+    assert_eq!(d.vlans(), &[30, 40]);
+    assert_eq!(d.eth_type, Some(0x88a8));
+    let u = d.udp().unwrap();
+    assert_eq!((u.src_port, u.dst_port, u.length), (53, 12345, 8));
+}
+
+#[test]
+fn too_many_vlan_tags_is_a_counted_decode_error() {
+    let mut f = vec![0xff; 12];
+    for _ in 0..6 {
+        f.extend_from_slice(&[0x81, 0x00, 0x00, 0x01]);
+    }
+    f.extend_from_slice(&[0x08, 0x00]);
+    let d = dec(LinkType::ETHERNET, &f);
+    assert_eq!(d.stop.map(|s| s.reason), Some(StopReason::TooManyTags));
+    assert!(d.stop.unwrap().reason.is_error());
+}
+
+#[test]
+fn ipv6_with_hop_by_hop_header_then_tcp() {
+    let mut f = vec![0x60, 0, 0, 0, 0, 28, 0, 64];
+    f.extend_from_slice(&[0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]);
+    f.extend_from_slice(&[0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2]);
+    f.extend_from_slice(&[6, 0, 1, 4, 0, 0, 0, 0]); // hop-by-hop: next = TCP, PadN
+    f.extend_from_slice(&[
+        0, 22, 0xc3, 0x50, 0, 0, 0, 1, 0, 0, 0, 0, 0x50, 0x02, 0xff, 0xff, 0, 0, 0, 0,
+    ]);
+    let d = dec(LinkType::RAW, &f);
+    let ip = d.ip.unwrap();
+    assert_eq!(ip.proto, IPPROTO_TCP);
+    assert_eq!(ip.dst.to_string(), "fd00::2");
+    let t = d.tcp().unwrap();
+    assert_eq!((t.src_port, t.dst_port, t.seg_len), (22, 50000, 0));
+    assert!(t.has(tcp_flags::SYN));
+}
+
+#[test]
+fn ipv4_fragments_carry_no_transport_header() {
+    let mut f = tcp_frame([10, 0, 0, 1], [10, 0, 0, 2], 1, 2, 100, 0, 0x10, 10);
+    f[14 + 6] = 0x20; // more fragments
+    let d = dec(LinkType::ETHERNET, &f);
+    assert!(d.ip.unwrap().fragment);
+    assert_eq!(d.transport, Transport::None);
+}
+
+#[test]
+fn icmp_error_quotes_the_offending_header() {
+    let mut f = vec![
+        0x45, 0, 0, 56, 0, 0, 0, 0, 64, 1, 0, 0, 192, 168, 1, 1, 10, 10, 1, 4,
+    ];
+    f.extend_from_slice(&[3, 3, 0, 0, 0, 0, 0, 0]); // port unreachable
+    f.extend_from_slice(&[
+        0x45, 0, 0, 40, 0, 0, 0, 0, 64, 6, 0, 0, 10, 10, 1, 4, 74, 53, 140, 153,
+    ]);
+    f.extend_from_slice(&[0x05, 0xbe, 0x00, 0x19, 1, 2, 3, 4]);
+    let d = dec(LinkType::RAW, &f);
+    assert!(matches!(
+        d.transport,
+        Transport::Icmp(IcmpHeader {
+            icmp_type: 3,
+            code: 3,
+            v6: false
+        })
+    ));
+    assert_eq!(d.quoted_ip.unwrap().src.to_string(), "10.10.1.4");
+    assert_eq!(
+        d.quoted_ports,
+        Some(QuotedPorts {
+            proto: 6,
+            src_port: 1470,
+            dst_port: 25
+        })
+    );
+}
+
+#[test]
+fn loopback_and_linux_cooked_links() {
+    let ip = [
+        0x45, 0, 0, 20, 0, 0, 0, 0, 64, 253, 0, 0, 127, 0, 0, 1, 127, 0, 0, 1,
+    ];
+    let mut null = vec![2, 0, 0, 0];
+    null.extend_from_slice(&ip);
+    assert_eq!(dec(LinkType::NULL, &null).ip.unwrap().proto, 253);
+    let mut sll2 = vec![
+        0x08, 0x00, 0, 0, 0, 0, 0, 2, 0, 1, 0, 6, 1, 2, 3, 4, 5, 6, 0, 0,
+    ];
+    sll2.extend_from_slice(&ip);
+    let d = dec(LinkType::LINUX_SLL2, &sll2);
+    assert_eq!(d.eth_src, Some([1, 2, 3, 4, 5, 6]));
+    assert_eq!(d.ip.unwrap().ttl, 64);
+    let mut sll = vec![0, 0, 0, 1, 0, 6, 9, 8, 7, 6, 5, 4, 0, 0, 0x08, 0x00];
+    sll.extend_from_slice(&ip);
+    assert_eq!(
+        dec(LinkType::LINUX_SLL, &sll).eth_src,
+        Some([9, 8, 7, 6, 5, 4])
+    );
+}
+
+#[test]
+fn malformed_ip_lengths_are_errors_not_panics() {
+    let mut f = tcp_frame([10, 0, 0, 1], [10, 0, 0, 2], 1, 2, 100, 0, 0x10, 0);
+    f[14 + 2] = 0;
+    f[14 + 3] = 10; // total length smaller than the header
+    let d = dec(LinkType::ETHERNET, &f);
+    assert_eq!(
+        d.stop.map(|s| (s.layer, s.reason)),
+        Some((Layer::Ipv4, StopReason::Malformed))
+    );
+    let mut f = tcp_frame([10, 0, 0, 1], [10, 0, 0, 2], 1, 2, 100, 0, 0x10, 0);
+    f[14 + 20 + 12] = 0xf0; // TCP data offset 60 > segment
+    let d = dec(LinkType::ETHERNET, &f);
+    assert_eq!(
+        d.stop.map(|s| (s.layer, s.reason)),
+        Some((Layer::Tcp, StopReason::Malformed))
+    );
+}
+
+#[test]
+fn tso_total_length_zero_uses_the_captured_length() {
+    let mut f = tcp_frame([10, 0, 0, 1], [10, 0, 0, 2], 1, 2, 100, 0, 0x10, 3000);
+    f[14 + 2] = 0;
+    f[14 + 3] = 0;
+    assert_eq!(dec(LinkType::ETHERNET, &f).tcp().unwrap().seg_len, 3000);
+}

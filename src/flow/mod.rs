@@ -16,7 +16,10 @@ pub mod tcp;
 use std::collections::HashMap;
 use std::net::IpAddr;
 
-use crate::decode::{tcp_flags::{FIN, RST}, Decoded, Transport, IPPROTO_TCP, IPPROTO_UDP};
+use crate::decode::{
+    tcp_flags::{FIN, RST},
+    Decoded, Transport, IPPROTO_TCP, IPPROTO_UDP,
+};
 use crate::time::{Ts, NANOS_PER_SEC};
 use tcp::{SynCheck, TcpAnalysis, TcpConversation, TcpFlags};
 
@@ -39,7 +42,13 @@ pub struct FlowConfig {
 
 impl Default for FlowConfig {
     fn default() -> Self {
-        FlowConfig { max_flows: 65_536, tcp_idle_secs: 3600, tcp_closed_secs: 300, udp_idle_secs: 300, clock_jump_secs: 3600 }
+        FlowConfig {
+            max_flows: 65_536,
+            tcp_idle_secs: 3600,
+            tcp_closed_secs: 300,
+            udp_idle_secs: 300,
+            clock_jump_secs: 3600,
+        }
     }
 }
 
@@ -57,9 +66,27 @@ impl FlowKey {
     /// Key and direction (0: src is A, 1: src is B) of a packet.
     pub fn new(src: IpAddr, sport: u16, dst: IpAddr, dport: u16, proto: u8) -> (FlowKey, usize) {
         if (src, sport) <= (dst, dport) {
-            (FlowKey { a: src, b: dst, a_port: sport, b_port: dport, proto }, 0)
+            (
+                FlowKey {
+                    a: src,
+                    b: dst,
+                    a_port: sport,
+                    b_port: dport,
+                    proto,
+                },
+                0,
+            )
         } else {
-            (FlowKey { a: dst, b: src, a_port: dport, b_port: sport, proto }, 1)
+            (
+                FlowKey {
+                    a: dst,
+                    b: src,
+                    a_port: dport,
+                    b_port: sport,
+                    proto,
+                },
+                1,
+            )
         }
     }
 }
@@ -112,8 +139,14 @@ impl TcpCounts {
             }
         };
         inc(&mut self.retransmissions, TcpFlags::RETRANSMISSION);
-        inc(&mut self.fast_retransmissions, TcpFlags::FAST_RETRANSMISSION);
-        inc(&mut self.spurious_retransmissions, TcpFlags::SPURIOUS_RETRANSMISSION);
+        inc(
+            &mut self.fast_retransmissions,
+            TcpFlags::FAST_RETRANSMISSION,
+        );
+        inc(
+            &mut self.spurious_retransmissions,
+            TcpFlags::SPURIOUS_RETRANSMISSION,
+        );
         inc(&mut self.duplicate_acks, TcpFlags::DUPLICATE_ACK);
         inc(&mut self.out_of_order, TcpFlags::OUT_OF_ORDER);
         inc(&mut self.lost_segments, TcpFlags::LOST_SEGMENT);
@@ -121,8 +154,12 @@ impl TcpCounts {
     }
     pub fn add(&mut self, o: &TcpCounts) {
         self.retransmissions = self.retransmissions.saturating_add(o.retransmissions);
-        self.fast_retransmissions = self.fast_retransmissions.saturating_add(o.fast_retransmissions);
-        self.spurious_retransmissions = self.spurious_retransmissions.saturating_add(o.spurious_retransmissions);
+        self.fast_retransmissions = self
+            .fast_retransmissions
+            .saturating_add(o.fast_retransmissions);
+        self.spurious_retransmissions = self
+            .spurious_retransmissions
+            .saturating_add(o.spurious_retransmissions);
         self.duplicate_acks = self.duplicate_acks.saturating_add(o.duplicate_acks);
         self.out_of_order = self.out_of_order.saturating_add(o.out_of_order);
         self.lost_segments = self.lost_segments.saturating_add(o.lost_segments);
@@ -168,6 +205,8 @@ pub struct FlowOutcome {
     pub dir: u8,
     pub tcp: TcpAnalysis,
     pub new_flow: bool,
+    /// The flow's stream index (`tcp.stream` for TCP).
+    pub stream: u64,
 }
 
 /// Counters about the table itself.
@@ -263,7 +302,11 @@ impl FlowTable {
                 None => false,
             };
             if expired {
-                let reason = if self.slots[i].as_ref().is_some_and(|f| f.closing) { EndReason::Closed } else { EndReason::Idle };
+                let reason = if self.slots[i].as_ref().is_some_and(|f| f.closing) {
+                    EndReason::Closed
+                } else {
+                    EndReason::Idle
+                };
                 self.stats.expired += 1;
                 self.remove(i as u32, reason, out);
             }
@@ -346,7 +389,9 @@ impl FlowTable {
     /// Expired, evicted and replaced flows are handed to `out`.
     pub fn process(&mut self, d: &Decoded<'_>, out: &mut impl FnMut(FlowRecord)) -> FlowOutcome {
         self.tick(d.ts, out);
-        let Some(ip) = d.ip else { return FlowOutcome::default() };
+        let Some(ip) = d.ip else {
+            return FlowOutcome::default();
+        };
         let (sport, dport, proto) = match d.transport {
             Transport::Tcp(t) => (t.src_port, t.dst_port, IPPROTO_TCP),
             Transport::Udp(u) => (u.src_port, u.dst_port, IPPROTO_UDP),
@@ -363,7 +408,9 @@ impl FlowTable {
         };
         let mut reused = false;
         if let Transport::Tcp(t) = &d.transport {
-            reused = self.slots[slot as usize].as_ref().is_some_and(|f| f.tcp.syn_check(dir, t) == SynCheck::NewConversation);
+            reused = self.slots[slot as usize]
+                .as_ref()
+                .is_some_and(|f| f.tcp.syn_check(dir, t) == SynCheck::NewConversation);
             if reused {
                 self.remove(slot, EndReason::Reused, out);
                 slot = self.insert(key, d.ts, out);
@@ -371,7 +418,9 @@ impl FlowTable {
             }
         }
         let clock = self.clock;
-        let Some(flow) = self.slots[slot as usize].as_mut() else { return FlowOutcome::default() };
+        let Some(flow) = self.slots[slot as usize].as_mut() else {
+            return FlowOutcome::default();
+        };
         flow.last_ts = d.ts;
         flow.last_clock = clock;
         flow.packets[dir] += 1;
@@ -393,7 +442,13 @@ impl FlowTable {
                 flow.saw_rst = true;
             }
         }
-        FlowOutcome { slot: Some(slot), dir: dir as u8, tcp: analysis, new_flow }
+        FlowOutcome {
+            slot: Some(slot),
+            dir: dir as u8,
+            tcp: analysis,
+            new_flow,
+            stream: flow.stream,
+        }
     }
 
     /// Hands every remaining flow to `out` (end of a capture file) and empties the table.
@@ -410,4 +465,4 @@ impl FlowTable {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -33,7 +33,8 @@ pub fn open(path: &Path) -> anyhow::Result<Connection> {
     if let Some(dir) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
-    let mut conn = Connection::open(path).with_context(|| format!("opening database {}", path.display()))?;
+    let mut conn =
+        Connection::open(path).with_context(|| format!("opening database {}", path.display()))?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", "NORMAL")?;
     conn.busy_timeout(Duration::from_secs(5))?;
@@ -115,7 +116,9 @@ impl SqliteSink {
         self.send_batch();
         self.tx = None;
         match self.writer.take() {
-            Some(h) => h.join().map_err(|_| anyhow::anyhow!("store writer thread panicked"))?,
+            Some(h) => h
+                .join()
+                .map_err(|_| anyhow::anyhow!("store writer thread panicked"))?,
             None => Ok(WriterStats::default()),
         }
     }
@@ -149,7 +152,12 @@ fn ip_text(ip: Option<IpAddr>) -> String {
 }
 
 fn mac_text(m: Option<[u8; 6]>) -> Option<String> {
-    m.map(|m| format!("{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}", m[0], m[1], m[2], m[3], m[4], m[5]))
+    m.map(|m| {
+        format!(
+            "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
+            m[0], m[1], m[2], m[3], m[4], m[5]
+        )
+    })
 }
 
 fn writer_loop(mut conn: Connection, rx: Receiver<Vec<StoreEvent>>) -> anyhow::Result<WriterStats> {

@@ -1,0 +1,316 @@
+//! The synthetic scenarios S1–S11 of `shared/reference/wireshark-semantics.md` §3 (each checked
+//! there with tshark 4.0.17), plus sequence-number wrap-around, replayed through
+//! [`TcpConversation::analyze`].
+
+use super::*;
+
+const C: usize = 0; // client direction
+const S: usize = 1; // server direction
+
+struct Seg {
+    t_ms: f64,
+    dir: usize,
+    seq: u32,
+    ack: u32,
+    flags: &'static str,
+    win: u16,
+    len: u32,
+}
+
+fn seg(t_ms: f64, dir: usize, seq: u32, ack: u32, flags: &'static str, win: u16, len: u32) -> Seg {
+    Seg {
+        t_ms,
+        dir,
+        seq,
+        ack,
+        flags,
+        win,
+        len,
+    }
+}
+
+fn hdr(s: &Seg) -> TcpHeader {
+    let mut f = 0;
+    for c in s.flags.chars() {
+        f |= match c {
+            'F' => FIN,
+            'S' => SYN,
+            'R' => RST,
+            'P' => PSH,
+            'A' => ACK,
+            _ => 0,
+        };
+    }
+    TcpHeader {
+        src_port: if s.dir == C { 1000 } else { 80 },
+        dst_port: if s.dir == C { 80 } else { 1000 },
+        seq: s.seq,
+        ack: s.ack,
+        flags: f,
+        window: s.win,
+        header_len: 20,
+        seg_len: s.len,
+        wscale: None,
+    }
+}
+
+/// Runs the segments and returns each frame's flag names.
+fn run(segs: &[Seg]) -> Vec<Vec<&'static str>> {
+    let mut conv = TcpConversation::default();
+    segs.iter()
+        .enumerate()
+        .map(|(i, s)| {
+            let ts = Ts(100 * NANOS_PER_SEC + (s.t_ms * 1e6) as i64);
+            let a = conv.analyze(s.dir, &hdr(s), ts, i as u64 + 1);
+            TcpFlags::NAMES
+                .iter()
+                .filter(|(b, _)| a.flags.has(*b))
+                .map(|(_, n)| *n)
+                .collect()
+        })
+        .collect()
+}
+
+fn expect(got: &[Vec<&str>], want: &[&[&str]]) {
+    assert_eq!(got.len(), want.len());
+    for (i, (g, w)) in got.iter().zip(want).enumerate() {
+        let mut g = g.clone();
+        let mut w = w.to_vec();
+        g.sort();
+        w.sort();
+        assert_eq!(g, w, "frame {}", i + 1);
+    }
+}
+
+#[test]
+fn s1_lost_segment_then_out_of_order_then_retransmission() {
+    let r = run(&[
+        seg(0.0, C, 1001, 5001, "A", 1000, 100),
+        seg(1.0, C, 1201, 5001, "A", 1000, 100),
+        seg(2.0, C, 1101, 5001, "A", 1000, 100),
+        seg(500.0, C, 1001, 5001, "A", 1000, 100),
+    ]);
+    expect(
+        &r,
+        &[
+            &[],
+            &["lost_segment"],
+            &["out_of_order"],
+            &["retransmission"],
+        ],
+    );
+}
+
+#[test]
+fn s2_duplicate_acks_then_fast_retransmission() {
+    let r = run(&[
+        seg(0.0, C, 10001, 5001, "A", 1000, 100),
+        seg(1.0, C, 10101, 5001, "A", 1000, 100),
+        seg(2.0, C, 10201, 5001, "A", 1000, 100),
+        seg(10.0, S, 5001, 10101, "A", 1000, 0),
+        seg(11.0, S, 5001, 10101, "A", 1000, 0),
+        seg(12.0, S, 5001, 10101, "A", 1000, 0),
+        seg(13.0, S, 5001, 10101, "A", 1000, 0),
+        seg(15.0, C, 10101, 5001, "A", 1000, 100),
+    ]);
+    expect(
+        &r,
+        &[
+            &[],
+            &[],
+            &[],
+            &[],
+            &["duplicate_ack"],
+            &["duplicate_ack"],
+            &["duplicate_ack"],
+            &["fast_retransmission", "retransmission"],
+        ],
+    );
+}
+
+#[test]
+fn s2_dup_ack_numbers_count_up() {
+    let mut conv = TcpConversation::default();
+    let segs = [
+        seg(0.0, C, 10001, 5001, "A", 1000, 100),
+        seg(10.0, S, 5001, 10101, "A", 1000, 0),
+        seg(11.0, S, 5001, 10101, "A", 1000, 0),
+        seg(12.0, S, 5001, 10101, "A", 1000, 0),
+    ];
+    let nums: Vec<u32> = segs
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            conv.analyze(s.dir, &hdr(s), Ts((s.t_ms * 1e6) as i64), i as u64 + 1)
+                .dupack_num
+        })
+        .collect();
+    assert_eq!(nums, [0, 0, 1, 2]);
+    assert_eq!(conv.dir[S].lastnondupack, 2);
+}
+
+#[test]
+fn s3_spurious_retransmission() {
+    let r = run(&[
+        seg(0.0, C, 1, 5001, "A", 1000, 100),
+        seg(10.0, S, 5001, 101, "A", 1000, 0),
+        seg(500.0, C, 1, 5001, "A", 1000, 100),
+    ]);
+    expect(
+        &r,
+        &[&[], &[], &["spurious_retransmission", "retransmission"]],
+    );
+}
+
+#[test]
+fn s4_keep_alive_window_events_and_zero_window_probes() {
+    let r = run(&[
+        seg(0.0, C, 1, 5001, "A", 1000, 100),
+        seg(10.0, S, 5001, 101, "A", 1000, 0),
+        seg(1000.0, C, 100, 5001, "A", 1000, 0),
+        seg(1010.0, S, 5001, 101, "A", 1000, 0),
+        seg(1020.0, S, 5001, 101, "A", 2000, 0),
+        seg(1030.0, S, 5001, 101, "A", 0, 0),
+        seg(1500.0, C, 101, 5001, "A", 1000, 1),
+        seg(1510.0, S, 5001, 101, "A", 0, 0),
+        seg(2000.0, C, 101, 5001, "A", 1000, 1),
+        seg(2010.0, S, 5001, 102, "A", 1000, 0),
+        seg(2500.0, C, 102, 5001, "A", 1000, 100),
+    ]);
+    expect(
+        &r,
+        &[
+            &[],
+            &[],
+            &["keep_alive"],
+            &["keep_alive_ack"],
+            &["window_update"],
+            &["zero_window"],
+            &["zero_window_probe"],
+            &["zero_window_probe_ack", "zero_window"],
+            &["zero_window_probe"],
+            &["ack_lost_segment"],
+            &["lost_segment"],
+        ],
+    );
+}
+
+#[test]
+fn s5_acked_unseen_segment_is_reported_once() {
+    let r = run(&[
+        seg(0.0, C, 1, 5001, "A", 1000, 100),
+        seg(1.0, C, 201, 5001, "A", 1000, 100),
+        seg(10.0, S, 5001, 301, "A", 1000, 10),
+        seg(30.0, C, 301, 5011, "A", 1000, 100),
+        seg(40.0, S, 5011, 401, "A", 1000, 0),
+    ]);
+    expect(
+        &r,
+        &[&[], &["lost_segment"], &["ack_lost_segment"], &[], &[]],
+    );
+}
+
+#[test]
+fn s6_segment_filling_the_hole_exactly_is_a_retransmission() {
+    let r = run(&[
+        seg(0.0, C, 1, 5001, "A", 1000, 100),
+        seg(0.5, C, 201, 5001, "A", 1000, 0),
+        seg(1.0, C, 101, 5001, "A", 1000, 100),
+    ]);
+    expect(&r, &[&[], &["lost_segment"], &["retransmission"]]);
+}
+
+#[test]
+fn s8_data_after_a_one_byte_keep_alive_is_not_a_retransmission() {
+    let r = run(&[
+        seg(0.0, C, 1, 5001, "A", 1000, 100),
+        seg(1000.0, C, 100, 5001, "A", 1000, 1),
+        seg(2000.0, C, 100, 5001, "A", 1000, 50),
+    ]);
+    expect(&r, &[&[], &["keep_alive"], &[]]);
+}
+
+#[test]
+fn s9_out_of_order_window_is_the_initial_rtt() {
+    let r = run(&[
+        seg(0.0, C, 1000, 0, "S", 8192, 0),
+        seg(10.0, S, 5000, 1001, "SA", 200, 0),
+        seg(20.0, C, 1001, 5001, "A", 8192, 0),
+        seg(30.0, C, 1001, 5001, "A", 8192, 200),
+        seg(50.0, C, 1401, 5001, "A", 8192, 100),
+        seg(60.0, C, 1301, 5001, "A", 8192, 100),
+    ]);
+    expect(
+        &r,
+        &[
+            &[],
+            &[],
+            &[],
+            &["window_full"],
+            &["lost_segment"],
+            &["out_of_order"],
+        ],
+    );
+}
+
+#[test]
+fn s10_without_handshake_the_window_is_3ms() {
+    let r = run(&[
+        seg(30.0, C, 1001, 5001, "A", 8192, 200),
+        seg(50.0, C, 1401, 5001, "A", 8192, 100),
+        seg(60.0, C, 1301, 5001, "A", 8192, 100),
+    ]);
+    expect(&r, &[&[], &["lost_segment"], &["retransmission"]]);
+}
+
+#[test]
+fn s11_syn_with_the_same_isn_after_rst_is_a_retransmission() {
+    let r = run(&[
+        seg(0.0, C, 1000, 0, "S", 8192, 0),
+        seg(10.0, S, 5000, 1001, "SA", 8192, 0),
+        seg(20.0, C, 1001, 5001, "A", 8192, 0),
+        seg(500.0, C, 1001, 5001, "RA", 0, 0),
+        seg(1000.0, C, 1000, 0, "S", 8192, 0),
+    ]);
+    expect(&r, &[&[], &[], &[], &[], &["retransmission"]]);
+}
+
+#[test]
+fn sequence_numbers_wrap_around() {
+    // Data crossing 2^32: no false "lost segment", and a resend before the wrap is a retransmission.
+    let r = run(&[
+        seg(0.0, C, u32::MAX - 99, 5001, "A", 1000, 100),
+        seg(1.0, C, 0, 5001, "A", 1000, 100),
+        seg(2.0, C, 100, 5001, "A", 1000, 100),
+        seg(500.0, C, 0, 5001, "A", 1000, 100),
+    ]);
+    expect(&r, &[&[], &[], &[], &["retransmission"]]);
+}
+
+#[test]
+fn syn_and_fin_consume_one_sequence_number() {
+    let mut conv = TcpConversation::default();
+    let segs = [
+        seg(0.0, C, 1000, 0, "S", 8192, 0),
+        seg(10.0, S, 5000, 1001, "SA", 8192, 0),
+        seg(20.0, C, 1001, 5001, "A", 8192, 0),
+        seg(30.0, C, 1001, 5001, "FA", 8192, 0),
+    ];
+    for (i, s) in segs.iter().enumerate() {
+        conv.analyze(s.dir, &hdr(s), Ts((s.t_ms * 1e6) as i64), i as u64 + 1);
+    }
+    assert_eq!(conv.dir[C].nextseq, 1002);
+    assert_eq!(conv.dir[S].nextseq, 5001);
+    assert_eq!(conv.first_rtt_ns, Some(20_000_000));
+}
+
+#[test]
+fn zero_length_acks_never_count_as_retransmissions() {
+    let r = run(&[
+        seg(0.0, C, 1, 5001, "A", 1000, 100),
+        seg(10.0, S, 5001, 101, "A", 1000, 0),
+        seg(20.0, S, 5001, 101, "A", 1000, 0),
+        seg(900.0, S, 5001, 101, "A", 1000, 0),
+    ]);
+    expect(&r, &[&[], &[], &["duplicate_ack"], &["duplicate_ack"]]);
+}
