@@ -97,3 +97,31 @@ fn tcp_analysis_matches_tshark_on_lab_captures() {
         failures.join("\n")
     );
 }
+
+/// The committed lab captures against the tshark results committed beside them (runs without
+/// tshark, so CI checks the captures even where Wireshark is missing).
+#[test]
+fn lab_captures_match_their_committed_expected_values() {
+    let files = captures_in(&lab_dir());
+    assert!(
+        files.len() >= 4,
+        "lab captures missing from {}",
+        lab_dir().display()
+    );
+    for file in files {
+        let expected: serde_json::Value = serde_json::from_slice(
+            &std::fs::read(file.with_extension("expected.json")).expect("expected.json"),
+        )
+        .unwrap();
+        let ours = our_flag_frames(&file);
+        for flag in COMPARED_FLAGS {
+            let want: Vec<u64> = expected["tcp_analysis_frames"][flag]
+                .as_array()
+                .unwrap_or_else(|| panic!("{flag} missing"))
+                .iter()
+                .map(|v| v.as_u64().unwrap())
+                .collect();
+            assert_eq!(ours[flag], want, "{}: tcp.analysis.{flag}", file.display());
+        }
+    }
+}

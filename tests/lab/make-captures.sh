@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# Regenerates the lab captures in tests/data/lab/ with real servers and clients in network
+# namespaces (see netns.sh), and their expected TCP analysis as tshark 4.0 reports it.
+# Needs root, iproute2, nftables, tcpdump, python3, curl, tshark, editcap.
+#   tests/lab/make-captures.sh            # all captures
+# The captures are headers-only (snaplen 128) to stay small; the sequence analysis only needs
+# the headers, and tcp.len comes from the IP length as on a real capture box.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+out=$here/../data/lab
+. "$here/netns.sh"
+P=mwlab
+trap 'lab_down $P' EXIT
+mkdir -p "$out"
+work=$(mktemp -d)
+trap 'lab_down $P; rm -rf "$work"' EXIT
+
+# A web root with files of several sizes.
+mkdir -p "$work/www"
+head -c 300000 /dev/urandom > "$work/www/big.bin"
+head -c 20000 /dev/urandom > "$work/www/small.bin"
+echo "hello" > "$work/www/index.html"
+
+capture() { # name pct ipv6(0/1) script
+    local name=$1 pct=$2 v6=$3 clients=$4
+    lab_up $P
+    [ "$pct" != 0 ] && lab_loss $P "$pct"
+    ip netns exec $P-srv python3 -m http.server 8080 --bind :: --directory "$work/www" >/dev/null 2>&1 &
+    sleep 1
+    ip netns exec $P-rtr tcpdump -q -s 128 -U -i $P-r0 -w "$work/$name.pcap" 2>/dev/null &
+    local td=$!
+    sleep 1
+    local host=10.77.2.20
+    [ "$v6" = 1 ] && host='[fd77:2::20]'
+    ip netns exec $P-cli bash -c "$clients" -- "$host" || true
+    sleep 1
+    kill "$td"; wait "$td" 2>/dev/null || true
+    lab_down $P
+    # Classic pcap (tcpdump may write pcapng-capable variants); frames unchanged.
+    editcap -F pcap "$work/$name.pcap" "$out/$name.pcap"
+    echo "$name: $(capinfos -c -M "$out/$name.pcap" | awk '/Number of packets/ {print $4}') packets"
+}
+
+# Bulk downloads through 2 % loss: RTO and fast retransmissions, dup ACKs, out-of-order.
+capture lab-http-bulk-loss2 2 0 'for i in $(seq 1 6); do curl -s -m 20 -o /dev/null "http://$1:8080/big.bin"; done'
+# Many short connections through 8 % loss: SYN and SYN/ACK retransmissions, lost FINs.
+capture lab-http-short-loss8 8 0 'for i in $(seq 1 40); do curl -s -m 10 -o /dev/null "http://$1:8080/index.html"; done'
+# IPv6 bulk through 3 % loss with parallel clients.
+capture lab-http-ipv6-loss3 3 1 'for i in 1 2 3; do curl -s -m 20 -o /dev/null "http://$1:8080/big.bin" & done; wait; curl -s -m 20 -o /dev/null "http://$1:8080/small.bin"'
+# No loss: the baseline must show no retransmissions at all.
+capture lab-http-clean 0 0 'for i in $(seq 1 5); do curl -s -m 20 -o /dev/null "http://$1:8080/big.bin"; curl -s -o /dev/null "http://$1:8080/index.html"; done'
+
+# Expected values, from tshark (the oracle), kept beside the captures.
+for f in "$out"/*.pcap; do
+    python3 - "$f" <<'PY'
+import json, subprocess, sys
+f = sys.argv[1]
+flags = ["retransmission", "fast_retransmission", "spurious_retransmission", "duplicate_ack",
+         "out_of_order", "lost_segment", "zero_window", "ack_lost_segment", "keep_alive", "window_update"]
+cmd = ["tshark", "-n", "-r", f, "-Y", "tcp.analysis.flags", "-T", "fields", "-E", "occurrence=f",
+       "-e", "frame.number"] + [a for x in flags for a in ("-e", "tcp.analysis." + x)]
+rows = [l.split("\t") for l in subprocess.run(cmd, capture_output=True, text=True).stdout.splitlines()]
+frames = {x: [int(r[0]) for r in rows if r[i + 1]] for i, x in enumerate(flags)}
+count = int(subprocess.run(["tshark", "-n", "-r", f, "-T", "fields", "-e", "frame.number"],
+                           capture_output=True, text=True).stdout.split()[-1])
+ver = subprocess.run(["tshark", "--version"], capture_output=True, text=True).stdout.splitlines()[0]
+json.dump({"generator": "tests/lab/make-captures.sh", "oracle": ver, "packets": count,
+           "tcp_analysis_frames": frames}, open(f[:-5] + ".expected.json", "w"), indent=1)
+PY
+done
+ls -la "$out"

@@ -1,0 +1,64 @@
+# Shared helpers for the lab recipes: a three-host line  cli <-> rtr <-> srv  built from network
+# namespaces and veth pairs. rtr forwards and can drop packets at random with nftables
+# (`numgen random`), standing in for a bad cable or a flaky media converter; tc netem is not
+# available here. Only addresses inside these namespaces are used.
+#
+# Source this file; call lab_up PREFIX, then lab_down PREFIX (also on EXIT).
+
+lab_ns() { echo "$1-$2"; }
+
+lab_up() {
+    local p=$1
+    lab_down "$p" 2>/dev/null || true
+    for h in cli rtr srv; do ip netns add "$p-$h"; ip -n "$p-$h" link set lo up; done
+    ip link add "$p-c0" type veth peer name "$p-r0"
+    ip link add "$p-s0" type veth peer name "$p-r1"
+    ip link set "$p-c0" netns "$p-cli"; ip link set "$p-r0" netns "$p-rtr"
+    ip link set "$p-s0" netns "$p-srv"; ip link set "$p-r1" netns "$p-rtr"
+    # Fixed MACs so captures are reproducible.
+    ip -n "$p-cli" link set "$p-c0" address 02:00:00:00:01:01
+    ip -n "$p-rtr" link set "$p-r0" address 02:00:00:00:01:fe
+    ip -n "$p-rtr" link set "$p-r1" address 02:00:00:00:02:fe
+    ip -n "$p-srv" link set "$p-s0" address 02:00:00:00:02:01
+    ip -n "$p-cli" addr add 10.77.1.10/24 dev "$p-c0"
+    ip -n "$p-cli" addr add fd77:1::10/64 dev "$p-c0" nodad
+    ip -n "$p-rtr" addr add 10.77.1.1/24 dev "$p-r0"
+    ip -n "$p-rtr" addr add fd77:1::1/64 dev "$p-r0" nodad
+    ip -n "$p-rtr" addr add 10.77.2.1/24 dev "$p-r1"
+    ip -n "$p-rtr" addr add fd77:2::1/64 dev "$p-r1" nodad
+    ip -n "$p-srv" addr add 10.77.2.20/24 dev "$p-s0"
+    ip -n "$p-srv" addr add fd77:2::20/64 dev "$p-s0" nodad
+    for h in cli rtr srv; do
+        for i in $(ip -n "$p-$h" -o link show | awk -F': ' '{print $2}' | cut -d@ -f1 | grep -v '^lo$'); do
+            ip -n "$p-$h" link set "$i" up
+            # Offloads off: the capture should show wire-sized segments, as a mirror port does.
+            ip netns exec "$p-$h" ethtool -K "$i" tso off gso off gro off >/dev/null 2>&1 || true
+        done
+    done
+    ip -n "$p-cli" route add default via 10.77.1.1
+    ip -n "$p-cli" -6 route add default via fd77:1::1
+    ip -n "$p-srv" route add default via 10.77.2.1
+    ip -n "$p-srv" -6 route add default via fd77:2::1
+    ip netns exec "$p-rtr" sysctl -qw net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1
+}
+
+# lab_loss PREFIX PERCENT: drop PERCENT % of forwarded packets in both directions.
+lab_loss() {
+    local p=$1 pct=$2
+    ip netns exec "$p-rtr" nft -f - <<NFT
+table inet lab {
+  chain loss {
+    type filter hook forward priority 0; policy accept;
+    numgen random mod 100 < $pct counter drop
+  }
+}
+NFT
+}
+
+lab_down() {
+    local p=$1
+    for h in cli rtr srv; do ip netns pids "$p-$h" 2>/dev/null | xargs -r kill 2>/dev/null; done
+    sleep 0.2
+    for h in cli rtr srv; do ip netns del "$p-$h" 2>/dev/null; done
+    return 0
+}
