@@ -1,0 +1,236 @@
+//! Live capture through libpcap on a veth pair inside network namespaces this test creates:
+//! real HTTP traffic (python http.server ← curl) with nftables dropping 4 % of what reaches the
+//! server, captured at the same time by `mirrorwatch run` and by tcpdump. The daemon's SQLite
+//! must hold the same numbers as `mirrorwatch analyze` on tcpdump's file. Needs root, iproute2,
+//! nftables, tcpdump, curl and python3; skipped (with a message) otherwise.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+struct Lab {
+    prefix: String,
+    children: Vec<Child>,
+}
+
+impl Lab {
+    fn ns(&self, h: &str) -> String {
+        format!("{}-{h}", self.prefix)
+    }
+    fn sh(&self, cmd: &str) {
+        let st = Command::new("sh").arg("-c").arg(cmd).status().expect("sh");
+        assert!(st.success(), "failed: {cmd}");
+    }
+    fn spawn_in(&mut self, h: &str, args: &[&str]) -> u32 {
+        let child = Command::new("ip")
+            .args(["netns", "exec", &self.ns(h)])
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn");
+        let pid = child.id();
+        self.children.push(child);
+        pid
+    }
+    fn stop(&mut self, pid: u32) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status();
+        if let Some(c) = self.children.iter_mut().find(|c| c.id() == pid) {
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        for c in &mut self.children {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        for h in ["a", "b"] {
+            let _ = Command::new("ip")
+                .args(["netns", "del", &self.ns(h)])
+                .status();
+        }
+    }
+}
+
+fn tool(name: &str) -> bool {
+    Command::new("sh")
+        .arg("-c")
+        .arg(format!("command -v {name}"))
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false)
+}
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        .unwrap_or(false)
+}
+
+#[test]
+fn live_capture_on_a_veth_stores_what_analyze_finds_in_tcpdumps_file() {
+    if !is_root()
+        || !["ip", "nft", "tcpdump", "curl", "python3"]
+            .iter()
+            .all(|t| tool(t))
+    {
+        eprintln!(
+            "SKIP: live capture test needs root, iproute2, nftables, tcpdump, curl and python3"
+        );
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let mut lab = Lab {
+        prefix: format!("mwl{}", std::process::id() % 100_000),
+        children: Vec::new(),
+    };
+    let (a, b) = (lab.ns("a"), lab.ns("b"));
+    let (va, vb) = (format!("{}a0", lab.prefix), format!("{}b0", lab.prefix));
+    lab.sh(&format!(
+        "ip netns add {a} && ip netns add {b} && ip link add {va} type veth peer name {vb} && \
+         ip link set {va} netns {a} && ip link set {vb} netns {b} && \
+         ip netns exec {a} sysctl -qw net.ipv6.conf.all.disable_ipv6=1 && \
+         ip netns exec {b} sysctl -qw net.ipv6.conf.all.disable_ipv6=1 && \
+         ip -n {a} addr add 10.78.0.1/24 dev {va} && ip -n {b} addr add 10.78.0.2/24 dev {vb} && \
+         ip -n {a} link set {va} up && ip -n {b} link set {vb} up && \
+         ip -n {a} link set lo up && ip -n {b} link set lo up && \
+         (ip netns exec {a} ethtool -K {va} tso off gso off gro off >/dev/null 2>&1; \
+          ip netns exec {b} ethtool -K {vb} tso off gso off gro off >/dev/null 2>&1; true)"
+    ));
+    lab.sh(&format!(
+        "printf 'table inet t {{\\n chain input {{\\n type filter hook input priority 0; policy accept;\\n \
+         tcp dport 8080 numgen random mod 100 < 4 drop\\n }}\\n}}\\n' | ip netns exec {b} nft -f -"
+    ));
+    let www = tmp.path().join("www");
+    std::fs::create_dir(&www).unwrap();
+    std::fs::write(
+        www.join("data.bin"),
+        (0..400_000u32)
+            .map(|i| (i * 7 % 251) as u8)
+            .collect::<Vec<u8>>(),
+    )
+    .unwrap();
+    lab.spawn_in(
+        "b",
+        &[
+            "python3",
+            "-m",
+            "http.server",
+            "8080",
+            "--bind",
+            "10.78.0.2",
+            "--directory",
+            www.to_str().unwrap(),
+        ],
+    );
+
+    let pcap = tmp.path().join("tcpdump.pcap");
+    let db = tmp.path().join("live.db");
+    let td = lab.spawn_in(
+        "a",
+        &[
+            "tcpdump",
+            "-s",
+            "1600",
+            "-U",
+            "-i",
+            &va,
+            "-w",
+            pcap.to_str().unwrap(),
+        ],
+    );
+    let mw = lab.spawn_in(
+        "a",
+        &[
+            env!("CARGO_BIN_EXE_mirrorwatch"),
+            "run",
+            "--interface",
+            &va,
+            "--db",
+            db.to_str().unwrap(),
+        ],
+    );
+    std::thread::sleep(Duration::from_millis(2000));
+    for _ in 0..4 {
+        let st = Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                &a,
+                "curl",
+                "-sS",
+                "-m",
+                "20",
+                "-o",
+                "/dev/null",
+                "http://10.78.0.2:8080/data.bin",
+            ])
+            .status()
+            .unwrap();
+        assert!(st.success(), "curl failed");
+    }
+    std::thread::sleep(Duration::from_millis(1500));
+    lab.stop(mw);
+    lab.stop(td);
+
+    let out = Command::new(env!("CARGO_BIN_EXE_mirrorwatch"))
+        .arg("analyze")
+        .arg(&pcap)
+        .arg("--json")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let packets = v["packets"].as_u64().unwrap();
+    assert!(packets > 1000, "too little traffic captured: {packets}");
+    assert!(
+        v["tcp"]["retransmissions"].as_u64().unwrap() > 0,
+        "the loss produced no retransmissions"
+    );
+
+    let conn = rusqlite::Connection::open(&db).expect("daemon database");
+    let (p, bytes, r, f, drops): (i64, i64, i64, i64, i64) = conn
+        .query_row(
+            "SELECT sum(packets), sum(bytes), sum(retransmissions), sum(fast_retransmissions), sum(drops) FROM traffic_minute",
+            [],
+            |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?)),
+        )
+        .unwrap();
+    assert_eq!(drops, 0);
+    assert_eq!(p as u64, packets, "packets");
+    assert_eq!(bytes as u64, v["bytes"].as_u64().unwrap(), "bytes");
+    assert_eq!(
+        r as u64,
+        v["tcp"]["retransmissions"].as_u64().unwrap(),
+        "retransmissions"
+    );
+    assert_eq!(
+        f as u64,
+        v["tcp"]["fast_retransmissions"].as_u64().unwrap(),
+        "fast retransmissions"
+    );
+    let flows: i64 = conn
+        .query_row("SELECT count(*) FROM flows WHERE proto = 6", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert_eq!(
+        flows as u64,
+        v["tcp"]["streams"].as_u64().unwrap(),
+        "TCP flows"
+    );
+    assert!(Path::new(&db).exists());
+}
