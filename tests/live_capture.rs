@@ -1,6 +1,7 @@
 //! Live capture through libpcap on a veth pair inside network namespaces this test creates:
-//! real HTTP traffic (python http.server ← curl) with nftables dropping 4 % of what reaches the
-//! server, captured at the same time by `mirrorwatch run` and by tcpdump. The daemon's SQLite
+//! real HTTP traffic (python http.server ← curl) with nftables on the client dropping 5 % of what
+//! the server sends after the capture point (so the capture shows originals and resends),
+//! captured at the same time by `mirrorwatch run` and by tcpdump. The daemon's SQLite
 //! must hold the same numbers as `mirrorwatch analyze` on tcpdump's file. Needs root, iproute2,
 //! nftables, tcpdump, curl and python3; skipped (with a message) otherwise.
 
@@ -89,6 +90,16 @@ fn live_capture_on_a_veth_stores_what_analyze_finds_in_tcpdumps_file() {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
+    if std::env::var_os("MW_KEEP").is_some() {
+        let kept = tmp.path().to_path_buf();
+        std::mem::forget(tmp);
+        eprintln!("keeping {}", kept.display());
+        return live_test(&kept);
+    }
+    live_test(tmp.path());
+}
+
+fn live_test(tmp: &Path) {
     let mut lab = Lab {
         prefix: format!("mwl{}", std::process::id() % 100_000),
         children: Vec::new(),
@@ -108,9 +119,9 @@ fn live_capture_on_a_veth_stores_what_analyze_finds_in_tcpdumps_file() {
     ));
     lab.sh(&format!(
         "printf 'table inet t {{\\n chain input {{\\n type filter hook input priority 0; policy accept;\\n \
-         tcp dport 8080 numgen random mod 100 < 4 drop\\n }}\\n}}\\n' | ip netns exec {b} nft -f -"
+         tcp sport 8080 numgen random mod 100 < 5 drop\\n }}\\n}}\\n' | ip netns exec {a} nft -f -"
     ));
-    let www = tmp.path().join("www");
+    let www = tmp.join("www");
     std::fs::create_dir(&www).unwrap();
     std::fs::write(
         www.join("data.bin"),
@@ -133,8 +144,8 @@ fn live_capture_on_a_veth_stores_what_analyze_finds_in_tcpdumps_file() {
         ],
     );
 
-    let pcap = tmp.path().join("tcpdump.pcap");
-    let db = tmp.path().join("live.db");
+    let pcap = tmp.join("tcpdump.pcap");
+    let db = tmp.join("live.db");
     let td = lab.spawn_in(
         "a",
         &[
@@ -195,6 +206,7 @@ fn live_capture_on_a_veth_stores_what_analyze_finds_in_tcpdumps_file() {
     );
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let packets = v["packets"].as_u64().unwrap();
+    eprintln!("tcpdump file: {packets} packets, tcp {}", v["tcp"]);
     assert!(packets > 1000, "too little traffic captured: {packets}");
     assert!(
         v["tcp"]["retransmissions"].as_u64().unwrap() > 0,
@@ -202,26 +214,35 @@ fn live_capture_on_a_veth_stores_what_analyze_finds_in_tcpdumps_file() {
     );
 
     let conn = rusqlite::Connection::open(&db).expect("daemon database");
-    let (p, bytes, r, f, drops): (i64, i64, i64, i64, i64) = conn
-        .query_row(
-            "SELECT sum(packets), sum(bytes), sum(retransmissions), sum(fast_retransmissions), sum(drops) FROM traffic_minute",
+    // The kernel stamps each packet socket's copy separately, so the daemon's and tcpdump's
+    // timestamps differ by a few microseconds (seen: 1-3 µs). Out-of-order versus retransmission
+    // is decided by a time threshold (3 ms or the initial RTT), so a segment right at the edge
+    // may fall either way; their sum, and every flag that does not depend on time, must match.
+    let q = |col: &str| -> u64 {
+        conn.query_row(
+            &format!("SELECT coalesce(sum({col}), 0) FROM traffic_minute"),
             [],
-            |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?)),
+            |r| r.get::<_, i64>(0),
         )
-        .unwrap();
-    assert_eq!(drops, 0);
-    assert_eq!(p as u64, packets, "packets");
-    assert_eq!(bytes as u64, v["bytes"].as_u64().unwrap(), "bytes");
+        .unwrap() as u64
+    };
+    let tcp = |k: &str| v["tcp"][k].as_u64().unwrap();
+    assert_eq!(q("drops"), 0);
+    assert_eq!(q("packets"), packets, "packets");
+    assert_eq!(q("bytes"), v["bytes"].as_u64().unwrap(), "bytes");
     assert_eq!(
-        r as u64,
-        v["tcp"]["retransmissions"].as_u64().unwrap(),
-        "retransmissions"
+        q("retransmissions") + q("out_of_order"),
+        tcp("retransmissions") + tcp("out_of_order"),
+        "retransmissions + out of order"
     );
     assert_eq!(
-        f as u64,
-        v["tcp"]["fast_retransmissions"].as_u64().unwrap(),
-        "fast retransmissions"
+        q("spurious_retransmissions"),
+        tcp("spurious_retransmissions"),
+        "spurious"
     );
+    assert_eq!(q("duplicate_acks"), tcp("duplicate_acks"), "duplicate ACKs");
+    assert_eq!(q("lost_segments"), tcp("lost_segments"), "lost segments");
+    assert!(q("retransmissions") > 0);
     let flows: i64 = conn
         .query_row("SELECT count(*) FROM flows WHERE proto = 6", [], |r| {
             r.get(0)
