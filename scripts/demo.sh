@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Installs what is needed, builds mirrorwatch and runs it on a bundled lab capture (HTTP
+# downloads through a lossy link), writing demo.db and printing the summary.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/install-deps.sh
+cargo build --release --locked
+db=${MIRRORWATCH_DEMO_DB:-demo.db}
+rm -f "$db" "$db-wal" "$db-shm"
+./target/release/mirrorwatch analyze tests/data/lab/lab-http-bulk-loss2.pcap tests/data/lab/lab-http-short-loss8.pcap --db "$db"
+echo
+echo "Retransmissions per host pair and minute, from $db:"
+sqlite3 -header -column "$db" \
+  "SELECT datetime(minute, 'unixepoch') AS minute, src, dst, packets, retransmissions, fast_retransmissions AS fast
+     FROM tcp_pair_minute ORDER BY retransmissions DESC LIMIT 10"

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Installs the Debian packages mirrorwatch builds and tests with (idempotent, needs root or sudo).
+#   libpcap-dev          live capture (pcap crate)
+#   tshark               the oracle of the differential tests
+#   tcpdump nftables iproute2 ethtool curl python3
+#                        lab captures and the live-capture test (network namespaces)
+#   sqlite3              inspecting the database by hand
+set -euo pipefail
+pkgs=(libpcap-dev tshark tcpdump nftables iproute2 ethtool curl python3 sqlite3 pkg-config)
+missing=()
+for p in "${pkgs[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+    SUDO=""
+    [ "$(id -u)" -ne 0 ] && SUDO=sudo
+    echo "installing: ${missing[*]}" >&2
+    $SUDO apt-get update -qq
+    # tshark asks whether non-root users may capture; answer no without a prompt.
+    echo "wireshark-common wireshark-common/install-setuid boolean false" | $SUDO debconf-set-selections
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+if ! command -v cargo >/dev/null; then
+    echo "cargo not found: install a Rust toolchain (>= 1.85), e.g. from rustup.rs, then re-run" >&2
+    exit 1
+fi
