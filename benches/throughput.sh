@@ -21,6 +21,7 @@ make_trace() {
     work=$(mktemp -d)
     trap 'lab_down $P; rm -rf "$work"' EXIT
     mkdir -p "$work/www" "$(dirname "$trace")"
+    chmod 755 "$work" "$work/www"   # nginx workers run unprivileged
     head -c 200000000 /dev/zero > "$work/www/bulk.bin"
     echo ok > "$work/www/small.txt"
     cat > "$work/nginx.conf" <<NGINX
@@ -29,7 +30,7 @@ events { worker_connections 1024; }
 http { access_log off; server { listen 80; listen [::]:80; root $work/www; keepalive_timeout 0; } }
 NGINX
     lab_up $P
-    lab_loss $P 1.5 2>/dev/null || lab_loss $P 2
+    lab_loss $P 1.5
     ip netns exec $P-srv nginx -c "$work/nginx.conf" &
     printf 'address=/intranet.branch.lan/10.77.2.20\naddress=/files.branch.lan/10.77.2.20\n' > "$work/dnsmasq.conf"
     ip netns exec $P-srv dnsmasq --no-daemon --conf-file="$work/dnsmasq.conf" --listen-address=10.77.2.20 \
@@ -39,7 +40,7 @@ NGINX
     local td=$!
     sleep 1
     ip netns exec $P-cli bash -c '
-        for i in 1 2 3 4 5 6 7; do curl -s -m 300 -o /dev/null http://10.77.2.20/bulk.bin & done
+        for i in $(seq 1 14); do curl -s -m 300 -o /dev/null http://10.77.2.20/bulk.bin & done
         for i in $(seq 1 3000); do curl -s -m 5 -o /dev/null http://10.77.2.20/small.txt; done &
         for i in $(seq 1 3000); do dig +tries=1 +time=1 @10.77.2.20 intranet.branch.lan >/dev/null; done &
         wait'

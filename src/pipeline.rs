@@ -265,8 +265,8 @@ impl<S: Sink> Pipeline<S> {
         let sink = &mut self.sink;
         self.flows
             .drain(&mut |rec: FlowRecord| sink.send(StoreEvent::Flow(rec)));
-        self.summary.flow_stats = std::mem::take(&mut self.flows.stats);
-        self.summary.finish_file();
+        let stats = std::mem::take(&mut self.flows.stats);
+        self.summary.add_flow_stats(&stats);
         self.sink.flush();
     }
 

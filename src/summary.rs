@@ -68,10 +68,9 @@ pub struct Summary {
     pub tcp: TcpCounts,
     pub private_retransmissions: u64,
     pub capture: CaptureCounters,
-    pub flow_stats: FlowTableStats,
+    /// Flow-table counters, summed over finished files (the table restarts per file).
+    pub flows: FlowTableStats,
     pub pair_overflow: u64,
-    /// Flow-table counters of files already finished (the table restarts per file).
-    pub flow_stats_done: FlowTableStats,
 }
 
 /// How reading one input file ended.
@@ -121,16 +120,14 @@ impl Summary {
     }
 
     /// Folds the flow-table counters of a finished file into the run totals.
-    pub fn finish_file(&mut self) {
-        let s = &self.flow_stats;
-        let d = &mut self.flow_stats_done;
+    pub fn add_flow_stats(&mut self, s: &FlowTableStats) {
+        let d = &mut self.flows;
         d.created += s.created;
         d.tcp_streams += s.tcp_streams;
         d.udp_streams += s.udp_streams;
         d.evicted += s.evicted;
         d.expired += s.expired;
         d.clock_jumps += s.clock_jumps;
-        self.flow_stats = FlowTableStats::default();
     }
 
     /// The `analyze --json` object.
@@ -144,7 +141,7 @@ impl Summary {
                 }
             }
         }
-        let fs = &self.flow_stats_done;
+        let fs = &self.flows;
         let t = &self.tcp;
         json!({
             "packets": self.packets,

@@ -143,7 +143,7 @@ fn print_text(s: &Summary, reports: &[FileReport], db: Option<&Path>) {
     }
     println!(
         "flows:       {} ({} TCP, {} UDP)",
-        s.flow_stats_done.created, s.flow_stats_done.tcp_streams, s.flow_stats_done.udp_streams
+        s.flows.created, s.flows.tcp_streams, s.flows.udp_streams
     );
     println!(
         "tcp:         {} retransmissions ({} fast, {} spurious, {} between private addresses)",

@@ -11,7 +11,7 @@
 //! memory per conversation is fixed.
 
 use crate::decode::{tcp_flags::*, TcpHeader};
-use crate::time::{Ts, NANOS_PER_SEC};
+use crate::time::Ts;
 
 /// `tcp.analysis.*` flags of one segment.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
@@ -96,10 +96,12 @@ fn le(a: u32, b: u32) -> bool {
     (a.wrapping_sub(b) as i32) <= 0
 }
 
-/// Wireshark compares time deltas as normalised (secs, nsecs) pairs and checks `secs == 0 &&
-/// nsecs < limit`; for a delta in nanoseconds that is `-1 s < delta < min(limit, 1 s)`.
+/// Wireshark computes these time differences in a `guint64` (`(secs diff) * 1e9 + nsecs diff`),
+/// so a negative delta — packets out of time order, as multi-queue captures produce — wraps to a
+/// huge value and fails `t < limit`. Seen on a lab trace: a resent segment stamped 11 µs before
+/// the previous one is a Retransmission, not Out-Of-Order.
 fn within(delta_ns: i64, limit_ns: i64) -> bool {
-    delta_ns > -NANOS_PER_SEC && delta_ns < NANOS_PER_SEC && delta_ns < limit_ns
+    (delta_ns as u64) < (limit_ns as u64)
 }
 
 /// Window scale state (`win_scale` in Wireshark).

@@ -7,10 +7,9 @@
 # the headers, and tcp.len comes from the IP length as on a real capture box.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-out=$here/../data/lab
+out=${LAB_OUT:-$here/../data/lab}
 . "$here/netns.sh"
 P=mwlab
-trap 'lab_down $P' EXIT
 mkdir -p "$out"
 work=$(mktemp -d)
 trap 'lab_down $P; rm -rf "$work"' EXIT

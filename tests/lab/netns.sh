@@ -42,14 +42,16 @@ lab_up() {
     ip netns exec "$p-rtr" sysctl -qw net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1
 }
 
-# lab_loss PREFIX PERCENT: drop PERCENT % of forwarded packets in both directions.
+# lab_loss PREFIX PERCENT: drop PERCENT % (decimals allowed, e.g. 1.5) of forwarded packets in
+# both directions.
 lab_loss() {
-    local p=$1 pct=$2
+    local p=$1 permille
+    permille=$(awk -v p="$2" 'BEGIN { printf "%d", p * 10 }')
     ip netns exec "$p-rtr" nft -f - <<NFT
 table inet lab {
   chain loss {
     type filter hook forward priority 0; policy accept;
-    numgen random mod 100 < $pct counter drop
+    numgen random mod 1000 < $permille counter drop
   }
 }
 NFT
@@ -57,8 +59,11 @@ NFT
 
 lab_down() {
     local p=$1
-    for h in cli rtr srv; do ip netns pids "$p-$h" 2>/dev/null | xargs -r kill 2>/dev/null; done
+    local h
+    for h in cli rtr srv; do
+        { ip netns pids "$p-$h" 2>/dev/null | xargs -r kill 2>/dev/null; } || true
+    done
     sleep 0.2
-    for h in cli rtr srv; do ip netns del "$p-$h" 2>/dev/null; done
+    for h in cli rtr srv; do ip netns del "$p-$h" 2>/dev/null || true; done
     return 0
 }

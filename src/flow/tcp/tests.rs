@@ -3,6 +3,7 @@
 //! [`TcpConversation::analyze`].
 
 use super::*;
+use crate::time::NANOS_PER_SEC;
 
 const C: usize = 0; // client direction
 const S: usize = 1; // server direction
@@ -313,4 +314,32 @@ fn zero_length_acks_never_count_as_retransmissions() {
         seg(900.0, S, 5001, 101, "A", 1000, 0),
     ]);
     expect(&r, &[&[], &[], &["duplicate_ack"], &["duplicate_ack"]]);
+}
+
+#[test]
+fn a_resend_stamped_before_the_previous_segment_is_a_retransmission_not_out_of_order() {
+    // From a lab trace captured on a multi-queue interface: the initial RTT is 57 µs; frame 4 is
+    // stamped 11 µs *before* frame 3, so Wireshark's unsigned time difference is huge and the
+    // out-of-order test fails. Frame 5, 0 µs after the newest data, is out-of-order.
+    let r = run(&[
+        seg(0.0, C, 1000, 0, "S", 8192, 0),
+        seg(0.042, S, 5000, 1001, "SA", 8192, 0),
+        seg(0.057, C, 1001, 5001, "A", 8192, 0),
+        seg(10.000, S, 5001, 1001, "A", 8192, 1448),
+        seg(10.010, S, 8897, 1001, "A", 8192, 1448),
+        seg(9.999, S, 6449, 1001, "A", 8192, 1448),
+        seg(10.010, S, 7673, 1001, "A", 8192, 100),
+    ]);
+    expect(
+        &r,
+        &[
+            &[],
+            &[],
+            &[],
+            &[],
+            &["lost_segment"],
+            &["retransmission"],
+            &["out_of_order"],
+        ],
+    );
 }
