@@ -13,7 +13,7 @@ use std::net::IpAddr;
 use crate::capture::RawPacket;
 use crate::decode::{self, Decoded, Transport};
 use crate::flow::tcp::TcpAnalysis;
-use crate::flow::{FlowConfig, FlowRecord, FlowTable, TcpCounts};
+use crate::flow::{FlowConfig, FlowRecord, FlowRow, FlowTable, TcpCounts};
 use crate::summary::Summary;
 use crate::time::Ts;
 
@@ -72,7 +72,7 @@ pub struct PairStats {
 pub enum StoreEvent {
     Minute(MinuteStats),
     Pair(PairStats),
-    Flow(FlowRecord),
+    Flow(FlowRow),
 }
 
 /// Where store events go. The SQLite writer implements it; tests plug in a Vec.
@@ -156,9 +156,9 @@ impl<S: Sink> Pipeline<S> {
             self.flush_minute();
         }
         let sink = &mut self.sink;
-        let fo = self
-            .flows
-            .process(d, &mut |rec: FlowRecord| sink.send(StoreEvent::Flow(rec)));
+        let fo = self.flows.process(d, &mut |rec: FlowRecord| {
+            sink.send(StoreEvent::Flow(rec.row()))
+        });
 
         let m = self.cur.get_or_insert_with(|| MinuteStats {
             minute,
@@ -264,7 +264,7 @@ impl<S: Sink> Pipeline<S> {
         self.flush_minute();
         let sink = &mut self.sink;
         self.flows
-            .drain(&mut |rec: FlowRecord| sink.send(StoreEvent::Flow(rec)));
+            .drain(&mut |rec: FlowRecord| sink.send(StoreEvent::Flow(rec.row())));
         let stats = std::mem::take(&mut self.flows.stats);
         self.summary.add_flow_stats(&stats);
         self.sink.flush();
@@ -276,5 +276,20 @@ impl<S: Sink> Pipeline<S> {
             self.flush_minute();
         }
         self.sink.flush();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn queued_store_events_stay_small() {
+        // The writer queue is bounded in events; this keeps it bounded in bytes (store/mod.rs).
+        assert!(
+            std::mem::size_of::<StoreEvent>() <= 176,
+            "{}",
+            std::mem::size_of::<StoreEvent>()
+        );
     }
 }

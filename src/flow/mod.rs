@@ -196,6 +196,41 @@ pub struct FlowRecord {
     pub reason: EndReason,
 }
 
+/// What the store keeps of a finished flow: everything but the TCP analysis state, so queued
+/// rows stay small (the writer queue is bounded in rows, this bounds it in bytes).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FlowRow {
+    pub key: FlowKey,
+    pub stream: u64,
+    pub first_ts: Ts,
+    pub last_ts: Ts,
+    pub packets: [u64; 2],
+    pub bytes: [u64; 2],
+    pub mac: [Option<[u8; 6]>; 2],
+    pub tcp_counts: TcpCounts,
+    /// Which endpoint (0 = A, 1 = B) sent the first SYN, if seen.
+    pub client: Option<u8>,
+    pub reason: EndReason,
+}
+
+impl FlowRecord {
+    pub fn row(&self) -> FlowRow {
+        let f = &self.flow;
+        FlowRow {
+            key: f.key,
+            stream: f.stream,
+            first_ts: f.first_ts,
+            last_ts: f.last_ts,
+            packets: f.packets,
+            bytes: f.bytes,
+            mac: f.mac,
+            tcp_counts: f.tcp_counts,
+            client: f.tcp.client_dir,
+            reason: self.reason,
+        }
+    }
+}
+
 /// What the table did with one packet.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct FlowOutcome {

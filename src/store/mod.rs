@@ -24,8 +24,9 @@ use crate::pipeline::{Sink, StoreEvent};
 
 /// Events per batch. Bounds the writer's transaction size and the memory a batch holds.
 pub const BATCH_MAX: usize = 4096;
-/// Batches queued for the writer. With BATCH_MAX this bounds queued events to ~256 k.
-const QUEUE_BATCHES: usize = 64;
+/// Batches queued for the writer. With BATCH_MAX and events of at most ~170 bytes this bounds
+/// the queue to ~6 MiB; SQLite writes thousands of rows per millisecond, so 8 is plenty.
+const QUEUE_BATCHES: usize = 8;
 const BATCH_AGE: Duration = Duration::from_secs(1);
 
 /// Opens (creating if needed) a database and brings its schema up to date.
@@ -261,10 +262,9 @@ fn write_batch(conn: &mut Connection, batch: &[StoreEvent]) -> anyhow::Result<()
                         t.zero_windows,
                     ])?;
                 }
-                StoreEvent::Flow(r) => {
-                    let f = &r.flow;
+                StoreEvent::Flow(f) => {
                     let t = &f.tcp_counts;
-                    let client = f.tcp.client_dir.map(|d| if d == 0 { "a" } else { "b" });
+                    let client = f.client.map(|d| if d == 0 { "a" } else { "b" });
                     flow.execute(params![
                         f.key.proto,
                         f.stream as i64,
@@ -287,7 +287,7 @@ fn write_batch(conn: &mut Connection, batch: &[StoreEvent]) -> anyhow::Result<()
                         t.out_of_order,
                         t.lost_segments,
                         t.zero_windows,
-                        r.reason.as_str(),
+                        f.reason.as_str(),
                         client,
                     ])?;
                 }
