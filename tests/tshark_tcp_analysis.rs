@@ -60,6 +60,17 @@ fn report(label: &str, agreement: &BTreeMap<&'static str, (usize, usize)>) {
     }
 }
 
+fn assert_agrees(label: &str, files: &[PathBuf]) {
+    let (agreement, failures) = compare(files);
+    report(label, &agreement);
+    assert!(
+        failures.is_empty(),
+        "{} differences:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
+
 #[test]
 fn tcp_analysis_matches_tshark_on_the_corpus() {
     let Some(dir) = corpus_dir() else { return };
@@ -68,14 +79,7 @@ fn tcp_analysis_matches_tshark_on_the_corpus() {
     }
     let files = captures_in(&dir);
     assert!(files.len() > 50, "corpus incomplete: {} files", files.len());
-    let (agreement, failures) = compare(&files);
-    report("corpus", &agreement);
-    assert!(
-        failures.is_empty(),
-        "{} differences:\n{}",
-        failures.len(),
-        failures.join("\n")
-    );
+    assert_agrees("corpus", &files);
 }
 
 #[test]
@@ -88,14 +92,7 @@ fn tcp_analysis_matches_tshark_on_lab_captures() {
         eprintln!("SKIP: no lab captures in {}", lab_dir().display());
         return;
     }
-    let (agreement, failures) = compare(&files);
-    report("lab", &agreement);
-    assert!(
-        failures.is_empty(),
-        "{} differences:\n{}",
-        failures.len(),
-        failures.join("\n")
-    );
+    assert_agrees("lab", &files);
 }
 
 /// The committed lab captures against the tshark results committed beside them (runs without

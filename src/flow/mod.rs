@@ -132,6 +132,30 @@ pub struct TcpCounts {
 }
 
 impl TcpCounts {
+    /// Column names of the counts, in the order of [`TcpCounts::values`] (the store's schema uses
+    /// them in every table that holds TCP analysis counts).
+    pub const COLUMNS: [&'static str; 7] = [
+        "retransmissions",
+        "fast_retransmissions",
+        "spurious_retransmissions",
+        "duplicate_acks",
+        "out_of_order",
+        "lost_segments",
+        "zero_windows",
+    ];
+
+    pub fn values(&self) -> [u32; 7] {
+        [
+            self.retransmissions,
+            self.fast_retransmissions,
+            self.spurious_retransmissions,
+            self.duplicate_acks,
+            self.out_of_order,
+            self.lost_segments,
+            self.zero_windows,
+        ]
+    }
+
     pub fn add_flags(&mut self, f: TcpFlags) {
         let inc = |c: &mut u32, bit| {
             if f.has(bit) {

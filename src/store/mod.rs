@@ -18,7 +18,10 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use rusqlite::{params, Connection};
+use rusqlite::types::Value;
+use rusqlite::{params_from_iter, Connection};
+
+use crate::flow::TcpCounts;
 
 use crate::pipeline::{Sink, StoreEvent};
 
@@ -175,125 +178,138 @@ fn writer_loop(mut conn: Connection, rx: Receiver<Vec<StoreEvent>>) -> anyhow::R
     Ok(stats)
 }
 
+/// `INSERT … ON CONFLICT(keys) DO UPDATE SET c = c + excluded.c` for every non-key column: the
+/// store adds counters up instead of overwriting them (see the module docs).
+fn upsert_sql(table: &str, keys: &[&str], counters: &[&str]) -> String {
+    let cols: Vec<&str> = keys.iter().chain(counters).copied().collect();
+    let marks: Vec<String> = (1..=cols.len()).map(|i| format!("?{i}")).collect();
+    let sets: Vec<String> = counters
+        .iter()
+        .map(|c| format!("{c} = {c} + excluded.{c}"))
+        .collect();
+    format!(
+        "INSERT INTO {table} ({}) VALUES ({}) ON CONFLICT({}) DO UPDATE SET {}",
+        cols.join(", "),
+        marks.join(", "),
+        keys.join(", "),
+        sets.join(", ")
+    )
+}
+
+fn with_tcp(cols: &[&'static str]) -> Vec<&'static str> {
+    cols.iter().copied().chain(TcpCounts::COLUMNS).collect()
+}
+
 fn write_batch(conn: &mut Connection, batch: &[StoreEvent]) -> anyhow::Result<()> {
+    let minute_sql = upsert_sql(
+        "traffic_minute",
+        &["minute"],
+        &with_tcp(&[
+            "packets",
+            "bytes",
+            "tcp_packets",
+            "udp_packets",
+            "other_packets",
+            "truncated",
+            "decode_errors",
+            "drops",
+            "private_retransmissions",
+        ]),
+    );
+    let pair_sql = upsert_sql(
+        "tcp_pair_minute",
+        &["minute", "src", "dst"],
+        &with_tcp(&["packets", "bytes"]),
+    );
+    let flow_cols = with_tcp(&[
+        "proto",
+        "stream",
+        "a_ip",
+        "a_port",
+        "b_ip",
+        "b_port",
+        "a_mac",
+        "b_mac",
+        "first_us",
+        "last_us",
+        "packets_ab",
+        "packets_ba",
+        "bytes_ab",
+        "bytes_ba",
+        "end_reason",
+        "client",
+    ]);
+    let flow_sql = format!(
+        "INSERT INTO flows ({}) VALUES ({})",
+        flow_cols.join(", "),
+        (1..=flow_cols.len())
+            .map(|i| format!("?{i}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
     let tx = conn.transaction()?;
     {
-        let mut minute = tx.prepare_cached(
-            "INSERT INTO traffic_minute (minute, packets, bytes, tcp_packets, udp_packets, other_packets,
-                truncated, decode_errors, drops, retransmissions, fast_retransmissions,
-                spurious_retransmissions, duplicate_acks, out_of_order, lost_segments, zero_windows,
-                private_retransmissions)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)
-             ON CONFLICT(minute) DO UPDATE SET packets = packets + excluded.packets,
-                bytes = bytes + excluded.bytes, tcp_packets = tcp_packets + excluded.tcp_packets,
-                udp_packets = udp_packets + excluded.udp_packets,
-                other_packets = other_packets + excluded.other_packets,
-                truncated = truncated + excluded.truncated,
-                decode_errors = decode_errors + excluded.decode_errors, drops = drops + excluded.drops,
-                retransmissions = retransmissions + excluded.retransmissions,
-                fast_retransmissions = fast_retransmissions + excluded.fast_retransmissions,
-                spurious_retransmissions = spurious_retransmissions + excluded.spurious_retransmissions,
-                duplicate_acks = duplicate_acks + excluded.duplicate_acks,
-                out_of_order = out_of_order + excluded.out_of_order,
-                lost_segments = lost_segments + excluded.lost_segments,
-                zero_windows = zero_windows + excluded.zero_windows,
-                private_retransmissions = private_retransmissions + excluded.private_retransmissions",
-        )?;
-        let mut pair = tx.prepare_cached(
-            "INSERT INTO tcp_pair_minute (minute, src, dst, packets, bytes, retransmissions,
-                fast_retransmissions, spurious_retransmissions, duplicate_acks, out_of_order,
-                lost_segments, zero_windows)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
-             ON CONFLICT(minute, src, dst) DO UPDATE SET packets = packets + excluded.packets,
-                bytes = bytes + excluded.bytes, retransmissions = retransmissions + excluded.retransmissions,
-                fast_retransmissions = fast_retransmissions + excluded.fast_retransmissions,
-                spurious_retransmissions = spurious_retransmissions + excluded.spurious_retransmissions,
-                duplicate_acks = duplicate_acks + excluded.duplicate_acks,
-                out_of_order = out_of_order + excluded.out_of_order,
-                lost_segments = lost_segments + excluded.lost_segments,
-                zero_windows = zero_windows + excluded.zero_windows",
-        )?;
-        let mut flow = tx.prepare_cached(
-            "INSERT INTO flows (proto, stream, a_ip, a_port, b_ip, b_port, a_mac, b_mac, first_us, last_us,
-                packets_ab, packets_ba, bytes_ab, bytes_ba, retransmissions, fast_retransmissions,
-                spurious_retransmissions, duplicate_acks, out_of_order, lost_segments, zero_windows,
-                end_reason, client)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19,
-                ?20, ?21, ?22, ?23)",
-        )?;
+        let mut minute = tx.prepare_cached(&minute_sql)?;
+        let mut pair = tx.prepare_cached(&pair_sql)?;
+        let mut flow = tx.prepare_cached(&flow_sql)?;
         for ev in batch {
             match ev {
                 StoreEvent::Minute(m) => {
-                    let t = &m.tcp;
-                    minute.execute(params![
-                        m.minute,
-                        m.packets as i64,
-                        m.bytes as i64,
-                        m.tcp_packets as i64,
-                        m.udp_packets as i64,
-                        m.other_packets as i64,
-                        m.truncated as i64,
-                        m.decode_errors as i64,
-                        m.drops as i64,
-                        t.retransmissions,
-                        t.fast_retransmissions,
-                        t.spurious_retransmissions,
-                        t.duplicate_acks,
-                        t.out_of_order,
-                        t.lost_segments,
-                        t.zero_windows,
-                        m.private_retransmissions as i64,
-                    ])?;
+                    let head: [Value; 10] = [
+                        m.minute.into(),
+                        (m.packets as i64).into(),
+                        (m.bytes as i64).into(),
+                        (m.tcp_packets as i64).into(),
+                        (m.udp_packets as i64).into(),
+                        (m.other_packets as i64).into(),
+                        (m.truncated as i64).into(),
+                        (m.decode_errors as i64).into(),
+                        (m.drops as i64).into(),
+                        (m.private_retransmissions as i64).into(),
+                    ];
+                    minute.execute(params_from_iter(head.into_iter().chain(tcp_values(&m.tcp))))?;
                 }
                 StoreEvent::Pair(p) => {
-                    let t = &p.tcp;
-                    pair.execute(params![
-                        p.minute,
-                        ip_text(p.src),
-                        ip_text(p.dst),
-                        p.packets as i64,
-                        p.bytes as i64,
-                        t.retransmissions,
-                        t.fast_retransmissions,
-                        t.spurious_retransmissions,
-                        t.duplicate_acks,
-                        t.out_of_order,
-                        t.lost_segments,
-                        t.zero_windows,
-                    ])?;
+                    let head: [Value; 5] = [
+                        p.minute.into(),
+                        ip_text(p.src).into(),
+                        ip_text(p.dst).into(),
+                        (p.packets as i64).into(),
+                        (p.bytes as i64).into(),
+                    ];
+                    pair.execute(params_from_iter(head.into_iter().chain(tcp_values(&p.tcp))))?;
                 }
                 StoreEvent::Flow(f) => {
-                    let t = &f.tcp_counts;
                     let client = f.client.map(|d| if d == 0 { "a" } else { "b" });
-                    flow.execute(params![
-                        f.key.proto,
-                        f.stream as i64,
-                        f.key.a.to_string(),
-                        f.key.a_port,
-                        f.key.b.to_string(),
-                        f.key.b_port,
-                        mac_text(f.mac[0]),
-                        mac_text(f.mac[1]),
-                        f.first_ts.0 / 1000,
-                        f.last_ts.0 / 1000,
-                        f.packets[0] as i64,
-                        f.packets[1] as i64,
-                        f.bytes[0] as i64,
-                        f.bytes[1] as i64,
-                        t.retransmissions,
-                        t.fast_retransmissions,
-                        t.spurious_retransmissions,
-                        t.duplicate_acks,
-                        t.out_of_order,
-                        t.lost_segments,
-                        t.zero_windows,
-                        f.reason.as_str(),
-                        client,
-                    ])?;
+                    let head: [Value; 16] = [
+                        (f.key.proto as i64).into(),
+                        (f.stream as i64).into(),
+                        f.key.a.to_string().into(),
+                        (f.key.a_port as i64).into(),
+                        f.key.b.to_string().into(),
+                        (f.key.b_port as i64).into(),
+                        mac_text(f.mac[0]).into(),
+                        mac_text(f.mac[1]).into(),
+                        (f.first_ts.0 / 1000).into(),
+                        (f.last_ts.0 / 1000).into(),
+                        (f.packets[0] as i64).into(),
+                        (f.packets[1] as i64).into(),
+                        (f.bytes[0] as i64).into(),
+                        (f.bytes[1] as i64).into(),
+                        f.reason.as_str().to_owned().into(),
+                        client.map(str::to_owned).into(),
+                    ];
+                    flow.execute(params_from_iter(
+                        head.into_iter().chain(tcp_values(&f.tcp_counts)),
+                    ))?;
                 }
             }
         }
     }
     tx.commit()?;
     Ok(())
+}
+
+fn tcp_values(t: &TcpCounts) -> impl Iterator<Item = Value> {
+    t.values().into_iter().map(|v| Value::Integer(v as i64))
 }
