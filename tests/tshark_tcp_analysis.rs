@@ -122,3 +122,43 @@ fn lab_captures_match_their_committed_expected_values() {
         }
     }
 }
+
+/// Conversation identity: our stream index equals `tcp.stream` on every TCP frame (new streams
+/// on port reuse with a new ISN, none for a retransmitted SYN).
+#[test]
+fn tcp_stream_index_matches_tshark() {
+    let Some(dir) = corpus_dir() else { return };
+    if !have_tshark() {
+        return;
+    }
+    let mut files = captures_in(&dir);
+    files.extend(captures_in(&lab_dir()));
+    let mut frames = 0;
+    let mut diffs = Vec::new();
+    for file in &files {
+        let theirs: std::collections::BTreeMap<u64, u64> = tshark_fields(
+            file,
+            Some("tcp && !icmp && !icmpv6"),
+            &["frame.number", "tcp.stream"],
+        )
+        .into_iter()
+        .filter_map(|r| Some((r.first()?.parse().ok()?, r.get(1)?.parse().ok()?)))
+        .collect();
+        let ours = our_streams(file);
+        for (frame, stream) in &theirs {
+            frames += 1;
+            if ours.get(frame) != Some(stream) {
+                diffs.push(format!(
+                    "{}: frame {frame}: tshark {stream}, ours {:?}",
+                    file.display(),
+                    ours.get(frame)
+                ));
+            }
+        }
+    }
+    eprintln!(
+        "tcp.stream compared on {frames} frames, {} differences",
+        diffs.len()
+    );
+    assert!(diffs.is_empty(), "{}", diffs.join("\n"));
+}

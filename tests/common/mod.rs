@@ -136,3 +136,19 @@ pub fn our_flag_frames(file: &Path) -> BTreeMap<&'static str, Vec<u64>> {
     }
     m
 }
+
+/// Our stream index of every TCP frame.
+pub fn our_streams(file: &Path) -> BTreeMap<u64, u64> {
+    let mut m = BTreeMap::new();
+    let mut p = Pipeline::new(FlowConfig::default(), PipelineConfig::default(), NullSink);
+    let Ok(mut src) = FileSource::open(file) else {
+        return m;
+    };
+    while let Ok(Some(pkt)) = src.next_packet() {
+        let o = p.process(&pkt);
+        if let (true, Some(s)) = (o.is_tcp, o.stream) {
+            m.insert(o.frame, s);
+        }
+    }
+    m
+}
