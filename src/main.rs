@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use mirrorwatch::commands::{analyze, run, Outcome};
+use mirrorwatch::commands::{analyze, filter, run, Outcome};
 
 #[derive(Parser)]
 #[command(
@@ -35,6 +35,17 @@ enum Cmd {
         /// Database file (overrides [store] dir).
         #[arg(long)]
         db: Option<PathBuf>,
+    },
+    /// Print the frame numbers that match a Wireshark display filter (like tshark -Y).
+    #[command(after_help = filter::pending_help())]
+    Filter {
+        /// Display filter, e.g. 'tcp.analysis.retransmission && ip.addr == 10.0.0.0/8'
+        expr: String,
+        /// Capture file (pcap or pcapng).
+        file: PathBuf,
+        /// Print only the number of matching frames.
+        #[arg(long)]
+        count: bool,
     },
     /// Run the pipeline over capture files (pcap or pcapng).
     Analyze {
@@ -73,6 +84,7 @@ fn main() -> ExitCode {
             interface,
             db,
         }),
+        Cmd::Filter { expr, file, count } => filter::run(filter::FilterArgs { expr, file, count }),
         Cmd::Analyze {
             files,
             db,

@@ -2,6 +2,7 @@
 //! it needs, and returns whether any input was bad (exit code 1) — `main` only dispatches.
 
 pub mod analyze;
+pub mod filter;
 pub mod run;
 
 /// Outcome of a command that read inputs: `bad_input` maps to exit code 1.

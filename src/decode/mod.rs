@@ -178,6 +178,8 @@ pub struct Decoded<'a> {
     /// IP header quoted inside an ICMP error, with its transport ports when they were captured.
     pub quoted_ip: Option<IpHeader>,
     pub quoted_ports: Option<QuotedPorts>,
+    /// The quoted transport header, when enough of it was quoted to decode it whole.
+    pub quoted_transport: Transport,
     /// Captured transport payload (TCP/UDP data), cut to the length the IP header declares.
     pub payload: &'a [u8],
     /// The whole captured frame, for `frame contains` and payload scans.
@@ -237,6 +239,7 @@ pub fn decode<'a>(pkt: &RawPacket<'a>) -> Decoded<'a> {
         transport: Transport::None,
         quoted_ip: None,
         quoted_ports: None,
+        quoted_transport: Transport::None,
         payload: &[],
         data: pkt.data,
         stop: None,
@@ -468,6 +471,21 @@ fn decode_quoted(d: &mut Decoded<'_>, b: &[u8]) {
             src_port: u16::from_be_bytes([l4[0], l4[1]]),
             dst_port: u16::from_be_bytes([l4[2], l4[3]]),
         });
+        match ip.hdr.proto {
+            IPPROTO_TCP => {
+                if let Ok((t, _)) = parse_tcp(l4, ip.declared_len) {
+                    d.quoted_transport = Transport::Tcp(t);
+                }
+            }
+            _ if l4.len() >= 8 => {
+                d.quoted_transport = Transport::Udp(UdpHeader {
+                    src_port: u16::from_be_bytes([l4[0], l4[1]]),
+                    dst_port: u16::from_be_bytes([l4[2], l4[3]]),
+                    length: u16::from_be_bytes([l4[4], l4[5]]),
+                });
+            }
+            _ => {}
+        }
     }
 }
 

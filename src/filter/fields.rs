@@ -1,0 +1,667 @@
+//! The fields and protocol names the filter language knows, with their Wireshark types, and how
+//! each one's values are read from a decoded packet.
+//!
+//! A field may occur several times in one frame (Wireshark semantics): `ip.src` once per IP
+//! header (the outer one and the one an ICMP error quotes), `ip.addr` for source and
+//! destination of each, `vlan.id` once per tag. Each value carries the index of the protocol
+//! layer it came from, for the `field#N` layer operator.
+
+use std::net::IpAddr;
+
+use crate::decode::{Decoded, IpHeader, TcpHeader, Transport, UdpHeader};
+use crate::flow::tcp::{TcpAnalysis, TcpFlags};
+
+/// Wireshark field types, as far as the language needs them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FType {
+    Bool,
+    UInt,
+    Ipv4,
+    Ipv6,
+    Ether,
+    Str,
+    Bytes,
+    /// A protocol name: tests presence; `frame` also has its bytes as value.
+    Proto,
+}
+
+impl FType {
+    pub fn name(self) -> &'static str {
+        match self {
+            FType::Bool => "boolean",
+            FType::UInt => "unsigned integer",
+            FType::Ipv4 => "IPv4 address",
+            FType::Ipv6 => "IPv6 address",
+            FType::Ether => "Ethernet address",
+            FType::Str => "character string",
+            FType::Bytes => "byte sequence",
+            FType::Proto => "protocol",
+        }
+    }
+    /// Types whose values are byte strings (contains, matches, slices).
+    pub fn is_bytes_like(self) -> bool {
+        matches!(
+            self,
+            FType::Str | FType::Bytes | FType::Ether | FType::Ipv4 | FType::Ipv6 | FType::Proto
+        )
+    }
+}
+
+/// One value of a field in one frame, borrowed from the frame where it is bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Val<'a> {
+    U(u64),
+    V4([u8; 4]),
+    V6([u8; 16]),
+    Mac([u8; 6]),
+    Bytes(&'a [u8]),
+}
+
+impl<'a> Val<'a> {
+    /// The value as bytes, for contains/matches/slices (addresses in network order).
+    pub fn with_bytes<R>(&self, f: impl FnOnce(&[u8]) -> R) -> Option<R> {
+        match self {
+            Val::Bytes(b) => Some(f(b)),
+            Val::V4(a) => Some(f(a)),
+            Val::V6(a) => Some(f(a)),
+            Val::Mac(a) => Some(f(a)),
+            Val::U(_) => None,
+        }
+    }
+}
+
+/// Most occurrences of one field in one frame that are looked at. The largest real case is
+/// `ip.addr` with an ICMP quote (4) or `vlan.id` with 4 tags; extra ones are ignored.
+pub const MAX_VALUES: usize = 8;
+
+/// Values of one field in one frame: (layer, value), fixed capacity, no allocation.
+pub struct Values<'a> {
+    pub items: [(u8, Val<'a>); MAX_VALUES],
+    pub len: usize,
+}
+
+impl<'a> Values<'a> {
+    pub fn new() -> Self {
+        Values {
+            items: [(0, Val::U(0)); MAX_VALUES],
+            len: 0,
+        }
+    }
+    pub fn push(&mut self, layer: u8, v: Val<'a>) {
+        if self.len < MAX_VALUES {
+            self.items[self.len] = (layer, v);
+            self.len += 1;
+        }
+    }
+    pub fn iter(&self) -> impl Iterator<Item = &(u8, Val<'a>)> {
+        self.items[..self.len].iter()
+    }
+}
+
+impl Default for Values<'_> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// What a filter sees of one frame.
+#[derive(Clone, Copy)]
+pub struct Ctx<'p, 'a> {
+    pub d: &'p Decoded<'a>,
+    pub tcp: &'p TcpAnalysis,
+    pub stream: Option<u64>,
+}
+
+type Getter = for<'p, 'a> fn(&Ctx<'p, 'a>, &mut Values<'a>);
+
+pub struct FieldDef {
+    pub name: &'static str,
+    pub ftype: FType,
+    pub get: Getter,
+    /// Needs a dissector that is not built yet: parsed and type-checked, always absent.
+    pub pending: bool,
+}
+
+fn ip_layers<'p>(c: &Ctx<'p, '_>) -> impl Iterator<Item = (u8, IpHeader)> + 'p {
+    [c.d.ip, c.d.quoted_ip]
+        .into_iter()
+        .flatten()
+        .enumerate()
+        .map(|(i, h)| (i as u8 + 1, h))
+}
+
+fn v4_layers<'p>(c: &Ctx<'p, '_>) -> impl Iterator<Item = (u8, IpHeader)> + 'p {
+    let mut n = 0u8;
+    ip_layers(c).filter(|(_, h)| h.is_v4()).map(move |(_, h)| {
+        n += 1;
+        (n, h)
+    })
+}
+
+fn v6_layers<'p>(c: &Ctx<'p, '_>) -> impl Iterator<Item = (u8, IpHeader)> + 'p {
+    let mut n = 0u8;
+    ip_layers(c).filter(|(_, h)| !h.is_v4()).map(move |(_, h)| {
+        n += 1;
+        (n, h)
+    })
+}
+
+fn ipval<'a>(a: IpAddr) -> Val<'a> {
+    match a {
+        IpAddr::V4(v) => Val::V4(v.octets()),
+        IpAddr::V6(v) => Val::V6(v.octets()),
+    }
+}
+
+fn tcp_layers(c: &Ctx<'_, '_>) -> impl Iterator<Item = (u8, TcpHeader)> {
+    let outer = match c.d.transport {
+        Transport::Tcp(t) => Some(t),
+        _ => None,
+    };
+    let quoted = match c.d.quoted_transport {
+        Transport::Tcp(t) => Some(t),
+        _ => None,
+    };
+    outer
+        .into_iter()
+        .chain(quoted)
+        .enumerate()
+        .map(|(i, t)| (i as u8 + 1, t))
+}
+
+fn udp_layers(c: &Ctx<'_, '_>) -> impl Iterator<Item = (u8, UdpHeader)> {
+    let outer = match c.d.transport {
+        Transport::Udp(u) => Some(u),
+        _ => None,
+    };
+    let quoted = match c.d.quoted_transport {
+        Transport::Udp(u) => Some(u),
+        _ => None,
+    };
+    outer
+        .into_iter()
+        .chain(quoted)
+        .enumerate()
+        .map(|(i, u)| (i as u8 + 1, u))
+}
+
+/// Ports of TCP headers, including a quoted header too short to decode whole.
+fn tcp_ports(c: &Ctx<'_, '_>) -> impl Iterator<Item = (u8, u16, u16)> {
+    let outer = match c.d.transport {
+        Transport::Tcp(t) => Some((t.src_port, t.dst_port)),
+        _ => None,
+    };
+    let quoted =
+        c.d.quoted_ports
+            .filter(|q| q.proto == crate::decode::IPPROTO_TCP)
+            .map(|q| (q.src_port, q.dst_port));
+    outer
+        .into_iter()
+        .chain(quoted)
+        .enumerate()
+        .map(|(i, (s, d))| (i as u8 + 1, s, d))
+}
+
+fn udp_ports(c: &Ctx<'_, '_>) -> impl Iterator<Item = (u8, u16, u16)> {
+    let outer = match c.d.transport {
+        Transport::Udp(u) => Some((u.src_port, u.dst_port)),
+        _ => None,
+    };
+    let quoted =
+        c.d.quoted_ports
+            .filter(|q| q.proto == crate::decode::IPPROTO_UDP)
+            .map(|q| (q.src_port, q.dst_port));
+    outer
+        .into_iter()
+        .chain(quoted)
+        .enumerate()
+        .map(|(i, (s, d))| (i as u8 + 1, s, d))
+}
+
+macro_rules! tcp_bit {
+    ($bit:expr) => {
+        |c, o| {
+            for (l, t) in tcp_layers(c) {
+                o.push(l, Val::U((t.flags & $bit != 0) as u64));
+            }
+        }
+    };
+}
+
+macro_rules! analysis {
+    ($flag:expr) => {
+        |c, o| {
+            if c.tcp.flags.has($flag) {
+                o.push(1, Val::U(1));
+            }
+        }
+    };
+}
+
+fn none(_: &Ctx<'_, '_>, _: &mut Values<'_>) {}
+
+const fn f(name: &'static str, ftype: FType, get: Getter) -> FieldDef {
+    FieldDef {
+        name,
+        ftype,
+        get,
+        pending: false,
+    }
+}
+
+const fn pending(name: &'static str, ftype: FType) -> FieldDef {
+    FieldDef {
+        name,
+        ftype,
+        get: none,
+        pending: true,
+    }
+}
+
+const ETHERTYPE_ARP: u16 = 0x0806;
+
+/// Every field and protocol name, sorted by nothing in particular; looked up by name.
+pub static FIELDS: &[FieldDef] = &[
+    // Protocols.
+    f("frame", FType::Proto, |c, o| {
+        o.push(1, Val::Bytes(c.d.data))
+    }),
+    f("eth", FType::Proto, |c, o| {
+        if c.d.eth_dst.is_some() && c.d.link == crate::capture::LinkType::ETHERNET {
+            o.push(1, Val::Bytes(&[]))
+        }
+    }),
+    f("vlan", FType::Proto, |c, o| {
+        for i in 0..c.d.vlan_count {
+            o.push(i + 1, Val::Bytes(&[]))
+        }
+    }),
+    f("ieee8021ad", FType::Proto, |c, o| {
+        for i in 0..c.d.svlan_count {
+            o.push(i + 1, Val::Bytes(&[]))
+        }
+    }),
+    f("arp", FType::Proto, |c, o| {
+        if c.d.net_type == Some(ETHERTYPE_ARP) {
+            o.push(1, Val::Bytes(&[]))
+        }
+    }),
+    f("ip", FType::Proto, |c, o| {
+        for (l, _) in v4_layers(c) {
+            o.push(l, Val::Bytes(&[]))
+        }
+    }),
+    f("ipv6", FType::Proto, |c, o| {
+        for (l, _) in v6_layers(c) {
+            o.push(l, Val::Bytes(&[]))
+        }
+    }),
+    f("tcp", FType::Proto, |c, o| {
+        for (l, _, _) in tcp_ports(c) {
+            o.push(l, Val::Bytes(&[]))
+        }
+    }),
+    f("udp", FType::Proto, |c, o| {
+        for (l, _, _) in udp_ports(c) {
+            o.push(l, Val::Bytes(&[]))
+        }
+    }),
+    f("icmp", FType::Proto, |c, o| {
+        if matches!(c.d.transport, Transport::Icmp(i) if !i.v6) {
+            o.push(1, Val::Bytes(&[]))
+        }
+    }),
+    f("icmpv6", FType::Proto, |c, o| {
+        if matches!(c.d.transport, Transport::Icmp(i) if i.v6) {
+            o.push(1, Val::Bytes(&[]))
+        }
+    }),
+    // frame
+    f("frame.len", FType::UInt, |c, o| {
+        o.push(1, Val::U(c.d.frame_len as u64))
+    }),
+    f("frame.cap_len", FType::UInt, |c, o| {
+        o.push(1, Val::U(c.d.cap_len as u64))
+    }),
+    f("frame.number", FType::UInt, |c, o| {
+        o.push(1, Val::U(c.d.frame))
+    }),
+    // Ethernet and VLAN
+    f("eth.src", FType::Ether, |c, o| {
+        if c.d.link == crate::capture::LinkType::ETHERNET {
+            if let Some(m) = c.d.eth_src {
+                o.push(1, Val::Mac(m))
+            }
+        }
+    }),
+    f("eth.dst", FType::Ether, |c, o| {
+        if let Some(m) = c.d.eth_dst {
+            o.push(1, Val::Mac(m))
+        }
+    }),
+    f("eth.addr", FType::Ether, |c, o| {
+        if let (Some(s), Some(d)) = (c.d.eth_src, c.d.eth_dst) {
+            o.push(1, Val::Mac(d));
+            o.push(1, Val::Mac(s));
+        }
+    }),
+    f("eth.type", FType::UInt, |c, o| {
+        if c.d.link == crate::capture::LinkType::ETHERNET {
+            if let Some(t) = c.d.eth_type.filter(|t| *t > 1500) {
+                o.push(1, Val::U(t as u64))
+            }
+        }
+    }),
+    f("vlan.id", FType::UInt, |c, o| {
+        for (i, id) in c.d.vlans().iter().enumerate() {
+            o.push(i as u8 + 1, Val::U(*id as u64))
+        }
+    }),
+    f("ieee8021ad.id", FType::UInt, |c, o| {
+        for (i, id) in c.d.svlans().iter().enumerate() {
+            o.push(i as u8 + 1, Val::U(*id as u64))
+        }
+    }),
+    // IPv4
+    f("ip.src", FType::Ipv4, |c, o| {
+        for (l, h) in v4_layers(c) {
+            o.push(l, ipval(h.src))
+        }
+    }),
+    f("ip.dst", FType::Ipv4, |c, o| {
+        for (l, h) in v4_layers(c) {
+            o.push(l, ipval(h.dst))
+        }
+    }),
+    f("ip.addr", FType::Ipv4, |c, o| {
+        for (l, h) in v4_layers(c) {
+            o.push(l, ipval(h.src));
+            o.push(l, ipval(h.dst));
+        }
+    }),
+    f("ip.proto", FType::UInt, |c, o| {
+        for (l, h) in v4_layers(c) {
+            o.push(l, Val::U(h.proto as u64))
+        }
+    }),
+    f("ip.ttl", FType::UInt, |c, o| {
+        for (l, h) in v4_layers(c) {
+            o.push(l, Val::U(h.ttl as u64))
+        }
+    }),
+    f("ip.len", FType::UInt, |c, o| {
+        for (l, h) in v4_layers(c) {
+            o.push(l, Val::U(h.len as u64))
+        }
+    }),
+    // IPv6
+    f("ipv6.src", FType::Ipv6, |c, o| {
+        for (l, h) in v6_layers(c) {
+            o.push(l, ipval(h.src))
+        }
+    }),
+    f("ipv6.dst", FType::Ipv6, |c, o| {
+        for (l, h) in v6_layers(c) {
+            o.push(l, ipval(h.dst))
+        }
+    }),
+    f("ipv6.addr", FType::Ipv6, |c, o| {
+        for (l, h) in v6_layers(c) {
+            o.push(l, ipval(h.src));
+            o.push(l, ipval(h.dst));
+        }
+    }),
+    f("ipv6.hlim", FType::UInt, |c, o| {
+        for (l, h) in v6_layers(c) {
+            o.push(l, Val::U(h.ttl as u64))
+        }
+    }),
+    // TCP
+    f("tcp.srcport", FType::UInt, |c, o| {
+        for (l, s, _) in tcp_ports(c) {
+            o.push(l, Val::U(s as u64))
+        }
+    }),
+    f("tcp.dstport", FType::UInt, |c, o| {
+        for (l, _, d) in tcp_ports(c) {
+            o.push(l, Val::U(d as u64))
+        }
+    }),
+    f("tcp.port", FType::UInt, |c, o| {
+        for (l, s, d) in tcp_ports(c) {
+            o.push(l, Val::U(s as u64));
+            o.push(l, Val::U(d as u64));
+        }
+    }),
+    f("tcp.len", FType::UInt, |c, o| {
+        for (l, t) in tcp_layers(c) {
+            o.push(l, Val::U(t.seg_len as u64))
+        }
+    }),
+    f("tcp.hdr_len", FType::UInt, |c, o| {
+        for (l, t) in tcp_layers(c) {
+            o.push(l, Val::U(t.header_len as u64))
+        }
+    }),
+    f("tcp.flags", FType::UInt, |c, o| {
+        for (l, t) in tcp_layers(c) {
+            o.push(l, Val::U(t.flags as u64))
+        }
+    }),
+    f(
+        "tcp.flags.syn",
+        FType::Bool,
+        tcp_bit!(crate::decode::tcp_flags::SYN),
+    ),
+    f(
+        "tcp.flags.ack",
+        FType::Bool,
+        tcp_bit!(crate::decode::tcp_flags::ACK),
+    ),
+    f(
+        "tcp.flags.fin",
+        FType::Bool,
+        tcp_bit!(crate::decode::tcp_flags::FIN),
+    ),
+    f(
+        "tcp.flags.reset",
+        FType::Bool,
+        tcp_bit!(crate::decode::tcp_flags::RST),
+    ),
+    f(
+        "tcp.flags.push",
+        FType::Bool,
+        tcp_bit!(crate::decode::tcp_flags::PSH),
+    ),
+    f(
+        "tcp.flags.urg",
+        FType::Bool,
+        tcp_bit!(crate::decode::tcp_flags::URG),
+    ),
+    f("tcp.window_size_value", FType::UInt, |c, o| {
+        for (l, t) in tcp_layers(c) {
+            o.push(l, Val::U(t.window as u64))
+        }
+    }),
+    f("tcp.stream", FType::UInt, |c, o| {
+        if let (Some(s), Transport::Tcp(_)) = (c.stream, c.d.transport) {
+            o.push(1, Val::U(s))
+        }
+    }),
+    f("tcp.payload", FType::Bytes, |c, o| {
+        if let Transport::Tcp(_) = c.d.transport {
+            if !c.d.payload.is_empty() {
+                o.push(1, Val::Bytes(c.d.payload))
+            }
+        }
+    }),
+    f("tcp.analysis.flags", FType::Proto, |c, o| {
+        if !c.tcp.flags.is_empty() {
+            o.push(1, Val::Bytes(&[]))
+        }
+    }),
+    f(
+        "tcp.analysis.retransmission",
+        FType::Proto,
+        analysis!(TcpFlags::RETRANSMISSION),
+    ),
+    f(
+        "tcp.analysis.fast_retransmission",
+        FType::Proto,
+        analysis!(TcpFlags::FAST_RETRANSMISSION),
+    ),
+    f(
+        "tcp.analysis.spurious_retransmission",
+        FType::Proto,
+        analysis!(TcpFlags::SPURIOUS_RETRANSMISSION),
+    ),
+    f(
+        "tcp.analysis.out_of_order",
+        FType::Proto,
+        analysis!(TcpFlags::OUT_OF_ORDER),
+    ),
+    f(
+        "tcp.analysis.lost_segment",
+        FType::Proto,
+        analysis!(TcpFlags::LOST_SEGMENT),
+    ),
+    f(
+        "tcp.analysis.ack_lost_segment",
+        FType::Proto,
+        analysis!(TcpFlags::ACK_LOST_SEGMENT),
+    ),
+    f(
+        "tcp.analysis.duplicate_ack",
+        FType::Proto,
+        analysis!(TcpFlags::DUPLICATE_ACK),
+    ),
+    f(
+        "tcp.analysis.zero_window",
+        FType::Proto,
+        analysis!(TcpFlags::ZERO_WINDOW),
+    ),
+    f(
+        "tcp.analysis.zero_window_probe",
+        FType::Proto,
+        analysis!(TcpFlags::ZERO_WINDOW_PROBE),
+    ),
+    f(
+        "tcp.analysis.zero_window_probe_ack",
+        FType::Proto,
+        analysis!(TcpFlags::ZERO_WINDOW_PROBE_ACK),
+    ),
+    f(
+        "tcp.analysis.keep_alive",
+        FType::Proto,
+        analysis!(TcpFlags::KEEP_ALIVE),
+    ),
+    f(
+        "tcp.analysis.keep_alive_ack",
+        FType::Proto,
+        analysis!(TcpFlags::KEEP_ALIVE_ACK),
+    ),
+    f(
+        "tcp.analysis.window_update",
+        FType::Proto,
+        analysis!(TcpFlags::WINDOW_UPDATE),
+    ),
+    f(
+        "tcp.analysis.window_full",
+        FType::Proto,
+        analysis!(TcpFlags::WINDOW_FULL),
+    ),
+    f(
+        "tcp.analysis.reused_ports",
+        FType::Proto,
+        analysis!(TcpFlags::REUSED_PORTS),
+    ),
+    f("tcp.analysis.duplicate_ack_num", FType::UInt, |c, o| {
+        if c.tcp.flags.has(TcpFlags::DUPLICATE_ACK) {
+            o.push(1, Val::U(c.tcp.dupack_num as u64))
+        }
+    }),
+    // UDP
+    f("udp.srcport", FType::UInt, |c, o| {
+        for (l, s, _) in udp_ports(c) {
+            o.push(l, Val::U(s as u64))
+        }
+    }),
+    f("udp.dstport", FType::UInt, |c, o| {
+        for (l, _, d) in udp_ports(c) {
+            o.push(l, Val::U(d as u64))
+        }
+    }),
+    f("udp.port", FType::UInt, |c, o| {
+        for (l, s, d) in udp_ports(c) {
+            o.push(l, Val::U(s as u64));
+            o.push(l, Val::U(d as u64));
+        }
+    }),
+    f("udp.length", FType::UInt, |c, o| {
+        for (l, u) in udp_layers(c) {
+            o.push(l, Val::U(u.length as u64))
+        }
+    }),
+    // ICMP
+    f("icmp.type", FType::UInt, |c, o| {
+        if let Transport::Icmp(i) = c.d.transport {
+            if !i.v6 {
+                o.push(1, Val::U(i.icmp_type as u64))
+            }
+        }
+    }),
+    f("icmp.code", FType::UInt, |c, o| {
+        if let Transport::Icmp(i) = c.d.transport {
+            if !i.v6 {
+                o.push(1, Val::U(i.code as u64))
+            }
+        }
+    }),
+    f("icmpv6.type", FType::UInt, |c, o| {
+        if let Transport::Icmp(i) = c.d.transport {
+            if i.v6 {
+                o.push(1, Val::U(i.icmp_type as u64))
+            }
+        }
+    }),
+    f("icmpv6.code", FType::UInt, |c, o| {
+        if let Transport::Icmp(i) = c.d.transport {
+            if i.v6 {
+                o.push(1, Val::U(i.code as u64))
+            }
+        }
+    }),
+    // Application layers whose dissectors come with later features.
+    pending("dns", FType::Proto),
+    pending("dns.qry.name", FType::Str),
+    pending("dns.flags.rcode", FType::UInt),
+    pending("dns.flags.response", FType::Bool),
+    pending("http", FType::Proto),
+    pending("http.request.method", FType::Str),
+    pending("http.response.code", FType::UInt),
+    pending("http.host", FType::Str),
+    pending("kerberos", FType::Proto),
+    pending("kerberos.msg_type", FType::UInt),
+    pending("kerberos.CNameString", FType::Str),
+    pending("kerberos.realm", FType::Str),
+    pending("kerberos.error_code", FType::UInt),
+    pending("pop", FType::Proto),
+    pending("pop.request.command", FType::Str),
+    pending("pop.request.parameter", FType::Str),
+    pending("dhcp", FType::Proto),
+    pending("dhcp.option.hostname", FType::Str),
+];
+
+pub fn lookup(name: &str) -> Option<&'static FieldDef> {
+    FIELDS.iter().find(|f| f.name == name)
+}
+
+/// The known name closest to `name` (for "did you mean" in errors).
+pub fn nearest(name: &str) -> Option<&'static str> {
+    FIELDS
+        .iter()
+        .map(|f| (strsim::damerau_levenshtein(name, f.name), f.name))
+        .filter(|(d, n)| *d <= 3.max(n.len() / 4))
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, n)| n)
+}

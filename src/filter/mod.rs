@@ -1,0 +1,843 @@
+//! Wireshark display filters: parse once, type-check against the field table, evaluate cheaply.
+//!
+//! Semantics follow tshark 4.0 (`shared/reference/wireshark-semantics.md` §4): a field that
+//! occurs several times matches `==`, `<`, `contains`, `matches`, `in` if *any* occurrence does;
+//! `!=` means *all* occurrences differ (`all_ne`) and `~=` some occurrence differs (`any_ne`);
+//! any comparison with a missing field is false; a bare boolean field only tests presence;
+//! `matches` is case-insensitive unless the pattern says `(?-i)`; `contains` is not.
+//!
+//! Evaluation allocates nothing: field values are gathered into a fixed array per test, regexes
+//! are compiled once, literals are converted to the field's type at compile time.
+
+pub mod fields;
+pub mod parse;
+
+use std::net::{Ipv4Addr, Ipv6Addr};
+
+use fields::{Ctx, FType, FieldDef, Val, Values};
+use parse::{Ast, RelOp, Rhs, SetItem, Slice, Term};
+
+/// A filter that failed to parse or type-check: byte offset into the expression and the reason.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FilterError {
+    pub offset: usize,
+    pub msg: String,
+}
+
+impl FilterError {
+    /// 1-based column (in characters) of the error.
+    pub fn column(&self, src: &str) -> usize {
+        src[..self.offset.min(src.len())].chars().count() + 1
+    }
+    /// The message with the expression and a caret under the column.
+    pub fn render(&self, src: &str) -> String {
+        let col = self.column(src);
+        format!(
+            "column {col}: {}\n    {src}\n    {}^",
+            self.msg,
+            " ".repeat(col - 1)
+        )
+    }
+}
+
+impl std::fmt::Display for FilterError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "at byte {}: {}", self.offset, self.msg)
+    }
+}
+
+impl std::error::Error for FilterError {}
+
+/// A literal converted to the type of the field it is compared with.
+#[derive(Clone, Debug)]
+enum Lit {
+    U(u64),
+    V4 { addr: u32, mask: u32 },
+    V6 { addr: u128, mask: u128 },
+    Mac([u8; 6]),
+    Bytes(Vec<u8>),
+}
+
+#[derive(Clone, Copy, Debug)]
+struct FRef {
+    def: &'static FieldDef,
+    layer: Option<u8>,
+    slice: Option<(i64, Option<i64>)>,
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Operand {
+    Field(FRef),
+    Len(FRef),
+    Count(FRef),
+}
+
+impl Operand {
+    fn ftype(&self) -> FType {
+        match self {
+            Operand::Field(f) if f.slice.is_some() => FType::Bytes,
+            Operand::Field(f) => f.def.ftype,
+            Operand::Len(_) | Operand::Count(_) => FType::UInt,
+        }
+    }
+}
+
+#[derive(Debug)]
+enum CmpRhs {
+    Lit(Lit),
+    Set(Vec<(Lit, Option<Lit>)>),
+    Field(Operand),
+    Regex(regex::bytes::Regex),
+}
+
+#[derive(Debug)]
+enum Node {
+    And(Box<Node>, Box<Node>),
+    Or(Box<Node>, Box<Node>),
+    Not(Box<Node>),
+    Exists(FRef),
+    Cmp { a: Operand, op: RelOp, b: CmpRhs },
+}
+
+/// A compiled display filter.
+#[derive(Debug)]
+pub struct Filter {
+    root: Node,
+    text: String,
+    pending: Vec<&'static str>,
+}
+
+impl std::fmt::Debug for FieldDef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name)
+    }
+}
+
+fn err(at: usize, msg: impl Into<String>) -> FilterError {
+    FilterError {
+        offset: at,
+        msg: msg.into(),
+    }
+}
+
+fn looks_like_field(w: &str) -> bool {
+    w.contains('.')
+        && w.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
+        && w.split('.').all(|p| !p.is_empty())
+        || w.chars().all(|c| c.is_ascii_lowercase() || c == '_') && w.len() > 2
+}
+
+fn unknown_field(w: &str, at: usize) -> FilterError {
+    match fields::nearest(w) {
+        Some(n) => err(
+            at,
+            format!("unknown field or protocol \"{w}\" (did you mean \"{n}\"?)"),
+        ),
+        None => err(at, format!("unknown field or protocol \"{w}\"")),
+    }
+}
+
+impl Filter {
+    /// Parses and type-checks `text`.
+    pub fn compile(text: &str) -> Result<Filter, FilterError> {
+        let ast = parse::Parser::new(text, |w| fields::lookup(w).is_some())?.parse()?;
+        let mut pending = Vec::new();
+        let root = compile(&ast, &mut pending)?;
+        pending.sort_unstable();
+        pending.dedup();
+        Ok(Filter {
+            root,
+            text: text.to_string(),
+            pending,
+        })
+    }
+
+    pub fn text(&self) -> &str {
+        &self.text
+    }
+
+    /// Fields used by this filter whose dissector is not built yet (they evaluate as absent).
+    pub fn pending_fields(&self) -> &[&'static str] {
+        &self.pending
+    }
+
+    pub fn matches(&self, c: &Ctx<'_, '_>) -> bool {
+        eval(&self.root, c)
+    }
+}
+
+fn fref(t: &Term, pending: &mut Vec<&'static str>) -> Result<FRef, FilterError> {
+    let Term::Field {
+        name,
+        layer,
+        slice,
+        start,
+        ..
+    } = t
+    else {
+        return Err(err(t.start(), "expected a field"));
+    };
+    let def = fields::lookup(name).ok_or_else(|| unknown_field(name, *start))?;
+    if def.pending {
+        pending.push(def.name);
+    }
+    let slice = match slice {
+        Some(Slice::Range(o, l)) => {
+            if !def.ftype.is_bytes_like() {
+                return Err(err(
+                    *start,
+                    format!("\"{name}\" is a {}: it cannot be sliced", def.ftype.name()),
+                ));
+            }
+            if def.ftype == FType::Proto && def.name != "frame" {
+                return Err(err(*start, format!("slicing the protocol \"{name}\" is not supported (slice a field, or frame)")));
+            }
+            Some((*o, *l))
+        }
+        None => None,
+    };
+    Ok(FRef {
+        def,
+        layer: *layer,
+        slice,
+    })
+}
+
+fn operand(t: &Term, pending: &mut Vec<&'static str>) -> Result<Operand, FilterError> {
+    match t {
+        Term::Field { .. } => Ok(Operand::Field(fref(t, pending)?)),
+        Term::Func {
+            name, arg, start, ..
+        } => {
+            let f = fref(arg, pending)?;
+            match name.as_str() {
+                "len" => {
+                    if !f.def.ftype.is_bytes_like() && f.slice.is_none() {
+                        return Err(err(
+                            *start,
+                            format!(
+                                "len() needs a string or bytes field, not a {}",
+                                f.def.ftype.name()
+                            ),
+                        ));
+                    }
+                    Ok(Operand::Len(f))
+                }
+                "count" => Ok(Operand::Count(f)),
+                other => Err(err(
+                    *start,
+                    format!("unknown function \"{other}\" (known: len, count)"),
+                )),
+            }
+        }
+        Term::Word { text, start, .. } if looks_like_field(text) => {
+            Err(unknown_field(text, *start))
+        }
+        Term::Word { text, start, .. } => Err(err(
+            *start,
+            format!("\"{text}\" is a value: the left side must be a field or a function"),
+        )),
+        Term::Str { start, .. } => Err(err(
+            *start,
+            "a string cannot stand on the left side: put a field there",
+        )),
+    }
+}
+
+fn parse_uint(w: &str) -> Option<u64> {
+    let (digits, radix) = if let Some(h) = w.strip_prefix("0x").or_else(|| w.strip_prefix("0X")) {
+        (h, 16)
+    } else if let Some(b) = w.strip_prefix("0b").or_else(|| w.strip_prefix("0B")) {
+        (b, 2)
+    } else if w.len() > 1 && w.starts_with('0') {
+        (&w[1..], 8)
+    } else {
+        (w, 10)
+    };
+    if digits.is_empty() {
+        return None;
+    }
+    u64::from_str_radix(digits, radix).ok()
+}
+
+fn parse_hex_bytes(w: &str) -> Option<Vec<u8>> {
+    let seps = [':', '.', '-'];
+    let parts: Vec<&str> = if w.contains(seps) {
+        w.split(seps).collect()
+    } else {
+        vec![w]
+    };
+    let mut out = Vec::new();
+    for p in parts {
+        if p.is_empty() {
+            return None;
+        }
+        if p.len() % 2 == 1 && p.len() > 1 {
+            return None;
+        }
+        if p.len() == 1 {
+            out.push(u8::from_str_radix(p, 16).ok()?);
+            continue;
+        }
+        for i in (0..p.len()).step_by(2) {
+            out.push(u8::from_str_radix(p.get(i..i + 2)?, 16).ok()?);
+        }
+    }
+    (!out.is_empty()).then_some(out)
+}
+
+fn parse_mac(w: &str, at: usize) -> Result<[u8; 6], FilterError> {
+    let bytes = parse_hex_bytes(w)
+        .ok_or_else(|| err(at, format!("\"{w}\" is not a valid Ethernet address")))?;
+    match bytes.len() {
+        6 => Ok([bytes[0], bytes[1], bytes[2], bytes[3], bytes[4], bytes[5]]),
+        n if n < 6 => Err(err(
+            at,
+            format!("\"{w}\" contains too few bytes to be a valid Ethernet address"),
+        )),
+        _ => Err(err(
+            at,
+            format!("\"{w}\" contains too many bytes to be a valid Ethernet address"),
+        )),
+    }
+}
+
+fn prefix_mask32(bits: u32) -> u32 {
+    if bits == 0 {
+        0
+    } else {
+        u32::MAX << (32 - bits)
+    }
+}
+
+fn prefix_mask128(bits: u32) -> u128 {
+    if bits == 0 {
+        0
+    } else {
+        u128::MAX << (128 - bits)
+    }
+}
+
+/// Converts a literal term for a field of type `ty`, for relation `op`.
+fn literal(t: &Term, ty: FType, op: RelOp) -> Result<Lit, FilterError> {
+    let at = t.start();
+    if matches!(op, RelOp::Contains) {
+        return match t {
+            Term::Str { bytes, .. } => Ok(Lit::Bytes(bytes.clone())),
+            Term::Word { text, .. } if ty == FType::Str => Ok(Lit::Bytes(text.as_bytes().to_vec())),
+            Term::Word { text, .. } => parse_hex_bytes(text).map(Lit::Bytes).ok_or_else(|| {
+                err(
+                    at,
+                    format!(
+                        "\"{text}\" is not a valid byte string (write it as \"text\" or 47:45:54)"
+                    ),
+                )
+            }),
+            _ => Err(err(at, "contains needs a value on the right")),
+        };
+    }
+    match (t, ty) {
+        (Term::Word { text, .. }, FType::UInt) => parse_uint(text)
+            .map(Lit::U)
+            .ok_or_else(|| err(at, format!("\"{text}\" is not a valid number"))),
+        (Term::Word { text, .. }, FType::Bool) => match text.as_str() {
+            "True" | "TRUE" => Ok(Lit::U(1)),
+            "False" | "FALSE" => Ok(Lit::U(0)),
+            "true" | "false" => Err(err(
+                at,
+                format!("\"{text}\" is not a valid boolean (write True or False)"),
+            )),
+            _ => parse_uint(text)
+                .map(|v| Lit::U((v != 0) as u64))
+                .ok_or_else(|| err(at, format!("\"{text}\" is not a valid boolean"))),
+        },
+        (Term::Word { text, .. }, FType::Ipv4) => {
+            let (a, bits) = match text.split_once('/') {
+                Some((a, b)) => (a, b.parse::<u32>().ok().filter(|b| *b <= 32)),
+                None => (text.as_str(), Some(32)),
+            };
+            let bits =
+                bits.ok_or_else(|| err(at, format!("\"{text}\" has an invalid prefix length")))?;
+            let addr: Ipv4Addr = a
+                .parse()
+                .map_err(|_| err(at, format!("\"{text}\" is not a valid IPv4 address")))?;
+            let mask = prefix_mask32(bits);
+            Ok(Lit::V4 {
+                addr: u32::from(addr) & mask,
+                mask,
+            })
+        }
+        (Term::Word { text, .. }, FType::Ipv6) => {
+            let (a, bits) = match text.split_once('/') {
+                Some((a, b)) => (a, b.parse::<u32>().ok().filter(|b| *b <= 128)),
+                None => (text.as_str(), Some(128)),
+            };
+            let bits =
+                bits.ok_or_else(|| err(at, format!("\"{text}\" has an invalid prefix length")))?;
+            let addr: Ipv6Addr = a
+                .parse()
+                .map_err(|_| err(at, format!("\"{text}\" is not a valid IPv6 address")))?;
+            let mask = prefix_mask128(bits);
+            Ok(Lit::V6 {
+                addr: u128::from(addr) & mask,
+                mask,
+            })
+        }
+        (Term::Word { text, .. }, FType::Ether) => Ok(Lit::Mac(parse_mac(text, at)?)),
+        (Term::Word { text, .. }, FType::Str) => Ok(Lit::Bytes(text.as_bytes().to_vec())),
+        (Term::Word { text, .. }, FType::Bytes | FType::Proto) => parse_hex_bytes(text)
+            .map(Lit::Bytes)
+            .ok_or_else(|| err(at, format!("\"{text}\" is not a valid byte string"))),
+        (Term::Str { bytes, .. }, FType::Str | FType::Bytes | FType::Proto) => {
+            Ok(Lit::Bytes(bytes.clone()))
+        }
+        (Term::Str { .. }, ty) => Err(err(
+            at,
+            format!("a {} cannot be written as a quoted string", ty.name()),
+        )),
+        _ => Err(err(at, "expected a value")),
+    }
+}
+
+fn compatible(a: FType, b: FType) -> bool {
+    a == b
+        || (a.is_bytes_like()
+            && b.is_bytes_like()
+            && !matches!(a, FType::Proto)
+            && !matches!(b, FType::Proto))
+        || matches!(
+            (a, b),
+            (FType::Bool, FType::UInt) | (FType::UInt, FType::Bool)
+        )
+}
+
+fn swap(op: RelOp) -> RelOp {
+    match op {
+        RelOp::Lt => RelOp::Gt,
+        RelOp::Le => RelOp::Ge,
+        RelOp::Gt => RelOp::Lt,
+        RelOp::Ge => RelOp::Le,
+        o => o,
+    }
+}
+
+fn compile(ast: &Ast, pending: &mut Vec<&'static str>) -> Result<Node, FilterError> {
+    Ok(match ast {
+        Ast::Or(a, b) => Node::Or(
+            Box::new(compile(a, pending)?),
+            Box::new(compile(b, pending)?),
+        ),
+        Ast::And(a, b) => Node::And(
+            Box::new(compile(a, pending)?),
+            Box::new(compile(b, pending)?),
+        ),
+        Ast::Not(a) => Node::Not(Box::new(compile(a, pending)?)),
+        Ast::Test { lhs, rel: None } => match lhs {
+            Term::Field { slice: None, .. } => Node::Exists(fref(lhs, pending)?),
+            Term::Field { start, .. } => {
+                return Err(err(
+                    *start,
+                    "a slice needs a comparison (e.g. frame[0] == 45)",
+                ))
+            }
+            Term::Func { start, .. } => {
+                return Err(err(
+                    *start,
+                    "a function needs a comparison (e.g. len(x) > 3)",
+                ))
+            }
+            Term::Word { text, start, .. } if looks_like_field(text) => {
+                return Err(unknown_field(text, *start))
+            }
+            Term::Word { text, start, .. } => {
+                return Err(err(
+                    *start,
+                    format!("\"{text}\" is neither a field nor a protocol name"),
+                ))
+            }
+            Term::Str { start, .. } => return Err(err(*start, "a string alone is not a test")),
+        },
+        Ast::Test {
+            lhs,
+            rel: Some((op, op_at, rhs)),
+        } => {
+            // A value on the left and a field on the right: turn it around.
+            let (lhs, op, rhs) = match (lhs, rhs) {
+                (
+                    Term::Word { .. } | Term::Str { .. },
+                    Rhs::Term(r @ (Term::Field { .. } | Term::Func { .. })),
+                ) if !matches!(op, RelOp::Contains | RelOp::Matches | RelOp::BitAnd) => {
+                    (r, swap(*op), Rhs::Term(lhs.clone()))
+                }
+                (l, r) => (l, *op, r.clone()),
+            };
+            let a = operand(lhs, pending)?;
+            let ty = a.ftype();
+            let lhs_at = lhs.start();
+            if ty == FType::Proto
+                && !(matches!(a, Operand::Field(f) if f.def.name == "frame"))
+                && !matches!(a, Operand::Count(_))
+            {
+                return Err(err(
+                    lhs_at,
+                    format!(
+                        "\"{}\" is a protocol: test it alone, or compare one of its fields",
+                        lhs_name(lhs)
+                    ),
+                ));
+            }
+            match op {
+                RelOp::Matches => {
+                    if !ty.is_bytes_like() {
+                        return Err(err(
+                            *op_at,
+                            format!("matches needs a string or bytes field, not a {}", ty.name()),
+                        ));
+                    }
+                    let Rhs::Term(Term::Str { bytes, start, .. }) = &rhs else {
+                        return Err(err(
+                            *op_at,
+                            "matches needs a quoted regular expression on the right",
+                        ));
+                    };
+                    let pat = std::str::from_utf8(bytes)
+                        .map_err(|_| err(*start, "the pattern is not valid UTF-8"))?;
+                    let re = regex::bytes::RegexBuilder::new(pat)
+                        .case_insensitive(true)
+                        .unicode(false)
+                        .size_limit(1 << 20)
+                        .build()
+                        .or_else(|_| {
+                            regex::bytes::RegexBuilder::new(pat)
+                                .case_insensitive(true)
+                                .size_limit(1 << 20)
+                                .build()
+                        })
+                        .map_err(|e| {
+                            err(
+                                *start,
+                                format!(
+                                    "invalid regular expression: {}",
+                                    e.to_string().lines().last().unwrap_or("")
+                                ),
+                            )
+                        })?;
+                    Node::Cmp {
+                        a,
+                        op,
+                        b: CmpRhs::Regex(re),
+                    }
+                }
+                RelOp::Contains if !ty.is_bytes_like() => {
+                    return Err(err(
+                        *op_at,
+                        format!(
+                            "contains needs a string or bytes field, not a {}",
+                            ty.name()
+                        ),
+                    ))
+                }
+                RelOp::BitAnd if !matches!(ty, FType::UInt | FType::Bool) => {
+                    return Err(err(
+                        *op_at,
+                        format!("\"&\" needs a number field, not a {}", ty.name()),
+                    ))
+                }
+                _ => {
+                    match &rhs {
+                        Rhs::Set(items, _) => {
+                            let mut set = Vec::with_capacity(items.len());
+                            for it in items {
+                                set.push(match it {
+                                SetItem::One(t) => (literal(t, ty, op)?, None),
+                                SetItem::Range(lo, hi) => {
+                                    if !matches!(ty, FType::UInt | FType::Ipv4 | FType::Ipv6) {
+                                        return Err(err(lo.start(), format!("a range needs a number or address field, not a {}", ty.name())));
+                                    }
+                                    (literal(lo, ty, op)?, Some(literal(hi, ty, op)?))
+                                }
+                            });
+                            }
+                            Node::Cmp {
+                                a,
+                                op,
+                                b: CmpRhs::Set(set),
+                            }
+                        }
+                        Rhs::Term(t @ (Term::Field { .. } | Term::Func { .. })) => {
+                            let b = operand(t, pending)?;
+                            if !compatible(ty, b.ftype()) {
+                                return Err(err(
+                                    t.start(),
+                                    format!(
+                                        "\"{}\" is a {} and cannot be compared with a {}",
+                                        lhs_name(t),
+                                        b.ftype().name(),
+                                        ty.name()
+                                    ),
+                                ));
+                            }
+                            if op == RelOp::Contains {
+                                return Err(err(t.start(), "contains needs a value on the right"));
+                            }
+                            Node::Cmp {
+                                a,
+                                op,
+                                b: CmpRhs::Field(b),
+                            }
+                        }
+                        Rhs::Term(t) => Node::Cmp {
+                            a,
+                            op,
+                            b: CmpRhs::Lit(literal(t, ty, op)?),
+                        },
+                    }
+                }
+            }
+        }
+    })
+}
+
+fn lhs_name(t: &Term) -> String {
+    match t {
+        Term::Field { name, .. } | Term::Func { name, .. } => name.clone(),
+        Term::Word { text, .. } => text.clone(),
+        Term::Str { .. } => "string".into(),
+    }
+}
+
+// ---- evaluation ----
+
+/// A value after slicing: bytes borrowed from the frame, or up to 16 bytes of an address.
+#[derive(Clone, Copy)]
+enum EVal<'a> {
+    U(u64),
+    V4(u32),
+    V6(u128),
+    Mac([u8; 6]),
+    Bytes(&'a [u8]),
+    Inline([u8; 16], u8),
+}
+
+impl<'a> EVal<'a> {
+    fn bytes(&self) -> Option<&[u8]> {
+        match self {
+            EVal::Bytes(b) => Some(b),
+            EVal::Inline(a, n) => Some(&a[..*n as usize]),
+            EVal::Mac(m) => Some(m),
+            _ => None,
+        }
+    }
+}
+
+fn slice_bytes(b: &[u8], off: i64, len: Option<i64>) -> Option<&[u8]> {
+    let n = b.len() as i64;
+    let start = if off < 0 { n + off } else { off };
+    if start < 0 || start > n {
+        return None;
+    }
+    let end = match len {
+        Some(l) => start.checked_add(l)?,
+        None => n,
+    };
+    if end > n || end < start {
+        return None;
+    }
+    let s = &b[start as usize..end as usize];
+    (!s.is_empty()).then_some(s)
+}
+
+fn gather<'a>(f: &FRef, c: &Ctx<'_, 'a>, out: &mut Values<'a>) {
+    (f.def.get)(c, out);
+}
+
+/// Calls `each` for every value of the operand, stopping when it returns true; returns whether
+/// it did. `count` tells how many values there were.
+fn each_value<'a>(
+    a: &Operand,
+    c: &Ctx<'_, 'a>,
+    mut each: impl FnMut(EVal<'_>) -> bool,
+) -> (bool, usize) {
+    let (f, kind) = match a {
+        Operand::Field(f) => (f, 0),
+        Operand::Len(f) => (f, 1),
+        Operand::Count(f) => (f, 2),
+    };
+    let mut vals = Values::new();
+    gather(f, c, &mut vals);
+    let layer_ok = |l: u8| f.layer.is_none_or(|want| want == l);
+    if kind == 2 {
+        let n = vals.iter().filter(|(l, _)| layer_ok(*l)).count();
+        return (each(EVal::U(n as u64)), 1);
+    }
+    let mut count = 0;
+    for (l, v) in vals.iter() {
+        if !layer_ok(*l) {
+            continue;
+        }
+        let ev = match (v, f.slice) {
+            (Val::U(u), None) => EVal::U(*u),
+            (Val::V4(a), None) => EVal::V4(u32::from_be_bytes(*a)),
+            (Val::V6(a), None) => EVal::V6(u128::from_be_bytes(*a)),
+            (Val::Mac(m), None) => EVal::Mac(*m),
+            (Val::Bytes(b), None) => EVal::Bytes(b),
+            (Val::Bytes(b), Some((o, len))) => match slice_bytes(b, o, len) {
+                Some(s) => EVal::Bytes(s),
+                None => continue,
+            },
+            (Val::U(_), Some(_)) => continue,
+            (other, Some((o, len))) => {
+                let mut buf = [0u8; 16];
+                let Some(n) = other.with_bytes(|b| match slice_bytes(b, o, len) {
+                    Some(s) => {
+                        buf[..s.len()].copy_from_slice(s);
+                        Some(s.len())
+                    }
+                    None => None,
+                }) else {
+                    continue;
+                };
+                let Some(n) = n else { continue };
+                EVal::Inline(buf, n as u8)
+            }
+        };
+        let ev = if kind == 1 {
+            let len = match ev {
+                EVal::V4(_) => 4,
+                EVal::V6(_) => 16,
+                EVal::Mac(_) => 6,
+                EVal::U(_) => 0,
+                _ => ev.bytes().map(|b| b.len()).unwrap_or(0),
+            };
+            EVal::U(len as u64)
+        } else {
+            ev
+        };
+        count += 1;
+        if each(ev) {
+            return (true, count);
+        }
+    }
+    (false, count)
+}
+
+fn ord_lit(v: &EVal<'_>, lit: &Lit) -> Option<std::cmp::Ordering> {
+    match (v, lit) {
+        (EVal::U(a), Lit::U(b)) => Some(a.cmp(b)),
+        (EVal::V4(a), Lit::V4 { addr, mask }) => {
+            if *mask != u32::MAX && (a & mask) == *addr {
+                Some(std::cmp::Ordering::Equal)
+            } else {
+                Some(a.cmp(addr))
+            }
+        }
+        (EVal::V6(a), Lit::V6 { addr, mask }) => {
+            if *mask != u128::MAX && (a & mask) == *addr {
+                Some(std::cmp::Ordering::Equal)
+            } else {
+                Some(a.cmp(addr))
+            }
+        }
+        (EVal::Mac(m), Lit::Mac(l)) => Some(m.cmp(l)),
+        (v, Lit::Bytes(l)) => v.bytes().map(|b| b.cmp(l.as_slice())),
+        _ => None,
+    }
+}
+
+fn ord_vals(a: &EVal<'_>, b: &EVal<'_>) -> Option<std::cmp::Ordering> {
+    match (a, b) {
+        (EVal::U(x), EVal::U(y)) => Some(x.cmp(y)),
+        (EVal::V4(x), EVal::V4(y)) => Some(x.cmp(y)),
+        (EVal::V6(x), EVal::V6(y)) => Some(x.cmp(y)),
+        _ => Some(a.bytes()?.cmp(b.bytes()?)),
+    }
+}
+
+fn rel_holds(op: RelOp, o: std::cmp::Ordering) -> bool {
+    use std::cmp::Ordering::*;
+    match op {
+        RelOp::Eq => o == Equal,
+        RelOp::AllNe | RelOp::AnyNe => o != Equal,
+        RelOp::Lt => o == Less,
+        RelOp::Le => o != Greater,
+        RelOp::Gt => o == Greater,
+        RelOp::Ge => o != Less,
+        _ => false,
+    }
+}
+
+fn test_lit(op: RelOp, v: &EVal<'_>, lit: &Lit) -> bool {
+    match op {
+        RelOp::Contains => match (v.bytes(), lit) {
+            (Some(h), Lit::Bytes(n)) => {
+                n.is_empty() || h.windows(n.len()).any(|w| w == n.as_slice())
+            }
+            _ => false,
+        },
+        RelOp::BitAnd => matches!((v, lit), (EVal::U(a), Lit::U(b)) if a & b != 0),
+        _ => ord_lit(v, lit).is_some_and(|o| rel_holds(op, o)),
+    }
+}
+
+fn in_set(v: &EVal<'_>, set: &[(Lit, Option<Lit>)]) -> bool {
+    set.iter().any(|(lo, hi)| match hi {
+        None => ord_lit(v, lo) == Some(std::cmp::Ordering::Equal),
+        Some(hi) => {
+            ord_lit(v, lo).is_some_and(|o| o != std::cmp::Ordering::Less)
+                && ord_lit(v, hi).is_some_and(|o| o != std::cmp::Ordering::Greater)
+        }
+    })
+}
+
+fn eval(n: &Node, c: &Ctx<'_, '_>) -> bool {
+    match n {
+        Node::And(a, b) => eval(a, c) && eval(b, c),
+        Node::Or(a, b) => eval(a, c) || eval(b, c),
+        Node::Not(a) => !eval(a, c),
+        Node::Exists(f) => {
+            let mut vals = Values::new();
+            gather(f, c, &mut vals);
+            let present = vals.iter().any(|(l, _)| f.layer.is_none_or(|w| w == *l));
+            present
+        }
+        Node::Cmp { a, op, b } => match b {
+            CmpRhs::Regex(re) => each_value(a, c, |v| v.bytes().is_some_and(|b| re.is_match(b))).0,
+            CmpRhs::Set(set) => each_value(a, c, |v| in_set(&v, set)).0,
+            CmpRhs::Lit(lit) => {
+                if *op == RelOp::AllNe {
+                    // all_ne: at least one value, and none equal.
+                    let (found_eq, count) = each_value(a, c, |v| !test_lit(RelOp::AllNe, &v, lit));
+                    count > 0 && !found_eq
+                } else {
+                    each_value(a, c, |v| test_lit(*op, &v, lit)).0
+                }
+            }
+            CmpRhs::Field(bop) => {
+                if *op == RelOp::AllNe {
+                    let mut any_eq = false;
+                    let mut pairs = 0;
+                    each_value(a, c, |x| {
+                        each_value(bop, c, |y| {
+                            pairs += 1;
+                            any_eq |= ord_vals(&x, &y) == Some(std::cmp::Ordering::Equal);
+                            any_eq
+                        });
+                        any_eq
+                    });
+                    pairs > 0 && !any_eq
+                } else {
+                    each_value(a, c, |x| {
+                        each_value(bop, c, |y| {
+                            ord_vals(&x, &y).is_some_and(|o| rel_holds(*op, o))
+                        })
+                        .0
+                    })
+                    .0
+                }
+            }
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests;
