@@ -11,6 +11,7 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 
 use crate::capture::RawPacket;
+use crate::decode::reassembly::Reassembler;
 use crate::decode::{self, Decoded, Transport};
 use crate::flow::tcp::TcpAnalysis;
 use crate::flow::{FlowConfig, FlowRecord, FlowRow, FlowTable, TcpCounts};
@@ -122,6 +123,9 @@ type PairMap = HashMap<(IpAddr, IpAddr), PairAgg, foldhash::fast::RandomState>;
 
 pub struct Pipeline<S: Sink> {
     pub flows: FlowTable,
+    reassembler: Reassembler,
+    /// Reused buffer for reassembled datagrams.
+    datagram: Vec<u8>,
     cfg: PipelineConfig,
     cur: Option<MinuteStats>,
     pairs: PairMap,
@@ -135,6 +139,8 @@ impl<S: Sink> Pipeline<S> {
         let pairs = PairMap::with_capacity_and_hasher(cfg.max_host_pairs, Default::default());
         Pipeline {
             flows: FlowTable::new(flow_cfg),
+            reassembler: Reassembler::default(),
+            datagram: Vec::new(),
             cfg,
             cur: None,
             pairs,
@@ -146,11 +152,34 @@ impl<S: Sink> Pipeline<S> {
 
     /// Processes one frame.
     pub fn process(&mut self, pkt: &RawPacket<'_>) -> PacketOutcome {
-        let d = decode::decode(pkt);
-        self.process_decoded(&d)
+        self.process_with(pkt, |_, o| *o)
     }
 
-    pub fn process_decoded(&mut self, d: &Decoded<'_>) -> PacketOutcome {
+    /// Processes one frame and hands the decoded frame (with its transport taken from the
+    /// reassembled datagram when this fragment completed one) and the outcome to `f` — for
+    /// callers that look at fields, such as display filters.
+    pub fn process_with<R>(
+        &mut self,
+        pkt: &RawPacket<'_>,
+        f: impl FnOnce(&Decoded<'_>, &PacketOutcome) -> R,
+    ) -> R {
+        let d = decode::decode(pkt);
+        if d.ip.is_some_and(|ip| ip.fragment) {
+            let mut buf = std::mem::take(&mut self.datagram);
+            if self.reassembler.offer(&d, &mut buf) {
+                let whole = decode::with_reassembled(&d, &buf);
+                let o = self.process_decoded(&whole);
+                let r = f(&whole, &o);
+                self.datagram = buf;
+                return r;
+            }
+            self.datagram = buf;
+        }
+        let o = self.process_decoded(&d);
+        f(&d, &o)
+    }
+
+    fn process_decoded(&mut self, d: &Decoded<'_>) -> PacketOutcome {
         let minute = d.ts.minute();
         if self.cur.is_some_and(|m| m.minute != minute) {
             self.flush_minute();

@@ -7,7 +7,6 @@ use std::path::PathBuf;
 use super::Outcome;
 use crate::capture::file::FileSource;
 use crate::capture::PacketSource;
-use crate::decode::decode;
 use crate::filter::fields::{Ctx, FIELDS};
 use crate::filter::Filter;
 use crate::pipeline::{NullSink, Pipeline};
@@ -56,17 +55,17 @@ pub fn run(args: FilterArgs) -> anyhow::Result<Outcome> {
     loop {
         match src.next_packet() {
             Ok(Some(pkt)) => {
-                let d = decode(&pkt);
-                let o = pipeline.process_decoded(&d);
-                let ctx = Ctx {
-                    d: &d,
-                    tcp: &o.tcp,
-                    stream: o.stream,
-                };
-                if filter.matches(&ctx) {
+                let hit = pipeline.process_with(&pkt, |d, o| {
+                    filter.matches(&Ctx {
+                        d,
+                        tcp: &o.tcp,
+                        stream: o.stream,
+                    })
+                });
+                if hit {
                     matched += 1;
                     if !args.count {
-                        writeln!(out, "{}", d.frame)?;
+                        writeln!(out, "{}", pkt.frame)?;
                     }
                 }
             }

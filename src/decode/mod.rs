@@ -9,6 +9,7 @@
 //! total length of 0 means "segmentation offload", use the captured length (as Wireshark does).
 
 pub mod link;
+pub mod reassembly;
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
@@ -71,8 +72,14 @@ pub struct IpHeader {
     pub ttl: u8,
     /// ip.len (IPv4 total length) or IPv6 payload length + 40.
     pub len: u32,
-    /// True for any fragment (first or later): the transport header is not decoded from it.
+    /// True for any fragment (first or later): the transport header is not decoded from it;
+    /// see [`reassembly`] for the datagram put back together.
     pub fragment: bool,
+    /// Fragment identification, offset (bytes) and more-fragments flag (meaningful when
+    /// `fragment`).
+    pub frag_id: u32,
+    pub frag_offset: u32,
+    pub more_fragments: bool,
 }
 
 impl IpHeader {
@@ -180,8 +187,12 @@ pub struct Decoded<'a> {
     pub quoted_ports: Option<QuotedPorts>,
     /// The quoted transport header, when enough of it was quoted to decode it whole.
     pub quoted_transport: Transport,
+    /// Payload bytes after the quoted transport header (Wireshark shows them as `tcp.payload`).
+    pub quoted_payload: &'a [u8],
     /// Captured transport payload (TCP/UDP data), cut to the length the IP header declares.
     pub payload: &'a [u8],
+    /// Captured payload of an IP fragment (input to reassembly); empty otherwise.
+    pub ip_payload: &'a [u8],
     /// The whole captured frame, for `frame contains` and payload scans.
     pub data: &'a [u8],
     pub stop: Option<Stop>,
@@ -240,7 +251,9 @@ pub fn decode<'a>(pkt: &RawPacket<'a>) -> Decoded<'a> {
         quoted_ip: None,
         quoted_ports: None,
         quoted_transport: Transport::None,
+        quoted_payload: &[],
         payload: &[],
+        ip_payload: &[],
         data: pkt.data,
         stop: None,
     };
@@ -309,6 +322,9 @@ fn parse_ip(b: &[u8]) -> Result<IpParse, (Layer, StopReason)> {
                     total as u32
                 },
                 fragment: frag & 0x3fff != 0,
+                frag_id: u16::from_be_bytes([b[4], b[5]]) as u32,
+                frag_offset: (frag & 0x1fff) as u32 * 8,
+                more_fragments: frag & 0x2000 != 0,
             };
             Ok(IpParse {
                 hdr,
@@ -336,6 +352,18 @@ fn parse_ip(b: &[u8]) -> Result<IpParse, (Layer, StopReason)> {
                 return Err((Layer::Ipv6, StopReason::Truncated));
             }
             let ext_len = exts.slice().len();
+            let (mut frag_id, mut frag_offset, mut more_fragments) = (0, 0, false);
+            for ext in exts.clone() {
+                if let etherparse::Ipv6ExtensionSlice::Fragment(f) = ext {
+                    // RFC 8200 §4.5, read from the raw header: offset in the top 13 bits of
+                    // bytes 2-3 (8-byte units), M flag in bit 0, identification in bytes 4-7.
+                    let h = f.slice();
+                    let off_m = u16::from_be_bytes([h[2], h[3]]);
+                    frag_offset = (off_m & 0xfff8) as u32;
+                    more_fragments = off_m & 1 != 0;
+                    frag_id = u32::from_be_bytes([h[4], h[5], h[6], h[7]]);
+                }
+            }
             let hdr = IpHeader {
                 src: IpAddr::V6(Ipv6Addr::from(src)),
                 dst: IpAddr::V6(Ipv6Addr::from(dst)),
@@ -343,6 +371,9 @@ fn parse_ip(b: &[u8]) -> Result<IpParse, (Layer, StopReason)> {
                 ttl: b[7],
                 len: (declared + 40) as u32,
                 fragment: exts.is_fragmenting_payload(),
+                frag_id,
+                frag_offset,
+                more_fragments,
             };
             Ok(IpParse {
                 hdr,
@@ -361,15 +392,35 @@ fn decode_ip<'a>(d: &mut Decoded<'a>, b: &'a [u8], base: u32) {
         Err((layer, reason)) => return stop(d, layer, reason, base),
     };
     d.ip = Some(ip.hdr);
-    if ip.hdr.fragment {
-        return; // transport is only decoded from unfragmented datagrams
-    }
     let off = ip.payload_off.min(b.len());
     let avail = &b[off..];
     let declared = ip.declared_len;
     let captured = &avail[..declared.min(avail.len())];
-    let base = base + off as u32;
-    match ip.hdr.proto {
+    if ip.hdr.fragment {
+        // The transport is decoded from the reassembled datagram, in the frame completing it.
+        d.ip_payload = captured;
+        return;
+    }
+    decode_transport(d, ip.hdr.proto, captured, declared, base + off as u32);
+}
+
+/// The same frame, with the transport decoded from the datagram that this fragment completed.
+pub fn with_reassembled<'a>(d: &Decoded<'a>, datagram: &'a [u8]) -> Decoded<'a> {
+    let mut r = *d;
+    if let Some(ip) = d.ip {
+        decode_transport(&mut r, ip.proto, datagram, datagram.len(), 0);
+    }
+    r
+}
+
+fn decode_transport<'a>(
+    d: &mut Decoded<'a>,
+    proto: u8,
+    captured: &'a [u8],
+    declared: usize,
+    base: u32,
+) {
+    match proto {
         IPPROTO_TCP => match parse_tcp(captured, declared) {
             Ok((t, payload)) => {
                 d.transport = Transport::Tcp(t);
@@ -393,7 +444,7 @@ fn decode_ip<'a>(d: &mut Decoded<'a>, b: &'a [u8], base: u32) {
                 return stop(d, Layer::Icmp, trunc_or_malformed(declared, 4), base);
             }
             let icmp = IcmpHeader {
-                v6: ip.hdr.proto == IPPROTO_ICMPV6,
+                v6: proto == IPPROTO_ICMPV6,
                 icmp_type: captured[0],
                 code: captured[1],
             };
@@ -461,7 +512,7 @@ fn parse_tcp(b: &[u8], declared: usize) -> Result<(TcpHeader, &[u8]), StopReason
 
 /// Decodes the IP header and transport ports quoted in an ICMP error (RFC 792/4443: the
 /// offending datagram's header plus at least 8 bytes of its payload).
-fn decode_quoted(d: &mut Decoded<'_>, b: &[u8]) {
+fn decode_quoted<'a>(d: &mut Decoded<'a>, b: &'a [u8]) {
     let Ok(ip) = parse_ip(b) else { return };
     d.quoted_ip = Some(ip.hdr);
     let l4 = b.get(ip.payload_off..).unwrap_or(&[]);
@@ -473,8 +524,9 @@ fn decode_quoted(d: &mut Decoded<'_>, b: &[u8]) {
         });
         match ip.hdr.proto {
             IPPROTO_TCP => {
-                if let Ok((t, _)) = parse_tcp(l4, ip.declared_len) {
+                if let Ok((t, payload)) = parse_tcp(l4, ip.declared_len) {
                     d.quoted_transport = Transport::Tcp(t);
+                    d.quoted_payload = payload;
                 }
             }
             _ if l4.len() >= 8 => {

@@ -433,9 +433,10 @@ pub static FIELDS: &[FieldDef] = &[
             o.push(l, Val::U(d as u64));
         }
     }),
+    // Wireshark shows no tcp.len for a header quoted in an ICMP error (checked with tshark).
     f("tcp.len", FType::UInt, |c, o| {
-        for (l, t) in tcp_layers(c) {
-            o.push(l, Val::U(t.seg_len as u64))
+        if let Transport::Tcp(t) = c.d.transport {
+            o.push(1, Val::U(t.seg_len as u64))
         }
     }),
     f("tcp.hdr_len", FType::UInt, |c, o| {
@@ -492,6 +493,12 @@ pub static FIELDS: &[FieldDef] = &[
         if let Transport::Tcp(_) = c.d.transport {
             if !c.d.payload.is_empty() {
                 o.push(1, Val::Bytes(c.d.payload))
+            }
+        }
+        // …but it does show the payload of a quoted TCP segment.
+        if let Transport::Tcp(_) = c.d.quoted_transport {
+            if !c.d.quoted_payload.is_empty() {
+                o.push(2, Val::Bytes(c.d.quoted_payload))
             }
         }
     }),

@@ -321,6 +321,12 @@ fn prefix_mask128(bits: u32) -> u128 {
 /// Converts a literal term for a field of type `ty`, for relation `op`.
 fn literal(t: &Term, ty: FType, op: RelOp) -> Result<Lit, FilterError> {
     let at = t.start();
+    // A bit mask on a bytes value is a byte string.
+    let ty = if op == RelOp::BitAnd && matches!(ty, FType::Ether) {
+        FType::Bytes
+    } else {
+        ty
+    };
     if matches!(op, RelOp::Contains) {
         return match t {
             Term::Str { bytes, .. } => Ok(Lit::Bytes(bytes.clone())),
@@ -537,10 +543,12 @@ fn compile(ast: &Ast, pending: &mut Vec<&'static str>) -> Result<Node, FilterErr
                         ),
                     ))
                 }
-                RelOp::BitAnd if !matches!(ty, FType::UInt | FType::Bool) => {
+                RelOp::BitAnd
+                    if !matches!(ty, FType::UInt | FType::Bool | FType::Bytes | FType::Ether) =>
+                {
                     return Err(err(
                         *op_at,
-                        format!("\"&\" needs a number field, not a {}", ty.name()),
+                        format!("\"&\" needs a number or bytes field, not a {}", ty.name()),
                     ))
                 }
                 _ => {
@@ -774,7 +782,13 @@ fn test_lit(op: RelOp, v: &EVal<'_>, lit: &Lit) -> bool {
             }
             _ => false,
         },
-        RelOp::BitAnd => matches!((v, lit), (EVal::U(a), Lit::U(b)) if a & b != 0),
+        RelOp::BitAnd => match (v, lit) {
+            (EVal::U(a), Lit::U(b)) => a & b != 0,
+            (v, Lit::Bytes(m)) => v
+                .bytes()
+                .is_some_and(|b| b.iter().zip(m).any(|(x, y)| x & y != 0)),
+            _ => false,
+        },
         _ => ord_lit(v, lit).is_some_and(|o| rel_holds(op, o)),
     }
 }

@@ -450,7 +450,6 @@ impl<'s> Parser<'s> {
                 "ge" => RelOp::Ge,
                 "contains" => RelOp::Contains,
                 "matches" | "~" => RelOp::Matches,
-                "bitand" => RelOp::BitAnd,
                 _ => return None,
             },
             _ => return None,
