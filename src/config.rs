@@ -37,10 +37,7 @@ pub struct StoreConfig {
 
 impl Default for StoreConfig {
     fn default() -> Self {
-        StoreConfig {
-            dir: PathBuf::from("/var/lib/mirrorwatch"),
-            disk_budget: "4GiB".into(),
-        }
+        StoreConfig { dir: PathBuf::from("/var/lib/mirrorwatch"), disk_budget: "4GiB".into() }
     }
 }
 
@@ -58,9 +55,7 @@ pub struct RulesConfig {
 
 impl Default for RulesConfig {
     fn default() -> Self {
-        RulesConfig {
-            dir: PathBuf::from("/etc/mirrorwatch/rules"),
-        }
+        RulesConfig { dir: PathBuf::from("/etc/mirrorwatch/rules") }
     }
 }
 
@@ -73,10 +68,7 @@ pub struct WebConfig {
 
 impl Default for WebConfig {
     fn default() -> Self {
-        WebConfig {
-            listen: "0.0.0.0:8080".into(),
-            metrics_token_file: PathBuf::from("/etc/mirrorwatch/metrics.token"),
-        }
+        WebConfig { listen: "0.0.0.0:8080".into(), metrics_token_file: PathBuf::from("/etc/mirrorwatch/metrics.token") }
     }
 }
 
@@ -116,10 +108,7 @@ pub struct JobsConfig {
 
 impl Default for JobsConfig {
     fn default() -> Self {
-        JobsConfig {
-            digest: "0 8 * * *".into(),
-            retention: "*/15 * * * *".into(),
-        }
+        JobsConfig { digest: "0 8 * * *".into(), retention: "*/15 * * * *".into() }
     }
 }
 
@@ -133,8 +122,7 @@ impl Config {
     }
 
     pub fn load(path: &Path) -> anyhow::Result<Config> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        let text = std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
         Config::parse(&text, path)
     }
 }
@@ -143,12 +131,7 @@ impl Config {
 pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
     let before = &text[..offset.min(text.len())];
     let line = before.matches('\n').count() + 1;
-    let col = before
-        .rsplit('\n')
-        .next()
-        .map(|l| l.chars().count())
-        .unwrap_or(0)
-        + 1;
+    let col = before.rsplit('\n').next().map(|l| l.chars().count()).unwrap_or(0) + 1;
     (line, col)
 }
 
@@ -162,23 +145,13 @@ mod tests {
         assert_eq!(c.capture.interface, "eth0");
         assert_eq!(c.capture.snaplen, 1600);
         assert_eq!(c.flows.max_flows, 65_536);
-        assert_eq!(
-            c.store.database(),
-            PathBuf::from("/var/lib/mirrorwatch/mirrorwatch.db")
-        );
+        assert_eq!(c.store.database(), PathBuf::from("/var/lib/mirrorwatch/mirrorwatch.db"));
     }
 
     #[test]
     fn unknown_key_names_file_line_and_column() {
-        let e = Config::parse(
-            "[capture]\ninterface = \"eth0\"\nsnaplne = 3\n",
-            Path::new("m.toml"),
-        )
-        .unwrap_err();
+        let e = Config::parse("[capture]\ninterface = \"eth0\"\nsnaplne = 3\n", Path::new("m.toml")).unwrap_err();
         let msg = e.to_string();
-        assert!(
-            msg.starts_with("m.toml:3:1: unknown field `snaplne`"),
-            "{msg}"
-        );
+        assert!(msg.starts_with("m.toml:3:1: unknown field `snaplne`"), "{msg}");
     }
 }

@@ -14,6 +14,7 @@ pub mod decode;
 pub mod filter;
 pub mod flow;
 pub mod pipeline;
+pub mod rules;
 pub mod store;
 pub mod summary;
 pub mod time;

@@ -6,14 +6,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use mirrorwatch::commands::{analyze, filter, run, Outcome};
+use mirrorwatch::commands::{analyze, filter, rules, run, Outcome};
 
 #[derive(Parser)]
-#[command(
-    name = "mirrorwatch",
-    version,
-    about = "Passive network watcher for a mirror port"
-)]
+#[command(name = "mirrorwatch", version, about = "Passive network watcher for a mirror port")]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
@@ -60,6 +56,23 @@ enum Cmd {
         /// Configuration file for flow-table limits.
         #[arg(long)]
         config: Option<PathBuf>,
+        /// Rule directory: its counters are evaluated and reported.
+        #[arg(long)]
+        rules: Option<PathBuf>,
+    },
+    /// Rule files.
+    Rules {
+        #[command(subcommand)]
+        cmd: RulesCmd,
+    },
+}
+
+#[derive(Subcommand)]
+enum RulesCmd {
+    /// Validate rule files; errors as FILE:LINE:COL: message, exit 1.
+    Check {
+        /// Rule directory [default: /etc/mirrorwatch/rules]
+        dir: Option<PathBuf>,
     },
 }
 
@@ -73,29 +86,14 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let result = match cli.cmd {
-        Cmd::Run {
-            config,
-            replay,
-            interface,
-            db,
-        } => run::run(run::RunArgs {
-            config,
-            replay,
-            interface,
-            db,
-        }),
+        Cmd::Run { config, replay, interface, db } => run::run(run::RunArgs { config, replay, interface, db }),
         Cmd::Filter { expr, file, count } => filter::run(filter::FilterArgs { expr, file, count }),
-        Cmd::Analyze {
-            files,
-            db,
-            json,
-            config,
-        } => analyze::run(analyze::AnalyzeArgs {
-            files,
-            db,
-            json,
-            config,
-        }),
+        Cmd::Analyze { files, db, json, config, rules } => {
+            analyze::run(analyze::AnalyzeArgs { files, db, json, config, rules })
+        }
+        Cmd::Rules { cmd: RulesCmd::Check { dir } } => {
+            rules::check(dir.unwrap_or_else(|| PathBuf::from("/etc/mirrorwatch/rules")))
+        }
     };
     match result {
         Ok(Outcome { bad_input: false }) => ExitCode::SUCCESS,

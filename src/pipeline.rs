@@ -13,8 +13,11 @@ use std::net::IpAddr;
 use crate::capture::RawPacket;
 use crate::decode::reassembly::Reassembler;
 use crate::decode::{self, Decoded, Transport};
+use crate::filter::fields::Ctx;
 use crate::flow::tcp::TcpAnalysis;
 use crate::flow::{FlowConfig, FlowRecord, FlowRow, FlowTable, TcpCounts};
+use crate::rules::counters::{CounterEngine, CounterRow, CounterTotal};
+use crate::rules::RuleSet;
 use crate::summary::Summary;
 use crate::time::Ts;
 
@@ -25,13 +28,16 @@ pub struct PipelineConfig {
     /// Host pairs tracked per minute for TCP analysis counts. A branch office sees a few hundred;
     /// beyond the bound, pairs are summed into one "other" row and counted.
     pub max_host_pairs: usize,
+    /// Distinct group keys a grouped counter tracks per minute (and over a run); frames of
+    /// further keys go to "other". Bounds memory under scans and spoofed floods.
+    pub max_groups: usize,
+    /// Groups stored per counter and minute (largest first); the rest are summed as "other".
+    pub top_groups: usize,
 }
 
 impl Default for PipelineConfig {
     fn default() -> Self {
-        PipelineConfig {
-            max_host_pairs: 4096,
-        }
+        PipelineConfig { max_host_pairs: 4096, max_groups: 1000, top_groups: 20 }
     }
 }
 
@@ -74,6 +80,7 @@ pub enum StoreEvent {
     Minute(MinuteStats),
     Pair(PairStats),
     Flow(FlowRow),
+    Counter(CounterRow),
 }
 
 /// Where store events go. The SQLite writer implements it; tests plug in a Vec.
@@ -132,6 +139,7 @@ pub struct Pipeline<S: Sink> {
     other_pair: PairAgg,
     pub summary: Summary,
     pub sink: S,
+    counters: Option<CounterEngine>,
 }
 
 impl<S: Sink> Pipeline<S> {
@@ -147,7 +155,24 @@ impl<S: Sink> Pipeline<S> {
             other_pair: PairAgg::default(),
             summary: Summary::default(),
             sink,
+            counters: None,
         }
+    }
+
+    /// Installs a rule set (at start, or on reload: the current minute's counts of the old rules
+    /// are stored first, so a reload loses nothing).
+    pub fn set_rules(&mut self, rules: RuleSet) {
+        if let (Some(m), Some(c)) = (self.cur, self.counters.as_mut()) {
+            let sink = &mut self.sink;
+            c.flush(m.minute, |row| sink.send(StoreEvent::Counter(row)));
+        }
+        self.counters = (!rules.counters.is_empty())
+            .then(|| CounterEngine::new(rules.counters, self.cfg.max_groups, self.cfg.top_groups));
+    }
+
+    /// Run totals of every counter (for `analyze --json`).
+    pub fn counter_totals(&self) -> Vec<(String, CounterTotal)> {
+        self.counters.as_ref().map(|c| c.totals()).unwrap_or_default()
     }
 
     /// Processes one frame.
@@ -158,11 +183,7 @@ impl<S: Sink> Pipeline<S> {
     /// Processes one frame and hands the decoded frame (with its transport taken from the
     /// reassembled datagram when this fragment completed one) and the outcome to `f` — for
     /// callers that look at fields, such as display filters.
-    pub fn process_with<R>(
-        &mut self,
-        pkt: &RawPacket<'_>,
-        f: impl FnOnce(&Decoded<'_>, &PacketOutcome) -> R,
-    ) -> R {
+    pub fn process_with<R>(&mut self, pkt: &RawPacket<'_>, f: impl FnOnce(&Decoded<'_>, &PacketOutcome) -> R) -> R {
         let d = decode::decode(pkt);
         if d.ip.is_some_and(|ip| ip.fragment) {
             let mut buf = std::mem::take(&mut self.datagram);
@@ -185,14 +206,9 @@ impl<S: Sink> Pipeline<S> {
             self.flush_minute();
         }
         let sink = &mut self.sink;
-        let fo = self.flows.process(d, &mut |rec: FlowRecord| {
-            sink.send(StoreEvent::Flow(rec.row()))
-        });
+        let fo = self.flows.process(d, &mut |rec: FlowRecord| sink.send(StoreEvent::Flow(rec.row())));
 
-        let m = self.cur.get_or_insert_with(|| MinuteStats {
-            minute,
-            ..Default::default()
-        });
+        let m = self.cur.get_or_insert_with(|| MinuteStats { minute, ..Default::default() });
         m.packets += 1;
         m.bytes += d.frame_len as u64;
         match d.transport {
@@ -212,14 +228,12 @@ impl<S: Sink> Pipeline<S> {
         let mut private_retrans = false;
         if let Some(ip) = d.ip {
             m.tcp.add_flags(flags);
-            private_retrans =
-                fo.tcp.is_retransmission() && is_private(&ip.src) && is_private(&ip.dst);
+            private_retrans = fo.tcp.is_retransmission() && is_private(&ip.src) && is_private(&ip.dst);
             if private_retrans {
                 m.private_retransmissions += 1;
             }
             let key = (ip.src, ip.dst);
-            let agg = if self.pairs.len() < self.cfg.max_host_pairs || self.pairs.contains_key(&key)
-            {
+            let agg = if self.pairs.len() < self.cfg.max_host_pairs || self.pairs.contains_key(&key) {
                 self.pairs.entry(key).or_default()
             } else {
                 m.pair_overflow += 1;
@@ -229,15 +243,12 @@ impl<S: Sink> Pipeline<S> {
             agg.bytes += d.frame_len as u64;
             agg.tcp.add_flags(flags);
         }
-        self.summary
-            .observe(d, &fo.tcp, private_retrans, truncated, decode_error);
+        self.summary.observe(d, &fo.tcp, private_retrans, truncated, decode_error);
         let stream = fo.slot.map(|_| fo.stream);
-        PacketOutcome {
-            frame: d.frame,
-            tcp: fo.tcp,
-            is_tcp: matches!(d.transport, Transport::Tcp(_)),
-            stream,
+        if let Some(c) = self.counters.as_mut() {
+            c.observe(&Ctx { d, tcp: &fo.tcp, stream });
         }
+        PacketOutcome { frame: d.frame, tcp: fo.tcp, is_tcp: matches!(d.transport, Transport::Tcp(_)), stream }
     }
 
     /// Adds capture drops (live sources) to the current minute.
@@ -246,10 +257,7 @@ impl<S: Sink> Pipeline<S> {
             return;
         }
         let minute = now.minute();
-        let m = self.cur.get_or_insert_with(|| MinuteStats {
-            minute,
-            ..Default::default()
-        });
+        let m = self.cur.get_or_insert_with(|| MinuteStats { minute, ..Default::default() });
         m.drops += drops;
         self.summary.capture.drops += drops;
     }
@@ -283,6 +291,11 @@ impl<S: Sink> Pipeline<S> {
         }
         self.pairs.clear();
         self.other_pair = PairAgg::default();
+        if let Some(c) = self.counters.as_mut() {
+            let sink = &mut self.sink;
+            c.flush(m.minute, |row| sink.send(StoreEvent::Counter(row)));
+            self.summary.group_overflow = c.group_overflow;
+        }
         self.summary.pair_overflow += m.pair_overflow;
         self.sink.send(StoreEvent::Minute(m));
     }
@@ -292,8 +305,7 @@ impl<S: Sink> Pipeline<S> {
     pub fn end_of_file(&mut self) {
         self.flush_minute();
         let sink = &mut self.sink;
-        self.flows
-            .drain(&mut |rec: FlowRecord| sink.send(StoreEvent::Flow(rec.row())));
+        self.flows.drain(&mut |rec: FlowRecord| sink.send(StoreEvent::Flow(rec.row())));
         let stats = std::mem::take(&mut self.flows.stats);
         self.summary.add_flow_stats(&stats);
         self.sink.flush();
@@ -315,10 +327,6 @@ mod tests {
     #[test]
     fn queued_store_events_stay_small() {
         // The writer queue is bounded in events; this keeps it bounded in bytes (store/mod.rs).
-        assert!(
-            std::mem::size_of::<StoreEvent>() <= 176,
-            "{}",
-            std::mem::size_of::<StoreEvent>()
-        );
+        assert!(std::mem::size_of::<StoreEvent>() <= 176, "{}", std::mem::size_of::<StoreEvent>());
     }
 }

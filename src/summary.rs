@@ -10,21 +10,9 @@ use crate::flow::tcp::{TcpAnalysis, TcpFlags};
 use crate::flow::{FlowTableStats, TcpCounts};
 use crate::time::Ts;
 
-const LAYERS: [Layer; 7] = [
-    Layer::Link,
-    Layer::Vlan,
-    Layer::Ipv4,
-    Layer::Ipv6,
-    Layer::Tcp,
-    Layer::Udp,
-    Layer::Icmp,
-];
-const REASONS: [StopReason; 4] = [
-    StopReason::Truncated,
-    StopReason::Malformed,
-    StopReason::TooManyTags,
-    StopReason::UnsupportedLink,
-];
+const LAYERS: [Layer; 7] = [Layer::Link, Layer::Vlan, Layer::Ipv4, Layer::Ipv6, Layer::Tcp, Layer::Udp, Layer::Icmp];
+const REASONS: [StopReason; 4] =
+    [StopReason::Truncated, StopReason::Malformed, StopReason::TooManyTags, StopReason::UnsupportedLink];
 
 fn layer_name(l: Layer) -> &'static str {
     match l {
@@ -71,6 +59,10 @@ pub struct Summary {
     /// Flow-table counters, summed over finished files (the table restarts per file).
     pub flows: FlowTableStats,
     pub pair_overflow: u64,
+    /// Frames of counter groups that did not fit the per-minute group tables.
+    pub group_overflow: u64,
+    /// Counter totals of the run, set at the end.
+    pub counters: Vec<(String, crate::rules::counters::CounterTotal)>,
 }
 
 /// How reading one input file ended.
@@ -163,7 +155,7 @@ impl Summary {
             "udp": { "streams": fs.udp_streams },
             "identities": [],
             "app_errors": [],
-            "counters": {},
+            "counters": self.counters.iter().map(|(id, t)| (id.clone(), json!(t))).collect::<Map<String, Value>>(),
             "alerts": [],
             "capture": {
                 "link_type": self.capture.link_type.map(|l| l.name()),
@@ -175,6 +167,7 @@ impl Summary {
                 "flow_expirations": fs.expired,
                 "clock_jumps": fs.clock_jumps,
                 "host_pair_overflow": self.pair_overflow,
+                "counter_group_overflow": self.group_overflow,
             },
             "files": files,
         })
@@ -183,9 +176,5 @@ impl Summary {
 
 /// `tcp.analysis.*` field names of a set of flags, for reports and tests.
 pub fn flag_names(f: TcpFlags) -> Vec<&'static str> {
-    TcpFlags::NAMES
-        .iter()
-        .filter(|(b, _)| f.has(*b))
-        .map(|(_, n)| *n)
-        .collect()
+    TcpFlags::NAMES.iter().filter(|(b, _)| f.has(*b)).map(|(_, n)| *n).collect()
 }

@@ -10,22 +10,13 @@ use common::*;
 use serde_json::Value;
 
 fn analyze(args: &[&std::ffi::OsStr]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_mirrorwatch"))
-        .arg("analyze")
-        .args(args)
-        .output()
-        .expect("running mirrorwatch")
+    Command::new(env!("CARGO_BIN_EXE_mirrorwatch")).arg("analyze").args(args).output().expect("running mirrorwatch")
 }
 
 fn analyze_json(file: &Path) -> (Value, Output) {
     let out = analyze(&[file.as_os_str(), "--json".as_ref()]);
-    let v: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "{}: bad JSON ({e}): {}",
-            file.display(),
-            String::from_utf8_lossy(&out.stderr)
-        )
-    });
+    let v: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{}: bad JSON ({e}): {}", file.display(), String::from_utf8_lossy(&out.stderr)));
     (v, out)
 }
 
@@ -34,25 +25,10 @@ fn json_has_every_contract_key() {
     let Some(dir) = corpus_dir() else { return };
     let (v, out) = analyze_json(&dir.join("tcp-retrans-mixed-spurious.pcap"));
     assert!(out.status.success());
-    for key in [
-        "packets",
-        "bytes",
-        "first_ts",
-        "last_ts",
-        "flows",
-        "identities",
-        "app_errors",
-        "counters",
-        "alerts",
-    ] {
+    for key in ["packets", "bytes", "first_ts", "last_ts", "flows", "identities", "app_errors", "counters", "alerts"] {
         assert!(v.get(key).is_some(), "missing {key}");
     }
-    for key in [
-        "retransmissions",
-        "fast_retransmissions",
-        "spurious_retransmissions",
-        "private_retransmissions",
-    ] {
+    for key in ["retransmissions", "fast_retransmissions", "spurious_retransmissions", "private_retransmissions"] {
         assert!(v["tcp"].get(key).is_some(), "missing tcp.{key}");
     }
     for key in ["link_type", "truncated_frames", "decode_errors"] {
@@ -68,10 +44,8 @@ fn json_has_every_contract_key() {
 #[test]
 fn summary_counts_equal_the_tshark_oracle_for_every_corpus_file() {
     let Some(dir) = corpus_dir() else { return };
-    let oracle: Value = serde_json::from_slice(
-        &std::fs::read(dir.join("oracle/corpus-oracle.json")).expect("oracle"),
-    )
-    .expect("oracle json");
+    let oracle: Value = serde_json::from_slice(&std::fs::read(dir.join("oracle/corpus-oracle.json")).expect("oracle"))
+        .expect("oracle json");
     let files = oracle["files"].as_object().expect("files");
     let mut checked = 0;
     for (name, o) in files {
@@ -79,47 +53,19 @@ fn summary_counts_equal_the_tshark_oracle_for_every_corpus_file() {
         let c = &o["counts"];
         let pairs = [
             (&v["packets"], &c["frames"], "packets"),
-            (
-                &v["tcp"]["retransmissions"],
-                &c["tcp_retransmission"],
-                "retransmissions",
-            ),
-            (
-                &v["tcp"]["fast_retransmissions"],
-                &c["tcp_fast_retransmission"],
-                "fast",
-            ),
-            (
-                &v["tcp"]["spurious_retransmissions"],
-                &c["tcp_spurious_retransmission"],
-                "spurious",
-            ),
-            (
-                &v["tcp"]["private_retransmissions"],
-                &c["tcp_retransmission_private_to_private"],
-                "private",
-            ),
-            (
-                &v["tcp"]["duplicate_acks"],
-                &c["tcp_duplicate_ack"],
-                "dupack",
-            ),
+            (&v["tcp"]["retransmissions"], &c["tcp_retransmission"], "retransmissions"),
+            (&v["tcp"]["fast_retransmissions"], &c["tcp_fast_retransmission"], "fast"),
+            (&v["tcp"]["spurious_retransmissions"], &c["tcp_spurious_retransmission"], "spurious"),
+            (&v["tcp"]["private_retransmissions"], &c["tcp_retransmission_private_to_private"], "private"),
+            (&v["tcp"]["duplicate_acks"], &c["tcp_duplicate_ack"], "dupack"),
             (&v["tcp"]["out_of_order"], &c["tcp_out_of_order"], "ooo"),
             (&v["tcp"]["lost_segments"], &c["tcp_lost_segment"], "lost"),
-            (
-                &v["capture"]["truncated_frames"],
-                &c["truncated_frames_caplen_lt_len"],
-                "truncated",
-            ),
+            (&v["capture"]["truncated_frames"], &c["truncated_frames_caplen_lt_len"], "truncated"),
         ];
         for (ours, theirs, what) in pairs {
             assert_eq!(ours.as_u64(), theirs.as_u64(), "{name}: {what}");
         }
-        assert_eq!(
-            v["bytes"].as_u64(),
-            o["capinfos"]["data_size_bytes"].as_u64(),
-            "{name}: bytes"
-        );
+        assert_eq!(v["bytes"].as_u64(), o["capinfos"]["data_size_bytes"].as_u64(), "{name}: bytes");
         checked += 1;
     }
     assert!(checked >= 60, "only {checked} files checked");
@@ -139,8 +85,7 @@ fn file_cut_mid_record_is_read_up_to_the_damage_and_exits_1() {
     let (v, out) = analyze_json(&dir.join("trunc-cut-mid-block.pcapng"));
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(v["packets"], 223);
-    assert!(String::from_utf8_lossy(&out.stderr)
-        .contains("trunc-cut-mid-block.pcapng: truncated record at offset"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("trunc-cut-mid-block.pcapng: truncated record at offset"));
 }
 
 #[test]
@@ -148,13 +93,7 @@ fn degenerate_snaplen_and_length_mismatch_are_not_errors() {
     let Some(dir) = corpus_dir() else { return };
     let (v, out) = analyze_json(&dir.join("trunc-snaplen1-hdr.pcap"));
     assert_eq!(out.status.code(), Some(0));
-    assert_eq!(
-        (
-            v["packets"].as_u64(),
-            v["capture"]["truncated_frames"].as_u64()
-        ),
-        (Some(1), Some(1))
-    );
+    assert_eq!((v["packets"].as_u64(), v["capture"]["truncated_frames"].as_u64()), (Some(1), Some(1)));
     assert_eq!(v["capture"]["stopped_layers"]["link.truncated"], 1);
     let (v, out) = analyze_json(&dir.join("trunc-snaplen68-tcp-headers.pcap"));
     assert_eq!(out.status.code(), Some(0));
@@ -171,18 +110,9 @@ fn bad_magic_missing_file_and_empty_file_are_reported_with_exit_1() {
     std::fs::write(&empty, "").unwrap();
     let missing = dir.path().join("missing.pcap");
     for (file, msg) in [
-        (
-            &text,
-            "notes.pcap: not a pcap or pcapng file (magic 0x47455420 at offset 0)",
-        ),
-        (
-            &empty,
-            "empty.pcap: file is 0 bytes, too short for a capture file header",
-        ),
-        (
-            &missing,
-            "missing.pcap: read error at offset 0: No such file or directory",
-        ),
+        (&text, "notes.pcap: not a pcap or pcapng file (magic 0x47455420 at offset 0)"),
+        (&empty, "empty.pcap: file is 0 bytes, too short for a capture file header"),
+        (&missing, "missing.pcap: read error at offset 0: No such file or directory"),
     ] {
         let (v, out) = analyze_json(file);
         assert_eq!(out.status.code(), Some(1), "{}", file.display());
@@ -209,15 +139,9 @@ fn a_bad_file_does_not_stop_the_others() {
 
 #[test]
 fn usage_errors_exit_2() {
-    let out = Command::new(env!("CARGO_BIN_EXE_mirrorwatch"))
-        .arg("analyze")
-        .output()
-        .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_mirrorwatch")).arg("analyze").output().unwrap();
     assert_eq!(out.status.code(), Some(2));
-    let out = Command::new(env!("CARGO_BIN_EXE_mirrorwatch"))
-        .arg("frobnicate")
-        .output()
-        .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_mirrorwatch")).arg("frobnicate").output().unwrap();
     assert_eq!(out.status.code(), Some(2));
 }
 
@@ -227,58 +151,30 @@ fn database_holds_what_the_summary_says() {
     let tmp = tempfile::tempdir().unwrap();
     let db = tmp.path().join("mw.db");
     let file = dir.join("tcp-retrans-ssh-dups.pcap");
-    let out = analyze(&[
-        file.as_os_str(),
-        "--db".as_ref(),
-        db.as_os_str(),
-        "--json".as_ref(),
-    ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = analyze(&[file.as_os_str(), "--db".as_ref(), db.as_os_str(), "--json".as_ref()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
     let conn = rusqlite::Connection::open(&db).unwrap();
-    let version: i64 = conn
-        .pragma_query_value(None, "user_version", |r| r.get(0))
-        .unwrap();
+    let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0)).unwrap();
     assert_eq!(version, mirrorwatch::store::schema::version());
     let (packets, bytes, retrans): (i64, i64, i64) = conn
-        .query_row(
-            "SELECT sum(packets), sum(bytes), sum(retransmissions) FROM traffic_minute",
-            [],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-        )
+        .query_row("SELECT sum(packets), sum(bytes), sum(retransmissions) FROM traffic_minute", [], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })
         .unwrap();
     assert_eq!(packets as u64, v["packets"].as_u64().unwrap());
     assert_eq!(bytes as u64, v["bytes"].as_u64().unwrap());
-    assert_eq!(
-        retrans as u64,
-        v["tcp"]["retransmissions"].as_u64().unwrap()
-    );
-    let pair_retrans: i64 = conn
-        .query_row(
-            "SELECT sum(retransmissions) FROM tcp_pair_minute",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
+    assert_eq!(retrans as u64, v["tcp"]["retransmissions"].as_u64().unwrap());
+    let pair_retrans: i64 =
+        conn.query_row("SELECT sum(retransmissions) FROM tcp_pair_minute", [], |r| r.get(0)).unwrap();
     assert_eq!(pair_retrans, retrans);
-    let (flows, flow_retrans): (i64, i64) = conn
-        .query_row(
-            "SELECT count(*), sum(retransmissions) FROM flows",
-            [],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
-        .unwrap();
+    let (flows, flow_retrans): (i64, i64) =
+        conn.query_row("SELECT count(*), sum(retransmissions) FROM flows", [], |r| Ok((r.get(0)?, r.get(1)?))).unwrap();
     assert_eq!(flows as u64, v["flows"].as_u64().unwrap());
     assert_eq!(flow_retrans, retrans);
     // Analysing the same file again into the same database adds up (upsert), loses nothing.
     let out = analyze(&[file.as_os_str(), "--db".as_ref(), db.as_os_str()]);
     assert!(out.status.success());
-    let packets2: i64 = conn
-        .query_row("SELECT sum(packets) FROM traffic_minute", [], |r| r.get(0))
-        .unwrap();
+    let packets2: i64 = conn.query_row("SELECT sum(packets) FROM traffic_minute", [], |r| r.get(0)).unwrap();
     assert_eq!(packets2, 2 * packets);
 }

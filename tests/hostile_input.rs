@@ -77,10 +77,7 @@ fn mutated_captures_never_panic() {
                 errors += 1;
                 continue;
             };
-            let cfg = FlowConfig {
-                max_flows: 64,
-                ..FlowConfig::default()
-            };
+            let cfg = FlowConfig { max_flows: 64, ..FlowConfig::default() };
             let mut p = Pipeline::new(cfg, PipelineConfig { max_host_pairs: 16 }, NullSink);
             loop {
                 match src.next_packet() {
@@ -89,10 +86,7 @@ fn mutated_captures_never_panic() {
                     }
                     Ok(None) => break,
                     Err(e) => {
-                        assert!(
-                            e.to_string().contains("offset") || e.to_string().contains("bytes"),
-                            "{e}"
-                        );
+                        assert!(e.to_string().contains("offset") || e.to_string().contains("bytes"), "{e}");
                         errors += 1;
                         break;
                     }

@@ -37,9 +37,7 @@ impl Lab {
         pid
     }
     fn stop(&mut self, pid: u32) {
-        let _ = Command::new("kill")
-            .args(["-TERM", &pid.to_string()])
-            .status();
+        let _ = Command::new("kill").args(["-TERM", &pid.to_string()]).status();
         if let Some(c) = self.children.iter_mut().find(|c| c.id() == pid) {
             let _ = c.wait();
         }
@@ -53,40 +51,23 @@ impl Drop for Lab {
             let _ = c.wait();
         }
         for h in ["a", "b"] {
-            let _ = Command::new("ip")
-                .args(["netns", "del", &self.ns(h)])
-                .status();
+            let _ = Command::new("ip").args(["netns", "del", &self.ns(h)]).status();
         }
     }
 }
 
 fn tool(name: &str) -> bool {
-    Command::new("sh")
-        .arg("-c")
-        .arg(format!("command -v {name}"))
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false)
+    Command::new("sh").arg("-c").arg(format!("command -v {name}")).output().map(|o| o.status.success()).unwrap_or(false)
 }
 
 fn is_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
-        .unwrap_or(false)
+    Command::new("id").arg("-u").output().map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0").unwrap_or(false)
 }
 
 #[test]
 fn live_capture_on_a_veth_stores_what_analyze_finds_in_tcpdumps_file() {
-    if !is_root()
-        || !["ip", "nft", "tcpdump", "curl", "python3"]
-            .iter()
-            .all(|t| tool(t))
-    {
-        eprintln!(
-            "SKIP: live capture test needs root, iproute2, nftables, tcpdump, curl and python3"
-        );
+    if !is_root() || !["ip", "nft", "tcpdump", "curl", "python3"].iter().all(|t| tool(t)) {
+        eprintln!("SKIP: live capture test needs root, iproute2, nftables, tcpdump, curl and python3");
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
@@ -100,10 +81,7 @@ fn live_capture_on_a_veth_stores_what_analyze_finds_in_tcpdumps_file() {
 }
 
 fn live_test(tmp: &Path) {
-    let mut lab = Lab {
-        prefix: format!("mwl{}", std::process::id() % 100_000),
-        children: Vec::new(),
-    };
+    let mut lab = Lab { prefix: format!("mwl{}", std::process::id() % 100_000), children: Vec::new() };
     let (a, b) = (lab.ns("a"), lab.ns("b"));
     let (va, vb) = (format!("{}a0", lab.prefix), format!("{}b0", lab.prefix));
     lab.sh(&format!(
@@ -123,68 +101,21 @@ fn live_test(tmp: &Path) {
     ));
     let www = tmp.join("www");
     std::fs::create_dir(&www).unwrap();
-    std::fs::write(
-        www.join("data.bin"),
-        (0..400_000u32)
-            .map(|i| (i * 7 % 251) as u8)
-            .collect::<Vec<u8>>(),
-    )
-    .unwrap();
+    std::fs::write(www.join("data.bin"), (0..400_000u32).map(|i| (i * 7 % 251) as u8).collect::<Vec<u8>>()).unwrap();
     lab.spawn_in(
         "b",
-        &[
-            "python3",
-            "-m",
-            "http.server",
-            "8080",
-            "--bind",
-            "10.78.0.2",
-            "--directory",
-            www.to_str().unwrap(),
-        ],
+        &["python3", "-m", "http.server", "8080", "--bind", "10.78.0.2", "--directory", www.to_str().unwrap()],
     );
 
     let pcap = tmp.join("tcpdump.pcap");
     let db = tmp.join("live.db");
-    let td = lab.spawn_in(
-        "a",
-        &[
-            "tcpdump",
-            "-s",
-            "1600",
-            "-U",
-            "-i",
-            &va,
-            "-w",
-            pcap.to_str().unwrap(),
-        ],
-    );
-    let mw = lab.spawn_in(
-        "a",
-        &[
-            env!("CARGO_BIN_EXE_mirrorwatch"),
-            "run",
-            "--interface",
-            &va,
-            "--db",
-            db.to_str().unwrap(),
-        ],
-    );
+    let td = lab.spawn_in("a", &["tcpdump", "-s", "1600", "-U", "-i", &va, "-w", pcap.to_str().unwrap()]);
+    let mw = lab
+        .spawn_in("a", &[env!("CARGO_BIN_EXE_mirrorwatch"), "run", "--interface", &va, "--db", db.to_str().unwrap()]);
     std::thread::sleep(Duration::from_millis(2000));
     for _ in 0..4 {
         let st = Command::new("ip")
-            .args([
-                "netns",
-                "exec",
-                &a,
-                "curl",
-                "-sS",
-                "-m",
-                "20",
-                "-o",
-                "/dev/null",
-                "http://10.78.0.2:8080/data.bin",
-            ])
+            .args(["netns", "exec", &a, "curl", "-sS", "-m", "20", "-o", "/dev/null", "http://10.78.0.2:8080/data.bin"])
             .status()
             .unwrap();
         assert!(st.success(), "curl failed");
@@ -193,25 +124,13 @@ fn live_test(tmp: &Path) {
     lab.stop(mw);
     lab.stop(td);
 
-    let out = Command::new(env!("CARGO_BIN_EXE_mirrorwatch"))
-        .arg("analyze")
-        .arg(&pcap)
-        .arg("--json")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = Command::new(env!("CARGO_BIN_EXE_mirrorwatch")).arg("analyze").arg(&pcap).arg("--json").output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let packets = v["packets"].as_u64().unwrap();
     eprintln!("tcpdump file: {packets} packets, tcp {}", v["tcp"]);
     assert!(packets > 1000, "too little traffic captured: {packets}");
-    assert!(
-        v["tcp"]["retransmissions"].as_u64().unwrap() > 0,
-        "the loss produced no retransmissions"
-    );
+    assert!(v["tcp"]["retransmissions"].as_u64().unwrap() > 0, "the loss produced no retransmissions");
 
     let conn = rusqlite::Connection::open(&db).expect("daemon database");
     // The kernel stamps each packet socket's copy separately, so the daemon's and tcpdump's
@@ -219,12 +138,8 @@ fn live_test(tmp: &Path) {
     // is decided by a time threshold (3 ms or the initial RTT), so a segment right at the edge
     // may fall either way; their sum, and every flag that does not depend on time, must match.
     let q = |col: &str| -> u64 {
-        conn.query_row(
-            &format!("SELECT coalesce(sum({col}), 0) FROM traffic_minute"),
-            [],
-            |r| r.get::<_, i64>(0),
-        )
-        .unwrap() as u64
+        conn.query_row(&format!("SELECT coalesce(sum({col}), 0) FROM traffic_minute"), [], |r| r.get::<_, i64>(0))
+            .unwrap() as u64
     };
     let tcp = |k: &str| v["tcp"][k].as_u64().unwrap();
     assert_eq!(q("drops"), 0);
@@ -235,23 +150,11 @@ fn live_test(tmp: &Path) {
         tcp("retransmissions") + tcp("out_of_order"),
         "retransmissions + out of order"
     );
-    assert_eq!(
-        q("spurious_retransmissions"),
-        tcp("spurious_retransmissions"),
-        "spurious"
-    );
+    assert_eq!(q("spurious_retransmissions"), tcp("spurious_retransmissions"), "spurious");
     assert_eq!(q("duplicate_acks"), tcp("duplicate_acks"), "duplicate ACKs");
     assert_eq!(q("lost_segments"), tcp("lost_segments"), "lost segments");
     assert!(q("retransmissions") > 0);
-    let flows: i64 = conn
-        .query_row("SELECT count(*) FROM flows WHERE proto = 6", [], |r| {
-            r.get(0)
-        })
-        .unwrap();
-    assert_eq!(
-        flows as u64,
-        v["tcp"]["streams"].as_u64().unwrap(),
-        "TCP flows"
-    );
+    let flows: i64 = conn.query_row("SELECT count(*) FROM flows WHERE proto = 6", [], |r| r.get(0)).unwrap();
+    assert_eq!(flows as u64, v["tcp"]["streams"].as_u64().unwrap(), "TCP flows");
     assert!(Path::new(&db).exists());
 }

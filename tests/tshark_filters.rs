@@ -24,15 +24,9 @@ use mirrorwatch::pipeline::{NullSink, Pipeline};
 const KNOWN: &[(&str, &str)] = &[];
 
 fn expressions() -> Vec<String> {
-    let text = std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/filter_expressions.txt"),
-    )
-    .unwrap();
-    text.lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty() && !l.starts_with('#'))
-        .map(String::from)
-        .collect()
+    let text =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/filter_expressions.txt")).unwrap();
+    text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')).map(String::from).collect()
 }
 
 fn inputs() -> Option<Vec<PathBuf>> {
@@ -57,15 +51,9 @@ fn tshark_frames(file: &Path, expr: &str) -> Result<BTreeSet<u64>, String> {
         .output()
         .map_err(|e| e.to_string())?;
     if !out.status.success() {
-        return Err(String::from_utf8_lossy(&out.stderr)
-            .lines()
-            .filter(|l| !l.contains("Running as user"))
-            .collect());
+        return Err(String::from_utf8_lossy(&out.stderr).lines().filter(|l| !l.contains("Running as user")).collect());
     }
-    Ok(String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|l| l.trim().parse().ok())
-        .collect())
+    Ok(String::from_utf8_lossy(&out.stdout).lines().filter_map(|l| l.trim().parse().ok()).collect())
 }
 
 #[test]
@@ -76,12 +64,7 @@ fn display_filters_agree_with_tshark() {
     }
     let tmp = tempfile::tempdir().unwrap();
     let merged = tmp.path().join("merged.pcapng");
-    let st = Command::new("mergecap")
-        .args(["-a", "-F", "pcapng", "-w"])
-        .arg(&merged)
-        .args(&files)
-        .status()
-        .unwrap();
+    let st = Command::new("mergecap").args(["-a", "-F", "pcapng", "-w"]).arg(&merged).args(&files).status().unwrap();
     assert!(st.success(), "mergecap failed");
 
     // Frame ranges of the original files inside the merged one.
@@ -93,20 +76,14 @@ fn display_filters_agree_with_tshark() {
         while let Ok(Some(_)) = src.next_packet() {
             n += 1;
         }
-        bounds.push((
-            next,
-            next + n - 1,
-            f.file_name().unwrap().to_string_lossy().to_string(),
-        ));
+        bounds.push((next, next + n - 1, f.file_name().unwrap().to_string_lossy().to_string()));
         next += n;
     }
 
     let exprs = expressions();
     assert!(exprs.len() >= 150, "only {} expressions", exprs.len());
-    let filters: Vec<Result<Filter, String>> = exprs
-        .iter()
-        .map(|e| Filter::compile(e).map_err(|err| err.render(e)))
-        .collect();
+    let filters: Vec<Result<Filter, String>> =
+        exprs.iter().map(|e| Filter::compile(e).map_err(|err| err.render(e))).collect();
 
     // Ours: one pass, every filter on every frame.
     let mut ours: Vec<BTreeSet<u64>> = vec![BTreeSet::new(); filters.len()];
@@ -114,11 +91,7 @@ fn display_filters_agree_with_tshark() {
     let mut p = Pipeline::new(Default::default(), Default::default(), NullSink);
     while let Ok(Some(pkt)) = src.next_packet() {
         p.process_with(&pkt, |d, o| {
-            let ctx = Ctx {
-                d,
-                tcp: &o.tcp,
-                stream: o.stream,
-            };
+            let ctx = Ctx { d, tcp: &o.tcp, stream: o.stream };
             for (i, f) in filters.iter().enumerate() {
                 if f.as_ref().is_ok_and(|f| f.matches(&ctx)) {
                     ours[i].insert(d.frame);
@@ -132,16 +105,8 @@ fn display_filters_agree_with_tshark() {
     let theirs: Vec<Result<BTreeSet<u64>, String>> = std::thread::scope(|s| {
         let half = exprs.len() / 2;
         let (a, b) = exprs.split_at(half);
-        let ha = s.spawn(|| {
-            a.iter()
-                .map(|e| tshark_frames(&merged, e))
-                .collect::<Vec<_>>()
-        });
-        let hb = s.spawn(|| {
-            b.iter()
-                .map(|e| tshark_frames(&merged, e))
-                .collect::<Vec<_>>()
-        });
+        let ha = s.spawn(|| a.iter().map(|e| tshark_frames(&merged, e)).collect::<Vec<_>>());
+        let hb = s.spawn(|| b.iter().map(|e| tshark_frames(&merged, e)).collect::<Vec<_>>());
         let mut v = ha.join().unwrap();
         v.extend(hb.join().unwrap());
         v
@@ -180,9 +145,7 @@ fn display_filters_agree_with_tshark() {
             *per_expr.entry(e).or_default() += 1;
             let only_t: Vec<u64> = tt.difference(&o).take(5).map(|f| f - lo + 1).collect();
             let only_o: Vec<u64> = o.difference(&tt).take(5).map(|f| f - lo + 1).collect();
-            failures.push(format!(
-                "{e:?} on {name}: tshark only frames {only_t:?}, ours only {only_o:?}"
-            ));
+            failures.push(format!("{e:?} on {name}: tshark only frames {only_t:?}, ours only {only_o:?}"));
         }
     }
     eprintln!(
@@ -191,12 +154,7 @@ fn display_filters_agree_with_tshark() {
         exprs.len(),
         bounds.len()
     );
-    assert!(
-        failures.is_empty(),
-        "{} differences:\n{}",
-        failures.len(),
-        failures.join("\n")
-    );
+    assert!(failures.is_empty(), "{} differences:\n{}", failures.len(), failures.join("\n"));
 }
 
 fn src_frames(f: &Path) -> u64 {

@@ -30,17 +30,10 @@ fn compare(files: &[PathBuf]) -> (BTreeMap<&'static str, (usize, usize)>, Vec<St
             e.0 += inter;
             e.1 += union;
             for f in t.symmetric_difference(&o) {
-                if KNOWN_DIFFERENCES
-                    .iter()
-                    .any(|(kf, kflag, kframe)| *kf == name && *kflag == flag && kframe == f)
-                {
+                if KNOWN_DIFFERENCES.iter().any(|(kf, kflag, kframe)| *kf == name && *kflag == flag && kframe == f) {
                     continue;
                 }
-                let side = if t.contains(f) {
-                    "tshark only"
-                } else {
-                    "ours only"
-                };
+                let side = if t.contains(f) { "tshark only" } else { "ours only" };
                 failures.push(format!("{name}: tcp.analysis.{flag} frame {f} ({side})"));
             }
         }
@@ -51,11 +44,7 @@ fn compare(files: &[PathBuf]) -> (BTreeMap<&'static str, (usize, usize)>, Vec<St
 fn report(label: &str, agreement: &BTreeMap<&'static str, (usize, usize)>) {
     eprintln!("{label}: agreement with tshark per flag (frames in both / frames in either)");
     for (flag, (i, u)) in agreement {
-        let pct = if *u == 0 {
-            100.0
-        } else {
-            100.0 * *i as f64 / *u as f64
-        };
+        let pct = if *u == 0 { 100.0 } else { 100.0 * *i as f64 / *u as f64 };
         eprintln!("  tcp.analysis.{flag:<24} {i:>6} / {u:<6} {pct:6.2} %");
     }
 }
@@ -63,12 +52,7 @@ fn report(label: &str, agreement: &BTreeMap<&'static str, (usize, usize)>) {
 fn assert_agrees(label: &str, files: &[PathBuf]) {
     let (agreement, failures) = compare(files);
     report(label, &agreement);
-    assert!(
-        failures.is_empty(),
-        "{} differences:\n{}",
-        failures.len(),
-        failures.join("\n")
-    );
+    assert!(failures.is_empty(), "{} differences:\n{}", failures.len(), failures.join("\n"));
 }
 
 #[test]
@@ -100,16 +84,11 @@ fn tcp_analysis_matches_tshark_on_lab_captures() {
 #[test]
 fn lab_captures_match_their_committed_expected_values() {
     let files = captures_in(&lab_dir());
-    assert!(
-        files.len() >= 4,
-        "lab captures missing from {}",
-        lab_dir().display()
-    );
+    assert!(files.len() >= 4, "lab captures missing from {}", lab_dir().display());
     for file in files {
-        let expected: serde_json::Value = serde_json::from_slice(
-            &std::fs::read(file.with_extension("expected.json")).expect("expected.json"),
-        )
-        .unwrap();
+        let expected: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(file.with_extension("expected.json")).expect("expected.json"))
+                .unwrap();
         let ours = our_flag_frames(&file);
         for flag in COMPARED_FLAGS {
             let want: Vec<u64> = expected["tcp_analysis_frames"][flag]
@@ -136,29 +115,19 @@ fn tcp_stream_index_matches_tshark() {
     let mut frames = 0;
     let mut diffs = Vec::new();
     for file in &files {
-        let theirs: std::collections::BTreeMap<u64, u64> = tshark_fields(
-            file,
-            Some("tcp && !icmp && !icmpv6"),
-            &["frame.number", "tcp.stream"],
-        )
-        .into_iter()
-        .filter_map(|r| Some((r.first()?.parse().ok()?, r.get(1)?.parse().ok()?)))
-        .collect();
+        let theirs: std::collections::BTreeMap<u64, u64> =
+            tshark_fields(file, Some("tcp && !icmp && !icmpv6"), &["frame.number", "tcp.stream"])
+                .into_iter()
+                .filter_map(|r| Some((r.first()?.parse().ok()?, r.get(1)?.parse().ok()?)))
+                .collect();
         let ours = our_streams(file);
         for (frame, stream) in &theirs {
             frames += 1;
             if ours.get(frame) != Some(stream) {
-                diffs.push(format!(
-                    "{}: frame {frame}: tshark {stream}, ours {:?}",
-                    file.display(),
-                    ours.get(frame)
-                ));
+                diffs.push(format!("{}: frame {frame}: tshark {stream}, ours {:?}", file.display(), ours.get(frame)));
             }
         }
     }
-    eprintln!(
-        "tcp.stream compared on {frames} frames, {} differences",
-        diffs.len()
-    );
+    eprintln!("tcp.stream compared on {frames} frames, {} differences", diffs.len());
     assert!(diffs.is_empty(), "{}", diffs.join("\n"));
 }

@@ -51,15 +51,8 @@ impl Resolution {
 
 #[derive(Debug)]
 enum Format {
-    Pcap {
-        swap: bool,
-        nanos: bool,
-        link: LinkType,
-    },
-    Pcapng {
-        swap: bool,
-        interfaces: Vec<Interface>,
-    },
+    Pcap { swap: bool, nanos: bool, link: LinkType },
+    Pcapng { swap: bool, interfaces: Vec<Interface> },
 }
 
 /// Where the next frame lies in the buffer (the frame itself is borrowed only at the end).
@@ -96,10 +89,7 @@ pub struct FileSource {
 
 impl FileSource {
     pub fn open(path: &Path) -> Result<FileSource, CaptureError> {
-        let file = File::open(path).map_err(|e| CaptureError::Io {
-            offset: 0,
-            reason: e.to_string(),
-        })?;
+        let file = File::open(path).map_err(|e| CaptureError::Io { offset: 0, reason: e.to_string() })?;
         let len = file.metadata().ok().map(|m| m.len());
         let mut src = FileSource::from_reader(Box::new(file))?;
         src.file_len = len;
@@ -114,11 +104,7 @@ impl FileSource {
             end: 0,
             eof: false,
             base: 0,
-            format: Format::Pcap {
-                swap: false,
-                nanos: false,
-                link: LinkType::ETHERNET,
-            },
+            format: Format::Pcap { swap: false, nanos: false, link: LinkType::ETHERNET },
             frame: 0,
             finished: false,
             file_len: None,
@@ -175,41 +161,25 @@ impl FileSource {
                 Ok(0) => self.eof = true,
                 Ok(k) => self.end += k,
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(e) => {
-                    return Err(CaptureError::Io {
-                        offset: self.base + self.end as u64,
-                        reason: e.to_string(),
-                    })
-                }
+                Err(e) => return Err(CaptureError::Io { offset: self.base + self.end as u64, reason: e.to_string() }),
             }
         }
         Ok(self.available() >= n)
     }
 
     fn truncated(&self, needed: usize) -> CaptureError {
-        CaptureError::Truncated {
-            offset: self.offset(),
-            needed: needed as u64,
-            available: self.available() as u64,
-        }
+        CaptureError::Truncated { offset: self.offset(), needed: needed as u64, available: self.available() as u64 }
     }
 
     fn read_file_header(&mut self) -> Result<(), CaptureError> {
         if !self.fill(24)? {
             if self.available() >= 4 {
                 let magic = u32::from_le_bytes(self.buf[0..4].try_into().unwrap_or_default());
-                if !matches!(
-                    magic,
-                    0xa1b2c3d4 | 0xd4c3b2a1 | 0xa1b23c4d | 0x4d3cb2a1 | 0x0a0d0d0a
-                ) {
-                    return Err(CaptureError::BadMagic {
-                        magic: magic.swap_bytes(),
-                    });
+                if !matches!(magic, 0xa1b2c3d4 | 0xd4c3b2a1 | 0xa1b23c4d | 0x4d3cb2a1 | 0x0a0d0d0a) {
+                    return Err(CaptureError::BadMagic { magic: magic.swap_bytes() });
                 }
             }
-            return Err(CaptureError::ShortHeader {
-                len: self.available() as u64,
-            });
+            return Err(CaptureError::ShortHeader { len: self.available() as u64 });
         }
         let h = &self.buf[self.start..self.start + 24];
         let magic_le = u32::from_le_bytes([h[0], h[1], h[2], h[3]]);
@@ -219,18 +189,11 @@ impl FileSource {
             0xa1b23c4d => (false, true),
             0x4d3cb2a1 => (true, true),
             0x0a0d0d0a => {
-                self.format = Format::Pcapng {
-                    swap: false,
-                    interfaces: Vec::new(),
-                };
+                self.format = Format::Pcapng { swap: false, interfaces: Vec::new() };
                 // The section header block is read as an ordinary block.
                 return Ok(());
             }
-            other => {
-                return Err(CaptureError::BadMagic {
-                    magic: other.swap_bytes(),
-                })
-            }
+            other => return Err(CaptureError::BadMagic { magic: other.swap_bytes() }),
         };
         let rd32 = |b: &[u8]| {
             let v = u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
@@ -247,12 +210,7 @@ impl FileSource {
         Ok(())
     }
 
-    fn next_pcap(
-        &mut self,
-        swap: bool,
-        nanos: bool,
-        link: LinkType,
-    ) -> Result<Option<Meta>, CaptureError> {
+    fn next_pcap(&mut self, swap: bool, nanos: bool, link: LinkType) -> Result<Option<Meta>, CaptureError> {
         if !self.fill(16)? {
             if self.available() == 0 {
                 self.finished = true;
@@ -288,14 +246,7 @@ impl FileSource {
         let data_start = self.start + 16;
         self.start += total;
         self.frame += 1;
-        Ok(Some(Meta {
-            ts,
-            orig_len: orig.max(incl),
-            link,
-            interface: 0,
-            start: data_start,
-            len: incl as usize,
-        }))
+        Ok(Some(Meta { ts, orig_len: orig.max(incl), link, interface: 0, start: data_start, len: incl as usize }))
     }
 
     fn next_pcapng(&mut self) -> Result<Option<Meta>, CaptureError> {
@@ -340,18 +291,13 @@ impl FileSource {
             let body = &self.buf[body_range.clone()];
             match btype {
                 1 => {
-                    let iface =
-                        parse_idb(body, swap).map_err(|reason| CaptureError::BadRecord {
-                            offset: block_off,
-                            reason,
-                        })?;
+                    let iface = parse_idb(body, swap)
+                        .map_err(|reason| CaptureError::BadRecord { offset: block_off, reason })?;
                     if let Format::Pcapng { interfaces, .. } = &mut self.format {
                         if interfaces.len() >= MAX_INTERFACES {
                             return Err(CaptureError::BadRecord {
                                 offset: block_off,
-                                reason: format!(
-                                    "more than {MAX_INTERFACES} interfaces in one section"
-                                ),
+                                reason: format!("more than {MAX_INTERFACES} interfaces in one section"),
                             });
                         }
                         interfaces.push(iface);
@@ -362,23 +308,14 @@ impl FileSource {
                         Format::Pcapng { interfaces, .. } => interfaces,
                         Format::Pcap { .. } => &[],
                     };
-                    let bad = |reason: String| CaptureError::BadRecord {
-                        offset: block_off,
-                        reason,
-                    };
+                    let bad = |reason: String| CaptureError::BadRecord { offset: block_off, reason };
                     let (iface_id, ts_units, data_off, caplen, orig) = match btype {
                         6 => {
                             if body.len() < 20 {
                                 return Err(bad("enhanced packet block too short".into()));
                             }
                             let units = ((rd(body, 4) as u64) << 32) | rd(body, 8) as u64;
-                            (
-                                rd(body, 0),
-                                Some(units),
-                                20usize,
-                                rd(body, 12),
-                                rd(body, 16),
-                            )
+                            (rd(body, 0), Some(units), 20usize, rd(body, 12), rd(body, 16))
                         }
                         2 => {
                             if body.len() < 20 {
@@ -407,23 +344,15 @@ impl FileSource {
                         }
                     };
                     let Some(iface) = interfaces.get(iface_id as usize).copied() else {
-                        return Err(bad(format!(
-                            "packet refers to interface {iface_id}, which was not described"
-                        )));
+                        return Err(bad(format!("packet refers to interface {iface_id}, which was not described")));
                     };
                     if caplen > MAX_FRAME_LEN {
-                        return Err(bad(format!(
-                            "captured length {caplen} exceeds the maximum of {MAX_FRAME_LEN}"
-                        )));
+                        return Err(bad(format!("captured length {caplen} exceeds the maximum of {MAX_FRAME_LEN}")));
                     }
                     if data_off + caplen as usize > body.len() {
-                        return Err(bad(format!(
-                            "captured length {caplen} does not fit in its block of {blen} bytes"
-                        )));
+                        return Err(bad(format!("captured length {caplen} does not fit in its block of {blen} bytes")));
                     }
-                    let ts = ts_units
-                        .map(|u| iface.resolution.to_ts(u, iface.offset_secs))
-                        .unwrap_or_default();
+                    let ts = ts_units.map(|u| iface.resolution.to_ts(u, iface.offset_secs)).unwrap_or_default();
                     self.frame += 1;
                     let data_start = body_range.start + data_off;
                     return Ok(Some(Meta {
@@ -452,9 +381,7 @@ impl FileSource {
             other => {
                 return Err(CaptureError::BadRecord {
                     offset: self.offset(),
-                    reason: format!(
-                        "pcapng section header has unknown byte-order magic {other:#010x}"
-                    ),
+                    reason: format!("pcapng section header has unknown byte-order magic {other:#010x}"),
                 })
             }
         };
@@ -471,10 +398,7 @@ impl FileSource {
         }
         self.start += blen as usize;
         // A new section starts a new interface table.
-        self.format = Format::Pcapng {
-            swap,
-            interfaces: Vec::new(),
-        };
+        self.format = Format::Pcapng { swap, interfaces: Vec::new() };
         Ok(())
     }
 }
@@ -499,12 +423,8 @@ fn parse_idb(body: &[u8], swap: bool) -> Result<Interface, String> {
             v
         }
     };
-    let mut iface = Interface {
-        link: LinkType(rd16(0)),
-        snaplen: rd32(4),
-        resolution: Resolution::Pow10(6),
-        offset_secs: 0,
-    };
+    let mut iface =
+        Interface { link: LinkType(rd16(0)), snaplen: rd32(4), resolution: Resolution::Pow10(6), offset_secs: 0 };
     // Options: (code u16, len u16, value padded to 4) until opt_endofopt or the end.
     let mut i = 8;
     while i + 4 <= body.len() {
@@ -517,19 +437,11 @@ fn parse_idb(body: &[u8], swap: bool) -> Result<Interface, String> {
         match (code, len) {
             (9, 1) => {
                 let r = body[v];
-                iface.resolution = if r & 0x80 != 0 {
-                    Resolution::Pow2(r & 0x7f)
-                } else {
-                    Resolution::Pow10(r)
-                };
+                iface.resolution = if r & 0x80 != 0 { Resolution::Pow2(r & 0x7f) } else { Resolution::Pow10(r) };
             }
             (14, 8) => {
                 let b: [u8; 8] = body[v..v + 8].try_into().unwrap_or_default();
-                iface.offset_secs = if swap {
-                    i64::from_be_bytes(b)
-                } else {
-                    i64::from_le_bytes(b)
-                };
+                iface.offset_secs = if swap { i64::from_be_bytes(b) } else { i64::from_le_bytes(b) };
             }
             _ => {}
         }
@@ -610,26 +522,11 @@ mod tests {
         f.truncate(whole + 20); // second-to-last byte of the third record's data missing
         let mut s = source(f).unwrap();
         let p = s.next_packet().unwrap().unwrap();
-        assert_eq!(
-            (p.frame, p.data, p.ts, p.link),
-            (
-                1,
-                &[1u8, 2, 3, 4][..],
-                Ts(10_000_005_000),
-                LinkType::ETHERNET
-            )
-        );
+        assert_eq!((p.frame, p.data, p.ts, p.link), (1, &[1u8, 2, 3, 4][..], Ts(10_000_005_000), LinkType::ETHERNET));
         let p = s.next_packet().unwrap().unwrap();
         assert_eq!((p.frame, p.data.len(), p.orig_len), (2, 2, 60));
         let e = s.next_packet().unwrap_err();
-        assert_eq!(
-            e,
-            CaptureError::Truncated {
-                offset: whole as u64,
-                needed: 26,
-                available: 20
-            }
-        );
+        assert_eq!(e, CaptureError::Truncated { offset: whole as u64, needed: 26, available: 20 });
         assert!(s.next_packet().unwrap().is_none());
     }
 
@@ -638,8 +535,7 @@ mod tests {
         let mut f = pcap_header(65535, 1);
         record(&mut f, 1, 0, &[0xab; 30], 30);
         for cut in 0..f.len() {
-            let r =
-                source(f[..cut].to_vec()).and_then(|mut s| s.next_packet().map(|p| p.is_some()));
+            let r = source(f[..cut].to_vec()).and_then(|mut s| s.next_packet().map(|p| p.is_some()));
             if cut == 24 {
                 assert_eq!(r, Ok(false), "header only is an empty capture");
             } else {
@@ -650,17 +546,12 @@ mod tests {
 
     #[test]
     fn rejects_bad_magic_and_huge_records() {
-        let e = source(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n".to_vec())
-            .err()
-            .unwrap();
+        let e = source(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n".to_vec()).err().unwrap();
         assert!(matches!(e, CaptureError::BadMagic { .. }), "{e}");
         let mut f = pcap_header(65535, 1);
         f.extend_from_slice(&[0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0x7f, 0, 0, 0, 0]);
         let e = source(f).unwrap().next_packet().unwrap_err();
-        assert!(
-            matches!(e, CaptureError::BadRecord { offset: 24, .. }),
-            "{e}"
-        );
+        assert!(matches!(e, CaptureError::BadRecord { offset: 24, .. }), "{e}");
     }
 
     fn block(t: u32, body: &[u8]) -> Vec<u8> {
@@ -701,15 +592,9 @@ mod tests {
         f.extend(epb(1, 2_000_001, &[0x45]));
         let mut s = source(f.clone()).unwrap();
         let p = s.next_packet().unwrap().unwrap();
-        assert_eq!(
-            (p.frame, p.ts, p.link, p.data.len()),
-            (1, Ts(1_500_000_000), LinkType::ETHERNET, 3)
-        );
+        assert_eq!((p.frame, p.ts, p.link, p.data.len()), (1, Ts(1_500_000_000), LinkType::ETHERNET, 3));
         let p = s.next_packet().unwrap().unwrap();
-        assert_eq!(
-            (p.frame, p.ts, p.link, p.interface),
-            (2, Ts(2_000_001_000), LinkType::RAW, 1)
-        );
+        assert_eq!((p.frame, p.ts, p.link, p.interface), (2, Ts(2_000_001_000), LinkType::RAW, 1));
         assert!(s.next_packet().unwrap().is_none());
         // Every cut inside the last block is reported, after the first frame was delivered.
         for cut in f.len() - 30..f.len() {

@@ -32,13 +32,7 @@ pub struct CaptureConfig {
 
 impl Default for CaptureConfig {
     fn default() -> Self {
-        CaptureConfig {
-            interface: "eth1".into(),
-            snaplen: 1600,
-            bpf: String::new(),
-            promiscuous: true,
-            buffer_mib: 8,
-        }
+        CaptureConfig { interface: "eth1".into(), snaplen: 1600, bpf: String::new(), promiscuous: true, buffer_mib: 8 }
     }
 }
 
@@ -51,11 +45,8 @@ pub struct LiveSource {
 
 impl LiveSource {
     pub fn open(cfg: &CaptureConfig) -> Result<LiveSource, CaptureError> {
-        let err = |what: &str, e: pcap::Error| {
-            CaptureError::Live(format!("{what} on {}: {e}", cfg.interface))
-        };
-        let inactive =
-            pcap::Capture::from_device(cfg.interface.as_str()).map_err(|e| err("opening", e))?;
+        let err = |what: &str, e: pcap::Error| CaptureError::Live(format!("{what} on {}: {e}", cfg.interface));
+        let inactive = pcap::Capture::from_device(cfg.interface.as_str()).map_err(|e| err("opening", e))?;
         let mut cap = inactive
             .promisc(cfg.promiscuous)
             .immediate_mode(true)
@@ -67,16 +58,10 @@ impl LiveSource {
             .setnonblock()
             .map_err(|e| err("setting non-blocking mode", e))?;
         if !cfg.bpf.trim().is_empty() {
-            cap.filter(&cfg.bpf, true)
-                .map_err(|e| err("compiling capture filter", e))?;
+            cap.filter(&cfg.bpf, true).map_err(|e| err("compiling capture filter", e))?;
         }
         let link = LinkType::from_dlt(cap.get_datalink().0);
-        Ok(LiveSource {
-            cap,
-            link,
-            frame: 0,
-            finished: false,
-        })
+        Ok(LiveSource { cap, link, frame: 0, finished: false })
     }
 
     pub fn link_type(&self) -> LinkType {

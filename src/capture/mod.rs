@@ -73,11 +73,7 @@ pub enum CaptureError {
     #[error("file is {len} bytes, too short for a capture file header")]
     ShortHeader { len: u64 },
     #[error("truncated record at offset {offset}: needs {needed} bytes, only {available} left")]
-    Truncated {
-        offset: u64,
-        needed: u64,
-        available: u64,
-    },
+    Truncated { offset: u64, needed: u64, available: u64 },
     #[error("bad record at offset {offset}: {reason}")]
     BadRecord { offset: u64, reason: String },
     #[error("read error at offset {offset}: {reason}")]

@@ -18,6 +18,8 @@ pub struct AnalyzeArgs {
     pub db: Option<PathBuf>,
     pub json: bool,
     pub config: Option<PathBuf>,
+    /// Rule directory whose counters are evaluated.
+    pub rules: Option<PathBuf>,
 }
 
 /// Runs every file through `pipeline`, one after the other (TCP state and frame numbers restart
@@ -35,11 +37,7 @@ pub fn process_files<S: Sink>(
         let mut src = match FileSource::open(path) {
             Ok(s) => s,
             Err(e) => {
-                reports.push(FileReport {
-                    file: name.clone(),
-                    packets: 0,
-                    error: Some(format!("{name}: {e}")),
-                });
+                reports.push(FileReport { file: name.clone(), packets: 0, error: Some(format!("{name}: {e}")) });
                 continue;
             }
         };
@@ -65,11 +63,7 @@ pub fn process_files<S: Sink>(
         }
         done_bytes += src.file_len().unwrap_or(0);
         pipeline.end_of_file();
-        reports.push(FileReport {
-            file: name,
-            packets,
-            error,
-        });
+        reports.push(FileReport { file: name, packets, error });
     }
     reports
 }
@@ -78,11 +72,7 @@ fn progress_bar(files: &[PathBuf]) -> Option<ProgressBar> {
     if !std::io::stderr().is_terminal() {
         return None;
     }
-    let total: u64 = files
-        .iter()
-        .filter_map(|f| std::fs::metadata(f).ok())
-        .map(|m| m.len())
-        .sum();
+    let total: u64 = files.iter().filter_map(|f| std::fs::metadata(f).ok()).map(|m| m.len()).sum();
     let pb = ProgressBar::new(total);
     pb.set_style(
         ProgressStyle::with_template(
@@ -98,19 +88,34 @@ pub fn run(args: AnalyzeArgs) -> anyhow::Result<Outcome> {
         Some(p) => Config::load(p)?,
         None => Config::default(),
     };
+    let rules = match &args.rules {
+        Some(dir) => match super::rules::load_or_report(dir) {
+            Some(r) => Some(r),
+            None => return Ok(Outcome { bad_input: true }),
+        },
+        None => None,
+    };
     let pb = progress_bar(&args.files);
     let (summary, reports) = match &args.db {
         Some(db) => {
             let sink = SqliteSink::start(db, Backpressure::Block)?;
             let mut p = Pipeline::new(cfg.flows.clone(), cfg.pipeline.clone(), sink);
+            if let Some(r) = rules {
+                p.set_rules(r);
+            }
             let reports = process_files(&mut p, &args.files, pb.as_ref());
-            let summary = p.summary.clone();
+            let mut summary = p.summary.clone();
+            summary.counters = p.counter_totals();
             p.sink.finish()?;
             (summary, reports)
         }
         None => {
             let mut p = Pipeline::new(cfg.flows.clone(), cfg.pipeline.clone(), NullSink);
+            if let Some(r) = rules {
+                p.set_rules(r);
+            }
             let reports = process_files(&mut p, &args.files, pb.as_ref());
+            p.summary.counters = p.counter_totals();
             (p.summary, reports)
         }
     };
@@ -124,10 +129,7 @@ pub fn run(args: AnalyzeArgs) -> anyhow::Result<Outcome> {
         }
     }
     if args.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&summary.to_json(&reports))?
-        );
+        println!("{}", serde_json::to_string_pretty(&summary.to_json(&reports))?);
     } else {
         print_text(&summary, &reports, args.db.as_deref());
     }
@@ -141,25 +143,24 @@ fn print_text(s: &Summary, reports: &[FileReport], db: Option<&Path>) {
     if let (Some(a), Some(b)) = (s.first_ts, s.last_ts) {
         println!("time:        {a} .. {b}");
     }
-    println!(
-        "flows:       {} ({} TCP, {} UDP)",
-        s.flows.created, s.flows.tcp_streams, s.flows.udp_streams
-    );
+    println!("flows:       {} ({} TCP, {} UDP)", s.flows.created, s.flows.tcp_streams, s.flows.udp_streams);
     println!(
         "tcp:         {} retransmissions ({} fast, {} spurious, {} between private addresses)",
-        t.retransmissions,
-        t.fast_retransmissions,
-        t.spurious_retransmissions,
-        s.private_retransmissions
+        t.retransmissions, t.fast_retransmissions, t.spurious_retransmissions, s.private_retransmissions
     );
     println!(
         "             {} duplicate ACKs, {} out of order, {} lost segments, {} zero windows",
         t.duplicate_acks, t.out_of_order, t.lost_segments, t.zero_windows
     );
-    println!(
-        "capture:     {} truncated frames, {} decode errors",
-        s.capture.truncated_frames, s.capture.decode_errors
-    );
+    println!("capture:     {} truncated frames, {} decode errors", s.capture.truncated_frames, s.capture.decode_errors);
+    for (id, t) in &s.counters {
+        let top: Vec<String> = t.groups.iter().take(3).map(|g| format!("{} ({})", g.key, g.count)).collect();
+        if top.is_empty() {
+            println!("counter:     {id} = {}", t.total);
+        } else {
+            println!("counter:     {id} = {}; top: {}", t.total, top.join(", "));
+        }
+    }
     if let Some(db) = db {
         println!("database:    {}", db.display());
     }

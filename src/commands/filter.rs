@@ -19,11 +19,7 @@ pub struct FilterArgs {
 
 /// Text for `filter --help`: the fields that parse but have no dissector yet.
 pub fn pending_help() -> String {
-    let pending: Vec<&str> = FIELDS
-        .iter()
-        .filter(|f| f.pending)
-        .map(|f| f.name)
-        .collect();
+    let pending: Vec<&str> = FIELDS.iter().filter(|f| f.pending).map(|f| f.name).collect();
     format!(
         "Fields are Wireshark's (tshark 4.0 semantics). These are accepted and type-checked but \
          always absent until their dissector is built:\n  {}",
@@ -40,10 +36,7 @@ pub fn run(args: FilterArgs) -> anyhow::Result<Outcome> {
         }
     };
     if !filter.pending_fields().is_empty() {
-        eprintln!(
-            "mirrorwatch: note: no dissector yet for {}: treated as absent",
-            filter.pending_fields().join(", ")
-        );
+        eprintln!("mirrorwatch: note: no dissector yet for {}: treated as absent", filter.pending_fields().join(", "));
     }
     let name = args.file.display().to_string();
     let mut src = FileSource::open(&args.file).map_err(|e| anyhow::anyhow!("{name}: {e}"))?;
@@ -55,13 +48,7 @@ pub fn run(args: FilterArgs) -> anyhow::Result<Outcome> {
     loop {
         match src.next_packet() {
             Ok(Some(pkt)) => {
-                let hit = pipeline.process_with(&pkt, |d, o| {
-                    filter.matches(&Ctx {
-                        d,
-                        tcp: &o.tcp,
-                        stream: o.stream,
-                    })
-                });
+                let hit = pipeline.process_with(&pkt, |d, o| filter.matches(&Ctx { d, tcp: &o.tcp, stream: o.stream }));
                 if hit {
                     matched += 1;
                     if !args.count {

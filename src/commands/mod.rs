@@ -3,6 +3,7 @@
 
 pub mod analyze;
 pub mod filter;
+pub mod rules;
 pub mod run;
 
 /// Outcome of a command that read inputs: `bad_input` maps to exit code 1.

@@ -30,9 +30,7 @@ pub struct RunArgs {
 }
 
 fn wall_now() -> Ts {
-    let d = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default();
+    let d = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
     Ts::from_secs_nanos(d.as_secs() as i64, d.subsec_nanos() as i64)
 }
 
@@ -45,15 +43,8 @@ fn stop_flag() -> anyhow::Result<Arc<AtomicBool>> {
 }
 
 pub fn run(args: RunArgs) -> anyhow::Result<Outcome> {
-    let path = args
-        .config
-        .clone()
-        .unwrap_or_else(|| PathBuf::from(DEFAULT_PATH));
-    let mut cfg = if args.config.is_some() || path.exists() {
-        Config::load(&path)?
-    } else {
-        Config::default()
-    };
+    let path = args.config.clone().unwrap_or_else(|| PathBuf::from(DEFAULT_PATH));
+    let mut cfg = if args.config.is_some() || path.exists() { Config::load(&path)? } else { Config::default() };
     if let Some(i) = &args.interface {
         cfg.capture.interface = i.clone();
     }
@@ -80,11 +71,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<Outcome> {
     }
 
     let mut src = LiveSource::open(&cfg.capture).context("starting live capture")?;
-    tracing::info!(
-        "capturing on {} (link type {})",
-        cfg.capture.interface,
-        src.link_type().name()
-    );
+    tracing::info!("capturing on {} (link type {})", cfg.capture.interface, src.link_type().name());
     let sink = SqliteSink::start(&db, Backpressure::Drop)?;
     let mut p = Pipeline::new(cfg.flows.clone(), cfg.pipeline.clone(), sink);
     let mut last_tick = Instant::now();
@@ -98,10 +85,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<Outcome> {
             Ok(None) => {}
             Err(e) => {
                 tracing::error!("capture stopped: {e}");
-                result = Err(anyhow::anyhow!(
-                    "capture on {} failed: {e}",
-                    cfg.capture.interface
-                ));
+                result = Err(anyhow::anyhow!("capture on {} failed: {e}", cfg.capture.interface));
                 break;
             }
         }
@@ -111,10 +95,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<Outcome> {
             if let Some(d) = src.drops() {
                 let total = d.dropped + d.if_dropped;
                 if total > last_dropped {
-                    tracing::error!(
-                        "capture dropped {} frames in the last second",
-                        total - last_dropped
-                    );
+                    tracing::error!("capture dropped {} frames in the last second", total - last_dropped);
                     p.add_drops(now, total - last_dropped);
                     last_dropped = total;
                 }

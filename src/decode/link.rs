@@ -102,11 +102,8 @@ fn decode_tags(d: &mut Decoded<'_>, b: &[u8], mut ty: u16, mut off: usize) -> Op
             return None;
         }
         let id = u16::from_be_bytes([b[off], b[off + 1]]) & 0x0fff;
-        let (ids, count) = if svlan {
-            (&mut d.svlan_ids, &mut d.svlan_count)
-        } else {
-            (&mut d.vlan_ids, &mut d.vlan_count)
-        };
+        let (ids, count) =
+            if svlan { (&mut d.svlan_ids, &mut d.svlan_count) } else { (&mut d.vlan_ids, &mut d.vlan_count) };
         if *count as usize >= MAX_VLAN_TAGS {
             stop(d, Layer::Vlan, StopReason::TooManyTags, off as u32);
             return None;

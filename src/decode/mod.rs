@@ -271,11 +271,7 @@ pub fn decode<'a>(pkt: &RawPacket<'a>) -> Decoded<'a> {
 
 fn stop(d: &mut Decoded<'_>, layer: Layer, reason: StopReason, offset: u32) {
     if d.stop.is_none() {
-        d.stop = Some(Stop {
-            layer,
-            reason,
-            offset,
-        });
+        d.stop = Some(Stop { layer, reason, offset });
     }
 }
 
@@ -316,21 +312,13 @@ fn parse_ip(b: &[u8]) -> Result<IpParse, (Layer, StopReason)> {
                 dst: IpAddr::V4(Ipv4Addr::new(b[16], b[17], b[18], b[19])),
                 proto: b[9],
                 ttl: b[8],
-                len: if total == 0 {
-                    b.len() as u32
-                } else {
-                    total as u32
-                },
+                len: if total == 0 { b.len() as u32 } else { total as u32 },
                 fragment: frag & 0x3fff != 0,
                 frag_id: u16::from_be_bytes([b[4], b[5]]) as u32,
                 frag_offset: (frag & 0x1fff) as u32 * 8,
                 more_fragments: frag & 0x2000 != 0,
             };
-            Ok(IpParse {
-                hdr,
-                payload_off: ihl,
-                declared_len,
-            })
+            Ok(IpParse { hdr, payload_off: ihl, declared_len })
         }
         Some(6) => {
             if b.len() < 40 {
@@ -344,10 +332,8 @@ fn parse_ip(b: &[u8]) -> Result<IpParse, (Layer, StopReason)> {
             let body = &b[40..];
             let declared = if plen == 0 { body.len() } else { plen };
             let captured = &body[..declared.min(body.len())];
-            let (exts, next, _payload, err) = etherparse::Ipv6ExtensionsSlice::from_slice_lax(
-                etherparse::IpNumber(b[6]),
-                captured,
-            );
+            let (exts, next, _payload, err) =
+                etherparse::Ipv6ExtensionsSlice::from_slice_lax(etherparse::IpNumber(b[6]), captured);
             if err.is_some() {
                 return Err((Layer::Ipv6, StopReason::Truncated));
             }
@@ -375,11 +361,7 @@ fn parse_ip(b: &[u8]) -> Result<IpParse, (Layer, StopReason)> {
                 frag_offset,
                 more_fragments,
             };
-            Ok(IpParse {
-                hdr,
-                payload_off: 40 + ext_len,
-                declared_len: declared.saturating_sub(ext_len),
-            })
+            Ok(IpParse { hdr, payload_off: 40 + ext_len, declared_len: declared.saturating_sub(ext_len) })
         }
         Some(_) => Err((Layer::Ipv4, StopReason::Malformed)),
         None => Err((Layer::Ipv4, StopReason::Truncated)),
@@ -413,13 +395,7 @@ pub fn with_reassembled<'a>(d: &Decoded<'a>, datagram: &'a [u8]) -> Decoded<'a> 
     r
 }
 
-fn decode_transport<'a>(
-    d: &mut Decoded<'a>,
-    proto: u8,
-    captured: &'a [u8],
-    declared: usize,
-    base: u32,
-) {
+fn decode_transport<'a>(d: &mut Decoded<'a>, proto: u8, captured: &'a [u8], declared: usize, base: u32) {
     match proto {
         IPPROTO_TCP => match parse_tcp(captured, declared) {
             Ok((t, payload)) => {
@@ -443,11 +419,7 @@ fn decode_transport<'a>(
             if captured.len() < 4 {
                 return stop(d, Layer::Icmp, trunc_or_malformed(declared, 4), base);
             }
-            let icmp = IcmpHeader {
-                v6: proto == IPPROTO_ICMPV6,
-                icmp_type: captured[0],
-                code: captured[1],
-            };
+            let icmp = IcmpHeader { v6: proto == IPPROTO_ICMPV6, icmp_type: captured[0], code: captured[1] };
             d.transport = Transport::Icmp(icmp);
             d.payload = captured.get(8..).unwrap_or(&[]);
             if icmp.is_error() && captured.len() > 8 {

@@ -76,16 +76,10 @@ impl Reassembler {
         let now = d.ts;
         let before = self.slots.len();
         self.slots.retain(|g| {
-            now.since(g.first) <= TIMEOUT_SECS * NANOS_PER_SEC
-                && now.since(g.first) >= -TIMEOUT_SECS * NANOS_PER_SEC
+            now.since(g.first) <= TIMEOUT_SECS * NANOS_PER_SEC && now.since(g.first) >= -TIMEOUT_SECS * NANOS_PER_SEC
         });
         self.stats.expired += (before - self.slots.len()) as u64;
-        let key = Key {
-            src: ip.src,
-            dst: ip.dst,
-            id: ip.frag_id,
-            proto: ip.proto,
-        };
+        let key = Key { src: ip.src, dst: ip.dst, id: ip.frag_id, proto: ip.proto };
         let idx = match self.slots.iter().position(|g| g.key == key) {
             Some(i) => i,
             None => {
@@ -93,13 +87,7 @@ impl Reassembler {
                     self.slots.remove(0);
                     self.stats.evicted += 1;
                 }
-                self.slots.push(Datagram {
-                    key,
-                    first: now,
-                    buf: Vec::new(),
-                    ranges: Vec::new(),
-                    total: None,
-                });
+                self.slots.push(Datagram { key, first: now, buf: Vec::new(), ranges: Vec::new(), total: None });
                 self.slots.len() - 1
             }
         };
@@ -109,8 +97,7 @@ impl Reassembler {
         if g.buf.len() < end as usize {
             g.buf.resize(end as usize, 0);
         }
-        g.buf[start as usize..end as usize]
-            .copy_from_slice(&d.ip_payload[..(end - start) as usize]);
+        g.buf[start as usize..end as usize].copy_from_slice(&d.ip_payload[..(end - start) as usize]);
         if g.ranges.len() < MAX_FRAGMENTS {
             g.ranges.push((start, end));
         }

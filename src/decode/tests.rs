@@ -5,14 +5,7 @@ use crate::capture::{LinkType, RawPacket};
 use crate::flow::tests::tcp_frame;
 
 fn dec(link: LinkType, data: &[u8]) -> Decoded<'_> {
-    decode(&RawPacket {
-        frame: 1,
-        ts: Ts(0),
-        orig_len: data.len() as u32,
-        link,
-        interface: 0,
-        data,
-    })
+    decode(&RawPacket { frame: 1, ts: Ts(0), orig_len: data.len() as u32, link, interface: 0, data })
 }
 
 #[test]
@@ -25,10 +18,7 @@ fn ethernet_ipv4_tcp_with_payload_and_padding() {
     assert_eq!(ip.src.to_string(), "10.0.0.1");
     assert_eq!(ip.dst.to_string(), "192.168.1.2");
     let t = d.tcp().unwrap();
-    assert_eq!(
-        (t.src_port, t.dst_port, t.seq, t.ack, t.seg_len),
-        (40000, 80, 7, 9, 5)
-    );
+    assert_eq!((t.src_port, t.dst_port, t.seq, t.ack, t.seg_len), (40000, 80, 7, 9, 5));
     assert!(t.has(tcp_flags::PSH) && t.has(tcp_flags::ACK));
     assert_eq!(d.payload, b"xxxxx");
     assert_eq!(d.stop, None);
@@ -48,18 +38,14 @@ fn every_truncation_length_decodes_without_panic_and_says_where_it_stopped() {
     for cut in 0..f.len() {
         let d = dec(LinkType::ETHERNET, &f[..cut]);
         match cut {
-            0..=13 => assert_eq!(
-                d.stop.map(|s| (s.layer, s.reason)),
-                Some((Layer::Link, StopReason::Truncated))
-            ),
+            0..=13 => assert_eq!(d.stop.map(|s| (s.layer, s.reason)), Some((Layer::Link, StopReason::Truncated))),
             14..=33 => assert_eq!(
                 d.stop.map(|s| (s.layer, s.reason, s.offset)),
                 Some((Layer::Ipv4, StopReason::Truncated, 14))
             ),
-            34..=53 => assert_eq!(
-                d.stop.map(|s| (s.layer, s.reason, s.offset)),
-                Some((Layer::Tcp, StopReason::Truncated, 34))
-            ),
+            34..=53 => {
+                assert_eq!(d.stop.map(|s| (s.layer, s.reason, s.offset)), Some((Layer::Tcp, StopReason::Truncated, 34)))
+            }
             _ => {
                 assert_eq!(d.stop, None, "cut {cut}");
                 assert_eq!(d.tcp().unwrap().seg_len, 10);
@@ -72,12 +58,8 @@ fn every_truncation_length_decodes_without_panic_and_says_where_it_stopped() {
 fn vlan_stacks_and_8021ad_tags() {
     // 802.1ad (S-tag 1525) + 802.1Q (30) + 802.1Q (40) + IPv4 UDP
     let mut f = vec![0xff; 12];
-    f.extend_from_slice(&[
-        0x88, 0xa8, 0x05, 0xf5, 0x81, 0x00, 0x00, 30, 0x81, 0x00, 0x00, 40, 0x08, 0x00,
-    ]);
-    f.extend_from_slice(&[
-        0x45, 0, 0, 28, 0, 0, 0, 0, 64, 17, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2,
-    ]);
+    f.extend_from_slice(&[0x88, 0xa8, 0x05, 0xf5, 0x81, 0x00, 0x00, 30, 0x81, 0x00, 0x00, 40, 0x08, 0x00]);
+    f.extend_from_slice(&[0x45, 0, 0, 28, 0, 0, 0, 0, 64, 17, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2]);
     f.extend_from_slice(&[0x00, 0x35, 0x30, 0x39, 0, 8, 0, 0]);
     let d = dec(LinkType::ETHERNET, &f);
     assert_eq!(d.svlans(), &[1525]);
@@ -105,9 +87,7 @@ fn ipv6_with_hop_by_hop_header_then_tcp() {
     f.extend_from_slice(&[0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]);
     f.extend_from_slice(&[0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2]);
     f.extend_from_slice(&[6, 0, 1, 4, 0, 0, 0, 0]); // hop-by-hop: next = TCP, PadN
-    f.extend_from_slice(&[
-        0, 22, 0xc3, 0x50, 0, 0, 0, 1, 0, 0, 0, 0, 0x50, 0x02, 0xff, 0xff, 0, 0, 0, 0,
-    ]);
+    f.extend_from_slice(&[0, 22, 0xc3, 0x50, 0, 0, 0, 1, 0, 0, 0, 0, 0x50, 0x02, 0xff, 0xff, 0, 0, 0, 0]);
     let d = dec(LinkType::RAW, &f);
     let ip = d.ip.unwrap();
     assert_eq!(ip.proto, IPPROTO_TCP);
@@ -128,55 +108,30 @@ fn ipv4_fragments_carry_no_transport_header() {
 
 #[test]
 fn icmp_error_quotes_the_offending_header() {
-    let mut f = vec![
-        0x45, 0, 0, 56, 0, 0, 0, 0, 64, 1, 0, 0, 192, 168, 1, 1, 10, 10, 1, 4,
-    ];
+    let mut f = vec![0x45, 0, 0, 56, 0, 0, 0, 0, 64, 1, 0, 0, 192, 168, 1, 1, 10, 10, 1, 4];
     f.extend_from_slice(&[3, 3, 0, 0, 0, 0, 0, 0]); // port unreachable
-    f.extend_from_slice(&[
-        0x45, 0, 0, 40, 0, 0, 0, 0, 64, 6, 0, 0, 10, 10, 1, 4, 74, 53, 140, 153,
-    ]);
+    f.extend_from_slice(&[0x45, 0, 0, 40, 0, 0, 0, 0, 64, 6, 0, 0, 10, 10, 1, 4, 74, 53, 140, 153]);
     f.extend_from_slice(&[0x05, 0xbe, 0x00, 0x19, 1, 2, 3, 4]);
     let d = dec(LinkType::RAW, &f);
-    assert!(matches!(
-        d.transport,
-        Transport::Icmp(IcmpHeader {
-            icmp_type: 3,
-            code: 3,
-            v6: false
-        })
-    ));
+    assert!(matches!(d.transport, Transport::Icmp(IcmpHeader { icmp_type: 3, code: 3, v6: false })));
     assert_eq!(d.quoted_ip.unwrap().src.to_string(), "10.10.1.4");
-    assert_eq!(
-        d.quoted_ports,
-        Some(QuotedPorts {
-            proto: 6,
-            src_port: 1470,
-            dst_port: 25
-        })
-    );
+    assert_eq!(d.quoted_ports, Some(QuotedPorts { proto: 6, src_port: 1470, dst_port: 25 }));
 }
 
 #[test]
 fn loopback_and_linux_cooked_links() {
-    let ip = [
-        0x45, 0, 0, 20, 0, 0, 0, 0, 64, 253, 0, 0, 127, 0, 0, 1, 127, 0, 0, 1,
-    ];
+    let ip = [0x45, 0, 0, 20, 0, 0, 0, 0, 64, 253, 0, 0, 127, 0, 0, 1, 127, 0, 0, 1];
     let mut null = vec![2, 0, 0, 0];
     null.extend_from_slice(&ip);
     assert_eq!(dec(LinkType::NULL, &null).ip.unwrap().proto, 253);
-    let mut sll2 = vec![
-        0x08, 0x00, 0, 0, 0, 0, 0, 2, 0, 1, 0, 6, 1, 2, 3, 4, 5, 6, 0, 0,
-    ];
+    let mut sll2 = vec![0x08, 0x00, 0, 0, 0, 0, 0, 2, 0, 1, 0, 6, 1, 2, 3, 4, 5, 6, 0, 0];
     sll2.extend_from_slice(&ip);
     let d = dec(LinkType::LINUX_SLL2, &sll2);
     assert_eq!(d.eth_src, Some([1, 2, 3, 4, 5, 6]));
     assert_eq!(d.ip.unwrap().ttl, 64);
     let mut sll = vec![0, 0, 0, 1, 0, 6, 9, 8, 7, 6, 5, 4, 0, 0, 0x08, 0x00];
     sll.extend_from_slice(&ip);
-    assert_eq!(
-        dec(LinkType::LINUX_SLL, &sll).eth_src,
-        Some([9, 8, 7, 6, 5, 4])
-    );
+    assert_eq!(dec(LinkType::LINUX_SLL, &sll).eth_src, Some([9, 8, 7, 6, 5, 4]));
 }
 
 #[test]
@@ -185,17 +140,11 @@ fn malformed_ip_lengths_are_errors_not_panics() {
     f[14 + 2] = 0;
     f[14 + 3] = 10; // total length smaller than the header
     let d = dec(LinkType::ETHERNET, &f);
-    assert_eq!(
-        d.stop.map(|s| (s.layer, s.reason)),
-        Some((Layer::Ipv4, StopReason::Malformed))
-    );
+    assert_eq!(d.stop.map(|s| (s.layer, s.reason)), Some((Layer::Ipv4, StopReason::Malformed)));
     let mut f = tcp_frame([10, 0, 0, 1], [10, 0, 0, 2], 1, 2, 100, 0, 0x10, 0);
     f[14 + 20 + 12] = 0xf0; // TCP data offset 60 > segment
     let d = dec(LinkType::ETHERNET, &f);
-    assert_eq!(
-        d.stop.map(|s| (s.layer, s.reason)),
-        Some((Layer::Tcp, StopReason::Malformed))
-    );
+    assert_eq!(d.stop.map(|s| (s.layer, s.reason)), Some((Layer::Tcp, StopReason::Malformed)));
 }
 
 #[test]

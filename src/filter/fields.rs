@@ -40,10 +40,7 @@ impl FType {
     }
     /// Types whose values are byte strings (contains, matches, slices).
     pub fn is_bytes_like(self) -> bool {
-        matches!(
-            self,
-            FType::Str | FType::Bytes | FType::Ether | FType::Ipv4 | FType::Ipv6 | FType::Proto
-        )
+        matches!(self, FType::Str | FType::Bytes | FType::Ether | FType::Ipv4 | FType::Ipv6 | FType::Proto)
     }
 }
 
@@ -82,10 +79,7 @@ pub struct Values<'a> {
 
 impl<'a> Values<'a> {
     pub fn new() -> Self {
-        Values {
-            items: [(0, Val::U(0)); MAX_VALUES],
-            len: 0,
-        }
+        Values { items: [(0, Val::U(0)); MAX_VALUES], len: 0 }
     }
     pub fn push(&mut self, layer: u8, v: Val<'a>) {
         if self.len < MAX_VALUES {
@@ -123,11 +117,7 @@ pub struct FieldDef {
 }
 
 fn ip_layers<'p>(c: &Ctx<'p, '_>) -> impl Iterator<Item = (u8, IpHeader)> + 'p {
-    [c.d.ip, c.d.quoted_ip]
-        .into_iter()
-        .flatten()
-        .enumerate()
-        .map(|(i, h)| (i as u8 + 1, h))
+    [c.d.ip, c.d.quoted_ip].into_iter().flatten().enumerate().map(|(i, h)| (i as u8 + 1, h))
 }
 
 fn v4_layers<'p>(c: &Ctx<'p, '_>) -> impl Iterator<Item = (u8, IpHeader)> + 'p {
@@ -162,11 +152,7 @@ fn tcp_layers(c: &Ctx<'_, '_>) -> impl Iterator<Item = (u8, TcpHeader)> {
         Transport::Tcp(t) => Some(t),
         _ => None,
     };
-    outer
-        .into_iter()
-        .chain(quoted)
-        .enumerate()
-        .map(|(i, t)| (i as u8 + 1, t))
+    outer.into_iter().chain(quoted).enumerate().map(|(i, t)| (i as u8 + 1, t))
 }
 
 fn udp_layers(c: &Ctx<'_, '_>) -> impl Iterator<Item = (u8, UdpHeader)> {
@@ -178,11 +164,7 @@ fn udp_layers(c: &Ctx<'_, '_>) -> impl Iterator<Item = (u8, UdpHeader)> {
         Transport::Udp(u) => Some(u),
         _ => None,
     };
-    outer
-        .into_iter()
-        .chain(quoted)
-        .enumerate()
-        .map(|(i, u)| (i as u8 + 1, u))
+    outer.into_iter().chain(quoted).enumerate().map(|(i, u)| (i as u8 + 1, u))
 }
 
 /// Ports of TCP headers, including a quoted header too short to decode whole.
@@ -191,15 +173,8 @@ fn tcp_ports(c: &Ctx<'_, '_>) -> impl Iterator<Item = (u8, u16, u16)> {
         Transport::Tcp(t) => Some((t.src_port, t.dst_port)),
         _ => None,
     };
-    let quoted =
-        c.d.quoted_ports
-            .filter(|q| q.proto == crate::decode::IPPROTO_TCP)
-            .map(|q| (q.src_port, q.dst_port));
-    outer
-        .into_iter()
-        .chain(quoted)
-        .enumerate()
-        .map(|(i, (s, d))| (i as u8 + 1, s, d))
+    let quoted = c.d.quoted_ports.filter(|q| q.proto == crate::decode::IPPROTO_TCP).map(|q| (q.src_port, q.dst_port));
+    outer.into_iter().chain(quoted).enumerate().map(|(i, (s, d))| (i as u8 + 1, s, d))
 }
 
 fn udp_ports(c: &Ctx<'_, '_>) -> impl Iterator<Item = (u8, u16, u16)> {
@@ -207,15 +182,8 @@ fn udp_ports(c: &Ctx<'_, '_>) -> impl Iterator<Item = (u8, u16, u16)> {
         Transport::Udp(u) => Some((u.src_port, u.dst_port)),
         _ => None,
     };
-    let quoted =
-        c.d.quoted_ports
-            .filter(|q| q.proto == crate::decode::IPPROTO_UDP)
-            .map(|q| (q.src_port, q.dst_port));
-    outer
-        .into_iter()
-        .chain(quoted)
-        .enumerate()
-        .map(|(i, (s, d))| (i as u8 + 1, s, d))
+    let quoted = c.d.quoted_ports.filter(|q| q.proto == crate::decode::IPPROTO_UDP).map(|q| (q.src_port, q.dst_port));
+    outer.into_iter().chain(quoted).enumerate().map(|(i, (s, d))| (i as u8 + 1, s, d))
 }
 
 macro_rules! tcp_bit {
@@ -241,21 +209,11 @@ macro_rules! analysis {
 fn none(_: &Ctx<'_, '_>, _: &mut Values<'_>) {}
 
 const fn f(name: &'static str, ftype: FType, get: Getter) -> FieldDef {
-    FieldDef {
-        name,
-        ftype,
-        get,
-        pending: false,
-    }
+    FieldDef { name, ftype, get, pending: false }
 }
 
 const fn pending(name: &'static str, ftype: FType) -> FieldDef {
-    FieldDef {
-        name,
-        ftype,
-        get: none,
-        pending: true,
-    }
+    FieldDef { name, ftype, get: none, pending: true }
 }
 
 const ETHERTYPE_ARP: u16 = 0x0806;
@@ -263,9 +221,7 @@ const ETHERTYPE_ARP: u16 = 0x0806;
 /// Every field and protocol name, sorted by nothing in particular; looked up by name.
 pub static FIELDS: &[FieldDef] = &[
     // Protocols.
-    f("frame", FType::Proto, |c, o| {
-        o.push(1, Val::Bytes(c.d.data))
-    }),
+    f("frame", FType::Proto, |c, o| o.push(1, Val::Bytes(c.d.data))),
     f("eth", FType::Proto, |c, o| {
         if c.d.eth_dst.is_some() && c.d.link == crate::capture::LinkType::ETHERNET {
             o.push(1, Val::Bytes(&[]))
@@ -317,15 +273,9 @@ pub static FIELDS: &[FieldDef] = &[
         }
     }),
     // frame
-    f("frame.len", FType::UInt, |c, o| {
-        o.push(1, Val::U(c.d.frame_len as u64))
-    }),
-    f("frame.cap_len", FType::UInt, |c, o| {
-        o.push(1, Val::U(c.d.cap_len as u64))
-    }),
-    f("frame.number", FType::UInt, |c, o| {
-        o.push(1, Val::U(c.d.frame))
-    }),
+    f("frame.len", FType::UInt, |c, o| o.push(1, Val::U(c.d.frame_len as u64))),
+    f("frame.cap_len", FType::UInt, |c, o| o.push(1, Val::U(c.d.cap_len as u64))),
+    f("frame.number", FType::UInt, |c, o| o.push(1, Val::U(c.d.frame))),
     // Ethernet and VLAN
     f("eth.src", FType::Ether, |c, o| {
         if c.d.link == crate::capture::LinkType::ETHERNET {
@@ -449,36 +399,12 @@ pub static FIELDS: &[FieldDef] = &[
             o.push(l, Val::U(t.flags as u64))
         }
     }),
-    f(
-        "tcp.flags.syn",
-        FType::Bool,
-        tcp_bit!(crate::decode::tcp_flags::SYN),
-    ),
-    f(
-        "tcp.flags.ack",
-        FType::Bool,
-        tcp_bit!(crate::decode::tcp_flags::ACK),
-    ),
-    f(
-        "tcp.flags.fin",
-        FType::Bool,
-        tcp_bit!(crate::decode::tcp_flags::FIN),
-    ),
-    f(
-        "tcp.flags.reset",
-        FType::Bool,
-        tcp_bit!(crate::decode::tcp_flags::RST),
-    ),
-    f(
-        "tcp.flags.push",
-        FType::Bool,
-        tcp_bit!(crate::decode::tcp_flags::PSH),
-    ),
-    f(
-        "tcp.flags.urg",
-        FType::Bool,
-        tcp_bit!(crate::decode::tcp_flags::URG),
-    ),
+    f("tcp.flags.syn", FType::Bool, tcp_bit!(crate::decode::tcp_flags::SYN)),
+    f("tcp.flags.ack", FType::Bool, tcp_bit!(crate::decode::tcp_flags::ACK)),
+    f("tcp.flags.fin", FType::Bool, tcp_bit!(crate::decode::tcp_flags::FIN)),
+    f("tcp.flags.reset", FType::Bool, tcp_bit!(crate::decode::tcp_flags::RST)),
+    f("tcp.flags.push", FType::Bool, tcp_bit!(crate::decode::tcp_flags::PSH)),
+    f("tcp.flags.urg", FType::Bool, tcp_bit!(crate::decode::tcp_flags::URG)),
     f("tcp.window_size_value", FType::UInt, |c, o| {
         for (l, t) in tcp_layers(c) {
             o.push(l, Val::U(t.window as u64))
@@ -507,81 +433,21 @@ pub static FIELDS: &[FieldDef] = &[
             o.push(1, Val::Bytes(&[]))
         }
     }),
-    f(
-        "tcp.analysis.retransmission",
-        FType::Proto,
-        analysis!(TcpFlags::RETRANSMISSION),
-    ),
-    f(
-        "tcp.analysis.fast_retransmission",
-        FType::Proto,
-        analysis!(TcpFlags::FAST_RETRANSMISSION),
-    ),
-    f(
-        "tcp.analysis.spurious_retransmission",
-        FType::Proto,
-        analysis!(TcpFlags::SPURIOUS_RETRANSMISSION),
-    ),
-    f(
-        "tcp.analysis.out_of_order",
-        FType::Proto,
-        analysis!(TcpFlags::OUT_OF_ORDER),
-    ),
-    f(
-        "tcp.analysis.lost_segment",
-        FType::Proto,
-        analysis!(TcpFlags::LOST_SEGMENT),
-    ),
-    f(
-        "tcp.analysis.ack_lost_segment",
-        FType::Proto,
-        analysis!(TcpFlags::ACK_LOST_SEGMENT),
-    ),
-    f(
-        "tcp.analysis.duplicate_ack",
-        FType::Proto,
-        analysis!(TcpFlags::DUPLICATE_ACK),
-    ),
-    f(
-        "tcp.analysis.zero_window",
-        FType::Proto,
-        analysis!(TcpFlags::ZERO_WINDOW),
-    ),
-    f(
-        "tcp.analysis.zero_window_probe",
-        FType::Proto,
-        analysis!(TcpFlags::ZERO_WINDOW_PROBE),
-    ),
-    f(
-        "tcp.analysis.zero_window_probe_ack",
-        FType::Proto,
-        analysis!(TcpFlags::ZERO_WINDOW_PROBE_ACK),
-    ),
-    f(
-        "tcp.analysis.keep_alive",
-        FType::Proto,
-        analysis!(TcpFlags::KEEP_ALIVE),
-    ),
-    f(
-        "tcp.analysis.keep_alive_ack",
-        FType::Proto,
-        analysis!(TcpFlags::KEEP_ALIVE_ACK),
-    ),
-    f(
-        "tcp.analysis.window_update",
-        FType::Proto,
-        analysis!(TcpFlags::WINDOW_UPDATE),
-    ),
-    f(
-        "tcp.analysis.window_full",
-        FType::Proto,
-        analysis!(TcpFlags::WINDOW_FULL),
-    ),
-    f(
-        "tcp.analysis.reused_ports",
-        FType::Proto,
-        analysis!(TcpFlags::REUSED_PORTS),
-    ),
+    f("tcp.analysis.retransmission", FType::Proto, analysis!(TcpFlags::RETRANSMISSION)),
+    f("tcp.analysis.fast_retransmission", FType::Proto, analysis!(TcpFlags::FAST_RETRANSMISSION)),
+    f("tcp.analysis.spurious_retransmission", FType::Proto, analysis!(TcpFlags::SPURIOUS_RETRANSMISSION)),
+    f("tcp.analysis.out_of_order", FType::Proto, analysis!(TcpFlags::OUT_OF_ORDER)),
+    f("tcp.analysis.lost_segment", FType::Proto, analysis!(TcpFlags::LOST_SEGMENT)),
+    f("tcp.analysis.ack_lost_segment", FType::Proto, analysis!(TcpFlags::ACK_LOST_SEGMENT)),
+    f("tcp.analysis.duplicate_ack", FType::Proto, analysis!(TcpFlags::DUPLICATE_ACK)),
+    f("tcp.analysis.zero_window", FType::Proto, analysis!(TcpFlags::ZERO_WINDOW)),
+    f("tcp.analysis.zero_window_probe", FType::Proto, analysis!(TcpFlags::ZERO_WINDOW_PROBE)),
+    f("tcp.analysis.zero_window_probe_ack", FType::Proto, analysis!(TcpFlags::ZERO_WINDOW_PROBE_ACK)),
+    f("tcp.analysis.keep_alive", FType::Proto, analysis!(TcpFlags::KEEP_ALIVE)),
+    f("tcp.analysis.keep_alive_ack", FType::Proto, analysis!(TcpFlags::KEEP_ALIVE_ACK)),
+    f("tcp.analysis.window_update", FType::Proto, analysis!(TcpFlags::WINDOW_UPDATE)),
+    f("tcp.analysis.window_full", FType::Proto, analysis!(TcpFlags::WINDOW_FULL)),
+    f("tcp.analysis.reused_ports", FType::Proto, analysis!(TcpFlags::REUSED_PORTS)),
     f("tcp.analysis.duplicate_ack_num", FType::UInt, |c, o| {
         if c.tcp.flags.has(TcpFlags::DUPLICATE_ACK) {
             o.push(1, Val::U(c.tcp.dupack_num as u64))

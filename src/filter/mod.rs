@@ -32,11 +32,7 @@ impl FilterError {
     /// The message with the expression and a caret under the column.
     pub fn render(&self, src: &str) -> String {
         let col = self.column(src);
-        format!(
-            "column {col}: {}\n    {src}\n    {}^",
-            self.msg,
-            " ".repeat(col - 1)
-        )
+        format!("column {col}: {}\n    {src}\n    {}^", self.msg, " ".repeat(col - 1))
     }
 }
 
@@ -114,25 +110,17 @@ impl std::fmt::Debug for FieldDef {
 }
 
 fn err(at: usize, msg: impl Into<String>) -> FilterError {
-    FilterError {
-        offset: at,
-        msg: msg.into(),
-    }
+    FilterError { offset: at, msg: msg.into() }
 }
 
 fn looks_like_field(w: &str) -> bool {
-    w.contains('.')
-        && w.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
-        && w.split('.').all(|p| !p.is_empty())
+    w.contains('.') && w.chars().next().is_some_and(|c| c.is_ascii_alphabetic()) && w.split('.').all(|p| !p.is_empty())
         || w.chars().all(|c| c.is_ascii_lowercase() || c == '_') && w.len() > 2
 }
 
 fn unknown_field(w: &str, at: usize) -> FilterError {
     match fields::nearest(w) {
-        Some(n) => err(
-            at,
-            format!("unknown field or protocol \"{w}\" (did you mean \"{n}\"?)"),
-        ),
+        Some(n) => err(at, format!("unknown field or protocol \"{w}\" (did you mean \"{n}\"?)")),
         None => err(at, format!("unknown field or protocol \"{w}\"")),
     }
 }
@@ -145,11 +133,7 @@ impl Filter {
         let root = compile(&ast, &mut pending)?;
         pending.sort_unstable();
         pending.dedup();
-        Ok(Filter {
-            root,
-            text: text.to_string(),
-            pending,
-        })
+        Ok(Filter { root, text: text.to_string(), pending })
     }
 
     pub fn text(&self) -> &str {
@@ -167,14 +151,7 @@ impl Filter {
 }
 
 fn fref(t: &Term, pending: &mut Vec<&'static str>) -> Result<FRef, FilterError> {
-    let Term::Field {
-        name,
-        layer,
-        slice,
-        start,
-        ..
-    } = t
-    else {
+    let Term::Field { name, layer, slice, start, .. } = t else {
         return Err(err(t.start(), "expected a field"));
     };
     let def = fields::lookup(name).ok_or_else(|| unknown_field(name, *start))?;
@@ -184,63 +161,45 @@ fn fref(t: &Term, pending: &mut Vec<&'static str>) -> Result<FRef, FilterError> 
     let slice = match slice {
         Some(Slice::Range(o, l)) => {
             if !def.ftype.is_bytes_like() {
-                return Err(err(
-                    *start,
-                    format!("\"{name}\" is a {}: it cannot be sliced", def.ftype.name()),
-                ));
+                return Err(err(*start, format!("\"{name}\" is a {}: it cannot be sliced", def.ftype.name())));
             }
             if def.ftype == FType::Proto && def.name != "frame" {
-                return Err(err(*start, format!("slicing the protocol \"{name}\" is not supported (slice a field, or frame)")));
+                return Err(err(
+                    *start,
+                    format!("slicing the protocol \"{name}\" is not supported (slice a field, or frame)"),
+                ));
             }
             Some((*o, *l))
         }
         None => None,
     };
-    Ok(FRef {
-        def,
-        layer: *layer,
-        slice,
-    })
+    Ok(FRef { def, layer: *layer, slice })
 }
 
 fn operand(t: &Term, pending: &mut Vec<&'static str>) -> Result<Operand, FilterError> {
     match t {
         Term::Field { .. } => Ok(Operand::Field(fref(t, pending)?)),
-        Term::Func {
-            name, arg, start, ..
-        } => {
+        Term::Func { name, arg, start, .. } => {
             let f = fref(arg, pending)?;
             match name.as_str() {
                 "len" => {
                     if !f.def.ftype.is_bytes_like() && f.slice.is_none() {
                         return Err(err(
                             *start,
-                            format!(
-                                "len() needs a string or bytes field, not a {}",
-                                f.def.ftype.name()
-                            ),
+                            format!("len() needs a string or bytes field, not a {}", f.def.ftype.name()),
                         ));
                     }
                     Ok(Operand::Len(f))
                 }
                 "count" => Ok(Operand::Count(f)),
-                other => Err(err(
-                    *start,
-                    format!("unknown function \"{other}\" (known: len, count)"),
-                )),
+                other => Err(err(*start, format!("unknown function \"{other}\" (known: len, count)"))),
             }
         }
-        Term::Word { text, start, .. } if looks_like_field(text) => {
-            Err(unknown_field(text, *start))
+        Term::Word { text, start, .. } if looks_like_field(text) => Err(unknown_field(text, *start)),
+        Term::Word { text, start, .. } => {
+            Err(err(*start, format!("\"{text}\" is a value: the left side must be a field or a function")))
         }
-        Term::Word { text, start, .. } => Err(err(
-            *start,
-            format!("\"{text}\" is a value: the left side must be a field or a function"),
-        )),
-        Term::Str { start, .. } => Err(err(
-            *start,
-            "a string cannot stand on the left side: put a field there",
-        )),
+        Term::Str { start, .. } => Err(err(*start, "a string cannot stand on the left side: put a field there")),
     }
 }
 
@@ -262,11 +221,7 @@ fn parse_uint(w: &str) -> Option<u64> {
 
 fn parse_hex_bytes(w: &str) -> Option<Vec<u8>> {
     let seps = [':', '.', '-'];
-    let parts: Vec<&str> = if w.contains(seps) {
-        w.split(seps).collect()
-    } else {
-        vec![w]
-    };
+    let parts: Vec<&str> = if w.contains(seps) { w.split(seps).collect() } else { vec![w] };
     let mut out = Vec::new();
     for p in parts {
         if p.is_empty() {
@@ -287,18 +242,11 @@ fn parse_hex_bytes(w: &str) -> Option<Vec<u8>> {
 }
 
 fn parse_mac(w: &str, at: usize) -> Result<[u8; 6], FilterError> {
-    let bytes = parse_hex_bytes(w)
-        .ok_or_else(|| err(at, format!("\"{w}\" is not a valid Ethernet address")))?;
+    let bytes = parse_hex_bytes(w).ok_or_else(|| err(at, format!("\"{w}\" is not a valid Ethernet address")))?;
     match bytes.len() {
         6 => Ok([bytes[0], bytes[1], bytes[2], bytes[3], bytes[4], bytes[5]]),
-        n if n < 6 => Err(err(
-            at,
-            format!("\"{w}\" contains too few bytes to be a valid Ethernet address"),
-        )),
-        _ => Err(err(
-            at,
-            format!("\"{w}\" contains too many bytes to be a valid Ethernet address"),
-        )),
+        n if n < 6 => Err(err(at, format!("\"{w}\" contains too few bytes to be a valid Ethernet address"))),
+        _ => Err(err(at, format!("\"{w}\" contains too many bytes to be a valid Ethernet address"))),
     }
 }
 
@@ -322,37 +270,25 @@ fn prefix_mask128(bits: u32) -> u128 {
 fn literal(t: &Term, ty: FType, op: RelOp) -> Result<Lit, FilterError> {
     let at = t.start();
     // A bit mask on a bytes value is a byte string.
-    let ty = if op == RelOp::BitAnd && matches!(ty, FType::Ether) {
-        FType::Bytes
-    } else {
-        ty
-    };
+    let ty = if op == RelOp::BitAnd && matches!(ty, FType::Ether) { FType::Bytes } else { ty };
     if matches!(op, RelOp::Contains) {
         return match t {
             Term::Str { bytes, .. } => Ok(Lit::Bytes(bytes.clone())),
             Term::Word { text, .. } if ty == FType::Str => Ok(Lit::Bytes(text.as_bytes().to_vec())),
             Term::Word { text, .. } => parse_hex_bytes(text).map(Lit::Bytes).ok_or_else(|| {
-                err(
-                    at,
-                    format!(
-                        "\"{text}\" is not a valid byte string (write it as \"text\" or 47:45:54)"
-                    ),
-                )
+                err(at, format!("\"{text}\" is not a valid byte string (write it as \"text\" or 47:45:54)"))
             }),
             _ => Err(err(at, "contains needs a value on the right")),
         };
     }
     match (t, ty) {
-        (Term::Word { text, .. }, FType::UInt) => parse_uint(text)
-            .map(Lit::U)
-            .ok_or_else(|| err(at, format!("\"{text}\" is not a valid number"))),
+        (Term::Word { text, .. }, FType::UInt) => {
+            parse_uint(text).map(Lit::U).ok_or_else(|| err(at, format!("\"{text}\" is not a valid number")))
+        }
         (Term::Word { text, .. }, FType::Bool) => match text.as_str() {
             "True" | "TRUE" => Ok(Lit::U(1)),
             "False" | "FALSE" => Ok(Lit::U(0)),
-            "true" | "false" => Err(err(
-                at,
-                format!("\"{text}\" is not a valid boolean (write True or False)"),
-            )),
+            "true" | "false" => Err(err(at, format!("\"{text}\" is not a valid boolean (write True or False)"))),
             _ => parse_uint(text)
                 .map(|v| Lit::U((v != 0) as u64))
                 .ok_or_else(|| err(at, format!("\"{text}\" is not a valid boolean"))),
@@ -362,59 +298,36 @@ fn literal(t: &Term, ty: FType, op: RelOp) -> Result<Lit, FilterError> {
                 Some((a, b)) => (a, b.parse::<u32>().ok().filter(|b| *b <= 32)),
                 None => (text.as_str(), Some(32)),
             };
-            let bits =
-                bits.ok_or_else(|| err(at, format!("\"{text}\" has an invalid prefix length")))?;
-            let addr: Ipv4Addr = a
-                .parse()
-                .map_err(|_| err(at, format!("\"{text}\" is not a valid IPv4 address")))?;
+            let bits = bits.ok_or_else(|| err(at, format!("\"{text}\" has an invalid prefix length")))?;
+            let addr: Ipv4Addr = a.parse().map_err(|_| err(at, format!("\"{text}\" is not a valid IPv4 address")))?;
             let mask = prefix_mask32(bits);
-            Ok(Lit::V4 {
-                addr: u32::from(addr) & mask,
-                mask,
-            })
+            Ok(Lit::V4 { addr: u32::from(addr) & mask, mask })
         }
         (Term::Word { text, .. }, FType::Ipv6) => {
             let (a, bits) = match text.split_once('/') {
                 Some((a, b)) => (a, b.parse::<u32>().ok().filter(|b| *b <= 128)),
                 None => (text.as_str(), Some(128)),
             };
-            let bits =
-                bits.ok_or_else(|| err(at, format!("\"{text}\" has an invalid prefix length")))?;
-            let addr: Ipv6Addr = a
-                .parse()
-                .map_err(|_| err(at, format!("\"{text}\" is not a valid IPv6 address")))?;
+            let bits = bits.ok_or_else(|| err(at, format!("\"{text}\" has an invalid prefix length")))?;
+            let addr: Ipv6Addr = a.parse().map_err(|_| err(at, format!("\"{text}\" is not a valid IPv6 address")))?;
             let mask = prefix_mask128(bits);
-            Ok(Lit::V6 {
-                addr: u128::from(addr) & mask,
-                mask,
-            })
+            Ok(Lit::V6 { addr: u128::from(addr) & mask, mask })
         }
         (Term::Word { text, .. }, FType::Ether) => Ok(Lit::Mac(parse_mac(text, at)?)),
         (Term::Word { text, .. }, FType::Str) => Ok(Lit::Bytes(text.as_bytes().to_vec())),
         (Term::Word { text, .. }, FType::Bytes | FType::Proto) => parse_hex_bytes(text)
             .map(Lit::Bytes)
             .ok_or_else(|| err(at, format!("\"{text}\" is not a valid byte string"))),
-        (Term::Str { bytes, .. }, FType::Str | FType::Bytes | FType::Proto) => {
-            Ok(Lit::Bytes(bytes.clone()))
-        }
-        (Term::Str { .. }, ty) => Err(err(
-            at,
-            format!("a {} cannot be written as a quoted string", ty.name()),
-        )),
+        (Term::Str { bytes, .. }, FType::Str | FType::Bytes | FType::Proto) => Ok(Lit::Bytes(bytes.clone())),
+        (Term::Str { .. }, ty) => Err(err(at, format!("a {} cannot be written as a quoted string", ty.name()))),
         _ => Err(err(at, "expected a value")),
     }
 }
 
 fn compatible(a: FType, b: FType) -> bool {
     a == b
-        || (a.is_bytes_like()
-            && b.is_bytes_like()
-            && !matches!(a, FType::Proto)
-            && !matches!(b, FType::Proto))
-        || matches!(
-            (a, b),
-            (FType::Bool, FType::UInt) | (FType::UInt, FType::Bool)
-        )
+        || (a.is_bytes_like() && b.is_bytes_like() && !matches!(a, FType::Proto) && !matches!(b, FType::Proto))
+        || matches!((a, b), (FType::Bool, FType::UInt) | (FType::UInt, FType::Bool))
 }
 
 fn swap(op: RelOp) -> RelOp {
@@ -429,50 +342,25 @@ fn swap(op: RelOp) -> RelOp {
 
 fn compile(ast: &Ast, pending: &mut Vec<&'static str>) -> Result<Node, FilterError> {
     Ok(match ast {
-        Ast::Or(a, b) => Node::Or(
-            Box::new(compile(a, pending)?),
-            Box::new(compile(b, pending)?),
-        ),
-        Ast::And(a, b) => Node::And(
-            Box::new(compile(a, pending)?),
-            Box::new(compile(b, pending)?),
-        ),
+        Ast::Or(a, b) => Node::Or(Box::new(compile(a, pending)?), Box::new(compile(b, pending)?)),
+        Ast::And(a, b) => Node::And(Box::new(compile(a, pending)?), Box::new(compile(b, pending)?)),
         Ast::Not(a) => Node::Not(Box::new(compile(a, pending)?)),
         Ast::Test { lhs, rel: None } => match lhs {
             Term::Field { slice: None, .. } => Node::Exists(fref(lhs, pending)?),
-            Term::Field { start, .. } => {
-                return Err(err(
-                    *start,
-                    "a slice needs a comparison (e.g. frame[0] == 45)",
-                ))
-            }
-            Term::Func { start, .. } => {
-                return Err(err(
-                    *start,
-                    "a function needs a comparison (e.g. len(x) > 3)",
-                ))
-            }
-            Term::Word { text, start, .. } if looks_like_field(text) => {
-                return Err(unknown_field(text, *start))
-            }
+            Term::Field { start, .. } => return Err(err(*start, "a slice needs a comparison (e.g. frame[0] == 45)")),
+            Term::Func { start, .. } => return Err(err(*start, "a function needs a comparison (e.g. len(x) > 3)")),
+            Term::Word { text, start, .. } if looks_like_field(text) => return Err(unknown_field(text, *start)),
             Term::Word { text, start, .. } => {
-                return Err(err(
-                    *start,
-                    format!("\"{text}\" is neither a field nor a protocol name"),
-                ))
+                return Err(err(*start, format!("\"{text}\" is neither a field nor a protocol name")))
             }
             Term::Str { start, .. } => return Err(err(*start, "a string alone is not a test")),
         },
-        Ast::Test {
-            lhs,
-            rel: Some((op, op_at, rhs)),
-        } => {
+        Ast::Test { lhs, rel: Some((op, op_at, rhs)) } => {
             // A value on the left and a field on the right: turn it around.
             let (lhs, op, rhs) = match (lhs, rhs) {
-                (
-                    Term::Word { .. } | Term::Str { .. },
-                    Rhs::Term(r @ (Term::Field { .. } | Term::Func { .. })),
-                ) if !matches!(op, RelOp::Contains | RelOp::Matches | RelOp::BitAnd) => {
+                (Term::Word { .. } | Term::Str { .. }, Rhs::Term(r @ (Term::Field { .. } | Term::Func { .. })))
+                    if !matches!(op, RelOp::Contains | RelOp::Matches | RelOp::BitAnd) =>
+                {
                     (r, swap(*op), Rhs::Term(lhs.clone()))
                 }
                 (l, r) => (l, *op, r.clone()),
@@ -486,121 +374,79 @@ fn compile(ast: &Ast, pending: &mut Vec<&'static str>) -> Result<Node, FilterErr
             {
                 return Err(err(
                     lhs_at,
-                    format!(
-                        "\"{}\" is a protocol: test it alone, or compare one of its fields",
-                        lhs_name(lhs)
-                    ),
+                    format!("\"{}\" is a protocol: test it alone, or compare one of its fields", lhs_name(lhs)),
                 ));
             }
             match op {
                 RelOp::Matches => {
                     if !ty.is_bytes_like() {
-                        return Err(err(
-                            *op_at,
-                            format!("matches needs a string or bytes field, not a {}", ty.name()),
-                        ));
+                        return Err(err(*op_at, format!("matches needs a string or bytes field, not a {}", ty.name())));
                     }
                     let Rhs::Term(Term::Str { bytes, start, .. }) = &rhs else {
-                        return Err(err(
-                            *op_at,
-                            "matches needs a quoted regular expression on the right",
-                        ));
+                        return Err(err(*op_at, "matches needs a quoted regular expression on the right"));
                     };
-                    let pat = std::str::from_utf8(bytes)
-                        .map_err(|_| err(*start, "the pattern is not valid UTF-8"))?;
+                    let pat = std::str::from_utf8(bytes).map_err(|_| err(*start, "the pattern is not valid UTF-8"))?;
                     let re = regex::bytes::RegexBuilder::new(pat)
                         .case_insensitive(true)
                         .unicode(false)
                         .size_limit(1 << 20)
                         .build()
                         .or_else(|_| {
-                            regex::bytes::RegexBuilder::new(pat)
-                                .case_insensitive(true)
-                                .size_limit(1 << 20)
-                                .build()
+                            regex::bytes::RegexBuilder::new(pat).case_insensitive(true).size_limit(1 << 20).build()
                         })
                         .map_err(|e| {
                             err(
                                 *start,
-                                format!(
-                                    "invalid regular expression: {}",
-                                    e.to_string().lines().last().unwrap_or("")
-                                ),
+                                format!("invalid regular expression: {}", e.to_string().lines().last().unwrap_or("")),
                             )
                         })?;
-                    Node::Cmp {
-                        a,
-                        op,
-                        b: CmpRhs::Regex(re),
-                    }
+                    Node::Cmp { a, op, b: CmpRhs::Regex(re) }
                 }
                 RelOp::Contains if !ty.is_bytes_like() => {
-                    return Err(err(
-                        *op_at,
-                        format!(
-                            "contains needs a string or bytes field, not a {}",
-                            ty.name()
-                        ),
-                    ))
+                    return Err(err(*op_at, format!("contains needs a string or bytes field, not a {}", ty.name())))
                 }
-                RelOp::BitAnd
-                    if !matches!(ty, FType::UInt | FType::Bool | FType::Bytes | FType::Ether) =>
-                {
-                    return Err(err(
-                        *op_at,
-                        format!("\"&\" needs a number or bytes field, not a {}", ty.name()),
-                    ))
+                RelOp::BitAnd if !matches!(ty, FType::UInt | FType::Bool | FType::Bytes | FType::Ether) => {
+                    return Err(err(*op_at, format!("\"&\" needs a number or bytes field, not a {}", ty.name())))
                 }
-                _ => {
-                    match &rhs {
-                        Rhs::Set(items, _) => {
-                            let mut set = Vec::with_capacity(items.len());
-                            for it in items {
-                                set.push(match it {
+                _ => match &rhs {
+                    Rhs::Set(items, _) => {
+                        let mut set = Vec::with_capacity(items.len());
+                        for it in items {
+                            set.push(match it {
                                 SetItem::One(t) => (literal(t, ty, op)?, None),
                                 SetItem::Range(lo, hi) => {
                                     if !matches!(ty, FType::UInt | FType::Ipv4 | FType::Ipv6) {
-                                        return Err(err(lo.start(), format!("a range needs a number or address field, not a {}", ty.name())));
+                                        return Err(err(
+                                            lo.start(),
+                                            format!("a range needs a number or address field, not a {}", ty.name()),
+                                        ));
                                     }
                                     (literal(lo, ty, op)?, Some(literal(hi, ty, op)?))
                                 }
                             });
-                            }
-                            Node::Cmp {
-                                a,
-                                op,
-                                b: CmpRhs::Set(set),
-                            }
                         }
-                        Rhs::Term(t @ (Term::Field { .. } | Term::Func { .. })) => {
-                            let b = operand(t, pending)?;
-                            if !compatible(ty, b.ftype()) {
-                                return Err(err(
-                                    t.start(),
-                                    format!(
-                                        "\"{}\" is a {} and cannot be compared with a {}",
-                                        lhs_name(t),
-                                        b.ftype().name(),
-                                        ty.name()
-                                    ),
-                                ));
-                            }
-                            if op == RelOp::Contains {
-                                return Err(err(t.start(), "contains needs a value on the right"));
-                            }
-                            Node::Cmp {
-                                a,
-                                op,
-                                b: CmpRhs::Field(b),
-                            }
-                        }
-                        Rhs::Term(t) => Node::Cmp {
-                            a,
-                            op,
-                            b: CmpRhs::Lit(literal(t, ty, op)?),
-                        },
+                        Node::Cmp { a, op, b: CmpRhs::Set(set) }
                     }
-                }
+                    Rhs::Term(t @ (Term::Field { .. } | Term::Func { .. })) => {
+                        let b = operand(t, pending)?;
+                        if !compatible(ty, b.ftype()) {
+                            return Err(err(
+                                t.start(),
+                                format!(
+                                    "\"{}\" is a {} and cannot be compared with a {}",
+                                    lhs_name(t),
+                                    b.ftype().name(),
+                                    ty.name()
+                                ),
+                            ));
+                        }
+                        if op == RelOp::Contains {
+                            return Err(err(t.start(), "contains needs a value on the right"));
+                        }
+                        Node::Cmp { a, op, b: CmpRhs::Field(b) }
+                    }
+                    Rhs::Term(t) => Node::Cmp { a, op, b: CmpRhs::Lit(literal(t, ty, op)?) },
+                },
             }
         }
     })
@@ -661,11 +507,7 @@ fn gather<'a>(f: &FRef, c: &Ctx<'_, 'a>, out: &mut Values<'a>) {
 
 /// Calls `each` for every value of the operand, stopping when it returns true; returns whether
 /// it did. `count` tells how many values there were.
-fn each_value<'a>(
-    a: &Operand,
-    c: &Ctx<'_, 'a>,
-    mut each: impl FnMut(EVal<'_>) -> bool,
-) -> (bool, usize) {
+fn each_value<'a>(a: &Operand, c: &Ctx<'_, 'a>, mut each: impl FnMut(EVal<'_>) -> bool) -> (bool, usize) {
     let (f, kind) = match a {
         Operand::Field(f) => (f, 0),
         Operand::Len(f) => (f, 1),
@@ -777,16 +619,12 @@ fn rel_holds(op: RelOp, o: std::cmp::Ordering) -> bool {
 fn test_lit(op: RelOp, v: &EVal<'_>, lit: &Lit) -> bool {
     match op {
         RelOp::Contains => match (v.bytes(), lit) {
-            (Some(h), Lit::Bytes(n)) => {
-                n.is_empty() || h.windows(n.len()).any(|w| w == n.as_slice())
-            }
+            (Some(h), Lit::Bytes(n)) => n.is_empty() || h.windows(n.len()).any(|w| w == n.as_slice()),
             _ => false,
         },
         RelOp::BitAnd => match (v, lit) {
             (EVal::U(a), Lit::U(b)) => a & b != 0,
-            (v, Lit::Bytes(m)) => v
-                .bytes()
-                .is_some_and(|b| b.iter().zip(m).any(|(x, y)| x & y != 0)),
+            (v, Lit::Bytes(m)) => v.bytes().is_some_and(|b| b.iter().zip(m).any(|(x, y)| x & y != 0)),
             _ => false,
         },
         _ => ord_lit(v, lit).is_some_and(|o| rel_holds(op, o)),
@@ -840,13 +678,8 @@ fn eval(n: &Node, c: &Ctx<'_, '_>) -> bool {
                     });
                     pairs > 0 && !any_eq
                 } else {
-                    each_value(a, c, |x| {
-                        each_value(bop, c, |y| {
-                            ord_vals(&x, &y).is_some_and(|o| rel_holds(*op, o))
-                        })
+                    each_value(a, c, |x| each_value(bop, c, |y| ord_vals(&x, &y).is_some_and(|o| rel_holds(*op, o))).0)
                         .0
-                    })
-                    .0
                 }
             }
         },

@@ -41,10 +41,7 @@ pub struct Token {
 }
 
 fn err(at: usize, msg: impl Into<String>) -> FilterError {
-    FilterError {
-        offset: at,
-        msg: msg.into(),
-    }
+    FilterError { offset: at, msg: msg.into() }
 }
 
 fn is_word(c: u8) -> bool {
@@ -58,11 +55,7 @@ pub fn lex(src: &str) -> Result<Vec<Token>, FilterError> {
     while i < b.len() {
         let c = b[i];
         let start = i;
-        let two = if i + 1 < b.len() {
-            &b[i..i + 2]
-        } else {
-            &b[i..i + 1]
-        };
+        let two = if i + 1 < b.len() { &b[i..i + 2] } else { &b[i..i + 1] };
         let simple = match c {
             b'(' => Some(Tok::LParen),
             b')' => Some(Tok::RParen),
@@ -79,11 +72,7 @@ pub fn lex(src: &str) -> Result<Vec<Token>, FilterError> {
             continue;
         }
         if let Some(t) = simple {
-            out.push(Token {
-                tok: t,
-                start,
-                end: i + 1,
-            });
+            out.push(Token { tok: t, start, end: i + 1 });
             i += 1;
             continue;
         }
@@ -98,11 +87,7 @@ pub fn lex(src: &str) -> Result<Vec<Token>, FilterError> {
             _ => None,
         };
         if let Some(op) = op {
-            out.push(Token {
-                tok: Tok::Op(op),
-                start,
-                end: i + 2,
-            });
+            out.push(Token { tok: Tok::Op(op), start, end: i + 2 });
             i += 2;
             continue;
         }
@@ -116,11 +101,7 @@ pub fn lex(src: &str) -> Result<Vec<Token>, FilterError> {
             _ => None,
         };
         if let Some(op) = op1 {
-            out.push(Token {
-                tok: Tok::Op(op),
-                start,
-                end: i + 1,
-            });
+            out.push(Token { tok: Tok::Op(op), start, end: i + 1 });
             i += 1;
             continue;
         }
@@ -158,25 +139,14 @@ pub fn lex(src: &str) -> Result<Vec<Token>, FilterError> {
                     }
                 }
             }
-            out.push(Token {
-                tok: Tok::Str(s),
-                start,
-                end: i,
-            });
+            out.push(Token { tok: Tok::Str(s), start, end: i });
             continue;
         }
         if c == b'\'' {
-            return Err(err(
-                i,
-                "single quotes make a one-character constant; use double quotes for strings",
-            ));
+            return Err(err(i, "single quotes make a one-character constant; use double quotes for strings"));
         }
         if b[i..].starts_with(b"..") && !b.get(i + 2).is_some_and(|n| n.is_ascii_alphanumeric()) {
-            out.push(Token {
-                tok: Tok::DotDot,
-                start,
-                end: i + 2,
-            });
+            out.push(Token { tok: Tok::DotDot, start, end: i + 2 });
             i += 2;
             continue;
         }
@@ -184,20 +154,10 @@ pub fn lex(src: &str) -> Result<Vec<Token>, FilterError> {
             while i < b.len() && is_word(b[i]) {
                 i += 1;
             }
-            out.push(Token {
-                tok: Tok::Word(src[start..i].to_string()),
-                start,
-                end: i,
-            });
+            out.push(Token { tok: Tok::Word(src[start..i].to_string()), start, end: i });
             continue;
         }
-        return Err(err(
-            i,
-            format!(
-                "unexpected character {:?}",
-                src[i..].chars().next().unwrap_or('?')
-            ),
-        ));
+        return Err(err(i, format!("unexpected character {:?}", src[i..].chars().next().unwrap_or('?'))));
     }
     Ok(out)
 }
@@ -237,19 +197,11 @@ fn unescape(b: &[u8], i: usize) -> Result<(u8, usize), FilterError> {
                 _ => return Err(err(i, "\\x must be followed by exactly two hex digits")),
             }
         }
-        b'u' | b'U' => {
-            return Err(err(
-                i,
-                "\\u escapes for basic ASCII are not valid universal character names",
-            ))
-        }
+        b'u' | b'U' => return Err(err(i, "\\u escapes for basic ASCII are not valid universal character names")),
         other => {
             return Err(err(
                 i,
-                format!(
-                    "\\{} is not a valid escape (write \\\\ for a backslash, or use r\"...\")",
-                    other as char
-                ),
+                format!("\\{} is not a valid escape (write \\\\ for a backslash, or use r\"...\")", other as char),
             ))
         }
     })
@@ -280,29 +232,10 @@ pub enum Slice {
 
 #[derive(Clone, Debug)]
 pub enum Term {
-    Field {
-        name: String,
-        layer: Option<u8>,
-        slice: Option<Slice>,
-        start: usize,
-        end: usize,
-    },
-    Func {
-        name: String,
-        arg: Box<Term>,
-        start: usize,
-        end: usize,
-    },
-    Word {
-        text: String,
-        start: usize,
-        end: usize,
-    },
-    Str {
-        bytes: Vec<u8>,
-        start: usize,
-        end: usize,
-    },
+    Field { name: String, layer: Option<u8>, slice: Option<Slice>, start: usize, end: usize },
+    Func { name: String, arg: Box<Term>, start: usize, end: usize },
+    Word { text: String, start: usize, end: usize },
+    Str { bytes: Vec<u8>, start: usize, end: usize },
 }
 
 impl Term {
@@ -333,10 +266,7 @@ pub enum Ast {
     Or(Box<Ast>, Box<Ast>),
     And(Box<Ast>, Box<Ast>),
     Not(Box<Ast>),
-    Test {
-        lhs: Term,
-        rel: Option<(RelOp, usize, Rhs)>,
-    },
+    Test { lhs: Term, rel: Option<(RelOp, usize, Rhs)> },
 }
 
 pub struct Parser<'s> {
@@ -349,22 +279,14 @@ pub struct Parser<'s> {
 
 impl<'s> Parser<'s> {
     pub fn new(src: &'s str, is_field: fn(&str) -> bool) -> Result<Self, FilterError> {
-        Ok(Parser {
-            src,
-            toks: lex(src)?,
-            pos: 0,
-            is_field,
-        })
+        Ok(Parser { src, toks: lex(src)?, pos: 0, is_field })
     }
 
     fn peek(&self) -> Option<&Tok> {
         self.toks.get(self.pos).map(|t| &t.tok)
     }
     fn here(&self) -> usize {
-        self.toks
-            .get(self.pos)
-            .map(|t| t.start)
-            .unwrap_or(self.src.len())
+        self.toks.get(self.pos).map(|t| t.start).unwrap_or(self.src.len())
     }
     fn next(&mut self) -> Option<Token> {
         let t = self.toks.get(self.pos).cloned();
@@ -382,10 +304,7 @@ impl<'s> Parser<'s> {
         let e = self.or()?;
         if let Some(t) = self.toks.get(self.pos) {
             let what = &self.src[t.start..t.end];
-            return Err(err(
-                t.start,
-                format!("\"{what}\" was unexpected here (expected \"and\", \"or\" or the end)"),
-            ));
+            return Err(err(t.start, format!("\"{what}\" was unexpected here (expected \"and\", \"or\" or the end)")));
         }
         Ok(e)
     }
@@ -419,9 +338,7 @@ impl<'s> Parser<'s> {
             self.pos += 1;
             let e = self.or()?;
             match self.next() {
-                Some(Token {
-                    tok: Tok::RParen, ..
-                }) => return Ok(e),
+                Some(Token { tok: Tok::RParen, .. }) => return Ok(e),
                 Some(t) => return Err(err(t.start, "expected \")\"")),
                 None => return Err(err(self.src.len(), "missing \")\" at the end")),
             }
@@ -464,26 +381,18 @@ impl<'s> Parser<'s> {
             let at = self.here();
             self.pos += 1;
             let set = self.set()?;
-            return Ok(Ast::Test {
-                lhs,
-                rel: Some((RelOp::Eq, at, Rhs::Set(set, at))),
-            });
+            return Ok(Ast::Test { lhs, rel: Some((RelOp::Eq, at, Rhs::Set(set, at))) });
         }
         if let Some((op, at)) = self.relop() {
             let rhs = self.term()?;
-            return Ok(Ast::Test {
-                lhs,
-                rel: Some((op, at, Rhs::Term(rhs))),
-            });
+            return Ok(Ast::Test { lhs, rel: Some((op, at, Rhs::Term(rhs))) });
         }
         Ok(Ast::Test { lhs, rel: None })
     }
 
     fn set(&mut self) -> Result<Vec<SetItem>, FilterError> {
         match self.next() {
-            Some(Token {
-                tok: Tok::LBrace, ..
-            }) => {}
+            Some(Token { tok: Tok::LBrace, .. }) => {}
             Some(t) => return Err(err(t.start, "expected \"{\" after \"in\"")),
             None => return Err(err(self.src.len(), "expected \"{\" after \"in\"")),
         }
@@ -500,16 +409,8 @@ impl<'s> Parser<'s> {
                     let (a, b) = text.split_once("..").unwrap_or((text, ""));
                     let mid = start + a.len();
                     SetItem::Range(
-                        Term::Word {
-                            text: a.to_string(),
-                            start: *start,
-                            end: mid,
-                        },
-                        Term::Word {
-                            text: b.to_string(),
-                            start: mid + 2,
-                            end: *end,
-                        },
+                        Term::Word { text: a.to_string(), start: *start, end: mid },
+                        Term::Word { text: b.to_string(), start: mid + 2, end: *end },
                     )
                 }
                 _ if matches!(self.peek(), Some(Tok::DotDot)) => {
@@ -520,12 +421,8 @@ impl<'s> Parser<'s> {
             };
             items.push(item);
             match self.next() {
-                Some(Token {
-                    tok: Tok::Comma, ..
-                }) => {}
-                Some(Token {
-                    tok: Tok::RBrace, ..
-                }) => return Ok(items),
+                Some(Token { tok: Tok::Comma, .. }) => {}
+                Some(Token { tok: Tok::RBrace, .. }) => return Ok(items),
                 Some(t) => {
                     let what = &self.src[t.start..t.end];
                     return Err(err(
@@ -540,69 +437,33 @@ impl<'s> Parser<'s> {
 
     fn term(&mut self) -> Result<Term, FilterError> {
         let Some(t) = self.next() else {
-            return Err(err(
-                self.src.len(),
-                "expected a field or a value at the end",
-            ));
+            return Err(err(self.src.len(), "expected a field or a value at the end"));
         };
         match t.tok {
-            Tok::Str(bytes) => Ok(Term::Str {
-                bytes,
-                start: t.start,
-                end: t.end,
-            }),
+            Tok::Str(bytes) => Ok(Term::Str { bytes, start: t.start, end: t.end }),
             Tok::Word(w) => {
                 if matches!(self.peek(), Some(Tok::LParen)) {
                     self.pos += 1;
                     let arg = self.term()?;
                     match self.next() {
-                        Some(Token {
-                            tok: Tok::RParen,
-                            end,
-                            ..
-                        }) => {
-                            return Ok(Term::Func {
-                                name: w,
-                                arg: Box::new(arg),
-                                start: t.start,
-                                end,
-                            })
+                        Some(Token { tok: Tok::RParen, end, .. }) => {
+                            return Ok(Term::Func { name: w, arg: Box::new(arg), start: t.start, end })
                         }
-                        _ => {
-                            return Err(err(
-                                t.start,
-                                format!("missing \")\" after the argument of {w}()"),
-                            ))
-                        }
+                        _ => return Err(err(t.start, format!("missing \")\" after the argument of {w}()"))),
                     }
                 }
                 if !(self.is_field)(&w) {
-                    return Ok(Term::Word {
-                        text: w,
-                        start: t.start,
-                        end: t.end,
-                    });
+                    return Ok(Term::Word { text: w, start: t.start, end: t.end });
                 }
                 let mut layer = None;
                 let mut end = t.end;
                 if matches!(self.peek(), Some(Tok::Hash)) {
                     self.pos += 1;
                     match self.next() {
-                        Some(Token {
-                            tok: Tok::Word(n),
-                            start,
-                            end: e,
-                        }) => {
-                            layer = Some(n.parse::<u8>().ok().filter(|n| *n >= 1).ok_or_else(
-                                || {
-                                    err(
-                                        start,
-                                        format!(
-                                            "layer number \"{n}\" must be a number from 1 to 255"
-                                        ),
-                                    )
-                                },
-                            )?);
+                        Some(Token { tok: Tok::Word(n), start, end: e }) => {
+                            layer = Some(n.parse::<u8>().ok().filter(|n| *n >= 1).ok_or_else(|| {
+                                err(start, format!("layer number \"{n}\" must be a number from 1 to 255"))
+                            })?);
                             end = e;
                         }
                         _ => return Err(err(end, "expected a layer number after \"#\"")),
@@ -613,46 +474,23 @@ impl<'s> Parser<'s> {
                     let open = self.here();
                     self.pos += 1;
                     let spec = match self.next() {
-                        Some(Token {
-                            tok: Tok::Word(s), ..
-                        }) => s,
-                        _ => {
-                            return Err(err(
-                                open,
-                                "expected a range such as [0:3], [2-4], [1] or [-1]",
-                            ))
-                        }
+                        Some(Token { tok: Tok::Word(s), .. }) => s,
+                        _ => return Err(err(open, "expected a range such as [0:3], [2-4], [1] or [-1]")),
                     };
                     match self.next() {
-                        Some(Token {
-                            tok: Tok::RBracket,
-                            end: e,
-                            ..
-                        }) => end = e,
+                        Some(Token { tok: Tok::RBracket, end: e, .. }) => end = e,
                         _ => return Err(err(open, "missing \"]\" after the range")),
                     }
-                    slice = Some(parse_slice(&spec).ok_or_else(|| {
-                        err(open + 1, format!("\"{spec}\" is not a valid range"))
-                    })?);
+                    slice = Some(
+                        parse_slice(&spec).ok_or_else(|| err(open + 1, format!("\"{spec}\" is not a valid range")))?,
+                    );
                 }
-                Ok(Term::Field {
-                    name: w,
-                    layer,
-                    slice,
-                    start: t.start,
-                    end,
-                })
+                Ok(Term::Field { name: w, layer, slice, start: t.start, end })
             }
-            Tok::Op(op) => Err(err(
-                t.start,
-                format!("\"{op}\" was unexpected (expected a field or a value)"),
-            )),
+            Tok::Op(op) => Err(err(t.start, format!("\"{op}\" was unexpected (expected a field or a value)"))),
             _ => {
                 let what = &self.src[t.start..t.end];
-                Err(err(
-                    t.start,
-                    format!("\"{what}\" was unexpected (expected a field or a value)"),
-                ))
+                Err(err(t.start, format!("\"{what}\" was unexpected (expected a field or a value)")))
             }
         }
     }
@@ -663,11 +501,7 @@ fn parse_slice(s: &str) -> Option<Slice> {
     let num = |t: &str| t.parse::<i64>().ok();
     if let Some((a, b)) = s.split_once(':') {
         let off = if a.is_empty() { 0 } else { num(a)? };
-        let len = if b.is_empty() {
-            None
-        } else {
-            Some(num(b)?).filter(|l| *l >= 0)
-        };
+        let len = if b.is_empty() { None } else { Some(num(b)?).filter(|l| *l >= 0) };
         if !b.is_empty() && len.is_none() {
             return None;
         }

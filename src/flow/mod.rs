@@ -66,27 +66,9 @@ impl FlowKey {
     /// Key and direction (0: src is A, 1: src is B) of a packet.
     pub fn new(src: IpAddr, sport: u16, dst: IpAddr, dport: u16, proto: u8) -> (FlowKey, usize) {
         if (src, sport) <= (dst, dport) {
-            (
-                FlowKey {
-                    a: src,
-                    b: dst,
-                    a_port: sport,
-                    b_port: dport,
-                    proto,
-                },
-                0,
-            )
+            (FlowKey { a: src, b: dst, a_port: sport, b_port: dport, proto }, 0)
         } else {
-            (
-                FlowKey {
-                    a: dst,
-                    b: src,
-                    a_port: dport,
-                    b_port: sport,
-                    proto,
-                },
-                1,
-            )
+            (FlowKey { a: dst, b: src, a_port: dport, b_port: sport, proto }, 1)
         }
     }
 }
@@ -163,14 +145,8 @@ impl TcpCounts {
             }
         };
         inc(&mut self.retransmissions, TcpFlags::RETRANSMISSION);
-        inc(
-            &mut self.fast_retransmissions,
-            TcpFlags::FAST_RETRANSMISSION,
-        );
-        inc(
-            &mut self.spurious_retransmissions,
-            TcpFlags::SPURIOUS_RETRANSMISSION,
-        );
+        inc(&mut self.fast_retransmissions, TcpFlags::FAST_RETRANSMISSION);
+        inc(&mut self.spurious_retransmissions, TcpFlags::SPURIOUS_RETRANSMISSION);
         inc(&mut self.duplicate_acks, TcpFlags::DUPLICATE_ACK);
         inc(&mut self.out_of_order, TcpFlags::OUT_OF_ORDER);
         inc(&mut self.lost_segments, TcpFlags::LOST_SEGMENT);
@@ -178,12 +154,8 @@ impl TcpCounts {
     }
     pub fn add(&mut self, o: &TcpCounts) {
         self.retransmissions = self.retransmissions.saturating_add(o.retransmissions);
-        self.fast_retransmissions = self
-            .fast_retransmissions
-            .saturating_add(o.fast_retransmissions);
-        self.spurious_retransmissions = self
-            .spurious_retransmissions
-            .saturating_add(o.spurious_retransmissions);
+        self.fast_retransmissions = self.fast_retransmissions.saturating_add(o.fast_retransmissions);
+        self.spurious_retransmissions = self.spurious_retransmissions.saturating_add(o.spurious_retransmissions);
         self.duplicate_acks = self.duplicate_acks.saturating_add(o.duplicate_acks);
         self.out_of_order = self.out_of_order.saturating_add(o.out_of_order);
         self.lost_segments = self.lost_segments.saturating_add(o.lost_segments);
@@ -361,11 +333,8 @@ impl FlowTable {
                 None => false,
             };
             if expired {
-                let reason = if self.slots[i].as_ref().is_some_and(|f| f.closing) {
-                    EndReason::Closed
-                } else {
-                    EndReason::Idle
-                };
+                let reason =
+                    if self.slots[i].as_ref().is_some_and(|f| f.closing) { EndReason::Closed } else { EndReason::Idle };
                 self.stats.expired += 1;
                 self.remove(i as u32, reason, out);
             }
@@ -501,13 +470,7 @@ impl FlowTable {
                 flow.saw_rst = true;
             }
         }
-        FlowOutcome {
-            slot: Some(slot),
-            dir: dir as u8,
-            tcp: analysis,
-            new_flow,
-            stream: flow.stream,
-        }
+        FlowOutcome { slot: Some(slot), dir: dir as u8, tcp: analysis, new_flow, stream: flow.stream }
     }
 
     /// Hands every remaining flow to `out` (end of a capture file) and empties the table.

@@ -64,10 +64,7 @@ impl TcpFlags {
     }
     /// Looks a flag up by its `tcp.analysis.` field name.
     pub fn by_name(name: &str) -> Option<u32> {
-        Self::NAMES
-            .iter()
-            .find(|(_, n)| *n == name)
-            .map(|(f, _)| *f)
+        Self::NAMES.iter().find(|(_, n)| *n == name).map(|(f, _)| *f)
     }
 }
 
@@ -214,11 +211,7 @@ impl TcpConversation {
         {
             let fwd = &mut self.dir[fwd_i];
             if !fwd.base_seq_set {
-                fwd.base_seq = if flags & SYN != 0 {
-                    seq
-                } else {
-                    seq.wrapping_sub(1)
-                };
+                fwd.base_seq = if flags & SYN != 0 { seq } else { seq.wrapping_sub(1) };
                 fwd.base_seq_set = true;
             } else if flags & SYN != 0 && flags & ACK != 0 && seq != fwd.base_seq {
                 // A SYN/ACK with a new ISN overwrites the base (reused ports, same stream).
@@ -253,58 +246,32 @@ impl TcpConversation {
                 a.flags.set(TcpFlags::KEEP_ALIVE);
             }
             // 5. Window update.
-            if seglen == 0
-                && win != 0
-                && win != fwd.window
-                && seq == fwd.nextseq
-                && ack == fwd.lastack
-                && !syn_fin_rst
+            if seglen == 0 && win != 0 && win != fwd.window && seq == fwd.nextseq && ack == fwd.lastack && !syn_fin_rst
             {
                 a.flags.set(TcpFlags::WINDOW_UPDATE);
             }
             // 6. Window full.
-            if seglen > 0
-                && rev.win_scale != WSCALE_UNKNOWN
-                && !syn_fin_rst
-                && rev.window != u32::MAX
-            {
-                let shift = if rev.window_from_syn || rev.win_scale == WSCALE_NONE {
-                    0
-                } else {
-                    rev.win_scale as u32
-                };
+            if seglen > 0 && rev.win_scale != WSCALE_UNKNOWN && !syn_fin_rst && rev.window != u32::MAX {
+                let shift = if rev.window_from_syn || rev.win_scale == WSCALE_NONE { 0 } else { rev.win_scale as u32 };
                 let edge = rev.lastack.wrapping_add(rev.window << shift);
                 if seq.wrapping_add(seglen) == edge {
                     a.flags.set(TcpFlags::WINDOW_FULL);
                 }
             }
-            let same_ack_point =
-                seglen == 0 && seq == fwd.nextseq && ack == fwd.lastack && !syn_fin_rst;
+            let same_ack_point = seglen == 0 && seq == fwd.nextseq && ack == fwd.lastack && !syn_fin_rst;
             // 7. Keep-alive ACK.
-            if same_ack_point
-                && win != 0
-                && win == fwd.window
-                && rev.lastsegmentflags.has(TcpFlags::KEEP_ALIVE)
-            {
+            if same_ack_point && win != 0 && win == fwd.window && rev.lastsegmentflags.has(TcpFlags::KEEP_ALIVE) {
                 a.flags.set(TcpFlags::KEEP_ALIVE_ACK);
                 break 'checks;
             }
             // 8. Zero-window probe ACK.
-            if same_ack_point
-                && win == 0
-                && fwd.window == 0
-                && rev.lastsegmentflags.has(TcpFlags::ZERO_WINDOW_PROBE)
-            {
+            if same_ack_point && win == 0 && fwd.window == 0 && rev.lastsegmentflags.has(TcpFlags::ZERO_WINDOW_PROBE) {
                 a.flags.set(TcpFlags::ZERO_WINDOW_PROBE_ACK);
                 break 'checks;
             }
             // 9. Duplicate ACK.
             if same_ack_point && win != 0 && win == fwd.window {
-                fwd.dupacknum = if fwd.dupacknum < 0 {
-                    1
-                } else {
-                    fwd.dupacknum + 1
-                };
+                fwd.dupacknum = if fwd.dupacknum < 0 { 1 } else { fwd.dupacknum + 1 };
                 a.flags.set(TcpFlags::DUPLICATE_ACK);
                 a.dupack_num = fwd.dupacknum as u32;
             }
@@ -333,20 +300,15 @@ impl TcpConversation {
             }
             'retrans: {
                 if seglen > 0 && rev.lastack != 0 && le(seq.wrapping_add(seglen), rev.lastack) {
-                    a.flags
-                        .set(TcpFlags::SPURIOUS_RETRANSMISSION | TcpFlags::RETRANSMISSION);
+                    a.flags.set(TcpFlags::SPURIOUS_RETRANSMISSION | TcpFlags::RETRANSMISSION);
                     break 'retrans;
                 }
                 if !seq_not_advanced {
                     break 'retrans;
                 }
                 // Fast retransmission is tested before out-of-order (tcp.fastrt_supersedes_ooo).
-                if rev.dupacknum >= 2
-                    && rev.lastack == seq
-                    && within(now.since(rev.lastacktime), 20_000_000)
-                {
-                    a.flags
-                        .set(TcpFlags::FAST_RETRANSMISSION | TcpFlags::RETRANSMISSION);
+                if rev.dupacknum >= 2 && rev.lastack == seq && within(now.since(rev.lastacktime), 20_000_000) {
+                    a.flags.set(TcpFlags::FAST_RETRANSMISSION | TcpFlags::RETRANSMISSION);
                     break 'retrans;
                 }
                 let ooo_thres = match self.first_rtt_ns {

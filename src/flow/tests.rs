@@ -19,20 +19,7 @@ pub(crate) fn tcp_frame(
 ) -> Vec<u8> {
     let mut f = vec![0, 0, 0, 0, 0, 2, 0, 0, 0, 0, 0, 1, 0x08, 0x00];
     let total = (40 + len) as u16;
-    f.extend_from_slice(&[
-        0x45,
-        0,
-        (total >> 8) as u8,
-        total as u8,
-        0,
-        1,
-        0,
-        0,
-        64,
-        6,
-        0,
-        0,
-    ]);
+    f.extend_from_slice(&[0x45, 0, (total >> 8) as u8, total as u8, 0, 1, 0, 0, 64, 6, 0, 0]);
     f.extend_from_slice(&src);
     f.extend_from_slice(&dst);
     f.extend_from_slice(&sport.to_be_bytes());
@@ -44,11 +31,7 @@ pub(crate) fn tcp_frame(
     f
 }
 
-fn feed(
-    table: &mut FlowTable,
-    frames: &[(f64, Vec<u8>)],
-    out: &mut Vec<FlowRecord>,
-) -> Vec<FlowOutcome> {
+fn feed(table: &mut FlowTable, frames: &[(f64, Vec<u8>)], out: &mut Vec<FlowRecord>) -> Vec<FlowOutcome> {
     frames
         .iter()
         .enumerate()
@@ -101,20 +84,11 @@ fn s7_same_isn_stays_in_the_stream_new_isn_starts_a_new_one() {
 
 #[test]
 fn full_table_evicts_and_counts_instead_of_growing() {
-    let cfg = FlowConfig {
-        max_flows: 16,
-        ..FlowConfig::default()
-    };
+    let cfg = FlowConfig { max_flows: 16, ..FlowConfig::default() };
     let mut table = FlowTable::new(cfg);
     let mut out = Vec::new();
-    let frames: Vec<(f64, Vec<u8>)> = (0..100u16)
-        .map(|i| {
-            (
-                i as f64 * 0.001,
-                tcp_frame(A, B, 2000 + i, 80, 1, 0, SYN, 0),
-            )
-        })
-        .collect();
+    let frames: Vec<(f64, Vec<u8>)> =
+        (0..100u16).map(|i| (i as f64 * 0.001, tcp_frame(A, B, 2000 + i, 80, 1, 0, SYN, 0))).collect();
     feed(&mut table, &frames, &mut out);
     assert_eq!(table.stats.active, 16);
     assert_eq!(table.stats.evicted, 84);
@@ -125,12 +99,7 @@ fn full_table_evicts_and_counts_instead_of_growing() {
 
 #[test]
 fn idle_flows_expire_on_packet_time_but_not_across_a_clock_jump() {
-    let cfg = FlowConfig {
-        udp_idle_secs: 60,
-        tcp_idle_secs: 60,
-        clock_jump_secs: 3600,
-        ..FlowConfig::default()
-    };
+    let cfg = FlowConfig { udp_idle_secs: 60, tcp_idle_secs: 60, clock_jump_secs: 3600, ..FlowConfig::default() };
     let mut table = FlowTable::new(cfg);
     let mut out = Vec::new();
     let year = 365.0 * 86400.0;
@@ -147,11 +116,7 @@ fn idle_flows_expire_on_packet_time_but_not_across_a_clock_jump() {
     assert!(out.is_empty());
     assert_eq!(table.stats.clock_jumps, 1);
     // 120 s of ordinary packet time later, both have been idle for more than 60 s.
-    feed(
-        &mut table,
-        &[(year + 150.0, tcp_frame(A, B, 3, 80, 1, 0, SYN, 0))],
-        &mut out,
-    );
+    feed(&mut table, &[(year + 150.0, tcp_frame(A, B, 3, 80, 1, 0, SYN, 0))], &mut out);
     assert_eq!(out.len(), 2);
     assert!(out.iter().all(|r| r.reason == EndReason::Idle));
 }

@@ -37,8 +37,7 @@ pub fn open(path: &Path) -> anyhow::Result<Connection> {
     if let Some(dir) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
-    let mut conn =
-        Connection::open(path).with_context(|| format!("opening database {}", path.display()))?;
+    let mut conn = Connection::open(path).with_context(|| format!("opening database {}", path.display()))?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", "NORMAL")?;
     conn.busy_timeout(Duration::from_secs(5))?;
@@ -120,9 +119,7 @@ impl SqliteSink {
         self.send_batch();
         self.tx = None;
         match self.writer.take() {
-            Some(h) => h
-                .join()
-                .map_err(|_| anyhow::anyhow!("store writer thread panicked"))?,
+            Some(h) => h.join().map_err(|_| anyhow::anyhow!("store writer thread panicked"))?,
             None => Ok(WriterStats::default()),
         }
     }
@@ -156,12 +153,7 @@ fn ip_text(ip: Option<IpAddr>) -> String {
 }
 
 fn mac_text(m: Option<[u8; 6]>) -> Option<String> {
-    m.map(|m| {
-        format!(
-            "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
-            m[0], m[1], m[2], m[3], m[4], m[5]
-        )
-    })
+    m.map(|m| format!("{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}", m[0], m[1], m[2], m[3], m[4], m[5]))
 }
 
 fn writer_loop(mut conn: Connection, rx: Receiver<Vec<StoreEvent>>) -> anyhow::Result<WriterStats> {
@@ -183,10 +175,7 @@ fn writer_loop(mut conn: Connection, rx: Receiver<Vec<StoreEvent>>) -> anyhow::R
 fn upsert_sql(table: &str, keys: &[&str], counters: &[&str]) -> String {
     let cols: Vec<&str> = keys.iter().chain(counters).copied().collect();
     let marks: Vec<String> = (1..=cols.len()).map(|i| format!("?{i}")).collect();
-    let sets: Vec<String> = counters
-        .iter()
-        .map(|c| format!("{c} = {c} + excluded.{c}"))
-        .collect();
+    let sets: Vec<String> = counters.iter().map(|c| format!("{c} = {c} + excluded.{c}")).collect();
     format!(
         "INSERT INTO {table} ({}) VALUES ({}) ON CONFLICT({}) DO UPDATE SET {}",
         cols.join(", "),
@@ -216,11 +205,7 @@ fn write_batch(conn: &mut Connection, batch: &[StoreEvent]) -> anyhow::Result<()
             "private_retransmissions",
         ]),
     );
-    let pair_sql = upsert_sql(
-        "tcp_pair_minute",
-        &["minute", "src", "dst"],
-        &with_tcp(&["packets", "bytes"]),
-    );
+    let pair_sql = upsert_sql("tcp_pair_minute", &["minute", "src", "dst"], &with_tcp(&["packets", "bytes"]));
     let flow_cols = with_tcp(&[
         "proto",
         "stream",
@@ -242,18 +227,20 @@ fn write_batch(conn: &mut Connection, batch: &[StoreEvent]) -> anyhow::Result<()
     let flow_sql = format!(
         "INSERT INTO flows ({}) VALUES ({})",
         flow_cols.join(", "),
-        (1..=flow_cols.len())
-            .map(|i| format!("?{i}"))
-            .collect::<Vec<_>>()
-            .join(", ")
+        (1..=flow_cols.len()).map(|i| format!("?{i}")).collect::<Vec<_>>().join(", ")
     );
+    let counter_sql = upsert_sql("counter_minute", &["counter", "minute", "key"], &["value"]);
     let tx = conn.transaction()?;
     {
+        let mut counter = tx.prepare_cached(&counter_sql)?;
         let mut minute = tx.prepare_cached(&minute_sql)?;
         let mut pair = tx.prepare_cached(&pair_sql)?;
         let mut flow = tx.prepare_cached(&flow_sql)?;
         for ev in batch {
             match ev {
+                StoreEvent::Counter(c) => {
+                    counter.execute(rusqlite::params![c.counter, c.minute, c.key, c.value as i64])?;
+                }
                 StoreEvent::Minute(m) => {
                     let head: [Value; 10] = [
                         m.minute.into(),
@@ -299,9 +286,7 @@ fn write_batch(conn: &mut Connection, batch: &[StoreEvent]) -> anyhow::Result<()
                         f.reason.as_str().to_owned().into(),
                         client.map(str::to_owned).into(),
                     ];
-                    flow.execute(params_from_iter(
-                        head.into_iter().chain(tcp_values(&f.tcp_counts)),
-                    ))?;
+                    flow.execute(params_from_iter(head.into_iter().chain(tcp_values(&f.tcp_counts))))?;
                 }
             }
         }

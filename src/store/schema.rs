@@ -39,6 +39,12 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX flows_last ON flows(last_us);
     CREATE INDEX flows_retrans ON flows(retransmissions) WHERE retransmissions > 0;",
+    // 2: rule counters per minute; key '' is the counter's total, 'other' the groups beyond the top.
+    "CREATE TABLE counter_minute (
+        minute INTEGER NOT NULL, counter TEXT NOT NULL, key TEXT NOT NULL, value INTEGER NOT NULL,
+        PRIMARY KEY (counter, minute, key)
+    ) WITHOUT ROWID;
+    CREATE INDEX counter_minute_time ON counter_minute(minute);",
 ];
 
 /// Current schema version.

@@ -20,25 +20,16 @@ pub fn corpus_dir() -> Option<PathBuf> {
     if dir.is_dir() {
         Some(dir)
     } else {
-        eprintln!(
-            "SKIP: capture corpus not found at {} (set MIRRORWATCH_CORPUS)",
-            dir.display()
-        );
+        eprintln!("SKIP: capture corpus not found at {} (set MIRRORWATCH_CORPUS)", dir.display());
         None
     }
 }
 
 /// Capture files of a folder, sorted.
 pub fn captures_in(dir: &Path) -> Vec<PathBuf> {
-    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map(|rd| rd.filter_map(|e| e.ok()).map(|e| e.path()).collect())
-        .unwrap_or_default();
-    v.retain(|p| {
-        matches!(
-            p.extension().and_then(|e| e.to_str()),
-            Some("pcap" | "pcapng")
-        )
-    });
+    let mut v: Vec<PathBuf> =
+        std::fs::read_dir(dir).map(|rd| rd.filter_map(|e| e.ok()).map(|e| e.path()).collect()).unwrap_or_default();
+    v.retain(|p| matches!(p.extension().and_then(|e| e.to_str()), Some("pcap" | "pcapng")));
     v.sort();
     v
 }
@@ -49,11 +40,7 @@ pub fn lab_dir() -> PathBuf {
 }
 
 pub fn have_tshark() -> bool {
-    let ok = Command::new("tshark")
-        .arg("--version")
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false);
+    let ok = Command::new("tshark").arg("--version").output().map(|o| o.status.success()).unwrap_or(false);
     if !ok {
         eprintln!("SKIP: tshark not installed");
     }
@@ -73,10 +60,7 @@ pub fn tshark_fields(file: &Path, filter: Option<&str>, fields: &[&str]) -> Vec<
         cmd.args(["-e", f]);
     }
     let out = cmd.output().expect("running tshark");
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| l.split('\t').map(str::to_owned).collect())
-        .collect()
+    String::from_utf8_lossy(&out.stdout).lines().map(|l| l.split('\t').map(str::to_owned).collect()).collect()
 }
 
 /// The flags of `tcp.analysis` we reproduce and compare.
@@ -95,15 +79,11 @@ pub const COMPARED_FLAGS: [&str; 10] = [
 
 /// Frame numbers per flag as tshark reports them.
 pub fn tshark_flag_frames(file: &Path) -> BTreeMap<&'static str, Vec<u64>> {
-    let fields: Vec<String> = COMPARED_FLAGS
-        .iter()
-        .map(|f| format!("tcp.analysis.{f}"))
-        .collect();
+    let fields: Vec<String> = COMPARED_FLAGS.iter().map(|f| format!("tcp.analysis.{f}")).collect();
     let mut args: Vec<&str> = vec!["frame.number"];
     args.extend(fields.iter().map(String::as_str));
     let rows = tshark_fields(file, Some("tcp.analysis.flags"), &args);
-    let mut m: BTreeMap<&'static str, Vec<u64>> =
-        COMPARED_FLAGS.iter().map(|f| (*f, Vec::new())).collect();
+    let mut m: BTreeMap<&'static str, Vec<u64>> = COMPARED_FLAGS.iter().map(|f| (*f, Vec::new())).collect();
     for row in rows {
         let Some(frame) = row.first().and_then(|f| f.parse::<u64>().ok()) else {
             continue;
@@ -119,8 +99,7 @@ pub fn tshark_flag_frames(file: &Path) -> BTreeMap<&'static str, Vec<u64>> {
 
 /// Frame numbers per flag as our pipeline reports them (file read up to any damage).
 pub fn our_flag_frames(file: &Path) -> BTreeMap<&'static str, Vec<u64>> {
-    let mut m: BTreeMap<&'static str, Vec<u64>> =
-        COMPARED_FLAGS.iter().map(|f| (*f, Vec::new())).collect();
+    let mut m: BTreeMap<&'static str, Vec<u64>> = COMPARED_FLAGS.iter().map(|f| (*f, Vec::new())).collect();
     let mut p = Pipeline::new(FlowConfig::default(), PipelineConfig::default(), NullSink);
     let Ok(mut src) = FileSource::open(file) else {
         return m;

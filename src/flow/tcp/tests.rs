@@ -19,15 +19,7 @@ struct Seg {
 }
 
 fn seg(t_ms: f64, dir: usize, seq: u32, ack: u32, flags: &'static str, win: u16, len: u32) -> Seg {
-    Seg {
-        t_ms,
-        dir,
-        seq,
-        ack,
-        flags,
-        win,
-        len,
-    }
+    Seg { t_ms, dir, seq, ack, flags, win, len }
 }
 
 fn hdr(s: &Seg) -> TcpHeader {
@@ -63,11 +55,7 @@ fn run(segs: &[Seg]) -> Vec<Vec<&'static str>> {
         .map(|(i, s)| {
             let ts = Ts(100 * NANOS_PER_SEC + (s.t_ms * 1e6) as i64);
             let a = conv.analyze(s.dir, &hdr(s), ts, i as u64 + 1);
-            TcpFlags::NAMES
-                .iter()
-                .filter(|(b, _)| a.flags.has(*b))
-                .map(|(_, n)| *n)
-                .collect()
+            TcpFlags::NAMES.iter().filter(|(b, _)| a.flags.has(*b)).map(|(_, n)| *n).collect()
         })
         .collect()
 }
@@ -91,15 +79,7 @@ fn s1_lost_segment_then_out_of_order_then_retransmission() {
         seg(2.0, C, 1101, 5001, "A", 1000, 100),
         seg(500.0, C, 1001, 5001, "A", 1000, 100),
     ]);
-    expect(
-        &r,
-        &[
-            &[],
-            &["lost_segment"],
-            &["out_of_order"],
-            &["retransmission"],
-        ],
-    );
+    expect(&r, &[&[], &["lost_segment"], &["out_of_order"], &["retransmission"]]);
 }
 
 #[test]
@@ -141,10 +121,7 @@ fn s2_dup_ack_numbers_count_up() {
     let nums: Vec<u32> = segs
         .iter()
         .enumerate()
-        .map(|(i, s)| {
-            conv.analyze(s.dir, &hdr(s), Ts((s.t_ms * 1e6) as i64), i as u64 + 1)
-                .dupack_num
-        })
+        .map(|(i, s)| conv.analyze(s.dir, &hdr(s), Ts((s.t_ms * 1e6) as i64), i as u64 + 1).dupack_num)
         .collect();
     assert_eq!(nums, [0, 0, 1, 2]);
     assert_eq!(conv.dir[S].lastnondupack, 2);
@@ -157,10 +134,7 @@ fn s3_spurious_retransmission() {
         seg(10.0, S, 5001, 101, "A", 1000, 0),
         seg(500.0, C, 1, 5001, "A", 1000, 100),
     ]);
-    expect(
-        &r,
-        &[&[], &[], &["spurious_retransmission", "retransmission"]],
-    );
+    expect(&r, &[&[], &[], &["spurious_retransmission", "retransmission"]]);
 }
 
 #[test]
@@ -205,10 +179,7 @@ fn s5_acked_unseen_segment_is_reported_once() {
         seg(30.0, C, 301, 5011, "A", 1000, 100),
         seg(40.0, S, 5011, 401, "A", 1000, 0),
     ]);
-    expect(
-        &r,
-        &[&[], &["lost_segment"], &["ack_lost_segment"], &[], &[]],
-    );
+    expect(&r, &[&[], &["lost_segment"], &["ack_lost_segment"], &[], &[]]);
 }
 
 #[test]
@@ -241,17 +212,7 @@ fn s9_out_of_order_window_is_the_initial_rtt() {
         seg(50.0, C, 1401, 5001, "A", 8192, 100),
         seg(60.0, C, 1301, 5001, "A", 8192, 100),
     ]);
-    expect(
-        &r,
-        &[
-            &[],
-            &[],
-            &[],
-            &["window_full"],
-            &["lost_segment"],
-            &["out_of_order"],
-        ],
-    );
+    expect(&r, &[&[], &[], &[], &["window_full"], &["lost_segment"], &["out_of_order"]]);
 }
 
 #[test]
@@ -330,16 +291,5 @@ fn a_resend_stamped_before_the_previous_segment_is_a_retransmission_not_out_of_o
         seg(9.999, S, 6449, 1001, "A", 8192, 1448),
         seg(10.010, S, 7673, 1001, "A", 8192, 100),
     ]);
-    expect(
-        &r,
-        &[
-            &[],
-            &[],
-            &[],
-            &[],
-            &["lost_segment"],
-            &["retransmission"],
-            &["out_of_order"],
-        ],
-    );
+    expect(&r, &[&[], &[], &[], &[], &["lost_segment"], &["retransmission"], &["out_of_order"]]);
 }

@@ -1,0 +1,47 @@
+//! `mirrorwatch rules check [DIR]`: validates rule files; errors as FILE:LINE:COL: message.
+
+use std::path::{Path, PathBuf};
+
+use super::Outcome;
+use crate::rules::{RuleError, RuleSet};
+
+/// Loads a rule directory, printing every error of the first bad file to stderr.
+pub fn load_or_report(dir: &Path) -> Option<RuleSet> {
+    match RuleSet::load_dir(dir) {
+        Ok(r) => Some(r),
+        Err(errors) => {
+            report(&errors);
+            None
+        }
+    }
+}
+
+pub fn report(errors: &[RuleError]) {
+    for e in errors {
+        eprintln!("{e}");
+    }
+}
+
+pub fn check(dir: PathBuf) -> anyhow::Result<Outcome> {
+    match load_or_report(&dir) {
+        Some(r) => {
+            println!(
+                "{}: {} files, {} counters, {} alerts: ok",
+                dir.display(),
+                r.files.len(),
+                r.counters.len(),
+                r.alerts.len()
+            );
+            let pending: Vec<&str> =
+                r.counters.iter().flat_map(|c| c.filter.pending_fields().iter().copied()).collect();
+            if !pending.is_empty() {
+                let mut p = pending;
+                p.sort_unstable();
+                p.dedup();
+                println!("note: no dissector yet for {} (counted as absent)", p.join(", "));
+            }
+            Ok(Outcome::default())
+        }
+        None => Ok(Outcome { bad_input: true }),
+    }
+}
