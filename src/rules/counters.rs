@@ -185,7 +185,7 @@ impl CounterEngine {
             emit(CounterRow { minute, counter: r.id.clone(), key: String::new(), value: st.total });
             if !r.group_by.is_empty() {
                 let mut groups: Vec<(GroupKey, u64)> = st.groups.iter().map(|(k, v)| (*k, *v)).collect();
-                groups.sort_unstable_by(|a, b| b.1.cmp(&a.1));
+                groups.sort_unstable_by_key(|g| std::cmp::Reverse(g.1));
                 let rest: u64 = groups.iter().skip(self.top_groups).map(|g| g.1).sum::<u64>() + st.overflow;
                 for (k, v) in groups.iter().take(self.top_groups) {
                     emit(CounterRow { minute, counter: r.id.clone(), key: k.text(&r.group_by), value: *v });
