@@ -9,6 +9,7 @@ use mirrorwatch::capture::file::FileSource;
 use mirrorwatch::capture::PacketSource;
 use mirrorwatch::flow::FlowConfig;
 use mirrorwatch::pipeline::{NullSink, Pipeline, PipelineConfig};
+use mirrorwatch::rules::RuleSet;
 
 struct Rng(u64);
 impl Rng {
@@ -63,6 +64,7 @@ fn mutated_captures_never_panic() {
         return;
     };
     let mut rng = Rng(0x5eed_1234_abcd_ef01);
+    let rules_dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("rules");
     let mut runs = 0;
     let mut errors = 0;
     for file in common::captures_in(&dir) {
@@ -78,7 +80,9 @@ fn mutated_captures_never_panic() {
                 continue;
             };
             let cfg = FlowConfig { max_flows: 64, ..FlowConfig::default() };
-            let mut p = Pipeline::new(cfg, PipelineConfig { max_host_pairs: 16 }, NullSink);
+            let mut p = Pipeline::new(cfg, PipelineConfig { max_host_pairs: 16, max_groups: 8, top_groups: 3 }, NullSink);
+            // The shipped rules run too: every filter field sees the damaged frames.
+            p.set_rules(RuleSet::load_dir(&rules_dir).expect("shipped rules"));
             loop {
                 match src.next_packet() {
                     Ok(Some(pkt)) => {
@@ -93,6 +97,7 @@ fn mutated_captures_never_panic() {
                 }
             }
             p.end_of_file();
+            let _ = p.counter_totals();
             assert!(p.flows.stats.active <= 64);
         }
     }
