@@ -80,7 +80,8 @@ fn mutated_captures_never_panic() {
                 continue;
             };
             let cfg = FlowConfig { max_flows: 64, ..FlowConfig::default() };
-            let mut p = Pipeline::new(cfg, PipelineConfig { max_host_pairs: 16, max_groups: 8, top_groups: 3 }, NullSink);
+            let mut p =
+                Pipeline::new(cfg, PipelineConfig { max_host_pairs: 16, max_groups: 8, top_groups: 3 }, NullSink);
             // The shipped rules run too: every filter field sees the damaged frames.
             p.set_rules(RuleSet::load_dir(&rules_dir).expect("shipped rules"));
             loop {

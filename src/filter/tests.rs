@@ -71,7 +71,8 @@ fn pending_fields_parse_and_are_listed() {
 }
 
 fn frame(f: &str, data: &[u8]) -> bool {
-    let pkt = RawPacket { frame: 1, ts: Ts(0), orig_len: data.len() as u32, link: LinkType::ETHERNET, interface: 0, data };
+    let pkt =
+        RawPacket { frame: 1, ts: Ts(0), orig_len: data.len() as u32, link: LinkType::ETHERNET, interface: 0, data };
     let d = decode(&pkt);
     let t = TcpAnalysis::default();
     Filter::compile(f).unwrap().matches(&fields::Ctx { d: &d, tcp: &t, stream: Some(0) })

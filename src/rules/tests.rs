@@ -36,7 +36,10 @@ window = "10m"
 #[test]
 fn unknown_key_is_reported_at_its_line_and_column() {
     let e = errors("[[counter]]\nid = \"a\"\nfilter = \"tcp\"\nfiltre = \"udp\"\n");
-    assert_eq!(e, ["r.toml:4:1: unknown field `filtre`, expected one of `id`, `description`, `filter`, `group_by`, `value`"]);
+    assert_eq!(
+        e,
+        ["r.toml:4:1: unknown field `filtre`, expected one of `id`, `description`, `filter`, `group_by`, `value`"]
+    );
 }
 
 #[test]
@@ -81,13 +84,19 @@ severity = "loud"
 
 #[test]
 fn wrong_types_and_missing_keys() {
-    assert_eq!(errors("[[counter]]\nid = 5\nfilter = \"tcp\"\n"), ["r.toml:2:6: invalid type: integer `5`, expected a string"]);
+    assert_eq!(
+        errors("[[counter]]\nid = 5\nfilter = \"tcp\"\n"),
+        ["r.toml:2:6: invalid type: integer `5`, expected a string"]
+    );
     assert_eq!(errors("[[counter]]\nid = \"a\"\n"), ["r.toml:1:1: missing field `filter`"]);
     assert_eq!(
         errors("[[counter]]\nid = \"a\"\nfilter = \"tcp\"\nvalue = \"frames\"\n"),
         ["r.toml:4:9: unknown variant `frames`, expected `packets` or `bytes`"]
     );
-    assert_eq!(errors("[[alert]]\nid = \"x\"\ncounter = \"c\"\n"), ["r.toml:2:6: a counter alert needs `above` and/or `above_baseline`"]);
+    assert_eq!(
+        errors("[[alert]]\nid = \"x\"\ncounter = \"c\"\n"),
+        ["r.toml:2:6: a counter alert needs `above` and/or `above_baseline`"]
+    );
 }
 
 #[test]
@@ -97,7 +106,11 @@ fn alert_naming_an_unknown_counter_is_an_error_across_files() {
     std::fs::write(dir.path().join("b.toml"), "[[alert]]\nid = \"x\"\ncounter = \"c2\"\nabove = 1\n").unwrap();
     let e = RuleSet::load_dir(dir.path()).unwrap_err();
     assert_eq!(e.len(), 1);
-    assert!(e[0].to_string().ends_with("b.toml:3:11: alert \"x\" follows counter \"c2\", which no rule file defines"), "{}", e[0]);
+    assert!(
+        e[0].to_string().ends_with("b.toml:3:11: alert \"x\" follows counter \"c2\", which no rule file defines"),
+        "{}",
+        e[0]
+    );
     std::fs::write(dir.path().join("b.toml"), "[[alert]]\nid = \"x\"\ncounter = \"c1\"\nabove = 1\n").unwrap();
     assert!(RuleSet::load_dir(dir.path()).is_ok());
 }
