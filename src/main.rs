@@ -31,6 +31,9 @@ enum Cmd {
         /// Database file (overrides [store] dir).
         #[arg(long)]
         db: Option<PathBuf>,
+        /// Rule directory (overrides [rules] dir); reloaded when its files change.
+        #[arg(long)]
+        rules: Option<PathBuf>,
     },
     /// Print the frame numbers that match a Wireshark display filter (like tshark -Y).
     #[command(after_help = filter::pending_help())]
@@ -86,7 +89,9 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let result = match cli.cmd {
-        Cmd::Run { config, replay, interface, db } => run::run(run::RunArgs { config, replay, interface, db }),
+        Cmd::Run { config, replay, interface, db, rules } => {
+            run::run(run::RunArgs { config, replay, interface, db, rules })
+        }
         Cmd::Filter { expr, file, count } => filter::run(filter::FilterArgs { expr, file, count }),
         Cmd::Analyze { files, db, json, config, rules } => {
             analyze::run(analyze::AnalyzeArgs { files, db, json, config, rules })

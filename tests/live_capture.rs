@@ -110,10 +110,36 @@ fn live_test(tmp: &Path) {
     let pcap = tmp.join("tcpdump.pcap");
     let db = tmp.join("live.db");
     let td = lab.spawn_in("a", &["tcpdump", "-s", "1600", "-U", "-i", &va, "-w", pcap.to_str().unwrap()]);
-    let mw = lab
-        .spawn_in("a", &[env!("CARGO_BIN_EXE_mirrorwatch"), "run", "--interface", &va, "--db", db.to_str().unwrap()]);
+    // Rules: one counter at start; a second file is added while capturing (hot reload).
+    let rules = tmp.join("rules");
+    std::fs::create_dir_all(&rules).unwrap();
+    std::fs::write(rules.join("a.toml"), "[[counter]]\nid = \"to-server\"\nfilter = \"tcp.dstport == 8080\"\n")
+        .unwrap();
+    let mw = lab.spawn_in(
+        "a",
+        &[
+            env!("CARGO_BIN_EXE_mirrorwatch"),
+            "run",
+            "--config",
+            "/dev/null",
+            "--interface",
+            &va,
+            "--db",
+            db.to_str().unwrap(),
+            "--rules",
+            rules.to_str().unwrap(),
+        ],
+    );
     std::thread::sleep(Duration::from_millis(2000));
-    for _ in 0..4 {
+    for i in 0..4 {
+        if i == 2 {
+            std::fs::write(
+                rules.join("b.toml"),
+                "[[counter]]\nid = \"from-server\"\nfilter = \"tcp.srcport == 8080\"\n",
+            )
+            .unwrap();
+            std::thread::sleep(Duration::from_millis(2500)); // the daemon looks once a second
+        }
         let st = Command::new("ip")
             .args(["netns", "exec", &a, "curl", "-sS", "-m", "20", "-o", "/dev/null", "http://10.78.0.2:8080/data.bin"])
             .status()
@@ -133,10 +159,11 @@ fn live_test(tmp: &Path) {
     assert!(v["tcp"]["retransmissions"].as_u64().unwrap() > 0, "the loss produced no retransmissions");
 
     let conn = rusqlite::Connection::open(&db).expect("daemon database");
-    // The kernel stamps each packet socket's copy separately, so the daemon's and tcpdump's
-    // timestamps differ by a few microseconds (seen: 1-3 µs). Out-of-order versus retransmission
-    // is decided by a time threshold (3 ms or the initial RTT), so a segment right at the edge
-    // may fall either way; their sum, and every flag that does not depend on time, must match.
+    // Two packet sockets do not see exactly the same thing: the kernel stamps each socket's copy
+    // separately (1-3 µs apart, measured), and with two CPUs a client ACK being sent and a server
+    // segment being received can reach the two sockets in opposite orders (seen: one segment
+    // out-of-order for one socket, unflagged for the other). Frames and bytes must be equal;
+    // TCP analysis counts, which depend on order and µs timing, must agree within 2 %.
     let q = |col: &str| -> u64 {
         conn.query_row(&format!("SELECT coalesce(sum({col}), 0) FROM traffic_minute"), [], |r| r.get::<_, i64>(0))
             .unwrap() as u64
@@ -145,15 +172,37 @@ fn live_test(tmp: &Path) {
     assert_eq!(q("drops"), 0);
     assert_eq!(q("packets"), packets, "packets");
     assert_eq!(q("bytes"), v["bytes"].as_u64().unwrap(), "bytes");
-    assert_eq!(
-        q("retransmissions") + q("out_of_order"),
-        tcp("retransmissions") + tcp("out_of_order"),
-        "retransmissions + out of order"
-    );
-    assert_eq!(q("spurious_retransmissions"), tcp("spurious_retransmissions"), "spurious");
-    assert_eq!(q("duplicate_acks"), tcp("duplicate_acks"), "duplicate ACKs");
-    assert_eq!(q("lost_segments"), tcp("lost_segments"), "lost segments");
+    let close = |ours: u64, theirs: u64, what: &str| {
+        let tolerance = (theirs / 50).max(2);
+        assert!(ours.abs_diff(theirs) <= tolerance, "{what}: live {ours}, tcpdump file {theirs}");
+    };
+    close(q("retransmissions") + q("out_of_order"), tcp("retransmissions") + tcp("out_of_order"), "retrans + ooo");
+    close(q("spurious_retransmissions"), tcp("spurious_retransmissions"), "spurious");
+    close(q("duplicate_acks"), tcp("duplicate_acks"), "duplicate ACKs");
+    close(q("lost_segments"), tcp("lost_segments"), "lost segments");
     assert!(q("retransmissions") > 0);
+    // Counters: the first rule counted every packet to the server; the rule added while running
+    // counted some (not all) packets from it.
+    let counter = |id: &str| -> u64 {
+        conn.query_row(
+            "SELECT coalesce(sum(value), 0) FROM counter_minute WHERE counter = ?1 AND key = ''",
+            [id],
+            |r| r.get::<_, i64>(0),
+        )
+        .unwrap() as u64
+    };
+    let count = |f: &str| -> u64 {
+        let out = Command::new(env!("CARGO_BIN_EXE_mirrorwatch"))
+            .args(["filter", f])
+            .arg(&pcap)
+            .arg("--count")
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
+    };
+    assert_eq!(counter("to-server"), count("tcp.dstport == 8080"));
+    let from = counter("from-server");
+    assert!(from > 0 && from < count("tcp.srcport == 8080"), "reloaded counter: {from}");
     let flows: i64 = conn.query_row("SELECT count(*) FROM flows WHERE proto = 6", [], |r| r.get(0)).unwrap();
     assert_eq!(flows as u64, v["tcp"]["streams"].as_u64().unwrap(), "TCP flows");
     assert!(Path::new(&db).exists());

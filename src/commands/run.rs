@@ -17,6 +17,7 @@ use crate::capture::live::LiveSource;
 use crate::capture::PacketSource;
 use crate::config::{Config, DEFAULT_PATH};
 use crate::pipeline::{Pipeline, Sink};
+use crate::rules::RuleSet;
 use crate::store::{Backpressure, SqliteSink};
 use crate::time::Ts;
 
@@ -27,11 +28,74 @@ pub struct RunArgs {
     pub interface: Option<String>,
     /// Overrides the database path (default: `[store] dir`/mirrorwatch.db).
     pub db: Option<PathBuf>,
+    /// Overrides `[rules] dir`.
+    pub rules: Option<PathBuf>,
 }
 
 fn wall_now() -> Ts {
     let d = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
     Ts::from_secs_nanos(d.as_secs() as i64, d.subsec_nanos() as i64)
+}
+
+/// Watches the rule directory: a change of any `*.toml` (name, size or mtime) triggers a reload.
+/// An invalid rule set is reported and not applied: the running rules stay.
+struct RuleWatch {
+    dir: PathBuf,
+    fingerprint: Vec<(PathBuf, u64, Option<SystemTime>)>,
+}
+
+impl RuleWatch {
+    fn new(dir: PathBuf) -> RuleWatch {
+        RuleWatch { dir, fingerprint: Vec::new() }
+    }
+
+    fn scan(&self) -> Vec<(PathBuf, u64, Option<SystemTime>)> {
+        let mut v: Vec<_> = std::fs::read_dir(&self.dir)
+            .map(|rd| {
+                rd.filter_map(|e| e.ok())
+                    .map(|e| e.path())
+                    .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+                    .map(|p| {
+                        let m = std::fs::metadata(&p).ok();
+                        let len = m.as_ref().map(|m| m.len()).unwrap_or(0);
+                        let mtime = m.and_then(|m| m.modified().ok());
+                        (p, len, mtime)
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        v.sort();
+        v
+    }
+
+    /// A new valid rule set if the directory changed since the last call.
+    fn poll(&mut self) -> Option<RuleSet> {
+        let now = self.scan();
+        if now == self.fingerprint {
+            return None;
+        }
+        self.fingerprint = now;
+        if !self.dir.is_dir() {
+            return None;
+        }
+        match RuleSet::load_dir(&self.dir) {
+            Ok(r) => {
+                tracing::info!(
+                    "rules loaded from {}: {} counters, {} alerts",
+                    self.dir.display(),
+                    r.counters.len(),
+                    r.alerts.len()
+                );
+                Some(r)
+            }
+            Err(errors) => {
+                for e in errors {
+                    tracing::error!("rules not applied: {e}");
+                }
+                None
+            }
+        }
+    }
 }
 
 fn stop_flag() -> anyhow::Result<Arc<AtomicBool>> {
@@ -50,10 +114,14 @@ pub fn run(args: RunArgs) -> anyhow::Result<Outcome> {
     }
     let db = args.db.clone().unwrap_or_else(|| cfg.store.database());
     let stop = stop_flag()?;
+    let mut rules = RuleWatch::new(args.rules.clone().unwrap_or_else(|| cfg.rules.dir.clone()));
 
     if let Some(replay) = &args.replay {
         let sink = SqliteSink::start(&db, Backpressure::Block)?;
         let mut p = Pipeline::new(cfg.flows.clone(), cfg.pipeline.clone(), sink);
+        if let Some(r) = rules.poll() {
+            p.set_rules(r);
+        }
         let reports = super::analyze::process_files(&mut p, std::slice::from_ref(replay), None);
         let bad_input = reports.iter().any(|r| r.error.is_some());
         for r in &reports {
@@ -74,6 +142,9 @@ pub fn run(args: RunArgs) -> anyhow::Result<Outcome> {
     tracing::info!("capturing on {} (link type {})", cfg.capture.interface, src.link_type().name());
     let sink = SqliteSink::start(&db, Backpressure::Drop)?;
     let mut p = Pipeline::new(cfg.flows.clone(), cfg.pipeline.clone(), sink);
+    if let Some(r) = rules.poll() {
+        p.set_rules(r);
+    }
     let mut last_tick = Instant::now();
     let mut last_dropped = 0u64;
     let mut result = Ok(());
@@ -101,6 +172,9 @@ pub fn run(args: RunArgs) -> anyhow::Result<Outcome> {
                 }
             }
             p.tick(now);
+            if let Some(r) = rules.poll() {
+                p.set_rules(r);
+            }
         }
     }
     // Let the kernel hand over what it still holds, then account for it.
