@@ -65,13 +65,29 @@ measure() { # label command...
     /usr/bin/time -f '%U %S %M' -o "$out" "$@" >/dev/null 2>&1 || true
     read -r user sys rss < "$out"
     rm -f "$out"
+    LAST_CPU=$(awk -v u="$user" -v s="$sys" 'BEGIN { print u + s }')
     awk -v l="$label" -v p="$packets" -v u="$user" -v s="$sys" -v r="$rss" 'BEGIN {
         c = u + s; if (c <= 0) c = 0.001;
         printf "%-34s %10d packets %8.2f CPU-s %12.0f packets/CPU-s %8.1f MiB peak RSS\n", l, p, c, p / c, r / 1024 }'
 }
 
 db=$(mktemp -u --suffix=.db)
+counters=$("$bin" rules check "$root/rules" | sed -n 's/.* \([0-9]*\) counters.*/\1/p')
 measure "mirrorwatch analyze (no store)" "$bin" analyze "$trace"
+cpu_plain=$LAST_CPU
 measure "mirrorwatch analyze --db" "$bin" analyze "$trace" --db "$db"
 rm -f "$db" "$db-wal" "$db-shm"
-measure "tshark io,stat retransmissions" tshark -n -r "$trace" -q -z 'io,stat,60,COUNT(frame)tcp.analysis.retransmission'
+measure "mirrorwatch analyze --rules ($counters ctr)" "$bin" analyze "$trace" --rules "$root/rules"
+cpu_rules=$LAST_CPU
+measure "mirrorwatch analyze --rules --db" "$bin" analyze "$trace" --rules "$root/rules" --db "$db"
+rm -f "$db" "$db-wal" "$db-shm"
+measure "tshark io,stat retransmissions" tshark -n -r "$trace" -q -z 'io,stat,60,tcp.analysis.retransmission'
+# tshark with ten io,stat filters, the closest thing to ten counters.
+filters=(tcp.analysis.retransmission tcp.flags.reset==1 "tcp.flags.syn==1&&tcp.analysis.retransmission"
+         tcp.analysis.zero_window "icmp.type==3||icmpv6.type==1" "dns.flags.rcode!=0" "http.response.code>=500"
+         ip eth.dst==ff:ff:ff:ff:ff:ff tcp.analysis.lost_segment)
+spec="io,stat,60"
+for f in "${filters[@]}"; do spec="$spec,$f"; done
+measure "tshark io,stat, 10 filters" tshark -n -r "$trace" -q -z "$spec"
+awk -v a="$cpu_rules" -v b="$cpu_plain" -v p="$packets" -v n="$counters" 'BEGIN {
+    printf "rules: %d counters cost %.0f ns per packet (CPU-s with rules minus without, per packet)\n", n, (a - b) * 1e9 / p }'

@@ -69,7 +69,7 @@ impl<'a> Val<'a> {
 
 /// Most occurrences of one field in one frame that are looked at. The largest real case is
 /// `ip.addr` with an ICMP quote (4) or `vlan.id` with 4 tags; extra ones are ignored.
-pub const MAX_VALUES: usize = 8;
+pub const MAX_VALUES: usize = 4;
 
 /// Values of one field in one frame: (layer, value), fixed capacity, no allocation.
 pub struct Values<'a> {
@@ -293,6 +293,27 @@ pub static FIELDS: &[FieldDef] = &[
         if let (Some(s), Some(d)) = (c.d.eth_src, c.d.eth_dst) {
             o.push(1, Val::Mac(d));
             o.push(1, Val::Mac(s));
+        }
+    }),
+    // Individual/group and local/global bits of the addresses (multicast and broadcast are "group").
+    f("eth.dst.ig", FType::Bool, |c, o| {
+        if let Some(m) = eth_mac(c, false) {
+            o.push(1, Val::U((m[0] & 1) as u64))
+        }
+    }),
+    f("eth.src.ig", FType::Bool, |c, o| {
+        if let Some(m) = eth_mac(c, true) {
+            o.push(1, Val::U((m[0] & 1) as u64))
+        }
+    }),
+    f("eth.dst.lg", FType::Bool, |c, o| {
+        if let Some(m) = eth_mac(c, false) {
+            o.push(1, Val::U((m[0] >> 1 & 1) as u64))
+        }
+    }),
+    f("eth.src.lg", FType::Bool, |c, o| {
+        if let Some(m) = eth_mac(c, true) {
+            o.push(1, Val::U((m[0] >> 1 & 1) as u64))
         }
     }),
     f("eth.type", FType::UInt, |c, o| {
@@ -537,4 +558,98 @@ pub fn nearest(name: &str) -> Option<&'static str> {
         .filter(|(d, n)| *d <= 3.max(n.len() / 4))
         .min_by_key(|(d, _)| *d)
         .map(|(_, n)| n)
+}
+
+/// Single-valued reader of a numeric field of the outer headers, for the evaluator's fast path
+/// (used only when the frame carries no ICMP-quoted headers, which would add occurrences).
+pub type FastU64 = for<'p, 'a> fn(&Ctx<'p, 'a>) -> Option<u64>;
+
+fn outer_tcp(c: &Ctx<'_, '_>) -> Option<TcpHeader> {
+    match c.d.transport {
+        Transport::Tcp(t) => Some(t),
+        _ => None,
+    }
+}
+
+fn outer_udp(c: &Ctx<'_, '_>) -> Option<UdpHeader> {
+    match c.d.transport {
+        Transport::Udp(u) => Some(u),
+        _ => None,
+    }
+}
+
+fn outer_icmp(c: &Ctx<'_, '_>, v6: bool) -> Option<crate::decode::IcmpHeader> {
+    match c.d.transport {
+        Transport::Icmp(i) if i.v6 == v6 => Some(i),
+        _ => None,
+    }
+}
+
+/// The Ethernet source or destination of an Ethernet frame.
+fn eth_mac(c: &Ctx<'_, '_>, src: bool) -> Option<[u8; 6]> {
+    if c.d.link != crate::capture::LinkType::ETHERNET {
+        return None;
+    }
+    if src {
+        c.d.eth_src
+    } else {
+        c.d.eth_dst
+    }
+}
+
+pub fn fast_u64(name: &str) -> Option<FastU64> {
+    use crate::decode::tcp_flags as tf;
+    Some(match name {
+        "frame.len" => |c| Some(c.d.frame_len as u64),
+        "frame.cap_len" => |c| Some(c.d.cap_len as u64),
+        "frame.number" => |c| Some(c.d.frame),
+        "eth.dst.ig" => |c| eth_mac(c, false).map(|m| (m[0] & 1) as u64),
+        "eth.src.ig" => |c| eth_mac(c, true).map(|m| (m[0] & 1) as u64),
+        "ip.proto" => |c| c.d.ip.filter(|i| i.is_v4()).map(|i| i.proto as u64),
+        "ip.ttl" => |c| c.d.ip.filter(|i| i.is_v4()).map(|i| i.ttl as u64),
+        "ip.len" => |c| c.d.ip.filter(|i| i.is_v4()).map(|i| i.len as u64),
+        "ipv6.hlim" => |c| c.d.ip.filter(|i| !i.is_v4()).map(|i| i.ttl as u64),
+        "tcp.srcport" => |c| outer_tcp(c).map(|t| t.src_port as u64),
+        "tcp.dstport" => |c| outer_tcp(c).map(|t| t.dst_port as u64),
+        "tcp.len" => |c| outer_tcp(c).map(|t| t.seg_len as u64),
+        "tcp.hdr_len" => |c| outer_tcp(c).map(|t| t.header_len as u64),
+        "tcp.flags" => |c| outer_tcp(c).map(|t| t.flags as u64),
+        "tcp.flags.syn" => |c| outer_tcp(c).map(|t| t.has(tf::SYN) as u64),
+        "tcp.flags.ack" => |c| outer_tcp(c).map(|t| t.has(tf::ACK) as u64),
+        "tcp.flags.fin" => |c| outer_tcp(c).map(|t| t.has(tf::FIN) as u64),
+        "tcp.flags.reset" => |c| outer_tcp(c).map(|t| t.has(tf::RST) as u64),
+        "tcp.flags.push" => |c| outer_tcp(c).map(|t| t.has(tf::PSH) as u64),
+        "tcp.flags.urg" => |c| outer_tcp(c).map(|t| t.has(tf::URG) as u64),
+        "tcp.window_size_value" => |c| outer_tcp(c).map(|t| t.window as u64),
+        "udp.srcport" => |c| outer_udp(c).map(|u| u.src_port as u64),
+        "udp.dstport" => |c| outer_udp(c).map(|u| u.dst_port as u64),
+        "udp.length" => |c| outer_udp(c).map(|u| u.length as u64),
+        "icmp.type" => |c| outer_icmp(c, false).map(|i| i.icmp_type as u64),
+        "icmp.code" => |c| outer_icmp(c, false).map(|i| i.code as u64),
+        "icmpv6.type" => |c| outer_icmp(c, true).map(|i| i.icmp_type as u64),
+        "icmpv6.code" => |c| outer_icmp(c, true).map(|i| i.code as u64),
+        _ => return None,
+    })
+}
+
+/// Single-valued reader of an address field of the outer headers (same contract as
+/// [`fast_u64`]).
+pub type FastVal = for<'p, 'a> fn(&Ctx<'p, 'a>) -> Option<Val<'a>>;
+
+pub fn fast_val(name: &str) -> Option<FastVal> {
+    fn v4<'a>(c: &Ctx<'_, 'a>, src: bool) -> Option<Val<'a>> {
+        c.d.ip.filter(|i| i.is_v4()).map(|i| ipval(if src { i.src } else { i.dst }))
+    }
+    fn v6<'a>(c: &Ctx<'_, 'a>, src: bool) -> Option<Val<'a>> {
+        c.d.ip.filter(|i| !i.is_v4()).map(|i| ipval(if src { i.src } else { i.dst }))
+    }
+    Some(match name {
+        "eth.src" => |c| eth_mac(c, true).map(Val::Mac),
+        "eth.dst" => |c| eth_mac(c, false).map(Val::Mac),
+        "ip.src" => |c| v4(c, true),
+        "ip.dst" => |c| v4(c, false),
+        "ipv6.src" => |c| v6(c, true),
+        "ipv6.dst" => |c| v6(c, false),
+        _ => return None,
+    })
 }

@@ -59,6 +59,80 @@ struct FRef {
     def: &'static FieldDef,
     layer: Option<u8>,
     slice: Option<(i64, Option<i64>)>,
+    /// What the field needs in the frame; when that is missing the field is absent and the
+    /// test is decided without reading any value (most rules test fields most frames lack).
+    dep: Dep,
+}
+
+/// A cheap necessary condition for a field to be present.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Dep {
+    Always,
+    Never,
+    Tcp,
+    Udp,
+    Icmp4,
+    Icmp6,
+    Ip4,
+    Ip6,
+    Eth,
+    Vlan,
+    Svlan,
+    Arp,
+    /// Any of these TCP analysis flags.
+    Analysis(u32),
+}
+
+impl Dep {
+    fn of(def: &FieldDef) -> Dep {
+        use crate::flow::tcp::TcpFlags;
+        let n = def.name;
+        if def.pending {
+            return Dep::Never;
+        }
+        if let Some(flag) = n.strip_prefix("tcp.analysis.") {
+            return match flag {
+                "flags" => Dep::Analysis(u32::MAX),
+                "duplicate_ack_num" => Dep::Analysis(TcpFlags::DUPLICATE_ACK),
+                f => TcpFlags::by_name(f).map(Dep::Analysis).unwrap_or(Dep::Always),
+            };
+        }
+        let proto = n.split('.').next().unwrap_or(n);
+        match proto {
+            "tcp" => Dep::Tcp,
+            "udp" => Dep::Udp,
+            "icmp" => Dep::Icmp4,
+            "icmpv6" => Dep::Icmp6,
+            "ip" => Dep::Ip4,
+            "ipv6" => Dep::Ip6,
+            "eth" => Dep::Eth,
+            "vlan" => Dep::Vlan,
+            "ieee8021ad" => Dep::Svlan,
+            "arp" => Dep::Arp,
+            _ => Dep::Always,
+        }
+    }
+
+    #[inline]
+    fn absent(self, c: &Ctx<'_, '_>) -> bool {
+        use crate::decode::Transport as T;
+        let d = c.d;
+        match self {
+            Dep::Always => false,
+            Dep::Never => true,
+            Dep::Tcp => !matches!(d.transport, T::Tcp(_)) && d.quoted_ports.is_none_or(|q| q.proto != 6),
+            Dep::Udp => !matches!(d.transport, T::Udp(_)) && d.quoted_ports.is_none_or(|q| q.proto != 17),
+            Dep::Icmp4 => !matches!(d.transport, T::Icmp(i) if !i.v6),
+            Dep::Icmp6 => !matches!(d.transport, T::Icmp(i) if i.v6),
+            Dep::Ip4 => !d.ip.is_some_and(|i| i.is_v4()) && !d.quoted_ip.is_some_and(|i| i.is_v4()),
+            Dep::Ip6 => d.ip.is_none_or(|i| i.is_v4()) && d.quoted_ip.is_none_or(|i| i.is_v4()),
+            Dep::Eth => d.eth_dst.is_none(),
+            Dep::Vlan => d.vlan_count == 0,
+            Dep::Svlan => d.svlan_count == 0,
+            Dep::Arp => d.net_type != Some(0x0806),
+            Dep::Analysis(bits) => c.tcp.flags.0 & bits == 0,
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -92,7 +166,28 @@ enum Node {
     Or(Box<Node>, Box<Node>),
     Not(Box<Node>),
     Exists(FRef),
-    Cmp { a: Operand, op: RelOp, b: CmpRhs },
+    /// Presence test answered by the frame's structure alone (protocols, TCP analysis flags).
+    ExistsFast(Dep),
+    Cmp {
+        a: Operand,
+        op: RelOp,
+        b: CmpRhs,
+    },
+    /// Single-valued number compared with a constant; the general `Cmp` is the fallback for
+    /// frames with ICMP-quoted headers (more occurrences).
+    CmpFast {
+        get: fields::FastU64,
+        op: RelOp,
+        lit: u64,
+        general: Box<Node>,
+    },
+    /// Same for a single-valued address field.
+    CmpFastVal {
+        get: fields::FastVal,
+        op: RelOp,
+        lit: Lit,
+        general: Box<Node>,
+    },
 }
 
 /// A compiled display filter.
@@ -173,7 +268,7 @@ fn fref(t: &Term, pending: &mut Vec<&'static str>) -> Result<FRef, FilterError> 
         }
         None => None,
     };
-    Ok(FRef { def, layer: *layer, slice })
+    Ok(FRef { def, layer: *layer, slice, dep: Dep::of(def) })
 }
 
 fn operand(t: &Term, pending: &mut Vec<&'static str>) -> Result<Operand, FilterError> {
@@ -346,7 +441,17 @@ fn compile(ast: &Ast, pending: &mut Vec<&'static str>) -> Result<Node, FilterErr
         Ast::And(a, b) => Node::And(Box::new(compile(a, pending)?), Box::new(compile(b, pending)?)),
         Ast::Not(a) => Node::Not(Box::new(compile(a, pending)?)),
         Ast::Test { lhs, rel: None } => match lhs {
-            Term::Field { slice: None, .. } => Node::Exists(fref(lhs, pending)?),
+            Term::Field { slice: None, .. } => {
+                let f = fref(lhs, pending)?;
+                // For protocol names and analysis flags the dependency is exactly the presence.
+                let exact = (f.def.ftype == FType::Proto && f.def.name != "frame" && f.layer.is_none())
+                    && !matches!(f.dep, Dep::Always);
+                if exact {
+                    Node::ExistsFast(f.dep)
+                } else {
+                    Node::Exists(f)
+                }
+            }
             Term::Field { start, .. } => return Err(err(*start, "a slice needs a comparison (e.g. frame[0] == 45)")),
             Term::Func { start, .. } => return Err(err(*start, "a function needs a comparison (e.g. len(x) > 3)")),
             Term::Word { text, start, .. } if looks_like_field(text) => return Err(unknown_field(text, *start)),
@@ -445,7 +550,38 @@ fn compile(ast: &Ast, pending: &mut Vec<&'static str>) -> Result<Node, FilterErr
                         }
                         Node::Cmp { a, op, b: CmpRhs::Field(b) }
                     }
-                    Rhs::Term(t) => Node::Cmp { a, op, b: CmpRhs::Lit(literal(t, ty, op)?) },
+                    Rhs::Term(t) => {
+                        let lit = literal(t, ty, op)?;
+                        let simple_op = matches!(
+                            op,
+                            RelOp::Eq
+                                | RelOp::AllNe
+                                | RelOp::AnyNe
+                                | RelOp::Lt
+                                | RelOp::Le
+                                | RelOp::Gt
+                                | RelOp::Ge
+                                | RelOp::BitAnd
+                        );
+                        let fast = match (&a, &lit) {
+                            (Operand::Field(f), Lit::U(v)) if f.layer.is_none() && f.slice.is_none() && simple_op => {
+                                fields::fast_u64(f.def.name).map(|g| (g, *v))
+                            }
+                            _ => None,
+                        };
+                        let fast_val = match &a {
+                            Operand::Field(f) if f.layer.is_none() && f.slice.is_none() && simple_op => {
+                                fields::fast_val(f.def.name)
+                            }
+                            _ => None,
+                        };
+                        let general = Node::Cmp { a, op, b: CmpRhs::Lit(lit.clone()) };
+                        match (fast, fast_val) {
+                            (Some((get, lit)), _) => Node::CmpFast { get, op, lit, general: Box::new(general) },
+                            (None, Some(get)) => Node::CmpFastVal { get, op, lit, general: Box::new(general) },
+                            (None, None) => general,
+                        }
+                    }
                 },
             }
         }
@@ -641,8 +777,57 @@ fn in_set(v: &EVal<'_>, set: &[(Lit, Option<Lit>)]) -> bool {
     })
 }
 
+/// The field an operand reads, unless it is `count()` (which is 0, not absent, for a missing
+/// field).
+fn absent(a: &Operand, c: &Ctx<'_, '_>) -> bool {
+    match a {
+        Operand::Field(f) | Operand::Len(f) => f.dep.absent(c),
+        Operand::Count(_) => false,
+    }
+}
+
 fn eval(n: &Node, c: &Ctx<'_, '_>) -> bool {
     match n {
+        Node::ExistsFast(dep) => !dep.absent(c),
+        Node::CmpFast { get, op, lit, general } => {
+            if c.d.quoted_ip.is_some() {
+                return eval(general, c);
+            }
+            match get(c) {
+                None => false,
+                Some(v) => match op {
+                    RelOp::Eq => v == *lit,
+                    RelOp::AllNe | RelOp::AnyNe => v != *lit,
+                    RelOp::Lt => v < *lit,
+                    RelOp::Le => v <= *lit,
+                    RelOp::Gt => v > *lit,
+                    RelOp::Ge => v >= *lit,
+                    RelOp::BitAnd => v & lit != 0,
+                    _ => eval(general, c),
+                },
+            }
+        }
+        Node::CmpFastVal { get, op, lit, general } => {
+            if c.d.quoted_ip.is_some() {
+                return eval(general, c);
+            }
+            match get(c) {
+                None => false,
+                Some(v) => {
+                    let ev = match v {
+                        Val::U(u) => EVal::U(u),
+                        Val::V4(a) => EVal::V4(u32::from_be_bytes(a)),
+                        Val::V6(a) => EVal::V6(u128::from_be_bytes(a)),
+                        Val::Mac(m) => EVal::Mac(m),
+                        Val::Bytes(b) => EVal::Bytes(b),
+                    };
+                    test_lit(*op, &ev, lit)
+                }
+            }
+        }
+        Node::Exists(f) if f.dep.absent(c) => false,
+        Node::Cmp { a, .. } if absent(a, c) => false,
+        Node::Cmp { b: CmpRhs::Field(b), .. } if absent(b, c) => false,
         Node::And(a, b) => eval(a, c) && eval(b, c),
         Node::Or(a, b) => eval(a, c) || eval(b, c),
         Node::Not(a) => !eval(a, c),

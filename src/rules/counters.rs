@@ -12,21 +12,54 @@ use std::fmt::Write;
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 use super::{CounterRule, ValueKind};
-use crate::filter::fields::{Ctx, FType, FieldDef, Val, Values};
+use crate::filter::fields::{self, Ctx, FType, FastVal, FieldDef, Val, Values};
 
-/// Group key: the first value of each `group_by` field, tagged and packed.
-#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+/// Group key: the first value of each `group_by` field, tagged and packed. Equality and hash
+/// look only at the used bytes (most keys are a few bytes of a 72-byte buffer).
+#[derive(Clone, Copy)]
 pub struct GroupKey {
     bytes: [u8; 72],
     len: u8,
 }
 
+impl GroupKey {
+    fn used(&self) -> &[u8] {
+        &self.bytes[..self.len as usize]
+    }
+}
+
+impl PartialEq for GroupKey {
+    fn eq(&self, o: &Self) -> bool {
+        self.used() == o.used()
+    }
+}
+
+impl Eq for GroupKey {}
+
+impl std::hash::Hash for GroupKey {
+    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
+        h.write(self.used());
+    }
+}
+
 const MAX_STR_IN_KEY: usize = 32;
 
 impl GroupKey {
-    fn build(fields: &[&'static FieldDef], c: &Ctx<'_, '_>) -> GroupKey {
+    fn build(fields: &[&'static FieldDef], fast: &[Option<FastVal>], c: &Ctx<'_, '_>) -> GroupKey {
         let mut k = GroupKey { bytes: [0; 72], len: 0 };
-        for f in fields {
+        let quoted = c.d.quoted_ip.is_some();
+        for (i, f) in fields.iter().enumerate() {
+            if let (Some(get), false) = (fast.get(i).copied().flatten(), quoted) {
+                match get(c) {
+                    None => k.push(0, &[]),
+                    Some(Val::V4(a)) => k.push(2, &a),
+                    Some(Val::V6(a)) => k.push(3, &a),
+                    Some(Val::Mac(m)) => k.push(4, &m),
+                    Some(Val::U(u)) => k.push(1, &u.to_be_bytes()),
+                    Some(Val::Bytes(b)) => k.push(5, &b[..b.len().min(MAX_STR_IN_KEY)]),
+                }
+                continue;
+            }
             let mut vals = Values::new();
             (f.get)(c, &mut vals);
             let first = vals.iter().next().map(|(_, v)| *v);
@@ -136,6 +169,8 @@ pub struct GroupCount {
 
 pub struct CounterEngine {
     rules: Vec<CounterRule>,
+    /// Fast readers of the group-by fields, where there is one.
+    fast: Vec<Vec<Option<FastVal>>>,
     minute: Vec<State>,
     run: Vec<State>,
     max_groups: usize,
@@ -148,7 +183,8 @@ impl CounterEngine {
     pub fn new(rules: Vec<CounterRule>, max_groups: usize, top_groups: usize) -> CounterEngine {
         let minute = rules.iter().map(|r| State::new(if r.group_by.is_empty() { 0 } else { max_groups })).collect();
         let run = rules.iter().map(|r| State::new(if r.group_by.is_empty() { 0 } else { max_groups })).collect();
-        CounterEngine { rules, minute, run, max_groups, top_groups, group_overflow: 0 }
+        let fast = rules.iter().map(|r| r.group_by.iter().map(|f| fields::fast_val(f.name)).collect()).collect();
+        CounterEngine { rules, fast, minute, run, max_groups, top_groups, group_overflow: 0 }
     }
 
     pub fn is_empty(&self) -> bool {
@@ -169,9 +205,8 @@ impl CounterEngine {
                 ValueKind::Packets => 1,
                 ValueKind::Bytes => c.d.frame_len as u64,
             };
-            let key = (!r.group_by.is_empty()).then(|| GroupKey::build(&r.group_by, c));
+            let key = (!r.group_by.is_empty()).then(|| GroupKey::build(&r.group_by, &self.fast[i], c));
             self.minute[i].add(key, v, self.max_groups);
-            self.run[i].add(key, v, self.max_groups);
         }
     }
 
@@ -195,6 +230,17 @@ impl CounterEngine {
                 }
                 self.group_overflow += st.overflow;
             }
+            // Run totals are the sum of the minutes.
+            let run = &mut self.run[i];
+            run.total += st.total;
+            run.overflow += st.overflow;
+            for (k, v) in st.groups.iter() {
+                if run.groups.len() < self.max_groups || run.groups.contains_key(k) {
+                    *run.groups.entry(*k).or_insert(0) += v;
+                } else {
+                    run.overflow += v;
+                }
+            }
             st.total = 0;
             st.overflow = 0;
             st.groups.clear();
@@ -208,7 +254,7 @@ impl CounterEngine {
             .zip(&self.run)
             .map(|(r, st)| {
                 let mut groups: Vec<(GroupKey, u64)> = st.groups.iter().map(|(k, v)| (*k, *v)).collect();
-                groups.sort_unstable_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.bytes.cmp(&b.0.bytes)));
+                groups.sort_unstable_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.used().cmp(b.0.used())));
                 let rest: u64 = groups.iter().skip(self.top_groups).map(|g| g.1).sum::<u64>() + st.overflow;
                 let mut out: Vec<GroupCount> = groups
                     .iter()
