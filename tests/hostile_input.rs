@@ -105,3 +105,36 @@ fn mutated_captures_never_panic() {
     eprintln!("{runs} mutated captures, {errors} reported as damaged, no panic");
     assert!(runs > 1500);
 }
+
+/// Display filters built from fragments of the differential expressions, cut and spliced at
+/// random (including inside strings, escapes and sets): compile must answer, never panic, and
+/// an error must point inside the text.
+#[test]
+fn mangled_filters_never_panic() {
+    let text =
+        std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/filter_expressions.txt"))
+            .unwrap();
+    let exprs: Vec<&str> = text.lines().filter(|l| !l.starts_with('#') && !l.is_empty()).collect();
+    let pieces = [
+        "\\", "\"", "r\"", "{", "}", "[", "]", "(", ")", "..", ",", "#", "&", "!", "~=", "\\x", "\\777", "é", "/", ":",
+    ];
+    let mut rng = Rng(0x0f1e_2d3c_4b5a_6978);
+    let mut compiled = 0;
+    for _ in 0..20_000 {
+        let a = exprs[rng.below(exprs.len())];
+        let b = exprs[rng.below(exprs.len())];
+        let mut s: String = a.chars().take(rng.below(a.len() + 1)).collect();
+        if rng.below(2) == 0 {
+            s.push_str(pieces[rng.below(pieces.len())]);
+        }
+        s.extend(b.chars().skip(rng.below(b.len() + 1)));
+        match mirrorwatch::filter::Filter::compile(&s) {
+            Ok(_) => compiled += 1,
+            Err(e) => {
+                assert!(e.offset <= s.len(), "{s:?}: offset {} beyond the text", e.offset);
+                let _ = e.render(&s);
+            }
+        }
+    }
+    eprintln!("20000 mangled filters, {compiled} still valid, no panic");
+}

@@ -27,7 +27,11 @@ pub struct FilterError {
 impl FilterError {
     /// 1-based column (in characters) of the error.
     pub fn column(&self, src: &str) -> usize {
-        src[..self.offset.min(src.len())].chars().count() + 1
+        let mut end = self.offset.min(src.len());
+        while !src.is_char_boundary(end) {
+            end -= 1;
+        }
+        src[..end].chars().count() + 1
     }
     /// The message with the expression and a caret under the column.
     pub fn render(&self, src: &str) -> String {

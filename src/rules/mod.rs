@@ -188,7 +188,7 @@ fn load_text(file: &Path, text: &str, set: &mut RuleSet, seen: &mut HashMap<Stri
             Ok(f) => Some(f),
             Err(e) => {
                 // The span includes the opening quote; point into the string.
-                let col_in = ftext[..e.offset.min(ftext.len())].len();
+                let col_in = e.offset.min(ftext.len());
                 cx.at(fspan.start + 1 + col_in..fspan.end, format!("filter: {}", e.msg));
                 None
             }
