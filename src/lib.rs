@@ -11,6 +11,7 @@ pub mod capture;
 pub mod commands;
 pub mod config;
 pub mod decode;
+pub mod dissect;
 pub mod filter;
 pub mod flow;
 pub mod pipeline;

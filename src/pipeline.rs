@@ -13,6 +13,7 @@ use std::net::IpAddr;
 use crate::capture::RawPacket;
 use crate::decode::reassembly::Reassembler;
 use crate::decode::{self, Decoded, Transport};
+use crate::dissect::{AppFacts, Dissectors};
 use crate::filter::fields::Ctx;
 use crate::flow::tcp::TcpAnalysis;
 use crate::flow::{FlowConfig, FlowRecord, FlowRow, FlowTable, TcpCounts};
@@ -103,9 +104,11 @@ impl Sink for NullSink {
 }
 
 /// Per-packet result, for callers that look at individual frames (differential tests, filters).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default)]
 pub struct PacketOutcome {
     pub frame: u64,
+    /// Application-layer facts of the frame (DNS…), for filters and later features.
+    pub app: AppFacts,
     pub tcp: TcpAnalysis,
     pub is_tcp: bool,
     pub stream: Option<u64>,
@@ -140,6 +143,7 @@ pub struct Pipeline<S: Sink> {
     pub summary: Summary,
     pub sink: S,
     counters: Option<CounterEngine>,
+    dissectors: Dissectors,
 }
 
 impl<S: Sink> Pipeline<S> {
@@ -156,6 +160,7 @@ impl<S: Sink> Pipeline<S> {
             summary: Summary::default(),
             sink,
             counters: None,
+            dissectors: Dissectors::default(),
         }
     }
 
@@ -245,10 +250,11 @@ impl<S: Sink> Pipeline<S> {
         }
         self.summary.observe(d, &fo.tcp, private_retrans, truncated, decode_error);
         let stream = fo.slot.map(|_| fo.stream);
+        let app = self.dissectors.dissect(d, &fo.tcp, fo.slot.map(|s| (s, fo.dir)));
         if let Some(c) = self.counters.as_mut() {
-            c.observe(&Ctx { d, tcp: &fo.tcp, stream });
+            c.observe(&Ctx { d, tcp: &fo.tcp, stream, app: &app });
         }
-        PacketOutcome { frame: d.frame, tcp: fo.tcp, is_tcp: matches!(d.transport, Transport::Tcp(_)), stream }
+        PacketOutcome { frame: d.frame, app, tcp: fo.tcp, is_tcp: matches!(d.transport, Transport::Tcp(_)), stream }
     }
 
     /// Adds capture drops (live sources) to the current minute.
@@ -306,6 +312,7 @@ impl<S: Sink> Pipeline<S> {
         self.flush_minute();
         let sink = &mut self.sink;
         self.flows.drain(&mut |rec: FlowRecord| sink.send(StoreEvent::Flow(rec.row())));
+        self.dissectors.clear();
         let stats = std::mem::take(&mut self.flows.stats);
         self.summary.add_flow_stats(&stats);
         self.sink.flush();

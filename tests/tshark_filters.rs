@@ -91,7 +91,7 @@ fn display_filters_agree_with_tshark() {
     let mut p = Pipeline::new(Default::default(), Default::default(), NullSink);
     while let Ok(Some(pkt)) = src.next_packet() {
         p.process_with(&pkt, |d, o| {
-            let ctx = Ctx { d, tcp: &o.tcp, stream: o.stream };
+            let ctx = Ctx { d, tcp: &o.tcp, stream: o.stream, app: &o.app };
             for (i, f) in filters.iter().enumerate() {
                 if f.as_ref().is_ok_and(|f| f.matches(&ctx)) {
                     ours[i].insert(d.frame);

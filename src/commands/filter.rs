@@ -48,7 +48,8 @@ pub fn run(args: FilterArgs) -> anyhow::Result<Outcome> {
     loop {
         match src.next_packet() {
             Ok(Some(pkt)) => {
-                let hit = pipeline.process_with(&pkt, |d, o| filter.matches(&Ctx { d, tcp: &o.tcp, stream: o.stream }));
+                let hit = pipeline
+                    .process_with(&pkt, |d, o| filter.matches(&Ctx { d, tcp: &o.tcp, stream: o.stream, app: &o.app }));
                 if hit {
                     matched += 1;
                     if !args.count {

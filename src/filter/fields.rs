@@ -9,6 +9,8 @@
 use std::net::IpAddr;
 
 use crate::decode::{Decoded, IpHeader, TcpHeader, Transport, UdpHeader};
+use crate::dissect::dns::Kind as DnsKind;
+use crate::dissect::AppFacts;
 use crate::flow::tcp::{TcpAnalysis, TcpFlags};
 
 /// Wireshark field types, as far as the language needs them.
@@ -104,6 +106,8 @@ pub struct Ctx<'p, 'a> {
     pub d: &'p Decoded<'a>,
     pub tcp: &'p TcpAnalysis,
     pub stream: Option<u64>,
+    /// Application-layer facts (DNS…); values such as names are borrowed from here.
+    pub app: &'a AppFacts,
 }
 
 type Getter = for<'p, 'a> fn(&Ctx<'p, 'a>, &mut Values<'a>);
@@ -526,10 +530,48 @@ pub static FIELDS: &[FieldDef] = &[
         }
     }),
     // Application layers whose dissectors come with later features.
-    pending("dns", FType::Proto),
-    pending("dns.qry.name", FType::Str),
-    pending("dns.flags.rcode", FType::UInt),
-    pending("dns.flags.response", FType::Bool),
+    // DNS (and mDNS/LLMNR, which carry the same dns.* fields under their own protocol names).
+    f("dns", FType::Proto, |c, o| {
+        if c.app.dns.is_some_and(|d| d.kind == DnsKind::Dns) {
+            o.push(1, Val::Bytes(&[]))
+        }
+    }),
+    f("mdns", FType::Proto, |c, o| {
+        if c.app.dns.is_some_and(|d| d.kind == DnsKind::Mdns) {
+            o.push(1, Val::Bytes(&[]))
+        }
+    }),
+    f("llmnr", FType::Proto, |c, o| {
+        if c.app.dns.is_some_and(|d| d.kind == DnsKind::Llmnr) {
+            o.push(1, Val::Bytes(&[]))
+        }
+    }),
+    f("dns.qry.name", FType::Str, |c, o| {
+        if let Some(n) = c.app.dns.as_ref().and_then(|d| d.qname()) {
+            o.push(1, Val::Bytes(n))
+        }
+    }),
+    // Wireshark shows the reply code only in responses.
+    f("dns.flags.rcode", FType::UInt, |c, o| {
+        if let Some(d) = c.app.dns.filter(|d| d.has_header && d.response) {
+            o.push(1, Val::U(d.rcode as u64))
+        }
+    }),
+    f("dns.flags.response", FType::Bool, |c, o| {
+        if let Some(d) = c.app.dns.filter(|d| d.has_header) {
+            o.push(1, Val::U(d.response as u64))
+        }
+    }),
+    f("dns.flags.opcode", FType::UInt, |c, o| {
+        if let Some(d) = c.app.dns.filter(|d| d.has_header) {
+            o.push(1, Val::U(d.opcode as u64))
+        }
+    }),
+    f("dns.count.queries", FType::UInt, |c, o| {
+        if let Some(d) = c.app.dns.filter(|d| d.has_header) {
+            o.push(1, Val::U(d.questions as u64))
+        }
+    }),
     pending("http", FType::Proto),
     pending("http.request.method", FType::Str),
     pending("http.response.code", FType::UInt),

@@ -85,6 +85,10 @@ enum Dep {
     Arp,
     /// Any of these TCP analysis flags.
     Analysis(u32),
+    /// A DNS-family message was dissected (dns.* fields).
+    DnsAny,
+    /// …of this kind (the protocol names dns, mdns, llmnr).
+    DnsKind(crate::dissect::dns::Kind),
 }
 
 impl Dep {
@@ -102,7 +106,15 @@ impl Dep {
             };
         }
         let proto = n.split('.').next().unwrap_or(n);
+        use crate::dissect::dns::Kind;
+        match n {
+            "dns" => return Dep::DnsKind(Kind::Dns),
+            "mdns" => return Dep::DnsKind(Kind::Mdns),
+            "llmnr" => return Dep::DnsKind(Kind::Llmnr),
+            _ => {}
+        }
         match proto {
+            "dns" => Dep::DnsAny,
             "tcp" => Dep::Tcp,
             "udp" => Dep::Udp,
             "icmp" => Dep::Icmp4,
@@ -135,6 +147,8 @@ impl Dep {
             Dep::Svlan => d.svlan_count == 0,
             Dep::Arp => d.net_type != Some(0x0806),
             Dep::Analysis(bits) => c.tcp.flags.0 & bits == 0,
+            Dep::DnsAny => c.app.dns.is_none(),
+            Dep::DnsKind(k) => c.app.dns.is_none_or(|d| d.kind != k),
         }
     }
 }
