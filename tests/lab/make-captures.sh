@@ -3,6 +3,7 @@
 # namespaces (see netns.sh), and their expected TCP analysis as tshark 4.0 reports it.
 # Needs root, iproute2, nftables, tcpdump, python3, curl, tshark, editcap.
 #   tests/lab/make-captures.sh            # all captures
+#   tests/lab/make-captures.sh lab-dns-dnsmasq   # only the named ones
 # The captures are headers-only (snaplen 128) to stay small; the sequence analysis only needs
 # the headers, and tcp.len comes from the IP length as on a real capture box.
 set -euo pipefail
@@ -20,11 +21,19 @@ head -c 300000 /dev/urandom > "$work/www/big.bin"
 head -c 20000 /dev/urandom > "$work/www/small.bin"
 echo "hello" > "$work/www/index.html"
 
+want() { [ ${#only[@]} -eq 0 ] || [[ " ${only[*]} " == *" $1 "* ]]; }
+only=("$@")
+
 capture() { # name pct ipv6(0/1) script
     local name=$1 pct=$2 v6=$3 clients=$4
+    want "$name" || return 0
     lab_up $P
     [ "$pct" != 0 ] && lab_loss $P "$pct"
     ip netns exec $P-srv python3 -m http.server 8080 --bind :: --directory "$work/www" >/dev/null 2>&1 &
+    # A resolver for the branch's names (answers NXDOMAIN for everything else, never forwards).
+    printf 'address=/intranet.branch.lan/10.77.2.20\naddress=/files.branch.lan/10.77.2.20\nlocal=/branch.lan/\n' > "$work/dnsmasq.conf"
+    ip netns exec $P-srv dnsmasq --no-daemon --conf-file="$work/dnsmasq.conf" --listen-address=10.77.2.20 \
+        --bind-interfaces --no-resolv --no-hosts --pid-file="$work/dnsmasq.pid" >/dev/null 2>&1 &
     sleep 1
     ip netns exec $P-rtr tcpdump -q -s 128 -U -i $P-r0 -w "$work/$name.pcap" 2>/dev/null &
     local td=$!
@@ -46,11 +55,14 @@ capture lab-http-bulk-loss2 2 0 'for i in $(seq 1 6); do curl -s -m 20 -o /dev/n
 capture lab-http-short-loss8 8 0 'for i in $(seq 1 40); do curl -s -m 10 -o /dev/null "http://$1:8080/index.html"; done'
 # IPv6 bulk through 3 % loss with parallel clients.
 capture lab-http-ipv6-loss3 3 1 'for i in 1 2 3; do curl -s -m 20 -o /dev/null "http://$1:8080/big.bin" & done; wait; curl -s -m 20 -o /dev/null "http://$1:8080/small.bin"'
+# DNS through dnsmasq: names that exist and names that do not (NXDOMAIN), over UDP and TCP.
+capture lab-dns-dnsmasq 0 0 'for n in intranet files printer nas intranet; do dig +tries=1 +time=2 @10.77.2.20 $n.branch.lan >/dev/null; dig +tcp +tries=1 +time=2 @10.77.2.20 $n.branch.lan AAAA >/dev/null; done; curl -s -m 5 -o /dev/null "http://$1:8080/index.html"'
 # No loss: the baseline must show no retransmissions at all.
 capture lab-http-clean 0 0 'for i in $(seq 1 5); do curl -s -m 20 -o /dev/null "http://$1:8080/big.bin"; curl -s -o /dev/null "http://$1:8080/index.html"; done'
 
 # Expected values, from tshark (the oracle), kept beside the captures.
 for f in "$out"/*.pcap; do
+    want "$(basename "$f" .pcap)" || continue
     python3 - "$f" <<'PY'
 import json, subprocess, sys
 f = sys.argv[1]
