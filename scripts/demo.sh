@@ -7,7 +7,8 @@ scripts/install-deps.sh
 cargo build --release --locked
 db=${MIRRORWATCH_DEMO_DB:-demo.db}
 rm -f "$db" "$db-wal" "$db-shm"
-./target/release/mirrorwatch analyze tests/data/lab/lab-http-bulk-loss2.pcap tests/data/lab/lab-http-short-loss8.pcap --db "$db"
+./target/release/mirrorwatch analyze tests/data/lab/lab-http-bulk-loss2.pcap tests/data/lab/lab-http-short-loss8.pcap \
+    tests/data/lab/lab-dns-dnsmasq.pcap --rules rules --db "$db"
 echo
 echo "Retransmissions per host pair and minute, from $db:"
 sqlite3 -header -column "$db" \
