@@ -104,11 +104,9 @@ impl Sink for NullSink {
 }
 
 /// Per-packet result, for callers that look at individual frames (differential tests, filters).
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct PacketOutcome {
     pub frame: u64,
-    /// Application-layer facts of the frame (DNS…), for filters and later features.
-    pub app: AppFacts,
     pub tcp: TcpAnalysis,
     pub is_tcp: bool,
     pub stream: Option<u64>,
@@ -144,6 +142,8 @@ pub struct Pipeline<S: Sink> {
     pub sink: S,
     counters: Option<CounterEngine>,
     dissectors: Dissectors,
+    /// Facts of the frame being processed (reused, not copied per packet).
+    app: AppFacts,
 }
 
 impl<S: Sink> Pipeline<S> {
@@ -161,6 +161,7 @@ impl<S: Sink> Pipeline<S> {
             sink,
             counters: None,
             dissectors: Dissectors::default(),
+            app: AppFacts::default(),
         }
     }
 
@@ -185,24 +186,24 @@ impl<S: Sink> Pipeline<S> {
         self.process_with(pkt, |_, o| *o)
     }
 
-    /// Processes one frame and hands the decoded frame (with its transport taken from the
-    /// reassembled datagram when this fragment completed one) and the outcome to `f` — for
-    /// callers that look at fields, such as display filters.
-    pub fn process_with<R>(&mut self, pkt: &RawPacket<'_>, f: impl FnOnce(&Decoded<'_>, &PacketOutcome) -> R) -> R {
+    /// Processes one frame and hands what filters see of it (the decoded frame — with its
+    /// transport taken from the reassembled datagram when this fragment completed one —, the TCP
+    /// analysis and the dissectors' facts) and the outcome to `f`.
+    pub fn process_with<R>(&mut self, pkt: &RawPacket<'_>, f: impl FnOnce(&Ctx<'_, '_>, &PacketOutcome) -> R) -> R {
         let d = decode::decode(pkt);
         if d.ip.is_some_and(|ip| ip.fragment) {
             let mut buf = std::mem::take(&mut self.datagram);
             if self.reassembler.offer(&d, &mut buf) {
                 let whole = decode::with_reassembled(&d, &buf);
                 let o = self.process_decoded(&whole);
-                let r = f(&whole, &o);
+                let r = f(&Ctx { d: &whole, tcp: &o.tcp, stream: o.stream, app: &self.app }, &o);
                 self.datagram = buf;
                 return r;
             }
             self.datagram = buf;
         }
         let o = self.process_decoded(&d);
-        f(&d, &o)
+        f(&Ctx { d: &d, tcp: &o.tcp, stream: o.stream, app: &self.app }, &o)
     }
 
     fn process_decoded(&mut self, d: &Decoded<'_>) -> PacketOutcome {
@@ -250,11 +251,11 @@ impl<S: Sink> Pipeline<S> {
         }
         self.summary.observe(d, &fo.tcp, private_retrans, truncated, decode_error);
         let stream = fo.slot.map(|_| fo.stream);
-        let app = self.dissectors.dissect(d, &fo.tcp, fo.slot.map(|s| (s, fo.dir)));
+        self.app = self.dissectors.dissect(d, &fo.tcp, fo.slot.map(|s| (s, fo.dir)));
         if let Some(c) = self.counters.as_mut() {
-            c.observe(&Ctx { d, tcp: &fo.tcp, stream, app: &app });
+            c.observe(&Ctx { d, tcp: &fo.tcp, stream, app: &self.app });
         }
-        PacketOutcome { frame: d.frame, app, tcp: fo.tcp, is_tcp: matches!(d.transport, Transport::Tcp(_)), stream }
+        PacketOutcome { frame: d.frame, tcp: fo.tcp, is_tcp: matches!(d.transport, Transport::Tcp(_)), stream }
     }
 
     /// Adds capture drops (live sources) to the current minute.

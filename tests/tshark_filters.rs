@@ -15,7 +15,6 @@ use std::process::Command;
 use common::*;
 use mirrorwatch::capture::file::FileSource;
 use mirrorwatch::capture::PacketSource;
-use mirrorwatch::filter::fields::Ctx;
 use mirrorwatch::filter::Filter;
 use mirrorwatch::pipeline::{NullSink, Pipeline};
 
@@ -90,11 +89,10 @@ fn display_filters_agree_with_tshark() {
     let mut src = FileSource::open(&merged).unwrap();
     let mut p = Pipeline::new(Default::default(), Default::default(), NullSink);
     while let Ok(Some(pkt)) = src.next_packet() {
-        p.process_with(&pkt, |d, o| {
-            let ctx = Ctx { d, tcp: &o.tcp, stream: o.stream, app: &o.app };
+        p.process_with(&pkt, |ctx, _| {
             for (i, f) in filters.iter().enumerate() {
-                if f.as_ref().is_ok_and(|f| f.matches(&ctx)) {
-                    ours[i].insert(d.frame);
+                if f.as_ref().is_ok_and(|f| f.matches(ctx)) {
+                    ours[i].insert(ctx.d.frame);
                 }
             }
         });

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use super::Outcome;
 use crate::capture::file::FileSource;
 use crate::capture::PacketSource;
-use crate::filter::fields::{Ctx, FIELDS};
+use crate::filter::fields::FIELDS;
 use crate::filter::Filter;
 use crate::pipeline::{NullSink, Pipeline};
 
@@ -48,8 +48,7 @@ pub fn run(args: FilterArgs) -> anyhow::Result<Outcome> {
     loop {
         match src.next_packet() {
             Ok(Some(pkt)) => {
-                let hit = pipeline
-                    .process_with(&pkt, |d, o| filter.matches(&Ctx { d, tcp: &o.tcp, stream: o.stream, app: &o.app }));
+                let hit = pipeline.process_with(&pkt, |ctx, _| filter.matches(ctx));
                 if hit {
                     matched += 1;
                     if !args.count {
