@@ -379,6 +379,17 @@ fn prefix_mask128(bits: u32) -> u128 {
     }
 }
 
+/// "addr/len" → (addr, len); a bare address is a /max.
+fn split_prefix(text: &str, max: u32, at: usize) -> Result<(&str, u32), FilterError> {
+    match text.split_once('/') {
+        None => Ok((text, max)),
+        Some((a, b)) => match b.parse::<u32>() {
+            Ok(bits) if bits <= max => Ok((a, bits)),
+            _ => Err(err(at, format!("\"{text}\" has an invalid prefix length"))),
+        },
+    }
+}
+
 /// Converts a literal term for a field of type `ty`, for relation `op`.
 fn literal(t: &Term, ty: FType, op: RelOp) -> Result<Lit, FilterError> {
     let at = t.start();
@@ -407,21 +418,13 @@ fn literal(t: &Term, ty: FType, op: RelOp) -> Result<Lit, FilterError> {
                 .ok_or_else(|| err(at, format!("\"{text}\" is not a valid boolean"))),
         },
         (Term::Word { text, .. }, FType::Ipv4) => {
-            let (a, bits) = match text.split_once('/') {
-                Some((a, b)) => (a, b.parse::<u32>().ok().filter(|b| *b <= 32)),
-                None => (text.as_str(), Some(32)),
-            };
-            let bits = bits.ok_or_else(|| err(at, format!("\"{text}\" has an invalid prefix length")))?;
+            let (a, bits) = split_prefix(text, 32, at)?;
             let addr: Ipv4Addr = a.parse().map_err(|_| err(at, format!("\"{text}\" is not a valid IPv4 address")))?;
             let mask = prefix_mask32(bits);
             Ok(Lit::V4 { addr: u32::from(addr) & mask, mask })
         }
         (Term::Word { text, .. }, FType::Ipv6) => {
-            let (a, bits) = match text.split_once('/') {
-                Some((a, b)) => (a, b.parse::<u32>().ok().filter(|b| *b <= 128)),
-                None => (text.as_str(), Some(128)),
-            };
-            let bits = bits.ok_or_else(|| err(at, format!("\"{text}\" has an invalid prefix length")))?;
+            let (a, bits) = split_prefix(text, 128, at)?;
             let addr: Ipv6Addr = a.parse().map_err(|_| err(at, format!("\"{text}\" is not a valid IPv6 address")))?;
             let mask = prefix_mask128(bits);
             Ok(Lit::V6 { addr: u128::from(addr) & mask, mask })
