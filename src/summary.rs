@@ -6,7 +6,7 @@ use serde_json::{json, Map, Value};
 
 use crate::capture::LinkType;
 use crate::decode::{Decoded, Layer, StopReason};
-use crate::flow::tcp::{TcpAnalysis, TcpFlags};
+use crate::flow::tcp::TcpAnalysis;
 use crate::flow::{FlowTableStats, TcpCounts};
 use crate::time::Ts;
 
@@ -172,9 +172,4 @@ impl Summary {
             "files": files,
         })
     }
-}
-
-/// `tcp.analysis.*` field names of a set of flags, for reports and tests.
-pub fn flag_names(f: TcpFlags) -> Vec<&'static str> {
-    TcpFlags::NAMES.iter().filter(|(b, _)| f.has(*b)).map(|(_, n)| *n).collect()
 }

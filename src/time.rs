@@ -49,11 +49,6 @@ pub fn civil_from_days(z: i64) -> (i64, u32, u32) {
     (if m <= 2 { y + 1 } else { y }, m, d)
 }
 
-/// Seconds since the epoch as RFC 3339 UTC without fraction (for minute buckets).
-pub fn rfc3339_secs(secs: i64) -> String {
-    Ts::from_secs_nanos(secs, 0).to_string().replace(".000000Z", "Z")
-}
-
 impl fmt::Display for Ts {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let secs = self.secs();
@@ -83,7 +78,6 @@ mod tests {
         assert_eq!(Ts::from_secs_nanos(1_704_067_200, 370_000_000).to_string(), "2024-01-01T00:00:00.370000Z");
         assert_eq!(Ts::from_secs_nanos(951_782_400, 0).to_string(), "2000-02-29T00:00:00.000000Z");
         assert_eq!(Ts(-1).to_string(), "1969-12-31T23:59:59.999999Z");
-        assert_eq!(rfc3339_secs(60), "1970-01-01T00:01:00Z");
     }
 
     #[test]

@@ -290,10 +290,6 @@ impl FlowTable {
         }
     }
 
-    pub fn get(&self, slot: u32) -> Option<&Flow> {
-        self.slots.get(slot as usize).and_then(|s| s.as_ref())
-    }
-
     /// Advances the flow clock to `ts`; returns flows that expired, through `out`.
     fn tick(&mut self, ts: Ts, out: &mut impl FnMut(FlowRecord)) {
         if let Some(last) = self.last_ts {

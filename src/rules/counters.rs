@@ -191,10 +191,6 @@ impl CounterEngine {
         self.rules.is_empty()
     }
 
-    pub fn rules(&self) -> &[CounterRule] {
-        &self.rules
-    }
-
     /// Counts one frame.
     pub fn observe(&mut self, c: &Ctx<'_, '_>) {
         for (i, r) in self.rules.iter().enumerate() {
