@@ -24,8 +24,8 @@ echo "hello" > "$work/www/index.html"
 want() { [ ${#only[@]} -eq 0 ] || [[ " ${only[*]} " == *" $1 "* ]]; }
 only=("$@")
 
-capture() { # name pct ipv6(0/1) script
-    local name=$1 pct=$2 v6=$3 clients=$4
+capture() { # name pct ipv6(0/1) script [interface]
+    local name=$1 pct=$2 v6=$3 clients=$4 iface=${5:-$P-r0}
     want "$name" || return 0
     lab_up $P
     [ "$pct" != 0 ] && lab_loss $P "$pct"
@@ -35,7 +35,7 @@ capture() { # name pct ipv6(0/1) script
     ip netns exec $P-srv dnsmasq --no-daemon --conf-file="$work/dnsmasq.conf" --listen-address=10.77.2.20 \
         --bind-interfaces --no-resolv --no-hosts --pid-file="$work/dnsmasq.pid" >/dev/null 2>&1 &
     sleep 1
-    ip netns exec $P-rtr tcpdump -q -s 128 -U -i $P-r0 -w "$work/$name.pcap" 2>/dev/null &
+    ip netns exec $P-rtr tcpdump -q -s 128 -U -i "$iface" -w "$work/$name.pcap" 2>/dev/null &
     local td=$!
     sleep 1
     local host=10.77.2.20
@@ -57,6 +57,9 @@ capture lab-http-short-loss8 8 0 'for i in $(seq 1 40); do curl -s -m 10 -o /dev
 capture lab-http-ipv6-loss3 3 1 'for i in 1 2 3; do curl -s -m 20 -o /dev/null "http://$1:8080/big.bin" & done; wait; curl -s -m 20 -o /dev/null "http://$1:8080/small.bin"'
 # DNS through dnsmasq: names that exist and names that do not (NXDOMAIN), over UDP and TCP.
 capture lab-dns-dnsmasq 0 0 'for n in intranet files printer nas intranet; do dig +tries=1 +time=2 @10.77.2.20 $n.branch.lan >/dev/null; dig +tcp +tries=1 +time=2 @10.77.2.20 $n.branch.lan AAAA >/dev/null; done; curl -s -m 5 -o /dev/null "http://$1:8080/index.html"'
+# `tcpdump -i any` on the router: Linux cooked v2 link type, every forwarded frame seen twice
+# (in and out), IPv4 and IPv6, 3 % loss.
+capture lab-any-sll2-loss3 3 0 'for i in 1 2; do curl -s -m 20 -o /dev/null "http://$1:8080/small.bin"; curl -s -m 20 -o /dev/null "http://[fd77:2::20]:8080/small.bin"; done' any
 # No loss: the baseline must show no retransmissions at all.
 capture lab-http-clean 0 0 'for i in $(seq 1 5); do curl -s -m 20 -o /dev/null "http://$1:8080/big.bin"; curl -s -o /dev/null "http://$1:8080/index.html"; done'
 
