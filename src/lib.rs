@@ -14,6 +14,7 @@ pub mod decode;
 pub mod dissect;
 pub mod filter;
 pub mod flow;
+pub mod identity;
 pub mod pipeline;
 pub mod rules;
 pub mod store;

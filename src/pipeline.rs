@@ -17,6 +17,7 @@ use crate::dissect::{AppFacts, Dissectors};
 use crate::filter::fields::Ctx;
 use crate::flow::tcp::TcpAnalysis;
 use crate::flow::{FlowConfig, FlowRecord, FlowRow, FlowTable, TcpCounts};
+use crate::identity::IdentityFact;
 use crate::rules::counters::{CounterEngine, CounterRow, CounterTotal};
 use crate::rules::RuleSet;
 use crate::summary::Summary;
@@ -82,6 +83,7 @@ pub enum StoreEvent {
     Pair(PairStats),
     Flow(FlowRow),
     Counter(CounterRow),
+    Identity(Box<IdentityFact>),
 }
 
 /// Where store events go. The SQLite writer implements it; tests plug in a Vec.
@@ -251,11 +253,21 @@ impl<S: Sink> Pipeline<S> {
         }
         self.summary.observe(d, &fo.tcp, private_retrans, truncated, decode_error);
         let stream = fo.slot.map(|_| fo.stream);
-        self.app = self.dissectors.dissect(d, &fo.tcp, fo.slot.map(|s| (s, fo.dir)));
+        self.app = self.dissectors.dissect(d, &fo.tcp, fo.slot.map(|s| (s, fo.dir, fo.stream)));
+        if !self.dissectors.identities.is_empty() {
+            self.take_identities();
+        }
         if let Some(c) = self.counters.as_mut() {
             c.observe(&Ctx { d, tcp: &fo.tcp, stream, app: &self.app });
         }
         PacketOutcome { frame: d.frame, tcp: fo.tcp, is_tcp: matches!(d.transport, Transport::Tcp(_)), stream }
+    }
+
+    fn take_identities(&mut self) {
+        for f in self.dissectors.identities.drain(..) {
+            self.summary.identities.add(&f);
+            self.sink.send(StoreEvent::Identity(Box::new(f)));
+        }
     }
 
     /// Adds capture drops (live sources) to the current minute.
@@ -314,6 +326,8 @@ impl<S: Sink> Pipeline<S> {
         let sink = &mut self.sink;
         self.flows.drain(&mut |rec: FlowRecord| sink.send(StoreEvent::Flow(rec.row())));
         self.dissectors.clear();
+        self.dissectors.flush_identities();
+        self.take_identities();
         let stats = std::mem::take(&mut self.flows.stats);
         self.summary.add_flow_stats(&stats);
         self.sink.flush();

@@ -47,7 +47,7 @@ pub struct CaptureCounters {
 }
 
 /// Totals of a run (one or more files).
-#[derive(Clone, Debug, Default)]
+#[derive(Default)]
 pub struct Summary {
     pub packets: u64,
     pub bytes: u64,
@@ -61,6 +61,8 @@ pub struct Summary {
     pub pair_overflow: u64,
     /// Frames of counter groups that did not fit the per-minute group tables.
     pub group_overflow: u64,
+    /// Distinct identity bindings of the run.
+    pub identities: crate::identity::Bindings,
     /// Counter totals of the run, set at the end.
     pub counters: Vec<(String, crate::rules::counters::CounterTotal)>,
 }
@@ -153,7 +155,7 @@ impl Summary {
                 "streams": fs.tcp_streams,
             },
             "udp": { "streams": fs.udp_streams },
-            "identities": [],
+            "identities": self.identities.to_json(),
             "app_errors": [],
             "counters": self.counters.iter().map(|(id, t)| (id.clone(), json!(t))).collect::<Map<String, Value>>(),
             "alerts": [],

@@ -104,7 +104,7 @@ pub fn run(args: AnalyzeArgs) -> anyhow::Result<Outcome> {
                 p.set_rules(r);
             }
             let reports = process_files(&mut p, &args.files, pb.as_ref());
-            let mut summary = p.summary.clone();
+            let mut summary = std::mem::take(&mut p.summary);
             summary.counters = p.counter_totals();
             p.sink.finish()?;
             (summary, reports)

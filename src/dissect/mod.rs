@@ -5,6 +5,7 @@ pub mod dns;
 
 use crate::decode::{Decoded, Transport};
 use crate::flow::tcp::TcpAnalysis;
+use crate::identity::{self, dhcp::Dhcp, text::TextLogins, IdentityFact};
 
 /// What the dissectors found in one frame.
 #[derive(Clone, Copy, Debug, Default)]
@@ -35,27 +36,55 @@ struct Pending {
 #[derive(Default)]
 pub struct Dissectors {
     pending: Vec<Pending>,
+    logins: TextLogins,
+    dhcp: Dhcp,
+    /// Identity facts found in the current frame (or flushed at the end), taken by the caller.
+    pub identities: Vec<IdentityFact>,
 }
 
 impl Dissectors {
-    /// `flow` is the frame's (flow slot, direction), when it belongs to a flow.
-    pub fn dissect(&mut self, d: &Decoded<'_>, tcp: &TcpAnalysis, flow: Option<(u32, u8)>) -> AppFacts {
+    /// `flow` is the frame's (flow slot, direction, stream), when it belongs to a flow.
+    pub fn dissect(&mut self, d: &Decoded<'_>, tcp: &TcpAnalysis, flow: Option<(u32, u8, u64)>) -> AppFacts {
         let mut f = AppFacts::default();
         match d.transport {
             Transport::Udp(u) => {
                 if let Some(kind) = dns::Kind::for_ports(u.src_port, u.dst_port) {
                     f.dns = dns::parse(d.payload, kind);
                 }
+                if matches!(u.src_port, 67 | 68) && matches!(u.dst_port, 67 | 68) {
+                    self.dhcp.message(d.payload, d.ts, d.frame, &mut self.identities);
+                }
             }
             // Wireshark hands retransmitted data to no subdissector (tcp.no_subdissector_on_error).
             Transport::Tcp(t) if !tcp.is_retransmission() && !d.payload.is_empty() => {
                 if let Some(kind) = dns::Kind::for_ports(t.src_port, t.dst_port) {
-                    f.dns = self.dns_tcp(d.payload, t.seq, t.seg_len, kind, flow);
+                    f.dns = self.dns_tcp(d.payload, t.seq, t.seg_len, kind, flow.map(|(s, dir, _)| (s, dir)));
+                }
+                if let (Some((slot, _, stream)), Some(from_client)) =
+                    (flow, identity::text::classify(t.src_port, t.dst_port, d.payload))
+                {
+                    let ip = d.ip.map(|i| if from_client { i.src } else { i.dst });
+                    let mac = if from_client { d.eth_src } else { d.eth_dst };
+                    let seg = identity::text::Segment {
+                        conv: (slot, stream),
+                        payload: d.payload,
+                        from_client,
+                        client_mac: mac,
+                        client_ip: ip,
+                        ts: d.ts,
+                        frame: d.frame,
+                    };
+                    self.logins.segment(&seg, t.src_port, t.dst_port, &mut self.identities);
                 }
             }
             _ => {}
         }
         f
+    }
+
+    /// End of input: attempts without a verdict are reported (outcome unknown).
+    pub fn flush_identities(&mut self) {
+        self.logins.flush(&mut self.identities);
     }
 
     fn dns_tcp(
@@ -94,7 +123,7 @@ impl Dissectors {
         None
     }
 
-    /// Forgets partial messages of a flow slot that is reused.
+    /// Forgets partial messages (end of a file: flow slots restart).
     pub fn clear(&mut self) {
         self.pending.clear();
     }

@@ -233,11 +233,34 @@ fn write_batch(conn: &mut Connection, batch: &[StoreEvent]) -> anyhow::Result<()
     let tx = conn.transaction()?;
     {
         let mut counter = tx.prepare_cached(&counter_sql)?;
+        let mut identity = tx.prepare_cached(
+            "INSERT INTO identities (mac, ip, user, realm, hostname, source, outcome, first_us, last_us, count)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 1)
+             ON CONFLICT (mac, ip, user, realm, hostname, source, outcome) DO UPDATE SET
+                count = count + 1, first_us = min(first_us, excluded.first_us),
+                last_us = max(last_us, excluded.last_us)",
+        )?;
         let mut minute = tx.prepare_cached(&minute_sql)?;
         let mut pair = tx.prepare_cached(&pair_sql)?;
         let mut flow = tx.prepare_cached(&flow_sql)?;
         for ev in batch {
             match ev {
+                StoreEvent::Identity(f) => {
+                    let t = |s: &Option<String>| s.clone().unwrap_or_default();
+                    let src = serde_json::to_value(f.source).ok().and_then(|v| v.as_str().map(String::from));
+                    let outcome = serde_json::to_value(f.outcome).ok().and_then(|v| v.as_str().map(String::from));
+                    identity.execute(rusqlite::params![
+                        f.mac.map(|m| mac_text(Some(m)).unwrap_or_default()).unwrap_or_default(),
+                        f.ip.map(|i| i.to_string()).unwrap_or_default(),
+                        t(&f.user),
+                        t(&f.realm),
+                        t(&f.hostname),
+                        src.unwrap_or_default(),
+                        outcome.unwrap_or_default(),
+                        f.ts.0 / 1000,
+                        f.ts.0 / 1000,
+                    ])?;
+                }
                 StoreEvent::Counter(c) => {
                     counter.execute(rusqlite::params![c.counter, c.minute, c.key, c.value as i64])?;
                 }

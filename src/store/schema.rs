@@ -45,6 +45,15 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (counter, minute, key)
     ) WITHOUT ROWID;
     CREATE INDEX counter_minute_time ON counter_minute(minute);",
+    // 3: identity bindings ('' for an absent value, so the key is unique).
+    "CREATE TABLE identities (
+        mac TEXT NOT NULL, ip TEXT NOT NULL, user TEXT NOT NULL, realm TEXT NOT NULL,
+        hostname TEXT NOT NULL, source TEXT NOT NULL, outcome TEXT NOT NULL,
+        first_us INTEGER NOT NULL, last_us INTEGER NOT NULL, count INTEGER NOT NULL,
+        PRIMARY KEY (mac, ip, user, realm, hostname, source, outcome)
+    ) WITHOUT ROWID;
+    CREATE INDEX identities_user ON identities(user);
+    CREATE INDEX identities_last ON identities(last_us);",
 ];
 
 /// Current schema version.

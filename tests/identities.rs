@@ -1,0 +1,154 @@
+//! Identities against the tshark oracle of the shared corpus, and the promise that passwords
+//! never reach the JSON, the log output or the SQLite file.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::process::Command;
+
+use serde_json::Value;
+
+fn analyze(file: &Path, db: Option<&Path>) -> (Value, String) {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_mirrorwatch"));
+    cmd.arg("analyze").arg(file).arg("--json");
+    if let Some(db) = db {
+        cmd.arg("--db").arg(db);
+    }
+    let out = cmd.output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    (serde_json::from_slice(&out.stdout).unwrap(), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+/// (source, name) pairs the oracle expects for a file.
+fn expected(ids: &Value) -> BTreeSet<(String, String)> {
+    let mut want = BTreeSet::new();
+    let s = |v: &Value| v.as_str().unwrap_or("").to_string();
+    for e in ids["pop"].as_array().into_iter().flatten() {
+        let cmd = s(&e["pop.request.command"]);
+        if cmd.eq_ignore_ascii_case("USER") {
+            want.insert(("pop3".into(), s(&e["pop.request.parameter"])));
+        }
+        if let Some(u) = e["sasl_decoded"]["authcid"].as_str() {
+            want.insert(("pop3".into(), u.to_string()));
+        }
+    }
+    for e in ids["imap"].as_array().into_iter().flatten() {
+        if let Some(u) = e["imap.request.username"].as_str() {
+            want.insert(("imap".into(), u.trim_matches('"').to_string()));
+        }
+    }
+    for e in ids["smtp"].as_array().into_iter().flatten() {
+        if let Some(u) = e["sasl_decoded"]["decoded"].as_str().or(e["sasl_decoded"]["authcid"].as_str()) {
+            want.insert(("smtp".into(), u.to_string()));
+        }
+    }
+    for e in ids["ftp"].as_array().into_iter().flatten() {
+        want.insert(("ftp".into(), s(&e["ftp.request.arg"])));
+    }
+    for e in ids["http_basic"].as_array().into_iter().flatten() {
+        want.insert(("http-basic".into(), s(&e["user"])));
+    }
+    for e in ids["dhcp"].as_array().into_iter().flatten() {
+        want.insert(("dhcp".into(), s(&e["dhcp.option.hostname"])));
+    }
+    want
+}
+
+#[test]
+fn names_match_the_tshark_oracle() {
+    let Some(dir) = common::corpus_dir() else { return };
+    let oracle: Value = serde_json::from_slice(&std::fs::read(dir.join("oracle/corpus-oracle.json")).unwrap()).unwrap();
+    let mut checked = 0;
+    for (name, f) in oracle["files"].as_object().unwrap() {
+        let want = expected(&f["identities"]);
+        if want.is_empty() || name.starts_with("bench-") || name.starts_with("trunc-") {
+            continue;
+        }
+        let (v, _) = analyze(&dir.join(name), None);
+        let got: BTreeSet<(String, String)> = v["identities"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| {
+                let src = i["source"].as_str().unwrap().to_string();
+                let n = i["user"].as_str().or(i["hostname"].as_str()).unwrap_or("").to_string();
+                (src, n)
+            })
+            // Kerberos comes later; a DHCP ACK without a known name binds only MAC and IP.
+            .filter(|(s, n)| s != "kerberos" && !n.is_empty())
+            .collect();
+        assert_eq!(got, want, "{name}");
+        checked += want.len();
+    }
+    eprintln!("{checked} (source, name) pairs equal to the oracle");
+    assert!(checked >= 12, "{checked}");
+}
+
+#[test]
+fn outcomes_follow_the_server_replies() {
+    let Some(dir) = common::corpus_dir() else { return };
+    let outcome = |file: &str| -> Vec<(String, String, u64)> {
+        let (v, _) = analyze(&dir.join(file), None);
+        v["identities"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| {
+                (
+                    i["user"].as_str().or(i["hostname"].as_str()).unwrap_or("").to_string(),
+                    i["outcome"].as_str().unwrap().to_string(),
+                    i["count"].as_u64().unwrap(),
+                )
+            })
+            .collect()
+    };
+    // 30 USER/PASS attempts, every one answered 530.
+    assert_eq!(outcome("ftp-bruteforce.pcap"), [("bro".to_string(), "failure".to_string(), 30)]);
+    assert_eq!(outcome("ftp-login-failed-ipv6.pcap"), [("hello".to_string(), "failure".to_string(), 1)]);
+    // 235 Authentication successful.
+    assert_eq!(
+        outcome("smtp-auth-login-netbios-dns.pcap"),
+        [("gurpartap@patriots.in".to_string(), "success".to_string(), 1)]
+    );
+    // A Basic login answered 401 is a failure; one answered 200 a success.
+    assert_eq!(outcome("http-basic-auth-401-retry.pcap"), [("test".to_string(), "failure".to_string(), 1)]);
+    assert_eq!(outcome("http-basic-auth.pcap"), [("userrrrr".to_string(), "success".to_string(), 1)]);
+    assert_eq!(outcome("imap-login-plain.pcap"), [("samir".to_string(), "success".to_string(), 1)]);
+}
+
+#[test]
+fn passwords_are_never_stored_or_printed() {
+    let Some(dir) = common::corpus_dir() else { return };
+    // Passwords present in these captures (PASS lines, IMAP LOGIN, Basic, SASL PLAIN).
+    let secrets = ["pippozzo", "passworddddd", "pfres", "napier123", "napier", "fail2"];
+    let files = [
+        "pop3-user-pass-lowercase-authplain.pcap",
+        "http-basic-auth.pcap",
+        "http-basic-auth-401-retry.pcap",
+        "imap-login-plain.pcap",
+        "smtp-auth-login-netbios-dns.pcap",
+        "ftp-bruteforce.pcap",
+    ];
+    let tmp = tempfile::tempdir().unwrap();
+    let db = tmp.path().join("ids.db");
+    let mut text = String::new();
+    for f in files {
+        let (v, stderr) = analyze(&dir.join(f), Some(&db));
+        assert!(!v["identities"].as_array().unwrap().is_empty(), "{f}: no identity found");
+        text += &v.to_string();
+        text += &stderr;
+    }
+    let mut stored = Vec::new();
+    for entry in std::fs::read_dir(tmp.path()).unwrap() {
+        stored.extend(std::fs::read(entry.unwrap().path()).unwrap());
+    }
+    let stored = String::from_utf8_lossy(&stored);
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    let n: i64 = conn.query_row("SELECT count(*) FROM identities", [], |r| r.get(0)).unwrap();
+    assert!(n >= 6, "{n} identities stored");
+    for s in secrets {
+        assert!(!text.contains(s), "password {s:?} in the JSON or log output");
+        assert!(!stored.contains(s), "password {s:?} in the database files");
+    }
+}
