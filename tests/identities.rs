@@ -49,6 +49,18 @@ fn expected(ids: &Value) -> BTreeSet<(String, String)> {
     for e in ids["http_basic"].as_array().into_iter().flatten() {
         want.insert(("http-basic".into(), s(&e["user"])));
     }
+    // Kerberos: the client name of each AS-REQ (its verdict comes from the reply) and of each
+    // TGS-REP; machine accounts and host/ principals are host names.
+    for e in ids["kerberos"].as_array().into_iter().flatten() {
+        let msg = s(&e["msg"]);
+        if msg != "AS-REQ" && msg != "TGS-REP" {
+            continue;
+        }
+        if let Some(c) = e["cname"].as_str() {
+            let name = c.strip_suffix('$').or(c.strip_prefix("host/")).unwrap_or(c);
+            want.insert(("kerberos".into(), name.to_string()));
+        }
+    }
     for e in ids["dhcp"].as_array().into_iter().flatten() {
         want.insert(("dhcp".into(), s(&e["dhcp.option.hostname"])));
     }
@@ -75,8 +87,8 @@ fn names_match_the_tshark_oracle() {
                 let n = i["user"].as_str().or(i["hostname"].as_str()).unwrap_or("").to_string();
                 (src, n)
             })
-            // Kerberos comes later; a DHCP ACK without a known name binds only MAC and IP.
-            .filter(|(s, n)| s != "kerberos" && !n.is_empty())
+            // A DHCP ACK without a known name binds only MAC and IP.
+            .filter(|(_, n)| !n.is_empty())
             .collect();
         assert_eq!(got, want, "{name}");
         checked += want.len();
@@ -115,6 +127,17 @@ fn outcomes_follow_the_server_replies() {
     assert_eq!(outcome("http-basic-auth-401-retry.pcap"), [("test".to_string(), "failure".to_string(), 1)]);
     assert_eq!(outcome("http-basic-auth.pcap"), [("userrrrr".to_string(), "success".to_string(), 1)]);
     assert_eq!(outcome("imap-login-plain.pcap"), [("samir".to_string(), "success".to_string(), 1)]);
+    // Kerberos: PREAUTH_REQUIRED is the usual first round, the pre-authenticated retry gets the
+    // AS-REP (success), then two TGS-REPs name the same user; KRB-ERROR 52 is a failure.
+    assert_eq!(
+        outcome("krb-as-req-tcp-nopreauth-then-preauth-tgs.pcap"),
+        [("robin".to_string(), "success".to_string(), 4)]
+    );
+    assert_eq!(
+        outcome("krb-host-principal-error-udp-vlan.pcap"),
+        [("mus-n-cj0709".to_string(), "failure".to_string(), 1)]
+    );
+    assert_eq!(outcome("krb-as-req-tcp-probe.pcap"), [("aiello".to_string(), "unknown".to_string(), 1)]);
 }
 
 #[test]

@@ -5,7 +5,7 @@ pub mod dns;
 
 use crate::decode::{Decoded, Transport};
 use crate::flow::tcp::TcpAnalysis;
-use crate::identity::{self, dhcp::Dhcp, text::TextLogins, IdentityFact};
+use crate::identity::{self, dhcp::Dhcp, kerberos, kerberos::Kerberos, text::TextLogins, IdentityFact};
 
 /// What the dissectors found in one frame.
 #[derive(Clone, Copy, Debug, Default)]
@@ -21,8 +21,8 @@ impl AppFacts {
 }
 
 /// Messages split across TCP segments waiting for the rest, per (flow slot, direction).
-/// At most [`MAX_PENDING`] at once, each at most [`MAX_PENDING_BYTES`]: DNS over TCP is rare
-/// and its messages small; a longer one (zone transfer) is given up, not buffered.
+/// At most [`MAX_PENDING`] at once, each at most [`MAX_PENDING_BYTES`]: the protocols joined
+/// here (DNS, Kerberos over TCP) have small messages; a longer one is given up, not buffered.
 pub const MAX_PENDING: usize = 64;
 pub const MAX_PENDING_BYTES: usize = 16 * 1024;
 
@@ -32,10 +32,61 @@ struct Pending {
     buf: Vec<u8>,
 }
 
+/// Joins in-order TCP segments of one direction until `parse` accepts them.
+#[derive(Default)]
+pub struct SegmentJoin {
+    pending: Vec<Pending>,
+}
+
+impl SegmentJoin {
+    /// Feeds one segment; returns what `parse` made of the message this segment completes.
+    pub fn feed<T>(
+        &mut self,
+        key: Option<(u32, u8)>,
+        seq: u32,
+        seg_len: u32,
+        p: &[u8],
+        parse: impl Fn(&[u8]) -> Option<T>,
+    ) -> Option<T> {
+        let Some(key) = key else { return parse(p) };
+        let next = seq.wrapping_add(seg_len);
+        if let Some(i) = self.pending.iter().position(|e| e.key == key) {
+            let e = &mut self.pending[i];
+            if e.next_seq == seq && e.buf.len() + p.len() <= MAX_PENDING_BYTES {
+                e.buf.extend_from_slice(p);
+                e.next_seq = next;
+                if let Some(v) = parse(&e.buf) {
+                    self.pending.swap_remove(i);
+                    return Some(v);
+                }
+                return None;
+            }
+            self.pending.swap_remove(i);
+        }
+        if let Some(v) = parse(p) {
+            return Some(v);
+        }
+        // The start of a message that continues in later segments.
+        if self.pending.len() >= MAX_PENDING {
+            self.pending.remove(0);
+        }
+        if p.len() <= MAX_PENDING_BYTES {
+            self.pending.push(Pending { key, next_seq: next, buf: p.to_vec() });
+        }
+        None
+    }
+
+    pub fn clear(&mut self) {
+        self.pending.clear();
+    }
+}
+
 /// The dissectors with their (bounded) cross-segment state.
 #[derive(Default)]
 pub struct Dissectors {
-    pending: Vec<Pending>,
+    dns_join: SegmentJoin,
+    krb_join: SegmentJoin,
+    kerberos: Kerberos,
     logins: TextLogins,
     dhcp: Dhcp,
     /// Identity facts found in the current frame (or flushed at the end), taken by the caller.
@@ -51,14 +102,25 @@ impl Dissectors {
                 if let Some(kind) = dns::Kind::for_ports(u.src_port, u.dst_port) {
                     f.dns = dns::parse(d.payload, kind);
                 }
+                if u.src_port == 88 || u.dst_port == 88 {
+                    if let Some(msg) = kerberos::parse(d.payload) {
+                        self.kerberos.message(msg, d, None, &mut self.identities);
+                    }
+                }
                 if matches!(u.src_port, 67 | 68) && matches!(u.dst_port, 67 | 68) {
                     self.dhcp.message(d.payload, d.ts, d.frame, &mut self.identities);
                 }
             }
             // Wireshark hands retransmitted data to no subdissector (tcp.no_subdissector_on_error).
             Transport::Tcp(t) if !tcp.is_retransmission() && !d.payload.is_empty() => {
+                let key = flow.map(|(s, dir, _)| (s, dir));
                 if let Some(kind) = dns::Kind::for_ports(t.src_port, t.dst_port) {
-                    f.dns = self.dns_tcp(d.payload, t.seq, t.seg_len, kind, flow.map(|(s, dir, _)| (s, dir)));
+                    f.dns = self.dns_join.feed(key, t.seq, t.seg_len, d.payload, |b| dns::parse_tcp_segment(b, kind));
+                }
+                if t.src_port == 88 || t.dst_port == 88 {
+                    if let Some(msg) = self.krb_join.feed(key, t.seq, t.seg_len, d.payload, kerberos::parse_tcp) {
+                        self.kerberos.message(msg, d, flow.map(|(s, _, st)| (s, st)), &mut self.identities);
+                    }
                 }
                 if let (Some((slot, _, stream)), Some(from_client)) =
                     (flow, identity::text::classify(t.src_port, t.dst_port, d.payload))
@@ -85,46 +147,12 @@ impl Dissectors {
     /// End of input: attempts without a verdict are reported (outcome unknown).
     pub fn flush_identities(&mut self) {
         self.logins.flush(&mut self.identities);
-    }
-
-    fn dns_tcp(
-        &mut self,
-        p: &[u8],
-        seq: u32,
-        seg_len: u32,
-        kind: dns::Kind,
-        flow: Option<(u32, u8)>,
-    ) -> Option<dns::DnsInfo> {
-        let Some(key) = flow else { return dns::parse_tcp_segment(p, kind) };
-        let next = seq.wrapping_add(seg_len);
-        if let Some(i) = self.pending.iter().position(|e| e.key == key) {
-            let e = &mut self.pending[i];
-            if e.next_seq == seq && e.buf.len() + p.len() <= MAX_PENDING_BYTES {
-                e.buf.extend_from_slice(p);
-                e.next_seq = next;
-                if let Some(info) = dns::parse_tcp_segment(&e.buf, kind) {
-                    self.pending.swap_remove(i);
-                    return Some(info);
-                }
-                return None;
-            }
-            self.pending.swap_remove(i);
-        }
-        if let Some(info) = dns::parse_tcp_segment(p, kind) {
-            return Some(info);
-        }
-        // The start of a message that continues in later segments.
-        if self.pending.len() >= MAX_PENDING {
-            self.pending.remove(0);
-        }
-        if p.len() <= MAX_PENDING_BYTES {
-            self.pending.push(Pending { key, next_seq: next, buf: p.to_vec() });
-        }
-        None
+        self.kerberos.flush(&mut self.identities);
     }
 
     /// Forgets partial messages (end of a file: flow slots restart).
     pub fn clear(&mut self) {
-        self.pending.clear();
+        self.dns_join.clear();
+        self.krb_join.clear();
     }
 }

@@ -1,0 +1,161 @@
+//! Kerberos (RFC 4120) with the `kerberos-parser` crate: the client name and realm of AS-REQ,
+//! the outcome from the AS-REP or KRB-ERROR that answers it, and the client name of TGS-REP
+//! (a TGS-REQ carries it only inside the encrypted authenticator). Machine accounts (`NAME$`)
+//! and `host/…` principals name hosts, not users. Over TCP, messages have a 4-byte record mark
+//! (RFC 4120 §7.2.2) and are joined across segments by [`crate::dissect::SegmentJoin`].
+//! Encrypted parts are never looked into.
+
+use std::net::IpAddr;
+
+use kerberos_parser::krb5::{KdcRep, KdcReq, KrbError, PrincipalName};
+use kerberos_parser::krb5_parser;
+
+use super::{name_from_wire, IdentityFact, Outcome, Source};
+use crate::decode::Decoded;
+
+/// What a message says about identities (owned: the parser's borrowed values do not outlive it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Msg {
+    AsReq { cname: Option<String>, realm: String },
+    AsRep { cname: String, realm: String },
+    TgsRep { cname: String, realm: String },
+    Error { code: i32 },
+    Other,
+}
+
+fn principal(p: &PrincipalName) -> String {
+    p.name_string.join("/")
+}
+
+fn from_req(r: KdcReq<'_>) -> Msg {
+    Msg::AsReq { cname: r.req_body.cname.as_ref().map(principal), realm: r.req_body.realm.0.clone() }
+}
+
+fn from_rep(r: &KdcRep<'_>, tgs: bool) -> Msg {
+    let (cname, realm) = (principal(&r.cname), r.crealm.0.clone());
+    if tgs {
+        Msg::TgsRep { cname, realm }
+    } else {
+        Msg::AsRep { cname, realm }
+    }
+}
+
+fn from_err(e: &KrbError<'_>) -> Msg {
+    Msg::Error { code: e.error_code.0 }
+}
+
+/// One Kerberos message (UDP payload, or a TCP record without its mark).
+pub fn parse(b: &[u8]) -> Option<Msg> {
+    let tag = *b.first()?;
+    // APPLICATION tags: 10 AS-REQ, 11 AS-REP, 12 TGS-REQ, 13 TGS-REP, 30 KRB-ERROR.
+    Some(match tag {
+        0x6a => from_req(krb5_parser::parse_as_req(b).ok()?.1),
+        0x6b => from_rep(&krb5_parser::parse_as_rep(b).ok()?.1, false),
+        0x6c => {
+            krb5_parser::parse_tgs_req(b).ok()?;
+            Msg::Other
+        }
+        0x6d => from_rep(&krb5_parser::parse_tgs_rep(b).ok()?.1, true),
+        // The crate marks its parse functions deprecated in favour of its FromDer impls; this one
+        // is exactly `KrbError::from_der`.
+        #[allow(deprecated)]
+        0x7e => from_err(&krb5_parser::parse_krb_error(b).ok()?.1),
+        _ => return None,
+    })
+}
+
+/// A TCP record: 4-byte length (high bit reserved) then the message, whole.
+pub fn parse_tcp(b: &[u8]) -> Option<Msg> {
+    let len = u32::from_be_bytes(b.get(..4)?.try_into().ok()?) & 0x7fff_ffff;
+    if b.len() != 4 + len as usize {
+        return None;
+    }
+    parse(&b[4..])
+}
+
+/// Names that are hosts: `NAME$` machine accounts and `host/NAME` service principals.
+fn host_of(cname: &str) -> Option<String> {
+    if let Some(h) = cname.strip_suffix('$') {
+        return Some(h.to_string());
+    }
+    cname.strip_prefix("host/").map(|h| h.split('/').next().unwrap_or(h).to_string())
+}
+
+struct Pending {
+    conv: (IpAddr, IpAddr),
+    fact: IdentityFact,
+}
+
+/// Requests waiting for their answer, at most [`MAX_PENDING`].
+pub const MAX_PENDING: usize = 256;
+
+#[derive(Default)]
+pub struct Kerberos {
+    pending: Vec<Pending>,
+}
+
+impl Kerberos {
+    pub fn message(&mut self, msg: Msg, d: &Decoded<'_>, _flow: Option<(u32, u64)>, out: &mut Vec<IdentityFact>) {
+        let Some(ip) = d.ip else { return };
+        let fact = |cname: &str, realm: &str, mac: Option<[u8; 6]>, client: IpAddr, outcome: Outcome| {
+            let (user, hostname) = match host_of(cname) {
+                Some(h) => (None, Some(name_from_wire(h.as_bytes()))),
+                None => (Some(name_from_wire(cname.as_bytes())), None),
+            };
+            IdentityFact {
+                source: Source::Kerberos,
+                mac,
+                ip: Some(client),
+                user,
+                realm: Some(name_from_wire(realm.as_bytes())),
+                hostname,
+                outcome,
+                ts: d.ts,
+                frame: d.frame,
+            }
+        };
+        match msg {
+            Msg::AsReq { cname: Some(c), realm } => {
+                let f = fact(&c, &realm, d.eth_src, ip.src, Outcome::Unknown);
+                // A retried request replaces the one before (the KDC answers the last).
+                if let Some(i) = self.pending.iter().position(|p| p.conv == (ip.src, ip.dst)) {
+                    let old = self.pending.remove(i);
+                    if old.fact.user != f.user || old.fact.hostname != f.hostname {
+                        out.push(old.fact);
+                    }
+                }
+                if self.pending.len() >= MAX_PENDING {
+                    out.push(self.pending.remove(0).fact);
+                }
+                self.pending.push(Pending { conv: (ip.src, ip.dst), fact: f });
+            }
+            Msg::AsRep { .. } | Msg::Error { .. } => {
+                let Some(i) = self.pending.iter().position(|p| p.conv == (ip.dst, ip.src)) else { return };
+                match msg {
+                    // The usual first round: the KDC asks for pre-authentication; the client
+                    // retries, and that request gets the verdict.
+                    Msg::Error { code: 25 } => {}
+                    Msg::Error { .. } => {
+                        let mut p = self.pending.remove(i);
+                        p.fact.outcome = Outcome::Failure;
+                        out.push(p.fact);
+                    }
+                    _ => {
+                        let mut p = self.pending.remove(i);
+                        p.fact.outcome = Outcome::Success;
+                        out.push(p.fact);
+                    }
+                }
+            }
+            Msg::TgsRep { cname, realm } => {
+                out.push(fact(&cname, &realm, d.eth_dst, ip.dst, Outcome::Success));
+            }
+            _ => {}
+        }
+    }
+
+    /// End of input: requests without an answer.
+    pub fn flush(&mut self, out: &mut Vec<IdentityFact>) {
+        out.extend(self.pending.drain(..).map(|p| p.fact));
+    }
+}
