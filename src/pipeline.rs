@@ -17,6 +17,7 @@ use crate::dissect::{AppFacts, Dissectors};
 use crate::filter::fields::Ctx;
 use crate::flow::tcp::TcpAnalysis;
 use crate::flow::{FlowConfig, FlowRecord, FlowRow, FlowTable, TcpCounts};
+use crate::identity::events::IdentityEvents;
 use crate::identity::IdentityFact;
 use crate::rules::counters::{CounterEngine, CounterRow, CounterTotal};
 use crate::rules::RuleSet;
@@ -146,6 +147,7 @@ pub struct Pipeline<S: Sink> {
     dissectors: Dissectors,
     /// Facts of the frame being processed (reused, not copied per packet).
     app: AppFacts,
+    identity_events: IdentityEvents,
 }
 
 impl<S: Sink> Pipeline<S> {
@@ -164,6 +166,7 @@ impl<S: Sink> Pipeline<S> {
             counters: None,
             dissectors: Dissectors::default(),
             app: AppFacts::default(),
+            identity_events: IdentityEvents::default(),
         }
     }
 
@@ -266,6 +269,10 @@ impl<S: Sink> Pipeline<S> {
     fn take_identities(&mut self) {
         for f in self.dissectors.identities.drain(..) {
             self.summary.identities.add(&f);
+            self.identity_events.observe(&f, &mut self.summary.identity_events);
+            // The run summary keeps the first events only; the store and the alert engine
+            // see every binding.
+            self.summary.identity_events.truncate(crate::summary::MAX_IDENTITY_EVENTS);
             self.sink.send(StoreEvent::Identity(Box::new(f)));
         }
     }

@@ -35,6 +35,9 @@ fn reason_name(r: StopReason) -> &'static str {
     }
 }
 
+/// Identity events kept in a run summary.
+pub const MAX_IDENTITY_EVENTS: usize = 10_000;
+
 /// Capture-level counters.
 #[derive(Clone, Debug, Default)]
 pub struct CaptureCounters {
@@ -63,6 +66,8 @@ pub struct Summary {
     pub group_overflow: u64,
     /// Distinct identity bindings of the run.
     pub identities: crate::identity::Bindings,
+    /// identity.new / identity.shared_mac events, in order (bounded by the bindings' bounds).
+    pub identity_events: Vec<crate::identity::events::IdentityEvent>,
     /// Counter totals of the run, set at the end.
     pub counters: Vec<(String, crate::rules::counters::CounterTotal)>,
 }
@@ -156,6 +161,7 @@ impl Summary {
             },
             "udp": { "streams": fs.udp_streams },
             "identities": self.identities.to_json(),
+            "identity_events": self.identity_events,
             "app_errors": [],
             "counters": self.counters.iter().map(|(id, t)| (id.clone(), json!(t))).collect::<Map<String, Value>>(),
             "alerts": [],

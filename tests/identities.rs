@@ -175,3 +175,50 @@ fn passwords_are_never_stored_or_printed() {
         assert!(!stored.contains(s), "password {s:?} in the database files");
     }
 }
+
+/// Lab capture (tests/lab/make-captures.sh): two users log in with HTTP Basic through a NAT
+/// router, a third fails; on the server side all come from the router's MAC and address.
+#[test]
+fn two_users_behind_a_nat_share_one_mac() {
+    let file = common::lab_dir().join("lab-nat-two-users-basic.pcap");
+    let tmp = tempfile::tempdir().unwrap();
+    let db = tmp.path().join("nat.db");
+    let (v, stderr) = analyze(&file, Some(&db));
+    let ids: Vec<(String, String, String, String, u64)> = v["identities"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| {
+            let s = |k: &str| i[k].as_str().unwrap_or("").to_string();
+            (s("user"), s("mac"), s("ip"), s("outcome"), i["count"].as_u64().unwrap())
+        })
+        .collect();
+    let mac = "02:00:00:00:02:fe".to_string();
+    let ip = "10.77.2.1".to_string();
+    assert_eq!(
+        ids,
+        [
+            ("alice".into(), mac.clone(), ip.clone(), "success".into(), 2),
+            ("bob".into(), mac.clone(), ip.clone(), "success".into(), 1),
+            ("carol".into(), mac.clone(), ip.clone(), "failure".into(), 1),
+        ]
+    );
+    let shared: Vec<&Value> =
+        v["identity_events"].as_array().unwrap().iter().filter(|e| e["kind"] == "identity.shared_mac").collect();
+    assert_eq!(shared.len(), 1);
+    assert_eq!(shared[0]["mac"], "02:00:00:00:02:fe");
+    assert_eq!(shared[0]["users"], serde_json::json!(["alice", "bob"]));
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    let n: i64 =
+        conn.query_row("SELECT count(*) FROM identities WHERE mac = '02:00:00:00:02:fe'", [], |r| r.get(0)).unwrap();
+    assert_eq!(n, 3);
+    drop(conn);
+    let mut stored = Vec::new();
+    for entry in std::fs::read_dir(tmp.path()).unwrap() {
+        stored.extend(std::fs::read(entry.unwrap().path()).unwrap());
+    }
+    let stored = String::from_utf8_lossy(&stored);
+    for secret in ["wonderland", "builder", "guess"] {
+        assert!(!v.to_string().contains(secret) && !stderr.contains(secret) && !stored.contains(secret), "{secret}");
+    }
+}

@@ -9,6 +9,7 @@
 //! be skipped, and no type in this module has a field that could hold one.
 
 pub mod dhcp;
+pub mod events;
 pub mod kerberos;
 pub mod text;
 

@@ -35,7 +35,7 @@ capture() { # name pct ipv6(0/1) script [interface]
     ip netns exec $P-srv dnsmasq --no-daemon --conf-file="$work/dnsmasq.conf" --listen-address=10.77.2.20 \
         --bind-interfaces --no-resolv --no-hosts --pid-file="$work/dnsmasq.pid" >/dev/null 2>&1 &
     sleep 1
-    ip netns exec $P-rtr tcpdump -q -s 128 -U -i "$iface" -w "$work/$name.pcap" 2>/dev/null &
+    ip netns exec $P-rtr tcpdump -q -s "${SNAPLEN:-128}" -U -i "$iface" -w "$work/$name.pcap" 2>/dev/null &
     local td=$!
     sleep 1
     local host=10.77.2.20
@@ -60,6 +60,28 @@ capture lab-dns-dnsmasq 0 0 'for n in intranet files printer nas intranet; do di
 # `tcpdump -i any` on the router: Linux cooked v2 link type, every forwarded frame seen twice
 # (in and out), IPv4 and IPv6, 3 % loss.
 capture lab-any-sll2-loss3 3 0 'for i in 1 2; do curl -s -m 20 -o /dev/null "http://$1:8080/small.bin"; curl -s -m 20 -o /dev/null "http://[fd77:2::20]:8080/small.bin"; done' any
+# Two users behind a NAT: the router masquerades the client subnet; captured on the server
+# side, both Basic-auth logins (and a failed one) come from the router's one MAC and address.
+if want lab-nat-two-users-basic; then
+    printf 'alice:%s\nbob:%s\n' "$(openssl passwd -apr1 wonderland)" "$(openssl passwd -apr1 builder)" > "$work/htpasswd"
+    chmod 644 "$work/htpasswd"; chmod 755 "$work" "$work/www"
+    cat > "$work/nginx-basic.conf" <<NGINX
+worker_processes 1; pid $work/nginx-basic.pid; error_log $work/nginx-error.log; daemon off;
+events { worker_connections 64; }
+http { access_log off; server { listen 8081; root $work/www;
+  location / { auth_basic "branch"; auth_basic_user_file $work/htpasswd; } } }
+NGINX
+fi
+SNAPLEN=600 capture lab-nat-two-users-basic 0 0 '
+    ip netns exec '"$P"'-rtr nft add table ip nat
+    ip netns exec '"$P"'-rtr nft "add chain ip nat post { type nat hook postrouting priority 100; }"
+    ip netns exec '"$P"'-rtr nft add rule ip nat post oifname '"$P"'-r1 masquerade
+    ip netns exec '"$P"'-srv nginx -c '"$work"'/nginx-basic.conf &
+    sleep 1
+    curl -s -m 5 -o /dev/null -u alice:wonderland "http://$1:8081/index.html"
+    curl -s -m 5 -o /dev/null -u bob:builder "http://$1:8081/index.html"
+    curl -s -m 5 -o /dev/null -u carol:guess "http://$1:8081/index.html"
+    curl -s -m 5 -o /dev/null -u alice:wonderland "http://$1:8081/small.bin"' $P-r1
 # No loss: the baseline must show no retransmissions at all.
 capture lab-http-clean 0 0 'for i in $(seq 1 5); do curl -s -m 20 -o /dev/null "http://$1:8080/big.bin"; curl -s -o /dev/null "http://$1:8080/index.html"; done'
 
