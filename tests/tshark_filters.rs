@@ -18,9 +18,15 @@ use mirrorwatch::capture::PacketSource;
 use mirrorwatch::filter::Filter;
 use mirrorwatch::pipeline::{NullSink, Pipeline};
 
-/// (expression, file) cases where we knowingly differ, each explained in
-/// tests/filter_cases.rs. Empty: no known difference.
-const KNOWN: &[(&str, &str)] = &[];
+/// (expression, file) cases where we knowingly differ, each pinned by a named test in
+/// tests/filter_cases.rs that says why.
+const KNOWN: &[(&str, &str)] = &[
+    // Kerberos AP-REQ/AP-REP inside SMB2 session setup (GSS-API/SPNEGO) is not unwrapped:
+    // filter_cases::kerberos_inside_smb2_session_setup_is_not_dissected.
+    ("kerberos", "krb-tso-smb2.pcapng"),
+    ("kerberos.msg_type == 14", "krb-tso-smb2.pcapng"),
+    ("kerberos && tcp", "krb-tso-smb2.pcapng"),
+];
 
 fn expressions() -> Vec<String> {
     let text =

@@ -8,9 +8,46 @@ use crate::flow::tcp::TcpAnalysis;
 use crate::identity::{self, dhcp::Dhcp, kerberos, kerberos::Kerberos, text::TextLogins, IdentityFact};
 
 /// What the dissectors found in one frame.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct AppFacts {
     pub dns: Option<dns::DnsInfo>,
+    pub krb: Option<kerberos::KrbFields>,
+    pub pop: Option<PopFrame>,
+    pub dhcp: Option<DhcpFrame>,
+}
+
+/// A POP3 segment (either direction) and the client's request line in it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PopFrame {
+    pub command: Option<String>,
+    /// The command's argument — never the password of PASS (see [`pop_frame`]).
+    pub parameter: Option<String>,
+}
+
+/// A DHCP message.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DhcpFrame {
+    pub hostname: Option<String>,
+}
+
+/// `pop.request.*` of a client segment: the first line's command and argument. The argument of
+/// PASS (and APOP's digest) is left out: passwords are never kept, not even for a filter, since a
+/// counter grouped by the field would store it.
+fn pop_frame(payload: &[u8], from_client: bool) -> PopFrame {
+    if !from_client {
+        return PopFrame::default();
+    }
+    let line = payload.split(|b| *b == b'\n').next().unwrap_or(&[]);
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    let (cmd, arg) = match line.iter().position(|b| *b == b' ') {
+        Some(i) => (&line[..i], Some(&line[i + 1..])),
+        None => (line, None),
+    };
+    let secret = cmd.eq_ignore_ascii_case(b"PASS") || cmd.eq_ignore_ascii_case(b"APOP");
+    PopFrame {
+        command: (!cmd.is_empty()).then(|| identity::name_from_wire(cmd)),
+        parameter: arg.filter(|a| !a.is_empty() && !secret).map(identity::name_from_wire),
+    }
 }
 
 impl AppFacts {
@@ -103,11 +140,15 @@ impl Dissectors {
                     f.dns = dns::parse(d.payload, kind);
                 }
                 if u.src_port == 88 || u.dst_port == 88 {
-                    if let Some(msg) = kerberos::parse(d.payload) {
+                    if let Some((msg, fields)) = kerberos::parse(d.payload) {
+                        f.krb = Some(fields);
                         self.kerberos.message(msg, d, None, &mut self.identities);
                     }
                 }
                 if matches!(u.src_port, 67 | 68) && matches!(u.dst_port, 67 | 68) {
+                    if let Some(m) = identity::dhcp::parse(d.payload) {
+                        f.dhcp = Some(DhcpFrame { hostname: m.hostname });
+                    }
                     self.dhcp.message(d.payload, d.ts, d.frame, &mut self.identities);
                 }
             }
@@ -118,9 +159,15 @@ impl Dissectors {
                     f.dns = self.dns_join.feed(key, t.seq, t.seg_len, d.payload, |b| dns::parse_tcp_segment(b, kind));
                 }
                 if t.src_port == 88 || t.dst_port == 88 {
-                    if let Some(msg) = self.krb_join.feed(key, t.seq, t.seg_len, d.payload, kerberos::parse_tcp) {
+                    if let Some((msg, fields)) =
+                        self.krb_join.feed(key, t.seq, t.seg_len, d.payload, kerberos::parse_tcp)
+                    {
+                        f.krb = Some(fields);
                         self.kerberos.message(msg, d, flow.map(|(s, _, st)| (s, st)), &mut self.identities);
                     }
+                }
+                if t.src_port == 110 || t.dst_port == 110 {
+                    f.pop = Some(pop_frame(d.payload, t.dst_port == 110));
                 }
                 if let (Some((slot, _, stream)), Some(from_client)) =
                     (flow, identity::text::classify(t.src_port, t.dst_port, d.payload))

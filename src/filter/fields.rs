@@ -576,16 +576,62 @@ pub static FIELDS: &[FieldDef] = &[
     pending("http.request.method", FType::Str),
     pending("http.response.code", FType::UInt),
     pending("http.host", FType::Str),
-    pending("kerberos", FType::Proto),
-    pending("kerberos.msg_type", FType::UInt),
-    pending("kerberos.CNameString", FType::Str),
-    pending("kerberos.realm", FType::Str),
-    pending("kerberos.error_code", FType::UInt),
-    pending("pop", FType::Proto),
-    pending("pop.request.command", FType::Str),
-    pending("pop.request.parameter", FType::Str),
-    pending("dhcp", FType::Proto),
-    pending("dhcp.option.hostname", FType::Str),
+    // Kerberos, POP, DHCP (the identity dissectors).
+    f("kerberos", FType::Proto, |c, o| {
+        if c.app.krb.is_some() {
+            o.push(1, Val::Bytes(&[]))
+        }
+    }),
+    f("kerberos.msg_type", FType::UInt, |c, o| {
+        for t in c.app.krb.iter().flat_map(|k| &k.msg_types) {
+            o.push(1, Val::U(*t as u64))
+        }
+    }),
+    f("kerberos.CNameString", FType::Str, |c, o| {
+        for n in c.app.krb.iter().flat_map(|k| &k.cname) {
+            o.push(1, Val::Bytes(n.as_bytes()))
+        }
+    }),
+    f("kerberos.realm", FType::Str, |c, o| {
+        for r in c.app.krb.iter().flat_map(|k| &k.realms) {
+            o.push(1, Val::Bytes(r.as_bytes()))
+        }
+    }),
+    f("kerberos.crealm", FType::Str, |c, o| {
+        if let Some(r) = c.app.krb.as_ref().and_then(|k| k.crealm.as_ref()) {
+            o.push(1, Val::Bytes(r.as_bytes()))
+        }
+    }),
+    f("kerberos.error_code", FType::UInt, |c, o| {
+        if let Some(e) = c.app.krb.as_ref().and_then(|k| k.error_code) {
+            o.push(1, Val::U(e as u64))
+        }
+    }),
+    f("pop", FType::Proto, |c, o| {
+        if c.app.pop.is_some() {
+            o.push(1, Val::Bytes(&[]))
+        }
+    }),
+    f("pop.request.command", FType::Str, |c, o| {
+        if let Some(v) = c.app.pop.as_ref().and_then(|p| p.command.as_ref()) {
+            o.push(1, Val::Bytes(v.as_bytes()))
+        }
+    }),
+    f("pop.request.parameter", FType::Str, |c, o| {
+        if let Some(v) = c.app.pop.as_ref().and_then(|p| p.parameter.as_ref()) {
+            o.push(1, Val::Bytes(v.as_bytes()))
+        }
+    }),
+    f("dhcp", FType::Proto, |c, o| {
+        if c.app.dhcp.is_some() {
+            o.push(1, Val::Bytes(&[]))
+        }
+    }),
+    f("dhcp.option.hostname", FType::Str, |c, o| {
+        if let Some(h) = c.app.dhcp.as_ref().and_then(|d| d.hostname.as_ref()) {
+            o.push(1, Val::Bytes(h.as_bytes()))
+        }
+    }),
 ];
 
 pub fn lookup(name: &str) -> Option<&'static FieldDef> {

@@ -89,6 +89,9 @@ enum Dep {
     DnsAny,
     /// …of this kind (the protocol names dns, mdns, llmnr).
     DnsKind(crate::dissect::dns::Kind),
+    Krb,
+    Pop,
+    Dhcp,
 }
 
 impl Dep {
@@ -115,6 +118,9 @@ impl Dep {
         }
         match proto {
             "dns" => Dep::DnsAny,
+            "kerberos" => Dep::Krb,
+            "pop" => Dep::Pop,
+            "dhcp" => Dep::Dhcp,
             "tcp" => Dep::Tcp,
             "udp" => Dep::Udp,
             "icmp" => Dep::Icmp4,
@@ -149,6 +155,9 @@ impl Dep {
             Dep::Analysis(bits) => c.tcp.flags.0 & bits == 0,
             Dep::DnsAny => c.app.dns.is_none(),
             Dep::DnsKind(k) => c.app.dns.is_none_or(|d| d.kind != k),
+            Dep::Krb => c.app.krb.is_none(),
+            Dep::Pop => c.app.pop.is_none(),
+            Dep::Dhcp => c.app.dhcp.is_none(),
         }
     }
 }

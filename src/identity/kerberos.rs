@@ -23,37 +23,81 @@ pub enum Msg {
     Other,
 }
 
+/// The `kerberos.*` filter fields of one message, as Wireshark shows them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct KrbFields {
+    /// `kerberos.msg_type`: the message, plus 14 for the AP-REQ inside a TGS-REQ.
+    pub msg_types: Vec<u8>,
+    /// `kerberos.CNameString`: the components of the client name.
+    pub cname: Vec<String>,
+    /// `kerberos.realm`: request-body realm, ticket realm(s), or the error's realm.
+    pub realms: Vec<String>,
+    /// `kerberos.crealm`
+    pub crealm: Option<String>,
+    /// `kerberos.error_code`
+    pub error_code: Option<i32>,
+}
+
 fn principal(p: &PrincipalName) -> String {
     p.name_string.join("/")
 }
 
-fn from_req(r: KdcReq<'_>) -> Msg {
-    Msg::AsReq { cname: r.req_body.cname.as_ref().map(principal), realm: r.req_body.realm.0.clone() }
+fn from_req(r: KdcReq<'_>) -> (Msg, KrbFields) {
+    let f = KrbFields {
+        msg_types: vec![10],
+        cname: r.req_body.cname.as_ref().map(|c| c.name_string.clone()).unwrap_or_default(),
+        realms: vec![r.req_body.realm.0.clone()],
+        ..Default::default()
+    };
+    (Msg::AsReq { cname: r.req_body.cname.as_ref().map(principal), realm: r.req_body.realm.0.clone() }, f)
 }
 
-fn from_rep(r: &KdcRep<'_>, tgs: bool) -> Msg {
+fn from_rep(r: &KdcRep<'_>, tgs: bool) -> (Msg, KrbFields) {
     let (cname, realm) = (principal(&r.cname), r.crealm.0.clone());
-    if tgs {
-        Msg::TgsRep { cname, realm }
-    } else {
-        Msg::AsRep { cname, realm }
-    }
+    let f = KrbFields {
+        msg_types: vec![if tgs { 13 } else { 11 }],
+        cname: r.cname.name_string.clone(),
+        realms: vec![r.ticket.realm.0.clone()],
+        crealm: Some(r.crealm.0.clone()),
+        error_code: None,
+    };
+    let m = if tgs { Msg::TgsRep { cname, realm } } else { Msg::AsRep { cname, realm } };
+    (m, f)
 }
 
-fn from_err(e: &KrbError<'_>) -> Msg {
-    Msg::Error { code: e.error_code.0 }
+fn from_err(e: &KrbError<'_>) -> (Msg, KrbFields) {
+    let f = KrbFields {
+        msg_types: vec![30],
+        cname: e.cname.as_ref().map(|c| c.name_string.clone()).unwrap_or_default(),
+        realms: vec![e.realm.0.clone()],
+        crealm: e.crealm.as_ref().map(|r| r.0.clone()),
+        error_code: Some(e.error_code.0),
+    };
+    (Msg::Error { code: e.error_code.0 }, f)
 }
 
 /// One Kerberos message (UDP payload, or a TCP record without its mark).
-pub fn parse(b: &[u8]) -> Option<Msg> {
+pub fn parse(b: &[u8]) -> Option<(Msg, KrbFields)> {
     let tag = *b.first()?;
     // APPLICATION tags: 10 AS-REQ, 11 AS-REP, 12 TGS-REQ, 13 TGS-REP, 30 KRB-ERROR.
     Some(match tag {
         0x6a => from_req(krb5_parser::parse_as_req(b).ok()?.1),
         0x6b => from_rep(&krb5_parser::parse_as_rep(b).ok()?.1, false),
         0x6c => {
-            krb5_parser::parse_tgs_req(b).ok()?;
-            Msg::Other
+            let r = krb5_parser::parse_tgs_req(b).ok()?.1;
+            let mut f = KrbFields { msg_types: vec![12], realms: vec![], ..Default::default() };
+            // PA-TGS-REQ (padata type 1) holds an AP-REQ with the ticket: its realm comes first.
+            for pa in &r.padata {
+                if pa.padata_type.0 == 1 {
+                    f.msg_types.push(14);
+                    #[allow(deprecated)] // = ApReq::from_der
+                    if let Ok((_, ap)) = krb5_parser::parse_ap_req(pa.padata_value) {
+                        f.realms.push(ap.ticket.realm.0.clone());
+                    }
+                }
+            }
+            f.realms.push(r.req_body.realm.0.clone());
+            (Msg::Other, f)
         }
         0x6d => from_rep(&krb5_parser::parse_tgs_rep(b).ok()?.1, true),
         // The crate marks its parse functions deprecated in favour of its FromDer impls; this one
@@ -65,7 +109,7 @@ pub fn parse(b: &[u8]) -> Option<Msg> {
 }
 
 /// A TCP record: 4-byte length (high bit reserved) then the message, whole.
-pub fn parse_tcp(b: &[u8]) -> Option<Msg> {
+pub fn parse_tcp(b: &[u8]) -> Option<(Msg, KrbFields)> {
     let len = u32::from_be_bytes(b.get(..4)?.try_into().ok()?) & 0x7fff_ffff;
     if b.len() != 4 + len as usize {
         return None;
