@@ -222,3 +222,51 @@ fn two_users_behind_a_nat_share_one_mac() {
         assert!(!v.to_string().contains(secret) && !stderr.contains(secret) && !stored.contains(secret), "{secret}");
     }
 }
+
+/// Lab capture against dovecot (tests/lab/make-captures.sh): POP3 USER/PASS and AUTH PLAIN,
+/// IMAP LOGIN and AUTHENTICATE PLAIN, right and wrong passwords, from poplib/imaplib and curl.
+#[test]
+fn dovecot_logins_with_their_verdicts() {
+    let file = common::lab_dir().join("lab-mail-dovecot.pcap");
+    let tmp = tempfile::tempdir().unwrap();
+    let db = tmp.path().join("mail.db");
+    let (v, stderr) = analyze(&file, Some(&db));
+    let got: Vec<(String, String, String, String, String)> = v["identities"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| {
+            let s = |k: &str| i[k].as_str().unwrap_or("").to_string();
+            (s("source"), s("user"), s("mac"), s("ip"), s("outcome"))
+        })
+        .collect();
+    let row = |src: &str, user: &str, outcome: &str| {
+        (
+            src.to_string(),
+            user.to_string(),
+            "02:00:00:00:01:01".to_string(),
+            "10.77.1.10".to_string(),
+            outcome.to_string(),
+        )
+    };
+    assert_eq!(
+        got,
+        [
+            row("pop3", "alice", "success"),
+            row("pop3", "alice", "failure"),
+            row("imap", "bob", "success"),
+            row("imap", "carol", "failure"),
+            row("imap", "alice", "success"),
+            row("pop3", "bob", "success"),
+            row("pop3", "bob", "failure"),
+        ]
+    );
+    let mut stored = Vec::new();
+    for entry in std::fs::read_dir(tmp.path()).unwrap() {
+        stored.extend(std::fs::read(entry.unwrap().path()).unwrap());
+    }
+    let stored = String::from_utf8_lossy(&stored);
+    for secret in ["wonderland", "mistyped", "builder", "guess"] {
+        assert!(!v.to_string().contains(secret) && !stderr.contains(secret) && !stored.contains(secret), "{secret}");
+    }
+}

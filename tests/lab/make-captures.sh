@@ -82,6 +82,59 @@ SNAPLEN=600 capture lab-nat-two-users-basic 0 0 '
     curl -s -m 5 -o /dev/null -u bob:builder "http://$1:8081/index.html"
     curl -s -m 5 -o /dev/null -u carol:guess "http://$1:8081/index.html"
     curl -s -m 5 -o /dev/null -u alice:wonderland "http://$1:8081/small.bin"' $P-r1
+# Mail logins against dovecot (POP3 and IMAP, plaintext allowed): USER/PASS, LOGIN,
+# AUTHENTICATE PLAIN and AUTH PLAIN, right and wrong passwords, from python's poplib/imaplib
+# and curl.
+if want lab-mail-dovecot; then
+    mkdir -p "$work/dv/run" "$work/dv/state" "$work/dv/mail"; chmod 755 "$work" "$work/dv"; chmod 777 "$work/dv/mail"
+    printf 'alice:{PLAIN}wonderland\nbob:{PLAIN}builder\n' > "$work/dv/users"
+    cat > "$work/dv/dovecot.conf" <<DOVECOT
+protocols = pop3 imap
+listen = *
+base_dir = $work/dv/run
+state_dir = $work/dv/state
+log_path = $work/dv/dovecot.log
+ssl = no
+disable_plaintext_auth = no
+auth_mechanisms = plain login
+first_valid_uid = 100
+mail_location = maildir:$work/dv/mail/%u
+passdb {
+  driver = passwd-file
+  args = $work/dv/users
+}
+userdb {
+  driver = static
+  args = uid=dovecot gid=dovecot home=$work/dv/mail/%u
+}
+DOVECOT
+    cat > "$work/mail-clients.py" <<'PY'
+import base64, imaplib, poplib, sys
+host = sys.argv[1]
+def attempt(f):
+    try:
+        f()
+    except Exception:
+        pass
+def pop_user(u, p):
+    c = poplib.POP3(host); c.user(u); c.pass_(p); c.quit()
+def imap_login(u, p):
+    c = imaplib.IMAP4(host); c.login(u, p); c.logout()
+def imap_plain(u, p):
+    c = imaplib.IMAP4(host); c.authenticate("PLAIN", lambda _: b"\0" + u.encode() + b"\0" + p.encode()); c.logout()
+attempt(lambda: pop_user("alice", "wonderland"))
+attempt(lambda: pop_user("alice", "mistyped"))
+attempt(lambda: imap_login("bob", "builder"))
+attempt(lambda: imap_login("carol", "guess"))
+attempt(lambda: imap_plain("alice", "wonderland"))
+PY
+fi
+SNAPLEN=600 capture lab-mail-dovecot 0 0 '
+    ip netns exec '"$P"'-srv dovecot -F -c '"$work"'/dv/dovecot.conf &
+    sleep 2
+    python3 '"$work"'/mail-clients.py "$1"
+    curl -s -m 5 -o /dev/null -u bob:builder "pop3://$1/"
+    curl -s -m 5 -o /dev/null -u bob:nobuilder "pop3://$1/"'
 # No loss: the baseline must show no retransmissions at all.
 capture lab-http-clean 0 0 'for i in $(seq 1 5); do curl -s -m 20 -o /dev/null "http://$1:8080/big.bin"; curl -s -o /dev/null "http://$1:8080/index.html"; done'
 
