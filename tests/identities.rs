@@ -270,3 +270,37 @@ fn dovecot_logins_with_their_verdicts() {
         assert!(!v.to_string().contains(secret) && !stderr.contains(secret) && !stored.contains(secret), "{secret}");
     }
 }
+
+/// Lab capture against an MIT KDC (tests/lab/make-captures.sh): kinit with the right password
+/// (after the usual PREAUTH_REQUIRED round), a wrong one (PREAUTH_FAILED), an unknown user
+/// (C_PRINCIPAL_UNKNOWN), a service ticket, the same over TCP, and a machine account.
+#[test]
+fn mit_kdc_logins_with_their_verdicts() {
+    let (v, _) = analyze(&common::lab_dir().join("lab-kerberos-kdc.pcap"), None);
+    let got: Vec<(String, String, String, String, u64)> = v["identities"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| {
+            let s = |k: &str| i[k].as_str().unwrap_or("").to_string();
+            (s("user"), s("hostname"), s("realm"), s("outcome"), i["count"].as_u64().unwrap())
+        })
+        .collect();
+    let row =
+        |u: &str, h: &str, o: &str, n: u64| (u.to_string(), h.to_string(), "BRANCH.LAN".to_string(), o.to_string(), n);
+    assert_eq!(
+        got,
+        [
+            row("alice", "", "success", 2),  // AS exchange + the TGS-REP of kvno
+            row("bob", "", "failure", 1),    // PREAUTH_FAILED
+            row("nobody", "", "failure", 1), // C_PRINCIPAL_UNKNOWN
+            row("bob", "", "success", 1),    // over TCP
+            row("", "WS02", "success", 1),   // machine account WS02$
+        ]
+    );
+    assert!(v["identities"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|i| i["mac"] == "02:00:00:00:01:01" && i["ip"] == "10.77.1.10"));
+}

@@ -135,6 +135,35 @@ SNAPLEN=600 capture lab-mail-dovecot 0 0 '
     python3 '"$work"'/mail-clients.py "$1"
     curl -s -m 5 -o /dev/null -u bob:builder "pop3://$1/"
     curl -s -m 5 -o /dev/null -u bob:nobuilder "pop3://$1/"'
+# Kerberos against an MIT KDC: kinit right, wrong (PREAUTH_FAILED) and unknown
+# (C_PRINCIPAL_UNKNOWN) over UDP, a service ticket (TGS), the same over TCP, and a machine
+# account (WS02$) from a keytab.
+if want lab-kerberos-kdc; then
+    mkdir -p "$work/krb/db"; touch "$work/krb/kadm5.acl"
+    for proto in udp tcp; do
+        limit=$([ $proto = tcp ] && echo 1 || echo 1465)
+        printf '[libdefaults]\n default_realm = BRANCH.LAN\n dns_lookup_kdc = false\n rdns = false\n udp_preference_limit = %s\n[realms]\n BRANCH.LAN = {\n  kdc = 10.77.2.20\n }\n' "$limit" > "$work/krb/krb5-$proto.conf"
+    done
+    printf '[kdcdefaults]\n kdc_ports = 88\n kdc_tcp_ports = 88\n[realms]\n BRANCH.LAN = {\n  database_name = %s\n  key_stash_file = %s\n  acl_file = %s\n }\n' \
+        "$work/krb/db/principal" "$work/krb/db/stash" "$work/krb/kadm5.acl" > "$work/krb/kdc.conf"
+    export KRB5_KDC_PROFILE="$work/krb/kdc.conf"
+    KRB5_CONFIG="$work/krb/krb5-udp.conf" kdb5_util -r BRANCH.LAN -P masterpw create -s >/dev/null 2>&1
+    for q in "addprinc +requires_preauth -pw alicepw alice" "addprinc +requires_preauth -pw bobpw bob" \
+             "addprinc -randkey host/ws01.branch.lan" "addprinc -randkey WS02\$" "ktadd -k $work/krb/ws02.keytab WS02\$"; do
+        KRB5_CONFIG="$work/krb/krb5-udp.conf" kadmin.local -r BRANCH.LAN -q "$q" >/dev/null 2>&1
+    done
+fi
+SNAPLEN=1600 capture lab-kerberos-kdc 0 0 '
+    ip netns exec '"$P"'-srv env KRB5_CONFIG='"$work"'/krb/krb5-udp.conf KRB5_KDC_PROFILE='"$work"'/krb/kdc.conf krb5kdc -n -r BRANCH.LAN &
+    sleep 1
+    k='"$work"'/krb
+    export KRB5CCNAME=$k/cc
+    echo alicepw | KRB5_CONFIG=$k/krb5-udp.conf kinit alice >/dev/null
+    KRB5_CONFIG=$k/krb5-udp.conf kvno host/ws01.branch.lan >/dev/null
+    echo wrong | KRB5_CONFIG=$k/krb5-udp.conf kinit bob >/dev/null 2>&1
+    echo x | KRB5_CONFIG=$k/krb5-udp.conf kinit nobody >/dev/null 2>&1
+    echo bobpw | KRB5_CONFIG=$k/krb5-tcp.conf kinit bob >/dev/null
+    KRB5_CONFIG=$k/krb5-tcp.conf kinit -k -t $k/ws02.keytab "WS02\$" >/dev/null'
 # No loss: the baseline must show no retransmissions at all.
 capture lab-http-clean 0 0 'for i in $(seq 1 5); do curl -s -m 20 -o /dev/null "http://$1:8080/big.bin"; curl -s -o /dev/null "http://$1:8080/index.html"; done'
 
