@@ -304,3 +304,42 @@ fn mit_kdc_logins_with_their_verdicts() {
         .iter()
         .all(|i| i["mac"] == "02:00:00:00:01:01" && i["ip"] == "10.77.1.10"));
 }
+
+fn bindings(file: &str) -> Vec<(String, String, String, String)> {
+    let (v, _) = analyze(&common::lab_dir().join(file), None);
+    v["identities"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| {
+            let s = |k: &str| i[k].as_str().unwrap_or("").to_string();
+            (s("source"), format!("{}{}", s("user"), s("hostname")), s("ip"), s("outcome"))
+        })
+        .collect()
+}
+
+/// Lab capture: FTP logins to pyftpdlib (right, wrong, anonymous refused) from curl, SMTP AUTH
+/// LOGIN/PLAIN to aiosmtpd (right, wrong password, unknown user) from smtplib.
+#[test]
+fn ftp_and_smtp_logins_with_their_verdicts() {
+    let r = |s: &str, u: &str, o: &str| (s.to_string(), u.to_string(), "10.77.1.10".to_string(), o.to_string());
+    assert_eq!(
+        bindings("lab-ftp-smtp-logins.pcap"),
+        [
+            r("ftp", "alice", "success"),
+            r("ftp", "alice", "failure"),
+            r("ftp", "anonymous", "failure"),
+            r("smtp", "carol", "success"),
+            r("smtp", "carol", "failure"),
+            r("smtp", "dave", "failure"),
+        ]
+    );
+}
+
+/// Lab capture: busybox udhcpc asks dnsmasq for a lease with host name ws-alice.
+#[test]
+fn dhcp_host_name_and_lease() {
+    let b = bindings("lab-dhcp-dnsmasq.pcap");
+    let r = |ip: &str, o: &str| ("dhcp".to_string(), "ws-alice".to_string(), ip.to_string(), o.to_string());
+    assert_eq!(b, [r("", "unknown"), r("10.77.1.107", "unknown"), r("10.77.1.107", "success")]);
+}

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Regenerates the lab captures in tests/data/lab/ with real servers and clients in network
 # namespaces (see netns.sh), and their expected TCP analysis as tshark 4.0 reports it.
-# Needs root, iproute2, nftables, tcpdump, python3, curl, tshark, editcap.
+# Needs root, iproute2, nftables, tcpdump, python3, curl, tshark, editcap, and for the servers:
+# nginx-light, dnsmasq-base, bind9-dnsutils, openssl, dovecot-pop3d, dovecot-imapd, krb5-kdc,
+# krb5-admin-server, krb5-user, busybox (Debian) and aiosmtpd, pyftpdlib (PyPI).
 #   tests/lab/make-captures.sh            # all captures
 #   tests/lab/make-captures.sh lab-dns-dnsmasq   # only the named ones
 # The captures are headers-only (snaplen 128) to stay small; the sequence analysis only needs
@@ -164,6 +166,53 @@ SNAPLEN=1600 capture lab-kerberos-kdc 0 0 '
     echo x | KRB5_CONFIG=$k/krb5-udp.conf kinit nobody >/dev/null 2>&1
     echo bobpw | KRB5_CONFIG=$k/krb5-tcp.conf kinit bob >/dev/null
     KRB5_CONFIG=$k/krb5-tcp.conf kinit -k -t $k/ws02.keytab "WS02\$" >/dev/null'
+# FTP (pyftpdlib) and SMTP AUTH (aiosmtpd) logins, right and wrong, from curl and smtplib.
+if want lab-ftp-smtp-logins; then
+    mkdir -p "$work/ftp"; echo hi > "$work/ftp/hello.txt"
+    cat > "$work/smtpd.py" <<'PY'
+import time
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult, LoginPassword
+def auth(server, session, envelope, mechanism, data):
+    ok = isinstance(data, LoginPassword) and (data.login, data.password) == (b"carol", b"letmein")
+    return AuthResult(success=ok, handled=False)
+class Handler:
+    async def handle_DATA(self, server, session, envelope):
+        return "250 OK"
+c = Controller(Handler(), hostname="10.77.2.20", port=587, authenticator=auth, auth_require_tls=False)
+c.start()
+time.sleep(20)
+PY
+    cat > "$work/smtp-clients.py" <<'PY'
+import smtplib, sys
+def attempt(user, pw, mech):
+    try:
+        s = smtplib.SMTP(sys.argv[1], 587, timeout=5)
+        s.ehlo()
+        s.user, s.password = user, pw
+        s.auth(mech, getattr(s, "auth_" + mech.lower().replace("-", "_")))
+        s.quit()
+    except Exception:
+        pass
+attempt("carol", "letmein", "LOGIN")
+attempt("carol", "wrongpw", "PLAIN")
+attempt("dave", "letmein", "PLAIN")
+PY
+fi
+SNAPLEN=600 capture lab-ftp-smtp-logins 0 0 '
+    ip netns exec '"$P"'-srv python3 -m pyftpdlib -p 21 -u alice -P wonderland -d '"$work"'/ftp >/dev/null 2>&1 &
+    ip netns exec '"$P"'-srv python3 '"$work"'/smtpd.py >/dev/null 2>&1 &
+    sleep 2
+    curl -s -m 5 -o /dev/null "ftp://alice:wonderland@$1/hello.txt"
+    curl -s -m 5 -o /dev/null "ftp://alice:wrongpass@$1/hello.txt"
+    curl -s -m 5 -o /dev/null "ftp://$1/hello.txt"
+    python3 '"$work"'/smtp-clients.py "$1"'
+# DHCP from dnsmasq on the router to busybox udhcpc sending a host name.
+SNAPLEN=600 capture lab-dhcp-dnsmasq 0 0 '
+    ip netns exec '"$P"'-rtr dnsmasq --no-daemon --port=0 --interface='"$P"'-r0 --bind-interfaces \
+        --dhcp-range=10.77.1.100,10.77.1.150,12h --dhcp-leasefile='"$work"'/leases --no-resolv >/dev/null 2>&1 &
+    sleep 1
+    busybox udhcpc -i '"$P"'-c0 -x hostname:ws-alice -n -q -s /bin/true >/dev/null 2>&1'
 # No loss: the baseline must show no retransmissions at all.
 capture lab-http-clean 0 0 'for i in $(seq 1 5); do curl -s -m 20 -o /dev/null "http://$1:8080/big.bin"; curl -s -o /dev/null "http://$1:8080/index.html"; done'
 
