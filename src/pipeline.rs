@@ -18,6 +18,7 @@ use crate::filter::fields::Ctx;
 use crate::flow::tcp::TcpAnalysis;
 use crate::flow::{FlowConfig, FlowRecord, FlowRow, FlowTable, TcpCounts};
 use crate::identity::events::IdentityEvents;
+use crate::identity::volume::{UserVolume, Volume};
 use crate::identity::IdentityFact;
 use crate::rules::counters::{CounterEngine, CounterRow, CounterTotal};
 use crate::rules::RuleSet;
@@ -85,6 +86,7 @@ pub enum StoreEvent {
     Flow(FlowRow),
     Counter(CounterRow),
     Identity(Box<IdentityFact>),
+    UserVolume { minute: i64, user: String, volume: Volume },
 }
 
 /// Where store events go. The SQLite writer implements it; tests plug in a Vec.
@@ -148,6 +150,8 @@ pub struct Pipeline<S: Sink> {
     /// Facts of the frame being processed (reused, not copied per packet).
     app: AppFacts,
     identity_events: IdentityEvents,
+    /// Traffic per logged-in user; public so the run summary can read its totals.
+    pub user_volume: UserVolume,
 }
 
 impl<S: Sink> Pipeline<S> {
@@ -167,6 +171,7 @@ impl<S: Sink> Pipeline<S> {
             dissectors: Dissectors::default(),
             app: AppFacts::default(),
             identity_events: IdentityEvents::default(),
+            user_volume: UserVolume::default(),
         }
     }
 
@@ -253,6 +258,7 @@ impl<S: Sink> Pipeline<S> {
             agg.packets += 1;
             agg.bytes += d.frame_len as u64;
             agg.tcp.add_flags(flags);
+            self.user_volume.packet(ip.src, ip.dst, d.frame_len as u64);
         }
         self.summary.observe(d, &fo.tcp, private_retrans, truncated, decode_error);
         let stream = fo.slot.map(|_| fo.stream);
@@ -270,6 +276,7 @@ impl<S: Sink> Pipeline<S> {
         for f in self.dissectors.identities.drain(..) {
             self.summary.identities.add(&f);
             self.identity_events.observe(&f, &mut self.summary.identity_events);
+            self.user_volume.observe(&f);
             // The run summary keeps the first events only; the store and the alert engine
             // see every binding.
             self.summary.identity_events.truncate(crate::summary::MAX_IDENTITY_EVENTS);
@@ -317,6 +324,10 @@ impl<S: Sink> Pipeline<S> {
         }
         self.pairs.clear();
         self.other_pair = PairAgg::default();
+        let sink = &mut self.sink;
+        self.user_volume.flush(|user, v| {
+            sink.send(StoreEvent::UserVolume { minute: m.minute, user: user.to_string(), volume: *v })
+        });
         if let Some(c) = self.counters.as_mut() {
             let sink = &mut self.sink;
             c.flush(m.minute, |row| sink.send(StoreEvent::Counter(row)));

@@ -68,6 +68,8 @@ pub struct Summary {
     pub identities: crate::identity::Bindings,
     /// identity.new / identity.shared_mac events, in order (bounded by the bindings' bounds).
     pub identity_events: Vec<crate::identity::events::IdentityEvent>,
+    /// Top users by bytes received, set at the end.
+    pub user_volume: Vec<(String, crate::identity::volume::Volume)>,
     /// Counter totals of the run, set at the end.
     pub counters: Vec<(String, crate::rules::counters::CounterTotal)>,
 }
@@ -162,6 +164,9 @@ impl Summary {
             "udp": { "streams": fs.udp_streams },
             "identities": self.identities.to_json(),
             "identity_events": self.identity_events,
+            "user_volume": self.user_volume.iter().map(|(u, v)| json!({
+                "user": u, "bytes_in": v.bytes_in, "bytes_out": v.bytes_out, "packets": v.packets
+            })).collect::<Vec<_>>(),
             "app_errors": [],
             "counters": self.counters.iter().map(|(id, t)| (id.clone(), json!(t))).collect::<Map<String, Value>>(),
             "alerts": [],

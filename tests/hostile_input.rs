@@ -138,3 +138,54 @@ fn mangled_filters_never_panic() {
     }
     eprintln!("20000 mangled filters, {compiled} still valid, no panic");
 }
+
+/// The identity parsers on random and mangled payloads (the entry points of
+/// fuzz/fuzz_targets/identity.rs), seeded with login lines and Kerberos/DHCP shapes.
+#[test]
+fn identity_parsers_never_panic() {
+    use mirrorwatch::identity::{dhcp, kerberos, text};
+    let seeds: [&[u8]; 8] = [
+        b"USER alice\r\nPASS x\r\n",
+        b"a1 LOGIN \"bob\" pw\r\na2 AUTHENTICATE PLAIN\r\nAGJvYgBwdw==\r\n",
+        b"AUTH LOGIN\r\nYWxpY2U=\r\ncHc=\r\n",
+        b"+OK\r\n-ERR no\r\na1 OK done\r\n235 ok\r\n530 no\r\n",
+        b"GET / HTTP/1.1\r\nAuthorization: Basic YWxpY2U6cHc=\r\n\r\n",
+        b"HTTP/1.1 401 Unauthorized\r\n\r\n",
+        &[0x6a, 0x81, 0x80, 0x30, 0x81, 0x7d, 0xa1, 0x03, 0x02, 0x01, 0x05, 0xa2, 0x03, 0x02, 0x01, 0x0a],
+        &[0, 0, 0, 20, 0x7e, 0x10, 0x30, 0x0e, 0xa0, 0x03, 0x02, 0x01, 0x05, 0xa1, 0x03, 0x02, 0x01, 0x1e, 0, 0],
+    ];
+    let mut rng = Rng(0x1d3a_7e11_c0de_f00d);
+    let mut logins = text::TextLogins::default();
+    let mut out = Vec::new();
+    for i in 0..30_000u64 {
+        let mut p = seeds[rng.below(seeds.len())].to_vec();
+        for _ in 0..rng.below(6) {
+            let j = rng.below(p.len());
+            p[j] = rng.next() as u8;
+        }
+        if rng.below(3) == 0 {
+            p.truncate(rng.below(p.len() + 1));
+        }
+        let _ = kerberos::parse(&p);
+        let _ = kerberos::parse_tcp(&p);
+        let mut dhcp_msg = vec![0u8; 240];
+        dhcp_msg[236..240].copy_from_slice(&[99, 130, 83, 99]);
+        dhcp_msg.extend_from_slice(&p);
+        let _ = dhcp::parse(&dhcp_msg);
+        let from_client = rng.below(2) == 0;
+        let seg = text::Segment {
+            conv: (rng.below(4) as u32, 0),
+            payload: &p,
+            from_client,
+            client_mac: None,
+            client_ip: None,
+            ts: mirrorwatch::time::Ts(i as i64),
+            frame: i,
+        };
+        let port = [110u16, 143, 25, 21, 8080][rng.below(5)];
+        let (s, d) = if from_client { (40000, port) } else { (port, 40000) };
+        logins.segment(&seg, s, d, &mut out);
+    }
+    logins.flush(&mut out);
+    eprintln!("30000 mangled payloads, {} login facts, no panic", out.len());
+}

@@ -343,3 +343,21 @@ fn dhcp_host_name_and_lease() {
     let r = |ip: &str, o: &str| ("dhcp".to_string(), "ws-alice".to_string(), ip.to_string(), o.to_string());
     assert_eq!(b, [r("", "unknown"), r("10.77.1.107", "unknown"), r("10.77.1.107", "success")]);
 }
+
+/// Traffic follows the user last logged in from an address: in the NAT capture alice fetches
+/// a 20 kB file after her second login, bob only an index page.
+#[test]
+fn traffic_is_counted_per_logged_in_user() {
+    let tmp = tempfile::tempdir().unwrap();
+    let db = tmp.path().join("vol.db");
+    let (v, _) = analyze(&common::lab_dir().join("lab-nat-two-users-basic.pcap"), Some(&db));
+    let top = v["user_volume"].as_array().unwrap();
+    assert_eq!(top[0]["user"], "alice");
+    assert!(top[0]["bytes_in"].as_u64().unwrap() > 20_000, "{top:?}");
+    assert_eq!(top[1]["user"], "bob");
+    assert!(top[1]["bytes_in"].as_u64().unwrap() < 5_000, "{top:?}");
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    let stored: i64 =
+        conn.query_row("SELECT sum(bytes_in) FROM user_volume_minute WHERE user = 'alice'", [], |r| r.get(0)).unwrap();
+    assert_eq!(stored as u64, top[0]["bytes_in"].as_u64().unwrap());
+}

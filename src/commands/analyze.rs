@@ -106,6 +106,7 @@ pub fn run(args: AnalyzeArgs) -> anyhow::Result<Outcome> {
             let reports = process_files(&mut p, &args.files, pb.as_ref());
             let mut summary = std::mem::take(&mut p.summary);
             summary.counters = p.counter_totals();
+            summary.user_volume = p.user_volume.top(20);
             p.sink.finish()?;
             (summary, reports)
         }
@@ -116,6 +117,7 @@ pub fn run(args: AnalyzeArgs) -> anyhow::Result<Outcome> {
             }
             let reports = process_files(&mut p, &args.files, pb.as_ref());
             p.summary.counters = p.counter_totals();
+            p.summary.user_volume = p.user_volume.top(20);
             (p.summary, reports)
         }
     };

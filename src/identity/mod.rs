@@ -12,6 +12,7 @@ pub mod dhcp;
 pub mod events;
 pub mod kerberos;
 pub mod text;
+pub mod volume;
 
 use std::collections::HashMap;
 use std::net::IpAddr;

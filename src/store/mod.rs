@@ -230,9 +230,11 @@ fn write_batch(conn: &mut Connection, batch: &[StoreEvent]) -> anyhow::Result<()
         (1..=flow_cols.len()).map(|i| format!("?{i}")).collect::<Vec<_>>().join(", ")
     );
     let counter_sql = upsert_sql("counter_minute", &["counter", "minute", "key"], &["value"]);
+    let volume_sql = upsert_sql("user_volume_minute", &["minute", "user"], &["bytes_in", "bytes_out", "packets"]);
     let tx = conn.transaction()?;
     {
         let mut counter = tx.prepare_cached(&counter_sql)?;
+        let mut volume = tx.prepare_cached(&volume_sql)?;
         let mut identity = tx.prepare_cached(
             "INSERT INTO identities (mac, ip, user, realm, hostname, source, outcome, first_us, last_us, count)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 1)
@@ -245,6 +247,15 @@ fn write_batch(conn: &mut Connection, batch: &[StoreEvent]) -> anyhow::Result<()
         let mut flow = tx.prepare_cached(&flow_sql)?;
         for ev in batch {
             match ev {
+                StoreEvent::UserVolume { minute, user, volume: v } => {
+                    volume.execute(rusqlite::params![
+                        minute,
+                        user,
+                        v.bytes_in as i64,
+                        v.bytes_out as i64,
+                        v.packets as i64
+                    ])?;
+                }
                 StoreEvent::Identity(f) => {
                     let t = |s: &Option<String>| s.clone().unwrap_or_default();
                     let src = serde_json::to_value(f.source).ok().and_then(|v| v.as_str().map(String::from));

@@ -54,6 +54,12 @@ const MIGRATIONS: &[&str] = &[
     ) WITHOUT ROWID;
     CREATE INDEX identities_user ON identities(user);
     CREATE INDEX identities_last ON identities(last_us);",
+    // 4: traffic per logged-in user and minute (bytes_in = to the user's address).
+    "CREATE TABLE user_volume_minute (
+        minute INTEGER NOT NULL, user TEXT NOT NULL,
+        bytes_in INTEGER NOT NULL, bytes_out INTEGER NOT NULL, packets INTEGER NOT NULL,
+        PRIMARY KEY (minute, user)
+    ) WITHOUT ROWID;",
 ];
 
 /// Current schema version.

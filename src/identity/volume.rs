@@ -1,0 +1,97 @@
+//! Traffic per user: bytes to and from the address a user last logged in from successfully
+//! (the top downloaders by name, not just by MAC).
+//!
+//! Bounded: at most [`MAX_ADDRESSES`] address → user bindings (least recently bound dropped),
+//! and [`MAX_USERS_PER_MINUTE`] users per minute (further traffic counted in an overflow).
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+
+use super::{IdentityFact, Outcome};
+
+pub const MAX_ADDRESSES: usize = 10_000;
+pub const MAX_USERS_PER_MINUTE: usize = 1000;
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Volume {
+    /// Bytes sent to the user's address (downloads).
+    pub bytes_in: u64,
+    /// Bytes sent from it.
+    pub bytes_out: u64,
+    pub packets: u64,
+}
+
+impl Volume {
+    fn add(&mut self, o: &Volume) {
+        self.bytes_in += o.bytes_in;
+        self.bytes_out += o.bytes_out;
+        self.packets += o.packets;
+    }
+}
+
+#[derive(Default)]
+pub struct UserVolume {
+    /// address → (user, binding sequence number for eviction)
+    bound: HashMap<IpAddr, (String, u64)>,
+    seq: u64,
+    minute: HashMap<String, Volume>,
+    run: HashMap<String, Volume>,
+    pub overflow_bytes: u64,
+}
+
+impl UserVolume {
+    /// Learns from a login: a successful user login binds its address to the user.
+    pub fn observe(&mut self, f: &IdentityFact) {
+        let (Some(ip), Some(user), Outcome::Success) = (f.ip, &f.user, f.outcome) else { return };
+        if !self.bound.contains_key(&ip) && self.bound.len() >= MAX_ADDRESSES {
+            if let Some(oldest) = self.bound.iter().min_by_key(|(_, (_, s))| *s).map(|(k, _)| *k) {
+                self.bound.remove(&oldest);
+            }
+        }
+        self.seq += 1;
+        self.bound.insert(ip, (user.clone(), self.seq));
+    }
+
+    /// Accounts one frame between `src` and `dst`.
+    pub fn packet(&mut self, src: IpAddr, dst: IpAddr, bytes: u64) {
+        if self.bound.is_empty() {
+            return;
+        }
+        for (ip, down) in [(dst, true), (src, false)] {
+            let Some((user, _)) = self.bound.get(&ip) else { continue };
+            if !self.minute.contains_key(user.as_str()) {
+                if self.minute.len() >= MAX_USERS_PER_MINUTE {
+                    self.overflow_bytes += bytes;
+                    continue;
+                }
+                // A new user this minute: the one allocation, once per user and minute.
+                self.minute.insert(user.clone(), Volume::default());
+            }
+            let Some(v) = self.minute.get_mut(user.as_str()) else { continue };
+            if down {
+                v.bytes_in += bytes;
+            } else {
+                v.bytes_out += bytes;
+            }
+            v.packets += 1;
+        }
+    }
+
+    /// The minute's per-user volumes (for the store), folded into the run totals.
+    pub fn flush(&mut self, mut emit: impl FnMut(&str, &Volume)) {
+        for (u, v) in self.minute.drain() {
+            emit(&u, &v);
+            if self.run.len() < MAX_USERS_PER_MINUTE || self.run.contains_key(&u) {
+                self.run.entry(u).or_default().add(&v);
+            }
+        }
+    }
+
+    /// Run totals, most downloaded first.
+    pub fn top(&self, n: usize) -> Vec<(String, Volume)> {
+        let mut v: Vec<(String, Volume)> = self.run.iter().map(|(u, v)| (u.clone(), *v)).collect();
+        v.sort_by(|a, b| b.1.bytes_in.cmp(&a.1.bytes_in).then_with(|| a.0.cmp(&b.0)));
+        v.truncate(n);
+        v
+    }
+}
