@@ -86,6 +86,7 @@ impl Dhcp {
                         realm: None,
                         hostname: name,
                         outcome,
+                        error: None,
                         ts,
                         frame,
                     });
@@ -106,6 +107,7 @@ impl Dhcp {
                         realm: None,
                         hostname: Some(h),
                         outcome: Outcome::Unknown,
+                        error: None,
                         ts,
                         frame,
                     });

@@ -113,6 +113,7 @@ mod tests {
             realm: None,
             hostname: None,
             outcome,
+            error: None,
             ts: Ts::from_secs_nanos(secs, 0),
             frame: 1,
         }

@@ -125,6 +125,24 @@ fn host_of(cname: &str) -> Option<String> {
     cname.strip_prefix("host/").map(|h| h.split('/').next().unwrap_or(h).to_string())
 }
 
+/// RFC 4120 §7.5.9 names of the KDC errors an admin meets at login.
+pub fn error_name(code: i32) -> Option<&'static str> {
+    Some(match code {
+        6 => "KDC_ERR_C_PRINCIPAL_UNKNOWN",
+        7 => "KDC_ERR_S_PRINCIPAL_UNKNOWN",
+        12 => "KDC_ERR_POLICY",
+        14 => "KDC_ERR_ETYPE_NOSUPP",
+        18 => "KDC_ERR_CLIENT_REVOKED",
+        23 => "KDC_ERR_KEY_EXPIRED",
+        24 => "KDC_ERR_PREAUTH_FAILED",
+        25 => "KDC_ERR_PREAUTH_REQUIRED",
+        37 => "KRB_AP_ERR_SKEW",
+        52 => "KRB_ERR_RESPONSE_TOO_BIG",
+        68 => "KDC_ERR_WRONG_REALM",
+        _ => return None,
+    })
+}
+
 struct Pending {
     conv: (IpAddr, IpAddr),
     fact: IdentityFact,
@@ -154,6 +172,7 @@ impl Kerberos {
                 realm: Some(name_from_wire(realm.as_bytes())),
                 hostname,
                 outcome,
+                error: None,
                 ts: d.ts,
                 frame: d.frame,
             }
@@ -179,9 +198,13 @@ impl Kerberos {
                     // The usual first round: the KDC asks for pre-authentication; the client
                     // retries, and that request gets the verdict.
                     Msg::Error { code: 25 } => {}
-                    Msg::Error { .. } => {
+                    Msg::Error { code } => {
                         let mut p = self.pending.remove(i);
                         p.fact.outcome = Outcome::Failure;
+                        p.fact.error = Some(match error_name(code) {
+                            Some(n) => format!("{n} ({code})"),
+                            None => format!("error {code}"),
+                        });
                         out.push(p.fact);
                     }
                     _ => {

@@ -49,6 +49,8 @@ pub struct IdentityFact {
     pub realm: Option<String>,
     pub hostname: Option<String>,
     pub outcome: Outcome,
+    /// Why a failure failed, where the protocol says (Kerberos: `KDC_ERR_PREAUTH_FAILED (24)`).
+    pub error: Option<String>,
     pub ts: Ts,
     /// Frame of the request that carried the name.
     pub frame: u64,
@@ -74,6 +76,7 @@ struct Key {
     hostname: Option<String>,
     source: Source,
     outcome: Outcome,
+    error: Option<String>,
 }
 
 #[derive(Clone, Debug)]
@@ -115,6 +118,7 @@ impl Bindings {
             hostname: f.hostname.clone(),
             source: f.source,
             outcome: f.outcome,
+            error: f.error.clone(),
         };
         if let Some(b) = self.map.get_mut(&key) {
             b.count += 1;
@@ -151,6 +155,7 @@ impl Bindings {
                     "hostname": k.hostname,
                     "source": k.source,
                     "outcome": k.outcome,
+                    "error": k.error,
                     "first_seen": b.first_seen.rfc3339(),
                     "last_seen": b.last_seen.rfc3339(),
                     "count": b.count,

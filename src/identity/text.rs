@@ -209,6 +209,7 @@ fn emit(proto: Proto, p: Option<Pending>, outcome: Outcome, out: &mut Vec<Identi
         realm: None,
         hostname: None,
         outcome,
+        error: None,
         ts: p.ts,
         frame: p.frame,
     });

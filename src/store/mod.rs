@@ -236,9 +236,9 @@ fn write_batch(conn: &mut Connection, batch: &[StoreEvent]) -> anyhow::Result<()
         let mut counter = tx.prepare_cached(&counter_sql)?;
         let mut volume = tx.prepare_cached(&volume_sql)?;
         let mut identity = tx.prepare_cached(
-            "INSERT INTO identities (mac, ip, user, realm, hostname, source, outcome, first_us, last_us, count)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 1)
-             ON CONFLICT (mac, ip, user, realm, hostname, source, outcome) DO UPDATE SET
+            "INSERT INTO identities (mac, ip, user, realm, hostname, source, outcome, error, first_us, last_us, count)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 1)
+             ON CONFLICT (mac, ip, user, realm, hostname, source, outcome, error) DO UPDATE SET
                 count = count + 1, first_us = min(first_us, excluded.first_us),
                 last_us = max(last_us, excluded.last_us)",
         )?;
@@ -268,6 +268,7 @@ fn write_batch(conn: &mut Connection, batch: &[StoreEvent]) -> anyhow::Result<()
                         t(&f.hostname),
                         src.unwrap_or_default(),
                         outcome.unwrap_or_default(),
+                        t(&f.error),
                         f.ts.0 / 1000,
                         f.ts.0 / 1000,
                     ])?;

@@ -49,8 +49,9 @@ const MIGRATIONS: &[&str] = &[
     "CREATE TABLE identities (
         mac TEXT NOT NULL, ip TEXT NOT NULL, user TEXT NOT NULL, realm TEXT NOT NULL,
         hostname TEXT NOT NULL, source TEXT NOT NULL, outcome TEXT NOT NULL,
+        error TEXT NOT NULL,                 -- why a failure failed, e.g. KDC_ERR_PREAUTH_FAILED (24)
         first_us INTEGER NOT NULL, last_us INTEGER NOT NULL, count INTEGER NOT NULL,
-        PRIMARY KEY (mac, ip, user, realm, hostname, source, outcome)
+        PRIMARY KEY (mac, ip, user, realm, hostname, source, outcome, error)
     ) WITHOUT ROWID;
     CREATE INDEX identities_user ON identities(user);
     CREATE INDEX identities_last ON identities(last_us);",
