@@ -262,7 +262,7 @@ impl<S: Sink> Pipeline<S> {
         }
         self.summary.observe(d, &fo.tcp, private_retrans, truncated, decode_error);
         let stream = fo.slot.map(|_| fo.stream);
-        self.app = self.dissectors.dissect(d, &fo.tcp, fo.slot.map(|s| (s, fo.dir, fo.stream)));
+        self.dissectors.dissect(d, &fo.tcp, fo.slot.map(|s| (s, fo.dir, fo.stream)), &mut self.app);
         if !self.dissectors.identities.is_empty() {
             self.take_identities();
         }
