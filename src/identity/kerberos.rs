@@ -195,9 +195,10 @@ impl Kerberos {
             Msg::AsRep { .. } | Msg::Error { .. } => {
                 let Some(i) = self.pending.iter().position(|p| p.conv == (ip.dst, ip.src)) else { return };
                 match msg {
-                    // The usual first round: the KDC asks for pre-authentication; the client
-                    // retries, and that request gets the verdict.
-                    Msg::Error { code: 25 } => {}
+                    // Not verdicts: the KDC asks for pre-authentication (25, the usual first round)
+                    // or for the request again over TCP (52, response too big for UDP); the
+                    // retried request gets the verdict.
+                    Msg::Error { code: 25 } | Msg::Error { code: 52 } => {}
                     Msg::Error { code } => {
                         let mut p = self.pending.remove(i);
                         p.fact.outcome = Outcome::Failure;
