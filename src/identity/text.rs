@@ -59,7 +59,13 @@ struct Session {
     proto: Proto,
     pending: Option<Pending>,
     last: Ts,
+    /// Start of a client line whose end is in a later segment (at most [`MAX_PARTIAL`] bytes).
+    partial: Vec<u8>,
 }
+
+/// Longest unfinished client line carried to the next segment. Commands with a user name are
+/// short; a longer fragment is dropped rather than buffered.
+pub const MAX_PARTIAL: usize = 512;
 
 /// What the caller knows about the segment.
 pub struct Segment<'a> {
@@ -167,15 +173,42 @@ impl TextLogins {
                     }
                 }
             }
-            self.sessions.insert(seg.conv, Session { proto, pending: None, last: seg.ts });
+            self.sessions.insert(seg.conv, Session { proto, pending: None, last: seg.ts, partial: Vec::new() });
         }
         let Some(s) = self.sessions.get_mut(&seg.conv) else { return };
         s.last = seg.ts;
-        for line in lines(seg.payload) {
-            if seg.from_client {
-                client_line(s, line, seg, out);
-            } else {
+        if !seg.from_client {
+            for line in lines(seg.payload) {
                 server_line(s, line, out);
+            }
+            return;
+        }
+        // Client data: complete lines are read now; an unfinished last line waits for the next
+        // segment (a command split across segments).
+        let (complete, tail) = match seg.payload.iter().rposition(|b| *b == b'\n') {
+            Some(i) => (&seg.payload[..=i], &seg.payload[i + 1..]),
+            None => (&seg.payload[..0], seg.payload),
+        };
+        if !s.partial.is_empty() && !complete.is_empty() {
+            let first_end = complete.iter().position(|b| *b == b'\n').unwrap_or(0);
+            let mut joined = std::mem::take(&mut s.partial);
+            joined.extend_from_slice(&complete[..=first_end]);
+            for line in lines(&joined) {
+                client_line(s, line, seg, out);
+            }
+            for line in lines(&complete[first_end + 1..]) {
+                client_line(s, line, seg, out);
+            }
+        } else {
+            for line in lines(complete) {
+                client_line(s, line, seg, out);
+            }
+        }
+        if !tail.is_empty() {
+            if s.partial.len() + tail.len() <= MAX_PARTIAL {
+                s.partial.extend_from_slice(tail);
+            } else {
+                s.partial.clear();
             }
         }
     }
@@ -394,5 +427,50 @@ fn server_line(s: &mut Session, line: &[u8], out: &mut Vec<IdentityFact>) {
     };
     if let Some(v) = verdict {
         emit(s.proto, s.pending.take(), v, out);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn seg(payload: &[u8], from_client: bool, frame: u64) -> Segment<'_> {
+        Segment { conv: (1, 1), payload, from_client, client_mac: None, client_ip: None, ts: Ts(frame as i64), frame }
+    }
+
+    #[test]
+    fn a_command_split_across_segments_is_joined() {
+        let mut t = TextLogins::default();
+        let mut out = Vec::new();
+        let steps: [(&[u8], bool); 4] =
+            [(b"a1 LOG", true), (b"IN \"ali", true), (b"ce\" secret\r\n", true), (b"a1 OK done\r\n", false)];
+        for (p, c) in steps {
+            let (s, d) = if c { (40000, 143) } else { (143, 40000) };
+            t.segment(&seg(p, c, 1), s, d, &mut out);
+        }
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].user.as_deref(), Some("alice"));
+        assert_eq!(out[0].outcome, Outcome::Success);
+    }
+
+    #[test]
+    fn pop3_user_pass_and_verdicts() {
+        let mut t = TextLogins::default();
+        let mut out = Vec::new();
+        let steps: [(&[u8], bool); 6] = [
+            (b"+OK ready\r\n", false),
+            (b"user bob\r\n", true),
+            (b"+OK\r\n", false),
+            (b"pass hunter2\r\n", true),
+            (b"-ERR [AUTH] failed\r\n", false),
+            (b"USER bob\r\nPASS x\r\n", true),
+        ];
+        for (p, c) in steps {
+            let (s, d) = if c { (40000, 110) } else { (110, 40000) };
+            t.segment(&seg(p, c, 1), s, d, &mut out);
+        }
+        t.flush(&mut out);
+        let got: Vec<(Option<&str>, Outcome)> = out.iter().map(|f| (f.user.as_deref(), f.outcome)).collect();
+        assert_eq!(got, [(Some("bob"), Outcome::Failure), (Some("bob"), Outcome::Unknown)]);
     }
 }
