@@ -155,6 +155,10 @@ fn print_text(s: &Summary, reports: &[FileReport], db: Option<&Path>) {
         t.duplicate_acks, t.out_of_order, t.lost_segments, t.zero_windows
     );
     println!("capture:     {} truncated frames, {} decode errors", s.capture.truncated_frames, s.capture.decode_errors);
+    if !s.identities.is_empty() {
+        let shared = s.identity_events.iter().filter(|e| e.kind == "identity.shared_mac").count();
+        println!("identities:  {} bindings, {} shared-MAC events", s.identities.len(), shared);
+    }
     for (id, t) in &s.counters {
         let top: Vec<String> = t.groups.iter().take(3).map(|g| format!("{} ({})", g.key, g.count)).collect();
         if top.is_empty() {
