@@ -8,9 +8,14 @@ cargo build --release --locked
 db=${MIRRORWATCH_DEMO_DB:-demo.db}
 rm -f "$db" "$db-wal" "$db-shm"
 ./target/release/mirrorwatch analyze tests/data/lab/lab-http-bulk-loss2.pcap tests/data/lab/lab-http-short-loss8.pcap \
-    tests/data/lab/lab-dns-dnsmasq.pcap --rules rules --db "$db"
+    tests/data/lab/lab-dns-dnsmasq.pcap tests/data/lab/lab-mail-dovecot.pcap tests/data/lab/lab-kerberos-kdc.pcap \
+    tests/data/lab/lab-nat-two-users-basic.pcap --rules rules --db "$db"
 echo
 echo "Retransmissions per host pair and minute, from $db:"
 sqlite3 -header -column "$db" \
   "SELECT datetime(minute, 'unixepoch') AS minute, src, dst, packets, retransmissions, fast_retransmissions AS fast
      FROM tcp_pair_minute ORDER BY retransmissions DESC LIMIT 10"
+echo
+echo "Who logged in from where, from $db:"
+sqlite3 -header -column "$db" \
+  "SELECT source, user, hostname, realm, mac, ip, outcome, error, count FROM identities ORDER BY first_us"
