@@ -20,6 +20,20 @@ fn analyze(file: &Path, db: Option<&Path>) -> (Value, String) {
     (serde_json::from_slice(&out.stdout).unwrap(), String::from_utf8_lossy(&out.stderr).into_owned())
 }
 
+/// Asserts that none of `secrets` is in `text` (JSON and log output) or in any file of `dir`
+/// (the SQLite database with its WAL).
+fn assert_no_secrets(dir: &Path, text: &str, secrets: &[&str]) {
+    let mut stored = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        stored.extend(std::fs::read(entry.unwrap().path()).unwrap());
+    }
+    let stored = String::from_utf8_lossy(&stored);
+    for s in secrets {
+        assert!(!text.contains(s), "password {s:?} in the JSON or log output");
+        assert!(!stored.contains(s), "password {s:?} in the database files");
+    }
+}
+
 /// (source, name) pairs the oracle expects for a file.
 fn expected(ids: &Value) -> BTreeSet<(String, String)> {
     let mut want = BTreeSet::new();
@@ -163,18 +177,11 @@ fn passwords_are_never_stored_or_printed() {
         text += &v.to_string();
         text += &stderr;
     }
-    let mut stored = Vec::new();
-    for entry in std::fs::read_dir(tmp.path()).unwrap() {
-        stored.extend(std::fs::read(entry.unwrap().path()).unwrap());
-    }
-    let stored = String::from_utf8_lossy(&stored);
     let conn = rusqlite::Connection::open(&db).unwrap();
     let n: i64 = conn.query_row("SELECT count(*) FROM identities", [], |r| r.get(0)).unwrap();
     assert!(n >= 6, "{n} identities stored");
-    for s in secrets {
-        assert!(!text.contains(s), "password {s:?} in the JSON or log output");
-        assert!(!stored.contains(s), "password {s:?} in the database files");
-    }
+    drop(conn);
+    assert_no_secrets(tmp.path(), &text, &secrets);
 }
 
 /// Lab capture (tests/lab/make-captures.sh): two users log in with HTTP Basic through a NAT
@@ -214,14 +221,7 @@ fn two_users_behind_a_nat_share_one_mac() {
         conn.query_row("SELECT count(*) FROM identities WHERE mac = '02:00:00:00:02:fe'", [], |r| r.get(0)).unwrap();
     assert_eq!(n, 3);
     drop(conn);
-    let mut stored = Vec::new();
-    for entry in std::fs::read_dir(tmp.path()).unwrap() {
-        stored.extend(std::fs::read(entry.unwrap().path()).unwrap());
-    }
-    let stored = String::from_utf8_lossy(&stored);
-    for secret in ["wonderland", "builder", "guess"] {
-        assert!(!v.to_string().contains(secret) && !stderr.contains(secret) && !stored.contains(secret), "{secret}");
-    }
+    assert_no_secrets(tmp.path(), &format!("{v}{stderr}"), &["wonderland", "builder", "guess"]);
 }
 
 /// Lab capture against dovecot (tests/lab/make-captures.sh): POP3 USER/PASS and AUTH PLAIN,
@@ -262,14 +262,7 @@ fn dovecot_logins_with_their_verdicts() {
             row("pop3", "bob", "failure"),
         ]
     );
-    let mut stored = Vec::new();
-    for entry in std::fs::read_dir(tmp.path()).unwrap() {
-        stored.extend(std::fs::read(entry.unwrap().path()).unwrap());
-    }
-    let stored = String::from_utf8_lossy(&stored);
-    for secret in ["wonderland", "mistyped", "builder", "guess"] {
-        assert!(!v.to_string().contains(secret) && !stderr.contains(secret) && !stored.contains(secret), "{secret}");
-    }
+    assert_no_secrets(tmp.path(), &format!("{v}{stderr}"), &["wonderland", "mistyped", "builder", "guess"]);
 }
 
 /// Lab capture against an MIT KDC (tests/lab/make-captures.sh): kinit with the right password

@@ -8,6 +8,7 @@
 use std::collections::HashMap;
 
 use super::{IdentityFact, Outcome};
+use crate::decode::mac_text;
 use crate::time::{Ts, NANOS_PER_SEC};
 
 pub const MAX_MACS: usize = 10_000;
@@ -46,10 +47,6 @@ impl Default for IdentityEvents {
     fn default() -> Self {
         IdentityEvents { macs: HashMap::new(), window_ns: SHARED_MAC_WINDOW_SECS * NANOS_PER_SEC, overflow: 0 }
     }
-}
-
-fn mac_text(m: &[u8; 6]) -> String {
-    format!("{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}", m[0], m[1], m[2], m[3], m[4], m[5])
 }
 
 impl IdentityEvents {

@@ -17,6 +17,7 @@ pub mod volume;
 use std::collections::HashMap;
 use std::net::IpAddr;
 
+use crate::decode::mac_text;
 use crate::time::Ts;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
@@ -102,10 +103,6 @@ impl Default for Bindings {
     fn default() -> Self {
         Bindings { map: HashMap::new(), max: MAX_BINDINGS, overflow: 0 }
     }
-}
-
-fn mac_text(m: &[u8; 6]) -> String {
-    format!("{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}", m[0], m[1], m[2], m[3], m[4], m[5])
 }
 
 impl Bindings {

@@ -21,6 +21,7 @@ use anyhow::Context;
 use rusqlite::types::Value;
 use rusqlite::{params_from_iter, Connection};
 
+use crate::decode::mac_text;
 use crate::flow::TcpCounts;
 
 use crate::pipeline::{Sink, StoreEvent};
@@ -152,10 +153,6 @@ fn ip_text(ip: Option<IpAddr>) -> String {
     ip.map(|i| i.to_string()).unwrap_or_else(|| "other".into())
 }
 
-fn mac_text(m: Option<[u8; 6]>) -> Option<String> {
-    m.map(|m| format!("{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}", m[0], m[1], m[2], m[3], m[4], m[5]))
-}
-
 fn writer_loop(mut conn: Connection, rx: Receiver<Vec<StoreEvent>>) -> anyhow::Result<WriterStats> {
     let mut stats = WriterStats::default();
     while let Ok(batch) = rx.recv() {
@@ -261,7 +258,7 @@ fn write_batch(conn: &mut Connection, batch: &[StoreEvent]) -> anyhow::Result<()
                     let src = serde_json::to_value(f.source).ok().and_then(|v| v.as_str().map(String::from));
                     let outcome = serde_json::to_value(f.outcome).ok().and_then(|v| v.as_str().map(String::from));
                     identity.execute(rusqlite::params![
-                        f.mac.map(|m| mac_text(Some(m)).unwrap_or_default()).unwrap_or_default(),
+                        f.mac.as_ref().map(mac_text).unwrap_or_default(),
                         f.ip.map(|i| i.to_string()).unwrap_or_default(),
                         t(&f.user),
                         t(&f.realm),
@@ -310,8 +307,8 @@ fn write_batch(conn: &mut Connection, batch: &[StoreEvent]) -> anyhow::Result<()
                         (f.key.a_port as i64).into(),
                         f.key.b.to_string().into(),
                         (f.key.b_port as i64).into(),
-                        mac_text(f.mac[0]).into(),
-                        mac_text(f.mac[1]).into(),
+                        f.mac[0].as_ref().map(mac_text).into(),
+                        f.mac[1].as_ref().map(mac_text).into(),
                         (f.first_ts.0 / 1000).into(),
                         (f.last_ts.0 / 1000).into(),
                         (f.packets[0] as i64).into(),
