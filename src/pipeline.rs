@@ -86,6 +86,7 @@ pub enum StoreEvent {
     Flow(FlowRow),
     Counter(CounterRow),
     Identity(Box<IdentityFact>),
+    IdentityEvent(Box<crate::identity::events::IdentityEvent>),
     UserVolume { minute: i64, user: String, volume: Volume },
 }
 
@@ -273,14 +274,19 @@ impl<S: Sink> Pipeline<S> {
     }
 
     fn take_identities(&mut self) {
+        let mut events = Vec::new();
         for f in self.dissectors.identities.drain(..) {
             self.summary.identities.add(&f);
-            self.identity_events.observe(&f, &mut self.summary.identity_events);
+            self.identity_events.observe(&f, &mut events);
             self.user_volume.observe(&f);
-            // The run summary keeps the first events only; the store and the alert engine
-            // see every binding.
-            self.summary.identity_events.truncate(crate::summary::MAX_IDENTITY_EVENTS);
             self.sink.send(StoreEvent::Identity(Box::new(f)));
+        }
+        for e in events {
+            // The run summary keeps the first events only; the store keeps them all.
+            if self.summary.identity_events.len() < crate::summary::MAX_IDENTITY_EVENTS {
+                self.summary.identity_events.push(e.clone());
+            }
+            self.sink.send(StoreEvent::IdentityEvent(Box::new(e)));
         }
     }
 

@@ -220,6 +220,10 @@ fn two_users_behind_a_nat_share_one_mac() {
     let n: i64 =
         conn.query_row("SELECT count(*) FROM identities WHERE mac = '02:00:00:00:02:fe'", [], |r| r.get(0)).unwrap();
     assert_eq!(n, 3);
+    let users: String = conn
+        .query_row("SELECT users FROM identity_events WHERE kind = 'identity.shared_mac'", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(users, r#"["alice","bob"]"#);
     drop(conn);
     assert_no_secrets(tmp.path(), &format!("{v}{stderr}"), &["wonderland", "builder", "guess"]);
 }

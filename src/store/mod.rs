@@ -232,6 +232,9 @@ fn write_batch(conn: &mut Connection, batch: &[StoreEvent]) -> anyhow::Result<()
     {
         let mut counter = tx.prepare_cached(&counter_sql)?;
         let mut volume = tx.prepare_cached(&volume_sql)?;
+        let mut id_event = tx.prepare_cached(
+            "INSERT INTO identity_events (ts, kind, mac, ip, users, hostname, frame) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        )?;
         let mut identity = tx.prepare_cached(
             "INSERT INTO identities (mac, ip, user, realm, hostname, source, outcome, error, first_us, last_us, count)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 1)
@@ -244,6 +247,17 @@ fn write_batch(conn: &mut Connection, batch: &[StoreEvent]) -> anyhow::Result<()
         let mut flow = tx.prepare_cached(&flow_sql)?;
         for ev in batch {
             match ev {
+                StoreEvent::IdentityEvent(e) => {
+                    id_event.execute(rusqlite::params![
+                        e.ts,
+                        e.kind,
+                        e.mac,
+                        e.ip,
+                        serde_json::to_string(&e.users)?,
+                        e.hostname,
+                        e.frame as i64
+                    ])?;
+                }
                 StoreEvent::UserVolume { minute, user, volume: v } => {
                     volume.execute(rusqlite::params![
                         minute,

@@ -61,6 +61,13 @@ const MIGRATIONS: &[&str] = &[
         bytes_in INTEGER NOT NULL, bytes_out INTEGER NOT NULL, packets INTEGER NOT NULL,
         PRIMARY KEY (minute, user)
     ) WITHOUT ROWID;",
+    // 5: identity events (identity.new, identity.shared_mac) for the dashboard and the alerts.
+    "CREATE TABLE identity_events (
+        id INTEGER PRIMARY KEY, ts TEXT NOT NULL, kind TEXT NOT NULL, mac TEXT NOT NULL, ip TEXT,
+        users TEXT NOT NULL,                 -- JSON array, oldest first
+        hostname TEXT, frame INTEGER NOT NULL
+    );
+    CREATE INDEX identity_events_ts ON identity_events(ts);",
 ];
 
 /// Current schema version.
