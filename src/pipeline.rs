@@ -352,6 +352,8 @@ impl<S: Sink> Pipeline<S> {
         self.dissectors.clear();
         self.dissectors.flush_identities();
         self.take_identities();
+        self.summary.identity_overflow = self.summary.identities.overflow + self.identity_events.overflow;
+        self.summary.user_volume_overflow_bytes = self.user_volume.overflow_bytes;
         let stats = std::mem::take(&mut self.flows.stats);
         self.summary.add_flow_stats(&stats);
         self.sink.flush();

@@ -64,6 +64,10 @@ pub struct Summary {
     pub pair_overflow: u64,
     /// Frames of counter groups that did not fit the per-minute group tables.
     pub group_overflow: u64,
+    /// Identity facts not kept because the binding or MAC tables were full.
+    pub identity_overflow: u64,
+    /// Bytes of users beyond the per-minute user table.
+    pub user_volume_overflow_bytes: u64,
     /// Distinct identity bindings of the run.
     pub identities: crate::identity::Bindings,
     /// identity.new / identity.shared_mac events, in order (bounded by the bindings' bounds).
@@ -181,6 +185,8 @@ impl Summary {
                 "clock_jumps": fs.clock_jumps,
                 "host_pair_overflow": self.pair_overflow,
                 "counter_group_overflow": self.group_overflow,
+                "identity_overflow": self.identity_overflow,
+                "user_volume_overflow_bytes": self.user_volume_overflow_bytes,
             },
             "files": files,
         })

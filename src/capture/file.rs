@@ -65,13 +65,6 @@ struct Meta {
     len: usize,
 }
 
-/// File format as capinfos names it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum FileKind {
-    Pcap,
-    Pcapng,
-}
-
 /// Reads frames from a pcap or pcapng file. See the module docs.
 pub struct FileSource {
     reader: Box<dyn Read + Send>,
@@ -111,21 +104,6 @@ impl FileSource {
         };
         src.read_file_header()?;
         Ok(src)
-    }
-
-    pub fn kind(&self) -> FileKind {
-        match self.format {
-            Format::Pcap { .. } => FileKind::Pcap,
-            Format::Pcapng { .. } => FileKind::Pcapng,
-        }
-    }
-
-    /// Link type of the file (pcap) or of its first interface (pcapng).
-    pub fn link_type(&self) -> Option<LinkType> {
-        match &self.format {
-            Format::Pcap { link, .. } => Some(*link),
-            Format::Pcapng { interfaces, .. } => interfaces.first().map(|i| i.link),
-        }
     }
 
     pub fn file_len(&self) -> Option<u64> {

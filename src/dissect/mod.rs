@@ -149,7 +149,7 @@ impl Dissectors {
                 if u.src_port == 88 || u.dst_port == 88 {
                     if let Some((msg, fields)) = kerberos::parse(d.payload) {
                         f.krb = Some(fields);
-                        self.kerberos.message(msg, d, None, &mut self.identities);
+                        self.kerberos.message(msg, d, &mut self.identities);
                     }
                 }
                 if matches!(u.src_port, 67 | 68) && matches!(u.dst_port, 67 | 68) {
@@ -170,7 +170,7 @@ impl Dissectors {
                         self.krb_join.feed(key, t.seq, t.seg_len, d.payload, kerberos::parse_tcp)
                     {
                         f.krb = Some(fields);
-                        self.kerberos.message(msg, d, flow.map(|(s, _, st)| (s, st)), &mut self.identities);
+                        self.kerberos.message(msg, d, &mut self.identities);
                     }
                 }
                 if t.src_port == 110 || t.dst_port == 110 {

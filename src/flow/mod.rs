@@ -182,7 +182,6 @@ pub struct Flow {
     pub tcp_counts: TcpCounts,
     /// FIN or RST seen.
     pub closing: bool,
-    pub saw_rst: bool,
 }
 
 /// A flow that left the table, for the store.
@@ -235,7 +234,6 @@ pub struct FlowOutcome {
     /// Direction within the flow.
     pub dir: u8,
     pub tcp: TcpAnalysis,
-    pub new_flow: bool,
     /// The flow's stream index (`tcp.stream` for TCP).
     pub stream: u64,
 }
@@ -403,7 +401,6 @@ impl FlowTable {
             tcp: TcpConversation::default(),
             tcp_counts: TcpCounts::default(),
             closing: false,
-            saw_rst: false,
         });
         self.index.insert(key, slot);
         slot
@@ -422,13 +419,9 @@ impl FlowTable {
             _ => return FlowOutcome::default(),
         };
         let (key, dir) = FlowKey::new(ip.src, sport, ip.dst, dport, proto);
-        let mut new_flow = false;
         let mut slot = match self.index.get(&key) {
             Some(&s) => s,
-            None => {
-                new_flow = true;
-                self.insert(key, d.ts, out)
-            }
+            None => self.insert(key, d.ts, out),
         };
         let mut reused = false;
         if let Transport::Tcp(t) = &d.transport {
@@ -438,7 +431,6 @@ impl FlowTable {
             if reused {
                 self.remove(slot, EndReason::Reused, out);
                 slot = self.insert(key, d.ts, out);
-                new_flow = true;
             }
         }
         let clock = self.clock;
@@ -462,11 +454,8 @@ impl FlowTable {
             if t.has(FIN) || t.has(RST) {
                 flow.closing = true;
             }
-            if t.has(RST) {
-                flow.saw_rst = true;
-            }
         }
-        FlowOutcome { slot: Some(slot), dir: dir as u8, tcp: analysis, new_flow, stream: flow.stream }
+        FlowOutcome { slot: Some(slot), dir: dir as u8, tcp: analysis, stream: flow.stream }
     }
 
     /// Hands every remaining flow to `out` (end of a capture file) and empties the table.

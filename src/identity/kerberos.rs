@@ -157,7 +157,7 @@ pub struct Kerberos {
 }
 
 impl Kerberos {
-    pub fn message(&mut self, msg: Msg, d: &Decoded<'_>, _flow: Option<(u32, u64)>, out: &mut Vec<IdentityFact>) {
+    pub fn message(&mut self, msg: Msg, d: &Decoded<'_>, out: &mut Vec<IdentityFact>) {
         let Some(ip) = d.ip else { return };
         let fact = |cname: &str, realm: &str, mac: Option<[u8; 6]>, client: IpAddr, outcome: Outcome| {
             let (user, hostname) = match host_of(cname) {

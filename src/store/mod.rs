@@ -12,7 +12,7 @@
 pub mod schema;
 
 use std::net::IpAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -63,7 +63,6 @@ pub struct SqliteSink {
     /// Events dropped because the writer could not keep up (live mode only).
     pub dropped_events: u64,
     writer: Option<JoinHandle<anyhow::Result<WriterStats>>>,
-    pub path: PathBuf,
 }
 
 /// What the writer did, returned when it stops.
@@ -89,7 +88,6 @@ impl SqliteSink {
             mode,
             dropped_events: 0,
             writer: Some(writer),
-            path: path.to_path_buf(),
         })
     }
 
