@@ -36,7 +36,7 @@ enum Cmd {
         rules: Option<PathBuf>,
     },
     /// Print the frame numbers that match a Wireshark display filter (like tshark -Y).
-    #[command(after_help = filter::pending_help())]
+    #[command(after_help = filter::fields_help())]
     Filter {
         /// Display filter, e.g. 'tcp.analysis.retransmission && ip.addr == 10.0.0.0/8'
         expr: String,

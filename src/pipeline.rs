@@ -13,6 +13,7 @@ use std::net::IpAddr;
 use crate::capture::RawPacket;
 use crate::decode::reassembly::Reassembler;
 use crate::decode::{self, Decoded, Transport};
+use crate::dissect::errors::{AppError, Family};
 use crate::dissect::{AppFacts, Dissectors};
 use crate::filter::fields::Ctx;
 use crate::flow::tcp::TcpAnalysis;
@@ -87,8 +88,32 @@ pub enum StoreEvent {
     Counter(CounterRow),
     Identity(Box<IdentityFact>),
     IdentityEvent(Box<crate::identity::events::IdentityEvent>),
-    UserVolume { minute: i64, user: String, volume: Volume },
+    UserVolume {
+        minute: i64,
+        user: String,
+        volume: Volume,
+    },
+    /// One application error (at most [`MAX_ERROR_EXAMPLES`] per kind and minute are stored).
+    AppError(Box<AppError>),
+    /// How many errors of one kind a minute had (all of them, stored or not).
+    AppErrorMinute(Box<AppErrorCount>),
 }
+
+/// Errors of one (family, code, server) in one minute.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AppErrorCount {
+    pub minute: i64,
+    pub family: Family,
+    pub code: String,
+    pub server: Option<IpAddr>,
+    pub count: u64,
+}
+
+/// Individual errors stored per (family, code, server) and minute; a flood of identical errors
+/// is counted in full but stored as examples only (SD cards wear out).
+pub const MAX_ERROR_EXAMPLES: u64 = 100;
+
+type ErrorKey = (Family, String, Option<IpAddr>);
 
 /// Where store events go. The SQLite writer implements it; tests plug in a Vec.
 pub trait Sink {
@@ -153,6 +178,10 @@ pub struct Pipeline<S: Sink> {
     identity_events: IdentityEvents,
     /// Traffic per logged-in user; public so the run summary can read its totals.
     pub user_volume: UserVolume,
+    /// Errors per kind in the current minute (bounded by `max_groups`).
+    error_minute: HashMap<ErrorKey, u64, foldhash::fast::RandomState>,
+    /// Name of the input being processed (file or interface), for the run summary.
+    pub input: String,
 }
 
 impl<S: Sink> Pipeline<S> {
@@ -173,6 +202,8 @@ impl<S: Sink> Pipeline<S> {
             app: AppFacts::default(),
             identity_events: IdentityEvents::default(),
             user_volume: UserVolume::default(),
+            error_minute: HashMap::default(),
+            input: String::new(),
         }
     }
 
@@ -267,10 +298,31 @@ impl<S: Sink> Pipeline<S> {
         if !self.dissectors.identities.is_empty() {
             self.take_identities();
         }
+        if !self.app.errors.is_empty() {
+            let errors = std::mem::take(&mut self.app.errors);
+            for e in &errors {
+                self.app_error(e);
+            }
+            self.app.errors = errors;
+        }
         if let Some(c) = self.counters.as_mut() {
             c.observe(&Ctx { d, tcp: &fo.tcp, stream, app: &self.app });
         }
         PacketOutcome { frame: d.frame, tcp: fo.tcp, is_tcp: matches!(d.transport, Transport::Tcp(_)), stream }
+    }
+
+    fn app_error(&mut self, e: &AppError) {
+        self.summary.add_app_error(&self.input, e);
+        let key = (e.family, e.code.clone(), e.server.map(|s| s.0));
+        if self.error_minute.len() >= self.cfg.max_groups && !self.error_minute.contains_key(&key) {
+            self.summary.app_error_overflow += 1;
+            return;
+        }
+        let n = self.error_minute.entry(key).or_default();
+        *n += 1;
+        if *n <= MAX_ERROR_EXAMPLES {
+            self.sink.send(StoreEvent::AppError(Box::new(e.clone())));
+        }
     }
 
     fn take_identities(&mut self) {
@@ -330,6 +382,10 @@ impl<S: Sink> Pipeline<S> {
         }
         self.pairs.clear();
         self.other_pair = PairAgg::default();
+        for ((family, code, server), count) in self.error_minute.drain() {
+            let c = AppErrorCount { minute: m.minute, family, code, server, count };
+            self.sink.send(StoreEvent::AppErrorMinute(Box::new(c)));
+        }
         let sink = &mut self.sink;
         self.user_volume.flush(|user, v| {
             sink.send(StoreEvent::UserVolume { minute: m.minute, user: user.to_string(), volume: *v })
@@ -346,6 +402,12 @@ impl<S: Sink> Pipeline<S> {
     /// End of one input file: flushes the minute and every open flow (frame numbers and TCP
     /// state are per file, as in Wireshark).
     pub fn end_of_file(&mut self) {
+        let mut late = Vec::new();
+        self.dissectors.flush_errors(&mut late);
+        for e in &late {
+            self.app_error(e);
+        }
+        self.summary.app_error_overflow += self.dissectors.error_overflow();
         self.flush_minute();
         let sink = &mut self.sink;
         self.flows.drain(&mut |rec: FlowRecord| sink.send(StoreEvent::Flow(rec.row())));

@@ -37,6 +37,8 @@ fn reason_name(r: StopReason) -> &'static str {
 
 /// Identity events kept in a run summary.
 pub const MAX_IDENTITY_EVENTS: usize = 10_000;
+/// Application errors listed in the run summary (all are counted; the store keeps examples).
+pub const MAX_APP_ERRORS: usize = 10_000;
 
 /// Capture-level counters.
 #[derive(Clone, Debug, Default)]
@@ -76,6 +78,9 @@ pub struct Summary {
     pub user_volume: Vec<(String, crate::identity::volume::Volume)>,
     /// Counter totals of the run, set at the end.
     pub counters: Vec<(String, crate::rules::counters::CounterTotal)>,
+    pub app_errors: Vec<Value>,
+    /// Errors beyond [`MAX_APP_ERRORS`] or beyond the per-minute kinds bound.
+    pub app_error_overflow: u64,
 }
 
 /// How reading one input file ended.
@@ -125,6 +130,27 @@ impl Summary {
     }
 
     /// Folds the flow-table counters of a finished file into the run totals.
+    pub fn add_app_error(&mut self, file: &str, e: &crate::dissect::errors::AppError) {
+        if self.app_errors.len() >= MAX_APP_ERRORS {
+            self.app_error_overflow += 1;
+            return;
+        }
+        let ep = |p: Option<(std::net::IpAddr, u16)>| p.map(|(ip, port)| json!({"ip": ip.to_string(), "port": port}));
+        self.app_errors.push(json!({
+            "file": file,
+            "frame": e.frame,
+            "ts": e.ts.rfc3339(),
+            "family": e.family.name(),
+            "code": e.code,
+            "message": e.message,
+            "detail": e.detail,
+            "client": ep(e.client),
+            "server": ep(e.server),
+            "client_mac": e.client_mac.as_ref().map(crate::decode::mac_text),
+            "tcp_stream": e.stream,
+        }));
+    }
+
     pub fn add_flow_stats(&mut self, s: &FlowTableStats) {
         let d = &mut self.flows;
         d.created += s.created;
@@ -171,7 +197,7 @@ impl Summary {
             "user_volume": self.user_volume.iter().map(|(u, v)| json!({
                 "user": u, "bytes_in": v.bytes_in, "bytes_out": v.bytes_out, "packets": v.packets
             })).collect::<Vec<_>>(),
-            "app_errors": [],
+            "app_errors": self.app_errors,
             "counters": self.counters.iter().map(|(id, t)| (id.clone(), json!(t))).collect::<Map<String, Value>>(),
             "alerts": [],
             "capture": {
@@ -187,6 +213,7 @@ impl Summary {
                 "counter_group_overflow": self.group_overflow,
                 "identity_overflow": self.identity_overflow,
                 "user_volume_overflow_bytes": self.user_volume_overflow_bytes,
+                "app_error_overflow": self.app_error_overflow,
             },
             "files": files,
         })

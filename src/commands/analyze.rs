@@ -43,6 +43,7 @@ pub fn process_files<S: Sink>(
         };
         let mut packets = 0u64;
         let mut error = None;
+        pipeline.input.clone_from(&name);
         loop {
             match src.next_packet() {
                 Ok(Some(pkt)) => {

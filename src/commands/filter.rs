@@ -17,14 +17,10 @@ pub struct FilterArgs {
     pub count: bool,
 }
 
-/// Text for `filter --help`: the fields that parse but have no dissector yet.
-pub fn pending_help() -> String {
-    let pending: Vec<&str> = FIELDS.iter().filter(|f| f.pending).map(|f| f.name).collect();
-    format!(
-        "Fields are Wireshark's (tshark 4.0 semantics). These are accepted and type-checked but \
-         always absent until their dissector is built:\n  {}",
-        pending.join(", ")
-    )
+/// Text for `filter --help`: the fields a filter can use.
+pub fn fields_help() -> String {
+    let names: Vec<&str> = FIELDS.iter().map(|f| f.name).collect();
+    format!("Fields are Wireshark's (tshark 4.0 semantics), plus app_error.*:\n  {}", names.join(", "))
 }
 
 pub fn run(args: FilterArgs) -> anyhow::Result<Outcome> {
@@ -35,9 +31,6 @@ pub fn run(args: FilterArgs) -> anyhow::Result<Outcome> {
             return Ok(Outcome { bad_input: true });
         }
     };
-    if !filter.pending_fields().is_empty() {
-        eprintln!("mirrorwatch: note: no dissector yet for {}: treated as absent", filter.pending_fields().join(", "));
-    }
     let name = args.file.display().to_string();
     let mut src = FileSource::open(&args.file).map_err(|e| anyhow::anyhow!("{name}: {e}"))?;
     let mut pipeline = Pipeline::new(Default::default(), Default::default(), NullSink);

@@ -2,6 +2,7 @@
 //! frame's payload producing a small fixed-size fact; nothing here keeps state or allocates.
 
 pub mod dns;
+pub mod errors;
 
 use crate::decode::{Decoded, Transport};
 use crate::flow::tcp::TcpAnalysis;
@@ -14,6 +15,32 @@ pub struct AppFacts {
     pub krb: Option<kerberos::KrbFields>,
     pub pop: Option<PopFrame>,
     pub dhcp: Option<DhcpFrame>,
+    /// HTTP request or status line at the start of this segment.
+    pub http: Option<HttpFrame>,
+    /// Application errors this frame completed (usually none).
+    pub errors: Vec<errors::AppError>,
+}
+
+/// `http.*` of a segment that starts an HTTP message. Host is kept as a range of the payload
+/// so that nothing is copied per packet.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct HttpFrame {
+    pub method: Option<&'static str>,
+    pub code: Option<u16>,
+    pub host: Option<(u16, u16)>,
+}
+
+impl HttpFrame {
+    fn of(p: &[u8]) -> Option<HttpFrame> {
+        Some(match errors::http::first_line(p)? {
+            errors::http::Line::Request { method, .. } => {
+                let head = &p[..p.len().min(8192)];
+                let host = errors::http::header_range(head, "host").map(|(s, e)| (s as u16, e as u16));
+                HttpFrame { method: Some(method), code: None, host }
+            }
+            errors::http::Line::Status { code, .. } => HttpFrame { method: None, code: Some(code), host: None },
+        })
+    }
 }
 
 /// A POP3 segment (either direction) and the client's request line in it.
@@ -128,6 +155,7 @@ pub struct Dissectors {
     kerberos: Kerberos,
     logins: TextLogins,
     dhcp: Dhcp,
+    errors: errors::ErrorScanner,
     /// Identity facts found in the current frame (or flushed at the end), taken by the caller.
     pub identities: Vec<IdentityFact>,
 }
@@ -141,6 +169,8 @@ impl Dissectors {
         f.krb = None;
         f.pop = None;
         f.dhcp = None;
+        f.http = None;
+        f.errors.clear();
         match d.transport {
             Transport::Udp(u) => {
                 if let Some(kind) = dns::Kind::for_ports(u.src_port, u.dst_port) {
@@ -162,6 +192,10 @@ impl Dissectors {
             // Wireshark hands retransmitted data to no subdissector (tcp.no_subdissector_on_error).
             Transport::Tcp(t) if !tcp.is_retransmission() && !d.payload.is_empty() => {
                 let key = flow.map(|(s, dir, _)| (s, dir));
+                if !errors::http_excluded(t.src_port) && !errors::http_excluded(t.dst_port) {
+                    f.http = HttpFrame::of(d.payload);
+                }
+                self.errors.segment(d, flow, &mut f.errors);
                 if let Some(kind) = dns::Kind::for_ports(t.src_port, t.dst_port) {
                     f.dns = self.dns_join.feed(key, t.seq, t.seg_len, d.payload, |b| dns::parse_tcp_segment(b, kind));
                 }
@@ -201,6 +235,16 @@ impl Dissectors {
     pub fn flush_identities(&mut self) {
         self.logins.flush(&mut self.identities);
         self.kerberos.flush(&mut self.identities);
+    }
+
+    /// End of a file: application errors still pending (an HTTP response cut short).
+    pub fn flush_errors(&mut self, out: &mut Vec<errors::AppError>) {
+        self.errors.finish(out);
+    }
+
+    /// Connections whose error framing was forgotten because its table was full.
+    pub fn error_overflow(&self) -> u64 {
+        self.errors.overflow
     }
 
     /// Forgets partial messages (end of a file: flow slots restart).

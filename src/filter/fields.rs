@@ -116,8 +116,6 @@ pub struct FieldDef {
     pub name: &'static str,
     pub ftype: FType,
     pub get: Getter,
-    /// Needs a dissector that is not built yet: parsed and type-checked, always absent.
-    pub pending: bool,
 }
 
 fn ip_layers<'p>(c: &Ctx<'p, '_>) -> impl Iterator<Item = (u8, IpHeader)> + 'p {
@@ -210,14 +208,8 @@ macro_rules! analysis {
     };
 }
 
-fn none(_: &Ctx<'_, '_>, _: &mut Values<'_>) {}
-
 const fn f(name: &'static str, ftype: FType, get: Getter) -> FieldDef {
-    FieldDef { name, ftype, get, pending: false }
-}
-
-const fn pending(name: &'static str, ftype: FType) -> FieldDef {
-    FieldDef { name, ftype, get: none, pending: true }
+    FieldDef { name, ftype, get }
 }
 
 const ETHERTYPE_ARP: u16 = 0x0806;
@@ -572,10 +564,60 @@ pub static FIELDS: &[FieldDef] = &[
             o.push(1, Val::U(d.questions as u64))
         }
     }),
-    pending("http", FType::Proto),
-    pending("http.request.method", FType::Str),
-    pending("http.response.code", FType::UInt),
-    pending("http.host", FType::Str),
+    // HTTP: the request or status line that starts a segment (no reassembly).
+    f("http", FType::Proto, |c, o| {
+        if c.app.http.is_some() {
+            o.push(1, Val::Bytes(&[]))
+        }
+    }),
+    f("http.request", FType::Proto, |c, o| {
+        if c.app.http.is_some_and(|h| h.method.is_some()) {
+            o.push(1, Val::Bytes(&[]))
+        }
+    }),
+    f("http.response", FType::Proto, |c, o| {
+        if c.app.http.is_some_and(|h| h.code.is_some()) {
+            o.push(1, Val::Bytes(&[]))
+        }
+    }),
+    f("http.request.method", FType::Str, |c, o| {
+        if let Some(m) = c.app.http.and_then(|h| h.method) {
+            o.push(1, Val::Bytes(m.as_bytes()))
+        }
+    }),
+    f("http.response.code", FType::UInt, |c, o| {
+        if let Some(code) = c.app.http.and_then(|h| h.code) {
+            o.push(1, Val::U(code as u64))
+        }
+    }),
+    f("http.host", FType::Str, |c, o| {
+        if let Some((s, e)) = c.app.http.and_then(|h| h.host) {
+            if let Some(v) = c.d.payload.get(s as usize..e as usize) {
+                o.push(1, Val::Bytes(v))
+            }
+        }
+    }),
+    // Application errors (mirrorwatch's own fields): present on the frame that completed one.
+    f("app_error", FType::Proto, |c, o| {
+        if !c.app.errors.is_empty() {
+            o.push(1, Val::Bytes(&[]))
+        }
+    }),
+    f("app_error.family", FType::Str, |c, o| {
+        for e in &c.app.errors {
+            o.push(1, Val::Bytes(e.family.name().as_bytes()))
+        }
+    }),
+    f("app_error.code", FType::Str, |c, o| {
+        for e in &c.app.errors {
+            o.push(1, Val::Bytes(e.code.as_bytes()))
+        }
+    }),
+    f("app_error.message", FType::Str, |c, o| {
+        for e in &c.app.errors {
+            o.push(1, Val::Bytes(e.message.as_bytes()))
+        }
+    }),
     // Kerberos, POP, DHCP (the identity dissectors).
     f("kerberos", FType::Proto, |c, o| {
         if c.app.krb.is_some() {

@@ -72,7 +72,8 @@ struct FRef {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Dep {
     Always,
-    Never,
+    Http,
+    AppError,
     Tcp,
     Udp,
     Icmp4,
@@ -98,9 +99,6 @@ impl Dep {
     fn of(def: &FieldDef) -> Dep {
         use crate::flow::tcp::TcpFlags;
         let n = def.name;
-        if def.pending {
-            return Dep::Never;
-        }
         if let Some(flag) = n.strip_prefix("tcp.analysis.") {
             return match flag {
                 "flags" => Dep::Analysis(u32::MAX),
@@ -121,6 +119,8 @@ impl Dep {
             "kerberos" => Dep::Krb,
             "pop" => Dep::Pop,
             "dhcp" => Dep::Dhcp,
+            "http" => Dep::Http,
+            "app_error" => Dep::AppError,
             "tcp" => Dep::Tcp,
             "udp" => Dep::Udp,
             "icmp" => Dep::Icmp4,
@@ -141,7 +141,8 @@ impl Dep {
         let d = c.d;
         match self {
             Dep::Always => false,
-            Dep::Never => true,
+            Dep::Http => c.app.http.is_none(),
+            Dep::AppError => c.app.errors.is_empty(),
             Dep::Tcp => !matches!(d.transport, T::Tcp(_)) && d.quoted_ports.is_none_or(|q| q.proto != 6),
             Dep::Udp => !matches!(d.transport, T::Udp(_)) && d.quoted_ports.is_none_or(|q| q.proto != 17),
             Dep::Icmp4 => !matches!(d.transport, T::Icmp(i) if !i.v6),
@@ -222,7 +223,6 @@ enum Node {
 pub struct Filter {
     root: Node,
     text: String,
-    pending: Vec<&'static str>,
 }
 
 impl std::fmt::Debug for FieldDef {
@@ -251,20 +251,12 @@ impl Filter {
     /// Parses and type-checks `text`.
     pub fn compile(text: &str) -> Result<Filter, FilterError> {
         let ast = parse::Parser::new(text, |w| fields::lookup(w).is_some())?.parse()?;
-        let mut pending = Vec::new();
-        let root = compile(&ast, &mut pending)?;
-        pending.sort_unstable();
-        pending.dedup();
-        Ok(Filter { root, text: text.to_string(), pending })
+        let root = compile(&ast)?;
+        Ok(Filter { root, text: text.to_string() })
     }
 
     pub fn text(&self) -> &str {
         &self.text
-    }
-
-    /// Fields used by this filter whose dissector is not built yet (they evaluate as absent).
-    pub fn pending_fields(&self) -> &[&'static str] {
-        &self.pending
     }
 
     pub fn matches(&self, c: &Ctx<'_, '_>) -> bool {
@@ -272,14 +264,11 @@ impl Filter {
     }
 }
 
-fn fref(t: &Term, pending: &mut Vec<&'static str>) -> Result<FRef, FilterError> {
+fn fref(t: &Term) -> Result<FRef, FilterError> {
     let Term::Field { name, layer, slice, start, .. } = t else {
         return Err(err(t.start(), "expected a field"));
     };
     let def = fields::lookup(name).ok_or_else(|| unknown_field(name, *start))?;
-    if def.pending {
-        pending.push(def.name);
-    }
     let slice = match slice {
         Some(Slice::Range(o, l)) => {
             if !def.ftype.is_bytes_like() {
@@ -298,11 +287,11 @@ fn fref(t: &Term, pending: &mut Vec<&'static str>) -> Result<FRef, FilterError> 
     Ok(FRef { def, layer: *layer, slice, dep: Dep::of(def) })
 }
 
-fn operand(t: &Term, pending: &mut Vec<&'static str>) -> Result<Operand, FilterError> {
+fn operand(t: &Term) -> Result<Operand, FilterError> {
     match t {
-        Term::Field { .. } => Ok(Operand::Field(fref(t, pending)?)),
+        Term::Field { .. } => Ok(Operand::Field(fref(t)?)),
         Term::Func { name, arg, start, .. } => {
-            let f = fref(arg, pending)?;
+            let f = fref(arg)?;
             match name.as_str() {
                 "len" => {
                     if !f.def.ftype.is_bytes_like() && f.slice.is_none() {
@@ -465,14 +454,14 @@ fn swap(op: RelOp) -> RelOp {
     }
 }
 
-fn compile(ast: &Ast, pending: &mut Vec<&'static str>) -> Result<Node, FilterError> {
+fn compile(ast: &Ast) -> Result<Node, FilterError> {
     Ok(match ast {
-        Ast::Or(a, b) => Node::Or(Box::new(compile(a, pending)?), Box::new(compile(b, pending)?)),
-        Ast::And(a, b) => Node::And(Box::new(compile(a, pending)?), Box::new(compile(b, pending)?)),
-        Ast::Not(a) => Node::Not(Box::new(compile(a, pending)?)),
+        Ast::Or(a, b) => Node::Or(Box::new(compile(a)?), Box::new(compile(b)?)),
+        Ast::And(a, b) => Node::And(Box::new(compile(a)?), Box::new(compile(b)?)),
+        Ast::Not(a) => Node::Not(Box::new(compile(a)?)),
         Ast::Test { lhs, rel: None } => match lhs {
             Term::Field { slice: None, .. } => {
-                let f = fref(lhs, pending)?;
+                let f = fref(lhs)?;
                 // For protocol names and analysis flags the dependency is exactly the presence.
                 let exact = (f.def.ftype == FType::Proto && f.def.name != "frame" && f.layer.is_none())
                     && !matches!(f.dep, Dep::Always);
@@ -500,7 +489,7 @@ fn compile(ast: &Ast, pending: &mut Vec<&'static str>) -> Result<Node, FilterErr
                 }
                 (l, r) => (l, *op, r.clone()),
             };
-            let a = operand(lhs, pending)?;
+            let a = operand(lhs)?;
             let ty = a.ftype();
             let lhs_at = lhs.start();
             if ty == FType::Proto
@@ -563,7 +552,7 @@ fn compile(ast: &Ast, pending: &mut Vec<&'static str>) -> Result<Node, FilterErr
                         Node::Cmp { a, op, b: CmpRhs::Set(set) }
                     }
                     Rhs::Term(t @ (Term::Field { .. } | Term::Func { .. })) => {
-                        let b = operand(t, pending)?;
+                        let b = operand(t)?;
                         if !compatible(ty, b.ftype()) {
                             return Err(err(
                                 t.start(),

@@ -64,12 +64,6 @@ fn render_puts_a_caret_under_the_column() {
     assert_eq!(lines[2], format!("    {}^", " ".repeat(16)));
 }
 
-#[test]
-fn pending_fields_parse_and_are_listed() {
-    let f = Filter::compile("dns.flags.rcode != 0 && http.host contains \"x\"").unwrap();
-    assert_eq!(f.pending_fields(), &["http.host"]);
-}
-
 fn frame(f: &str, data: &[u8]) -> bool {
     let pkt =
         RawPacket { frame: 1, ts: Ts(0), orig_len: data.len() as u32, link: LinkType::ETHERNET, interface: 0, data };

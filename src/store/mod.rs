@@ -243,8 +243,41 @@ fn write_batch(conn: &mut Connection, batch: &[StoreEvent]) -> anyhow::Result<()
         let mut minute = tx.prepare_cached(&minute_sql)?;
         let mut pair = tx.prepare_cached(&pair_sql)?;
         let mut flow = tx.prepare_cached(&flow_sql)?;
+        let mut app_error = tx.prepare_cached(
+            "INSERT INTO app_errors (ts_us, frame, family, code, message, detail, client_ip, client_port,
+                server_ip, server_port, client_mac, stream) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+        )?;
+        let mut error_minute = tx.prepare_cached(
+            "INSERT INTO app_error_minute (minute, family, code, server, count) VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT (minute, family, code, server) DO UPDATE SET count = count + excluded.count",
+        )?;
         for ev in batch {
             match ev {
+                StoreEvent::AppError(e) => {
+                    app_error.execute(rusqlite::params![
+                        e.ts.0 / 1000,
+                        e.frame as i64,
+                        e.family.name(),
+                        e.code,
+                        e.message,
+                        e.detail,
+                        e.client.map(|c| c.0.to_string()),
+                        e.client.map(|c| c.1),
+                        e.server.map(|c| c.0.to_string()),
+                        e.server.map(|c| c.1),
+                        e.client_mac.as_ref().map(mac_text),
+                        e.stream.map(|s| s as i64),
+                    ])?;
+                }
+                StoreEvent::AppErrorMinute(c) => {
+                    error_minute.execute(rusqlite::params![
+                        c.minute,
+                        c.family.name(),
+                        c.code,
+                        c.server.map(|s| s.to_string()).unwrap_or_default(),
+                        c.count as i64
+                    ])?;
+                }
                 StoreEvent::IdentityEvent(e) => {
                     id_event.execute(rusqlite::params![
                         e.ts,

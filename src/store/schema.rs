@@ -68,6 +68,19 @@ const MIGRATIONS: &[&str] = &[
         hostname TEXT, frame INTEGER NOT NULL
     );
     CREATE INDEX identity_events_ts ON identity_events(ts);",
+    // 6: application errors: examples (bounded per kind and minute) and full counts per minute.
+    "CREATE TABLE app_errors (
+        id INTEGER PRIMARY KEY, ts_us INTEGER NOT NULL, frame INTEGER NOT NULL,
+        family TEXT NOT NULL, code TEXT NOT NULL, message TEXT NOT NULL, detail TEXT,
+        client_ip TEXT, client_port INTEGER, server_ip TEXT, server_port INTEGER,
+        client_mac TEXT, stream INTEGER
+    );
+    CREATE INDEX app_errors_ts ON app_errors(ts_us);
+    CREATE TABLE app_error_minute (
+        minute INTEGER NOT NULL, family TEXT NOT NULL, code TEXT NOT NULL, server TEXT NOT NULL,
+        count INTEGER NOT NULL,
+        PRIMARY KEY (minute, family, code, server)
+    ) WITHOUT ROWID;",
 ];
 
 /// Current schema version.

@@ -1,0 +1,331 @@
+//! Plaintext application errors on the wire (`app_error` facts): MySQL/MariaDB ERR packets,
+//! PostgreSQL ErrorResponse, SQL Server TDS ERROR tokens, Oracle `ORA-NNNNN` texts and HTTP
+//! responses with a 5xx status.
+//!
+//! This module owns the per-connection framing state these need, and only that: for each server
+//! → client byte stream of a database connection it tracks where the protocol's messages begin
+//! and end (skipping result rows without copying them) and copies just the one message that is
+//! an error, so an error split across TCP segments is found and nothing else is reassembled.
+//! Every state is bounded: [`MAX_STREAMS`] connections, [`MAX_MESSAGE`] bytes per kept message;
+//! beyond that the oldest connection is forgotten and counted (`overflow`). An error is reported
+//! at the frame that completes it, as Wireshark does.
+
+pub mod http;
+pub mod mysql;
+pub mod oracle;
+pub mod pgsql;
+pub mod tds;
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+
+use crate::decode::{Decoded, Transport};
+use crate::time::Ts;
+
+/// Connections whose framing is tracked at once.
+pub const MAX_STREAMS: usize = 4096;
+/// Longest error message kept (a database error is a few hundred bytes; longer is not an error
+/// message this module cares about, and is skipped).
+pub const MAX_MESSAGE: usize = 16 * 1024;
+/// Longest message text reported.
+pub const MAX_TEXT: usize = 1024;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Family {
+    Mysql,
+    Postgresql,
+    Tds,
+    Oracle,
+    Http,
+    Pattern,
+}
+
+impl Family {
+    pub fn name(self) -> &'static str {
+        match self {
+            Family::Mysql => "mysql",
+            Family::Postgresql => "postgresql",
+            Family::Tds => "tds",
+            Family::Oracle => "oracle",
+            Family::Http => "http",
+            Family::Pattern => "pattern",
+        }
+    }
+}
+
+/// One application error seen on the wire.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AppError {
+    pub family: Family,
+    /// MySQL error number, PostgreSQL SQLSTATE, TDS error number, `ORA-00060`, HTTP status.
+    pub code: String,
+    pub message: String,
+    /// MySQL/PostgreSQL SQLSTATE or severity, TDS class/state: what the protocol adds.
+    pub detail: Option<String>,
+    pub frame: u64,
+    pub ts: Ts,
+    pub client: Option<(IpAddr, u16)>,
+    pub server: Option<(IpAddr, u16)>,
+    pub client_mac: Option<[u8; 6]>,
+    pub stream: Option<u64>,
+}
+
+impl AppError {
+    /// This error's place and time with another message.
+    fn with(&self, f: Found) -> AppError {
+        AppError { code: f.code, message: f.message, detail: f.detail, ..self.clone() }
+    }
+}
+
+/// Text from the wire, made printable: control characters become U+FFFD, length is bounded.
+/// (Escaping for HTML and mail happens where those are written; this only keeps the stored
+/// text one line and short.)
+pub fn wire_text(b: &[u8]) -> String {
+    let s = String::from_utf8_lossy(&b[..b.len().min(MAX_TEXT)]);
+    s.chars().map(|c| if c.is_control() { '\u{fffd}' } else { c }).collect()
+}
+
+/// Which protocol a server port speaks (the default ports; Wireshark's defaults too).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Proto {
+    Mysql,
+    Pgsql,
+    Tds,
+    Oracle,
+}
+
+fn proto_for_port(port: u16) -> Option<Proto> {
+    match port {
+        3306 => Some(Proto::Mysql),
+        5432 => Some(Proto::Pgsql),
+        1433 => Some(Proto::Tds),
+        1521 => Some(Proto::Oracle),
+        _ => None,
+    }
+}
+
+/// Ports owned by a dissector other than HTTP: an "HTTP/1.1 500" at the start of one of their
+/// segments is data, not a response (Wireshark's HTTP heuristic never sees these either).
+pub fn http_excluded(port: u16) -> bool {
+    proto_for_port(port).is_some() || matches!(port, 21 | 22 | 25 | 53 | 88 | 110 | 143 | 389 | 443 | 445 | 465 | 587)
+}
+
+/// Framing state of one server → client byte stream.
+struct Stream {
+    stream: u64,
+    next_seq: u32,
+    last_frame: u64,
+    /// Where and when the state began: an HTTP response given up is reported there.
+    origin: AppError,
+    state: Framing,
+}
+
+enum Framing {
+    Mysql(mysql::Framer),
+    Pgsql(pgsql::Framer),
+    Tds(tds::Framer),
+    Oracle(oracle::Scanner),
+    Http(http::Pending),
+}
+
+impl Framing {
+    fn new(p: Proto) -> Framing {
+        match p {
+            Proto::Mysql => Framing::Mysql(mysql::Framer::default()),
+            Proto::Pgsql => Framing::Pgsql(pgsql::Framer::default()),
+            Proto::Tds => Framing::Tds(tds::Framer::default()),
+            Proto::Oracle => Framing::Oracle(oracle::Scanner::default()),
+        }
+    }
+
+    fn family(&self) -> Family {
+        match self {
+            Framing::Mysql(_) => Family::Mysql,
+            Framing::Pgsql(_) => Family::Postgresql,
+            Framing::Tds(_) => Family::Tds,
+            Framing::Oracle(_) => Family::Oracle,
+            Framing::Http(_) => Family::Http,
+        }
+    }
+
+    /// Feeds in-order bytes; for HTTP, true when the response is complete.
+    fn feed(&mut self, p: &[u8], found: &mut Vec<Found>) -> bool {
+        match self {
+            Framing::Mysql(f) => f.feed(p, found),
+            Framing::Pgsql(f) => f.feed(p, found),
+            Framing::Tds(f) => f.feed(p, found),
+            Framing::Oracle(f) => f.feed(p, found),
+            Framing::Http(h) => {
+                if h.more(p) {
+                    found.push(h.give_up());
+                    return true;
+                }
+            }
+        }
+        false
+    }
+}
+
+/// What a framer hands back: one error message.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Found {
+    pub code: String,
+    pub message: String,
+    pub detail: Option<String>,
+}
+
+/// Most HEAD requests awaiting their response that are remembered.
+const MAX_HEADS: usize = 1024;
+
+/// The error dissectors with their bounded per-connection state.
+#[derive(Default)]
+pub struct ErrorScanner {
+    streams: HashMap<(u32, u8), Stream, foldhash::fast::RandomState>,
+    /// Connections (slot, stream) whose last request was HEAD.
+    heads: Vec<(u32, u64)>,
+    found: Vec<Found>,
+    /// Connections forgotten because the table was full.
+    pub overflow: u64,
+}
+
+impl ErrorScanner {
+    /// Looks at one TCP segment (not a retransmission: Wireshark hands those to no dissector).
+    /// `flow` is (slot, direction, stream). Errors go to `out`.
+    pub fn segment(&mut self, d: &Decoded<'_>, flow: Option<(u32, u8, u64)>, out: &mut Vec<AppError>) {
+        let Transport::Tcp(t) = d.transport else { return };
+        let p = d.payload;
+        let Some(ip) = d.ip else { return };
+        if p.is_empty() {
+            return;
+        }
+        let proto = proto_for_port(t.src_port);
+        let http_ok = proto.is_none() && !http_excluded(t.src_port) && !http_excluded(t.dst_port);
+        let mk = |family: Family, f: Found, (frame, ts): (u64, Ts)| AppError {
+            family,
+            code: f.code,
+            message: f.message,
+            detail: f.detail,
+            frame,
+            ts,
+            client: Some((ip.dst, t.dst_port)),
+            server: Some((ip.src, t.src_port)),
+            client_mac: d.eth_dst,
+            stream: flow.map(|f| f.2),
+        };
+        let here = (d.frame, d.ts);
+        if http_ok && p.starts_with(b"HEAD ") {
+            if let Some((slot, _, stream)) = flow {
+                if self.heads.len() >= MAX_HEADS {
+                    self.heads.remove(0);
+                }
+                self.heads.push((slot, stream));
+            }
+            return;
+        }
+        let key = flow.map(|(s, dir, _)| (s, dir));
+        let stream_id = flow.map_or(0, |f| f.2);
+        // Continue the stream's state when this segment follows on; a gap, a retransmitted
+        // start or a new connection in the slot starts over (framers resynchronise).
+        let cont = key.and_then(|k| self.streams.get(&k)).map(|s| s.stream == stream_id && s.next_seq == t.seq);
+        if cont == Some(false) {
+            let old = self.streams.remove(&key.expect("has key")).expect("present");
+            if let Framing::Http(h) = &old.state {
+                out.push(old.origin.with(h.give_up()));
+            }
+        }
+        self.found.clear();
+        if cont != Some(true) {
+            let state = match proto {
+                Some(pr) => Framing::new(pr),
+                None if http_ok && p.starts_with(b"HTTP/") => {
+                    let head = match self.heads.iter().position(|h| flow.is_some_and(|f| (f.0, f.2) == *h)) {
+                        Some(i) => {
+                            self.heads.swap_remove(i);
+                            true
+                        }
+                        None => false,
+                    };
+                    match http::Pending::start(p, head) {
+                        http::Start::Ignore => return,
+                        http::Start::Complete(f) => {
+                            out.push(mk(Family::Http, f, here));
+                            return;
+                        }
+                        http::Start::Waiting(pend) => {
+                            if let Some(k) = key {
+                                self.insert(
+                                    k,
+                                    Stream {
+                                        stream: stream_id,
+                                        next_seq: t.seq.wrapping_add(t.seg_len),
+                                        last_frame: d.frame,
+                                        origin: mk(Family::Http, http::Pending::placeholder(), here),
+                                        state: Framing::Http(pend),
+                                    },
+                                );
+                            }
+                            return;
+                        }
+                    }
+                }
+                None => return,
+            };
+            match key {
+                Some(k) => self.insert(
+                    k,
+                    Stream {
+                        stream: stream_id,
+                        next_seq: t.seq,
+                        last_frame: d.frame,
+                        origin: mk(state.family(), http::Pending::placeholder(), here),
+                        state,
+                    },
+                ),
+                None => {
+                    // No flow slot (table full): this segment on its own.
+                    let mut state = state;
+                    let fam = state.family();
+                    state.feed(p, &mut self.found);
+                    out.extend(self.found.drain(..).map(|f| mk(fam, f, here)));
+                    return;
+                }
+            }
+        }
+        let k = key.expect("stateful streams have a key");
+        let s = self.streams.get_mut(&k).expect("present");
+        s.next_seq = t.seq.wrapping_add(t.seg_len);
+        s.last_frame = d.frame;
+        let fam = s.state.family();
+        let done = s.state.feed(p, &mut self.found);
+        if done {
+            self.streams.remove(&k);
+        }
+        out.extend(self.found.drain(..).map(|f| mk(fam, f, here)));
+    }
+
+    fn insert(&mut self, k: (u32, u8), s: Stream) {
+        if self.streams.len() >= MAX_STREAMS {
+            // Forget the connection idle longest.
+            if let Some(old) = self.streams.iter().min_by_key(|(_, s)| s.last_frame).map(|(k, _)| *k) {
+                self.streams.remove(&old);
+                self.overflow += 1;
+            }
+        }
+        self.streams.insert(k, s);
+    }
+
+    /// End of a file: HTTP responses still waiting for their body are reported as seen (with
+    /// the frame of their status line); all framing state is forgotten.
+    pub fn finish(&mut self, out: &mut Vec<AppError>) {
+        let mut pending: Vec<&Stream> = self.streams.values().filter(|s| matches!(s.state, Framing::Http(_))).collect();
+        pending.sort_by_key(|s| s.origin.frame);
+        for s in pending {
+            if let Framing::Http(h) = &s.state {
+                out.push(s.origin.with(h.give_up()));
+            }
+        }
+        self.streams.clear();
+        self.heads.clear();
+    }
+}

@@ -1,0 +1,147 @@
+//! MySQL/MariaDB: the server's ERR packet (`0xFF`, error number, optional `#` + SQLSTATE,
+//! message). The framer walks the server's packets (3-byte length + sequence id) and copies
+//! only a packet whose first byte is 0xFF — no result row is ever copied.
+
+use super::{wire_text, Found, MAX_MESSAGE};
+
+#[derive(Default)]
+enum St {
+    #[default]
+    Header,
+    /// Packet length known, first payload byte not yet seen.
+    Peek(u32),
+    Collect(u32),
+    Skip(u32),
+}
+
+#[derive(Default)]
+pub struct Framer {
+    hdr: [u8; 4],
+    hdr_len: usize,
+    st: St,
+    buf: Vec<u8>,
+}
+
+/// Parses an ERR packet's payload (starting at the 0xFF marker).
+pub fn parse_err(p: &[u8]) -> Option<Found> {
+    if p.len() < 3 || p[0] != 0xff {
+        return None;
+    }
+    let code = u16::from_le_bytes([p[1], p[2]]);
+    // 0xFFFF is the progress-report packet of MariaDB, not an error.
+    if code == 0xffff || code == 0 {
+        return None;
+    }
+    let (sqlstate, msg) = if p.len() >= 9 && p[3] == b'#' { (Some(&p[4..9]), &p[9..]) } else { (None, &p[3..]) };
+    Some(Found { code: code.to_string(), message: wire_text(msg), detail: sqlstate.map(wire_text) })
+}
+
+impl Framer {
+    /// Feeds the next in-order bytes of the server's stream.
+    pub fn feed(&mut self, p: &[u8], found: &mut Vec<Found>) {
+        let mut i = 0;
+        while i < p.len() {
+            match self.st {
+                St::Header => {
+                    let n = (4 - self.hdr_len).min(p.len() - i);
+                    self.hdr[self.hdr_len..self.hdr_len + n].copy_from_slice(&p[i..i + n]);
+                    self.hdr_len += n;
+                    i += n;
+                    if self.hdr_len == 4 {
+                        self.hdr_len = 0;
+                        let len = u32::from_le_bytes([self.hdr[0], self.hdr[1], self.hdr[2], 0]);
+                        self.st = if len == 0 { St::Header } else { St::Peek(len) };
+                    }
+                }
+                St::Peek(len) => {
+                    let first = p[i];
+                    i += 1;
+                    if first == 0xff && len as usize <= MAX_MESSAGE {
+                        self.buf.clear();
+                        self.buf.push(first);
+                        self.st = St::Collect(len - 1);
+                    } else {
+                        self.st = St::Skip(len - 1);
+                    }
+                    self.finish_if_done(found);
+                }
+                St::Collect(need) => {
+                    let n = (need as usize).min(p.len() - i);
+                    self.buf.extend_from_slice(&p[i..i + n]);
+                    i += n;
+                    self.st = St::Collect(need - n as u32);
+                    self.finish_if_done(found);
+                }
+                St::Skip(need) => {
+                    let n = (need as usize).min(p.len() - i);
+                    i += n;
+                    self.st = if need as usize == n { St::Header } else { St::Skip(need - n as u32) };
+                }
+            }
+        }
+    }
+
+    fn finish_if_done(&mut self, found: &mut Vec<Found>) {
+        match self.st {
+            St::Collect(0) => {
+                found.extend(parse_err(&self.buf));
+                self.buf = Vec::new();
+                self.st = St::Header;
+            }
+            St::Skip(0) => self.st = St::Header,
+            _ => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn packet(seq: u8, payload: &[u8]) -> Vec<u8> {
+        let mut v = (payload.len() as u32).to_le_bytes()[..3].to_vec();
+        v.push(seq);
+        v.extend_from_slice(payload);
+        v
+    }
+
+    #[test]
+    fn deadlock_err_split_over_segments_after_a_row() {
+        let mut stream = packet(1, b"\x03defrow-data-that-is-not-an-error");
+        let mut err = vec![0xff];
+        err.extend_from_slice(&1213u16.to_le_bytes());
+        err.extend_from_slice(b"#40001Deadlock found when trying to get lock; try restarting transaction");
+        stream.extend(packet(2, &err));
+        for cut in 0..stream.len() {
+            let mut f = Framer::default();
+            let mut found = Vec::new();
+            f.feed(&stream[..cut], &mut found);
+            f.feed(&stream[cut..], &mut found);
+            assert_eq!(found.len(), 1, "cut {cut}");
+            assert_eq!(found[0].code, "1213");
+            assert_eq!(found[0].detail.as_deref(), Some("40001"));
+            assert!(found[0].message.starts_with("Deadlock found"));
+        }
+    }
+
+    #[test]
+    fn handshake_error_without_sqlstate() {
+        let mut err = vec![0xff];
+        err.extend_from_slice(&1130u16.to_le_bytes());
+        err.extend_from_slice(b"Host 'x' is not allowed to connect to this MySQL server");
+        let mut found = Vec::new();
+        Framer::default().feed(&packet(0, &err), &mut found);
+        assert_eq!(found[0].code, "1130");
+        assert_eq!(found[0].detail, None);
+    }
+
+    #[test]
+    fn hostile_lengths_do_not_panic_or_grow() {
+        let mut f = Framer::default();
+        let mut found = Vec::new();
+        f.feed(&[0xff, 0xff, 0xff, 0, 0xff, 1, 2], &mut found);
+        f.feed(&[0xff; 100], &mut found);
+        assert!(found.is_empty());
+        assert!(f.buf.capacity() <= MAX_MESSAGE);
+    }
+}
