@@ -109,3 +109,53 @@ fn http_fields_are_read_from_the_segment_that_starts_the_message() {
         vec![8]
     );
 }
+
+/// Every lab capture: (frame, family, code) exactly as tshark reported them when the capture
+/// was made (`app_errors` of the .expected.json), from real PostgreSQL, MariaDB and nginx.
+#[test]
+fn lab_errors_match_what_tshark_reported_at_capture_time() {
+    let mut checked = BTreeSet::new();
+    for pcap in common::captures_in(&common::lab_dir()) {
+        let exp: Value = serde_json::from_slice(&std::fs::read(pcap.with_extension("expected.json")).unwrap()).unwrap();
+        let Some(list) = exp["app_errors"].as_array() else { continue };
+        let want: BTreeSet<(u64, String, String)> = list
+            .iter()
+            .map(|e| {
+                (e["frame"].as_u64().unwrap(), e["family"].as_str().unwrap().into(), e["code"].as_str().unwrap().into())
+            })
+            .collect();
+        let got: BTreeSet<(u64, String, String)> =
+            ours(&analyze(&pcap)).into_iter().map(|(f, fam, c, _)| (f, fam, c)).collect();
+        assert_eq!(got, want, "{}", pcap.display());
+        checked.extend(want.into_iter().map(|(_, fam, code)| format!("{fam} {code}")));
+    }
+    for must in [
+        "postgresql 40P01",
+        "postgresql 28P01",
+        "postgresql 23505",
+        "mysql 1213",
+        "mysql 1045",
+        "mysql 1062",
+        "http 500",
+        "http 502",
+        "http 503",
+    ] {
+        assert!(checked.contains(must), "no lab capture verifies {must}: {checked:?}");
+    }
+}
+
+#[test]
+fn deadlock_messages_and_sqlstates_are_kept() {
+    let lab = common::lab_dir();
+    let v = analyze(&lab.join("lab-mariadb-errors.pcap"));
+    let e = v["app_errors"].as_array().unwrap().iter().find(|e| e["code"] == "1213").unwrap().clone();
+    assert_eq!(e["detail"], "40001");
+    assert!(e["message"].as_str().unwrap().starts_with("Deadlock found when trying to get lock"), "{e}");
+    assert_eq!(e["server"]["ip"], "10.77.2.20");
+    assert_eq!(e["server"]["port"], 3306);
+    assert_eq!(e["client"]["ip"], "10.77.1.10");
+    let v = analyze(&lab.join("lab-pgsql-errors.pcap"));
+    let e = v["app_errors"].as_array().unwrap().iter().find(|e| e["code"] == "40P01").unwrap().clone();
+    assert_eq!(e["message"], "deadlock detected");
+    assert_eq!(e["detail"], "ERROR");
+}

@@ -2,7 +2,7 @@
 # Regenerates the lab captures in tests/data/lab/ with real servers and clients in network
 # namespaces (see netns.sh), and their expected TCP analysis as tshark 4.0 reports it.
 # Needs root, iproute2, nftables, tcpdump, python3, curl, tshark, editcap, and for the servers:
-# nginx-light, dnsmasq-base, bind9-dnsutils, openssl, dovecot-pop3d, dovecot-imapd, krb5-kdc,
+# nginx-light, dnsmasq-base, postgresql, mariadb-server, mariadb-client, bind9-dnsutils, openssl, dovecot-pop3d, dovecot-imapd, krb5-kdc,
 # krb5-admin-server, krb5-user, busybox (Debian) and aiosmtpd, pyftpdlib (PyPI).
 #   tests/lab/make-captures.sh            # all captures
 #   tests/lab/make-captures.sh lab-dns-dnsmasq   # only the named ones
@@ -213,6 +213,82 @@ SNAPLEN=600 capture lab-dhcp-dnsmasq 0 0 '
         --dhcp-range=10.77.1.100,10.77.1.150,12h --dhcp-leasefile='"$work"'/leases --no-resolv >/dev/null 2>&1 &
     sleep 1
     busybox udhcpc -i '"$P"'-c0 -x hostname:ws-alice -n -q -s /bin/true >/dev/null 2>&1'
+# PostgreSQL 15: a wrong password (28P01), a duplicate key (23505), a division by zero
+# (22012) and a genuine deadlock between two concurrent sessions (40P01), TLS off.
+pgbin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
+if want lab-pgsql-errors; then
+    chmod 755 "$work"; mkdir -p "$work/pg" "$work/pgsock"; chown postgres: "$work/pg" "$work/pgsock"
+    runuser -u postgres -- "$pgbin/initdb" -D "$work/pg" -A trust -U postgres >/dev/null
+    printf 'host all all 0.0.0.0/0 scram-sha-256\n' >> "$work/pg/pg_hba.conf"
+    cat > "$work/pg-deadlock.sh" <<'SH'
+export PGHOST=$1 PGUSER=app PGDATABASE=shop PGSSLMODE=disable PGPASSWORD=apppw
+PGPASSWORD=nope psql -c 'select 1' >/dev/null 2>&1
+psql -q -c "insert into items values (1, 'first')" >/dev/null 2>&1
+psql -q -c 'select 1/0' >/dev/null 2>&1
+psql -q -v ON_ERROR_STOP=1 >/dev/null 2>&1 <<SQL &
+begin; update items set name = 'a' where id = 1; select pg_sleep(1); update items set name = 'a' where id = 2; commit;
+SQL
+sleep 0.3
+psql -q -v ON_ERROR_STOP=1 >/dev/null 2>&1 <<SQL
+begin; update items set name = 'b' where id = 2; select pg_sleep(1); update items set name = 'b' where id = 1; commit;
+SQL
+wait
+SH
+fi
+SNAPLEN=1600 capture lab-pgsql-errors 0 0 '
+    ip netns exec '"$P"'-srv runuser -u postgres -- '"$pgbin"'/postgres -D '"$work"'/pg -c listen_addresses=10.77.2.20 \
+        -c unix_socket_directories='"$work"'/pgsock -c deadlock_timeout=200ms -c ssl=off >/dev/null 2>&1 &
+    sleep 3
+    ip netns exec '"$P"'-srv runuser -u postgres -- psql -h '"$work"'/pgsock -q -c "create user app password '"'"'apppw'"'"'" -c "create database shop owner app" >/dev/null
+    ip netns exec '"$P"'-srv runuser -u postgres -- psql -h '"$work"'/pgsock -q -U app -d shop -c "create table items (id int primary key, name text); insert into items values (1, '"'"'x'"'"'), (2, '"'"'y'"'"')" >/dev/null
+    bash '"$work"'/pg-deadlock.sh "$1"'
+# MariaDB: a wrong password (1045), a duplicate key (1062) and a genuine deadlock between two
+# concurrent sessions (1213 / 40001), TLS off.
+if want lab-mariadb-errors; then
+    chmod 755 "$work"; mkdir -p "$work/my"; chown mysql: "$work/my"
+    mariadb-install-db --no-defaults --datadir="$work/my" --user=mysql --auth-root-authentication-method=normal >/dev/null 2>&1
+    cat > "$work/my-deadlock.sh" <<'SH'
+m() { mariadb --skip-ssl -h "$1" -u app -papppw shop "${@:2}"; }
+mariadb --skip-ssl -h "$1" -u app -pnope shop -e 'select 1' >/dev/null 2>&1
+m "$1" -e "insert into items values (1, 'first')" >/dev/null 2>&1
+m "$1" >/dev/null 2>&1 <<SQL &
+begin; update items set name = 'a' where id = 1; select sleep(1); update items set name = 'a' where id = 2; commit;
+SQL
+sleep 0.3
+m "$1" >/dev/null 2>&1 <<SQL
+begin; update items set name = 'b' where id = 2; select sleep(1); update items set name = 'b' where id = 1; commit;
+SQL
+wait
+SH
+fi
+SNAPLEN=1600 capture lab-mariadb-errors 0 0 '
+    ip netns exec '"$P"'-srv mariadbd --no-defaults --datadir='"$work"'/my --user=mysql --bind-address=10.77.2.20 \
+        --socket='"$work"'/my/my.sock --skip-log-bin --innodb-lock-wait-timeout=10 >/dev/null 2>&1 &
+    sleep 4
+    ip netns exec '"$P"'-srv mariadb --no-defaults -S '"$work"'/my/my.sock -u root -e "create database shop; create user app@'"'"'%'"'"' identified by '"'"'apppw'"'"'; grant all on shop.* to app@'"'"'%'"'"'; create table shop.items (id int primary key, name text) engine=innodb; insert into shop.items values (1, '"'"'x'"'"'), (2, '"'"'y'"'"')"
+    bash '"$work"'/my-deadlock.sh "$1"'
+# nginx answering 500, 502 (upstream down), 503 and a 500 with a 12 kB error page whose body
+# spans several segments (reported at the frame that completes it), plus HEAD and 200s.
+if want lab-http-nginx-5xx; then
+    chmod 755 "$work" "$work/www"
+    head -c 12000 /dev/zero | tr '\0' 'e' > "$work/www/big500.html"
+    cat > "$work/nginx-5xx.conf" <<NGINX
+worker_processes 1; pid $work/nginx-5xx.pid; error_log $work/nginx-5xx-error.log; daemon off;
+events { worker_connections 64; }
+http { access_log off; server { listen 8082; root $work/www;
+  location = /boom { return 500; }
+  location = /busy { return 503; }
+  location = /app { proxy_pass http://127.0.0.1:9; }
+  location = /bigerr { error_page 500 /big500.html; return 500; }
+  location = /big500.html { internal; } } }
+NGINX
+fi
+SNAPLEN=1600 capture lab-http-nginx-5xx 0 0 '
+    ip netns exec '"$P"'-srv nginx -c '"$work"'/nginx-5xx.conf &
+    sleep 1
+    for u in index.html boom app busy bigerr index.html boom; do curl -s -m 5 -o /dev/null "http://$1:8082/$u"; done
+    curl -s -m 5 -I -o /dev/null "http://$1:8082/boom"
+    curl -s -m 5 -o /dev/null "http://$1:8082/app" "http://$1:8082/bigerr" "http://$1:8082/index.html"'
 # No loss: the baseline must show no retransmissions at all.
 capture lab-http-clean 0 0 'for i in $(seq 1 5); do curl -s -m 20 -o /dev/null "http://$1:8080/big.bin"; curl -s -o /dev/null "http://$1:8080/index.html"; done'
 
@@ -231,8 +307,18 @@ frames = {x: [int(r[0]) for r in rows if r[i + 1]] for i, x in enumerate(flags)}
 count = int(subprocess.run(["tshark", "-n", "-r", f, "-T", "fields", "-e", "frame.number"],
                            capture_output=True, text=True).stdout.split()[-1])
 ver = subprocess.run(["tshark", "--version"], capture_output=True, text=True).stdout.splitlines()[0]
+def errors(flt, family, fields, keep=lambda r: True):
+    cmd = ["tshark", "-n", "-r", f, "-Y", flt, "-T", "fields", "-E", "occurrence=f", "-e", "frame.number"]
+    cmd += [a for x in fields for a in ("-e", x)]
+    rows = [l.split("\t") for l in subprocess.run(cmd, capture_output=True, text=True).stdout.splitlines()]
+    return [{"frame": int(r[0]), "family": family, "code": r[1]} for r in rows if keep(r)]
+app = (errors("mysql.error_code", "mysql", ["mysql.error_code"])
+       + errors("pgsql.code", "postgresql", ["pgsql.code", "pgsql.severity"], lambda r: r[2] in ("ERROR", "FATAL", "PANIC"))
+       + errors("tds.error.number", "tds", ["tds.error.number"])
+       + errors("http.response.code >= 500", "http", ["http.response.code"]))
 json.dump({"generator": "tests/lab/make-captures.sh", "oracle": ver, "packets": count,
-           "tcp_analysis_frames": frames}, open(f[:-5] + ".expected.json", "w"), indent=1)
+           "tcp_analysis_frames": frames, "app_errors": sorted(app, key=lambda e: e["frame"])},
+          open(f[:-5] + ".expected.json", "w"), indent=1)
 PY
 done
 ls -la "$out"
