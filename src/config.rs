@@ -33,11 +33,13 @@ pub struct StoreConfig {
     pub dir: PathBuf,
     /// Upper bound for everything under `dir`, e.g. "4GiB".
     pub disk_budget: String,
+    /// Per-minute tables, errors and flows are kept this many days (identities and alerts 3×).
+    pub retention_days: u64,
 }
 
 impl Default for StoreConfig {
     fn default() -> Self {
-        StoreConfig { dir: PathBuf::from("/var/lib/mirrorwatch"), disk_budget: "4GiB".into() }
+        StoreConfig { dir: PathBuf::from("/var/lib/mirrorwatch"), disk_budget: "4GiB".into(), retention_days: 30 }
     }
 }
 
@@ -83,6 +85,19 @@ pub struct MailConfig {
     pub password_file: PathBuf,
     pub from: String,
     pub to: Vec<String>,
+    /// Extra CA certificate (PEM) trusted for the SMTP server, e.g. a company CA.
+    pub ca_file: Option<PathBuf>,
+    /// Link base in mails, e.g. "http://mirrorwatch.branch.lan:8080".
+    pub dashboard_url: String,
+    /// Ongoing alerts are rolled into a digest this often (packet time), e.g. "1h".
+    pub digest_every: String,
+    /// Evidence pcapng files larger than this are not attached (the dashboard has them).
+    pub attach_max_bytes: u64,
+    /// First retry after a failed send, doubling up to `retry_max` (durations like "30s").
+    pub retry_initial: String,
+    pub retry_max: String,
+    /// SMTP connection and command timeout.
+    pub timeout: String,
 }
 
 impl Default for MailConfig {
@@ -95,6 +110,13 @@ impl Default for MailConfig {
             password_file: PathBuf::from("/etc/mirrorwatch/smtp.pass"),
             from: "mirrorwatch@localhost".into(),
             to: Vec::new(),
+            ca_file: None,
+            dashboard_url: "http://mirrorwatch.local:8080".into(),
+            digest_every: "1h".into(),
+            attach_max_bytes: 1024 * 1024,
+            retry_initial: "30s".into(),
+            retry_max: "1h".into(),
+            timeout: "30s".into(),
         }
     }
 }
@@ -102,13 +124,30 @@ impl Default for MailConfig {
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct JobsConfig {
+    /// Daily report mail.
     pub digest: String,
+    /// Deletes data older than `[store] retention_days`.
     pub retention: String,
+    /// Disk watchdog (`disk.low`).
+    pub disk: String,
+    /// SQLite `PRAGMA optimize` and WAL checkpoint.
+    pub optimize: String,
 }
 
 impl Default for JobsConfig {
     fn default() -> Self {
-        JobsConfig { digest: "0 8 * * *".into(), retention: "*/15 * * * *".into() }
+        JobsConfig {
+            digest: "0 8 * * *".into(),
+            retention: "*/15 * * * *".into(),
+            disk: "*/5 * * * *".into(),
+            optimize: "30 3 * * *".into(),
+        }
+    }
+}
+
+impl MailConfig {
+    pub fn digest_every_secs(&self) -> u64 {
+        crate::rules::parse_duration(&self.digest_every).unwrap_or(3600)
     }
 }
 

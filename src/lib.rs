@@ -15,6 +15,8 @@ pub mod dissect;
 pub mod filter;
 pub mod flow;
 pub mod identity;
+pub mod jobs;
+pub mod mail;
 pub mod pipeline;
 pub mod rules;
 pub mod store;

@@ -21,6 +21,7 @@ use crate::flow::{FlowConfig, FlowRecord, FlowRow, FlowTable, TcpCounts};
 use crate::identity::events::IdentityEvents;
 use crate::identity::volume::{UserVolume, Volume};
 use crate::identity::IdentityFact;
+use crate::rules::alerts::{self, AlertEngine, AlertOut, Context, Evidence};
 use crate::rules::counters::{CounterEngine, CounterRow, CounterTotal};
 use crate::rules::RuleSet;
 use crate::summary::Summary;
@@ -97,7 +98,14 @@ pub enum StoreEvent {
     AppError(Box<AppError>),
     /// How many errors of one kind a minute had (all of them, stored or not).
     AppErrorMinute(Box<AppErrorCount>),
+    /// An alert episode started or cleared (stored, and queued for mail when it asks for it).
+    Alert(Box<alerts::Notice>),
+    /// Ongoing alerts rolled up (queued for mail).
+    Digest(Box<alerts::Digest>),
 }
+
+/// Successful logins remembered per address, to name the user in alerts.
+const MAX_USER_BY_IP: usize = 10_000;
 
 /// Errors of one (family, code, server) in one minute.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -182,6 +190,13 @@ pub struct Pipeline<S: Sink> {
     error_minute: HashMap<ErrorKey, u64, foldhash::fast::RandomState>,
     /// Name of the input being processed (file or interface), for the run summary.
     pub input: String,
+    alerts: Option<AlertEngine>,
+    alert_out: Vec<AlertOut>,
+    counter_rows: Vec<CounterRow>,
+    /// Last user logged in from each address (bounded), for the alerts' context.
+    user_by_ip: HashMap<IpAddr, String, foldhash::fast::RandomState>,
+    /// How often ongoing alerts are rolled into a digest, in packet time.
+    pub digest_every_secs: u64,
 }
 
 impl<S: Sink> Pipeline<S> {
@@ -204,6 +219,11 @@ impl<S: Sink> Pipeline<S> {
             user_volume: UserVolume::default(),
             error_minute: HashMap::default(),
             input: String::new(),
+            alerts: None,
+            alert_out: Vec::new(),
+            counter_rows: Vec::new(),
+            user_by_ip: HashMap::default(),
+            digest_every_secs: 3600,
         }
     }
 
@@ -214,6 +234,11 @@ impl<S: Sink> Pipeline<S> {
             let sink = &mut self.sink;
             c.flush(m.minute, |row| sink.send(StoreEvent::Counter(row)));
         }
+        let mut engine = AlertEngine::new(&rules, self.digest_every_secs);
+        if let Some(old) = self.alerts.take() {
+            engine.carry_over(old);
+        }
+        self.alerts = (!engine.is_empty()).then_some(engine);
         self.counters = (!rules.counters.is_empty())
             .then(|| CounterEngine::new(rules.counters, self.cfg.max_groups, self.cfg.top_groups));
     }
@@ -304,11 +329,57 @@ impl<S: Sink> Pipeline<S> {
                 self.app_error(e);
             }
             self.app.errors = errors;
+            if self.alerts.as_ref().is_some_and(|a| a.wants("app_error")) {
+                self.alert_app_errors(d, &fo.tcp, stream);
+            }
         }
         if let Some(c) = self.counters.as_mut() {
             c.observe(&Ctx { d, tcp: &fo.tcp, stream, app: &self.app });
         }
         PacketOutcome { frame: d.frame, tcp: fo.tcp, is_tcp: matches!(d.transport, Transport::Tcp(_)), stream }
+    }
+
+    /// Hands the frame's application errors to the alert engine, with the frame as evidence and
+    /// the frame's fields for the alerts' `where` filters.
+    fn alert_app_errors(&mut self, d: &Decoded<'_>, tcp: &TcpAnalysis, stream: Option<u64>) {
+        let Some(engine) = self.alerts.as_mut() else { return };
+        let ctx = Ctx { d, tcp, stream, app: &self.app };
+        for e in &self.app.errors {
+            let ev = alerts::Event {
+                kind: "app_error",
+                key: app_error_key(e),
+                ts: e.ts,
+                count: 1,
+                summary: app_error_summary(e),
+                context: Context {
+                    ip: e.client.map(|c| c.0.to_string()),
+                    peer: e.server.map(|s| format!("{}:{}", s.0, s.1)),
+                    mac: e.client_mac.as_ref().map(decode::mac_text),
+                    user: e.client.and_then(|c| self.user_by_ip.get(&c.0).cloned()),
+                    frame: Some(e.frame),
+                    file: (!self.input.is_empty()).then(|| self.input.clone()),
+                },
+                evidence: Some(Evidence { ts: d.ts, link: d.link.0, orig_len: d.frame_len, data: d.data.to_vec() }),
+            };
+            engine.event(ev, |f| f.matches(&ctx), &mut self.alert_out);
+        }
+        self.drain_alerts();
+    }
+
+    /// Sends what the alert engine produced to the store and the run summary.
+    fn drain_alerts(&mut self) {
+        for out in self.alert_out.drain(..) {
+            match out {
+                AlertOut::Notice(n) => {
+                    self.summary.add_alert(&n);
+                    self.sink.send(StoreEvent::Alert(n));
+                }
+                AlertOut::Digest(g) => {
+                    self.summary.add_digest(&g);
+                    self.sink.send(StoreEvent::Digest(g));
+                }
+            }
+        }
     }
 
     fn app_error(&mut self, e: &AppError) {
@@ -329,6 +400,11 @@ impl<S: Sink> Pipeline<S> {
         let mut events = Vec::new();
         for f in self.dissectors.identities.drain(..) {
             self.summary.identities.add(&f);
+            if let (Some(ip), Some(user), crate::identity::Outcome::Success) = (f.ip, &f.user, f.outcome) {
+                if self.user_by_ip.len() < MAX_USER_BY_IP || self.user_by_ip.contains_key(&ip) {
+                    self.user_by_ip.insert(ip, user.clone());
+                }
+            }
             self.identity_events.observe(&f, &mut events);
             self.user_volume.observe(&f);
             self.sink.send(StoreEvent::Identity(Box::new(f)));
@@ -338,8 +414,39 @@ impl<S: Sink> Pipeline<S> {
             if self.summary.identity_events.len() < crate::summary::MAX_IDENTITY_EVENTS {
                 self.summary.identity_events.push(e.clone());
             }
+            if let Some(engine) = self.alerts.as_mut().filter(|a| a.wants(e.kind)) {
+                let ev = alerts::Event {
+                    kind: e.kind,
+                    key: e.mac.clone(),
+                    ts: e.at,
+                    count: 1,
+                    summary: match e.kind {
+                        "identity.shared_mac" => format!(
+                            "MAC {} carries several users ({}): a router or NAT behind the switch?",
+                            e.mac,
+                            e.users.join(", ")
+                        ),
+                        _ => format!(
+                            "new identity {} on MAC {}",
+                            e.users.first().or(e.hostname.as_ref()).map_or("?", |s| s),
+                            e.mac
+                        ),
+                    },
+                    context: Context {
+                        ip: e.ip.clone(),
+                        mac: Some(e.mac.clone()),
+                        user: (!e.users.is_empty()).then(|| e.users.join(", ")),
+                        frame: Some(e.frame),
+                        file: (!self.input.is_empty()).then(|| self.input.clone()),
+                        ..Default::default()
+                    },
+                    evidence: None,
+                };
+                engine.event(ev, |_| true, &mut self.alert_out);
+            }
             self.sink.send(StoreEvent::IdentityEvent(Box::new(e)));
         }
+        self.drain_alerts();
     }
 
     /// Adds capture drops (live sources) to the current minute.
@@ -351,6 +458,19 @@ impl<S: Sink> Pipeline<S> {
         let m = self.cur.get_or_insert_with(|| MinuteStats { minute, ..Default::default() });
         m.drops += drops;
         self.summary.capture.drops += drops;
+        if let Some(engine) = self.alerts.as_mut().filter(|a| a.wants("capture.drops")) {
+            let ev = alerts::Event {
+                kind: "capture.drops",
+                key: String::new(),
+                ts: now,
+                count: drops,
+                summary: format!("the capture lost {drops} frames (interface or kernel buffer overrun)"),
+                context: Context { file: Some(self.input.clone()), ..Default::default() },
+                evidence: None,
+            };
+            engine.event(ev, |_| true, &mut self.alert_out);
+            self.drain_alerts();
+        }
     }
 
     fn flush_minute(&mut self) {
@@ -391,10 +511,19 @@ impl<S: Sink> Pipeline<S> {
             sink.send(StoreEvent::UserVolume { minute: m.minute, user: user.to_string(), volume: *v })
         });
         if let Some(c) = self.counters.as_mut() {
-            let sink = &mut self.sink;
-            c.flush(m.minute, |row| sink.send(StoreEvent::Counter(row)));
+            let rows = &mut self.counter_rows;
+            rows.clear();
+            c.flush(m.minute, |row| rows.push(row));
             self.summary.group_overflow = c.group_overflow;
         }
+        if let Some(engine) = self.alerts.as_mut() {
+            engine.counter_minute(m.minute, &self.counter_rows, &mut self.alert_out);
+            engine.tick(Ts((m.minute + 60) * crate::time::NANOS_PER_SEC), &mut self.alert_out);
+        }
+        for row in self.counter_rows.drain(..) {
+            self.sink.send(StoreEvent::Counter(row));
+        }
+        self.drain_alerts();
         self.summary.pair_overflow += m.pair_overflow;
         self.sink.send(StoreEvent::Minute(m));
     }
@@ -421,13 +550,51 @@ impl<S: Sink> Pipeline<S> {
         self.sink.flush();
     }
 
+    /// End of the whole input (`analyze`, the end of a replay, daemon shutdown): the last
+    /// digest of ongoing alerts.
+    pub fn finish_alerts(&mut self) {
+        if let Some(engine) = self.alerts.as_mut() {
+            engine.finish(&mut self.alert_out);
+        }
+        self.drain_alerts();
+        self.summary.alert_overflow = self.alerts.as_ref().map_or(0, |a| a.overflow);
+        self.sink.flush();
+    }
+
     /// Daemon timer: pushes the current minute if packet time has moved past it.
     pub fn tick(&mut self, now: Ts) {
         if self.cur.is_some_and(|m| m.minute < now.minute()) {
             self.flush_minute();
         }
+        if let Some(engine) = self.alerts.as_mut() {
+            engine.tick(now, &mut self.alert_out);
+            self.drain_alerts();
+        }
         self.sink.flush();
     }
+}
+
+/// The alert key of an application error: one episode per kind of error and server.
+pub fn app_error_key(e: &AppError) -> String {
+    match e.server {
+        Some((ip, port)) => format!("{} {} {ip}:{port}", e.family.name(), e.code),
+        None => format!("{} {}", e.family.name(), e.code),
+    }
+}
+
+/// One line saying what the error is and where.
+pub fn app_error_summary(e: &AppError) -> String {
+    let what = match e.family {
+        Family::Mysql => "MySQL error",
+        Family::Postgresql => "PostgreSQL error",
+        Family::Tds => "SQL Server error",
+        Family::Oracle => "Oracle error",
+        Family::Http => "HTTP",
+        Family::Pattern => "pattern",
+    };
+    let server = e.server.map(|(ip, port)| format!(" from {ip}:{port}")).unwrap_or_default();
+    let client = e.client.map(|(ip, _)| format!(" to {ip}")).unwrap_or_default();
+    format!("{what} {} {}{server}{client}", e.code, e.message)
 }
 
 #[cfg(test)]

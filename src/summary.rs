@@ -79,6 +79,10 @@ pub struct Summary {
     /// Counter totals of the run, set at the end.
     pub counters: Vec<(String, crate::rules::counters::CounterTotal)>,
     pub app_errors: Vec<Value>,
+    /// One entry per alert episode (new, then updated when it clears).
+    pub alerts: Vec<Value>,
+    pub digests: Vec<Value>,
+    pub alert_overflow: u64,
     /// Errors beyond [`MAX_APP_ERRORS`] or beyond the per-minute kinds bound.
     pub app_error_overflow: u64,
 }
@@ -130,6 +134,46 @@ impl Summary {
     }
 
     /// Folds the flow-table counters of a finished file into the run totals.
+    pub fn add_alert(&mut self, n: &crate::rules::alerts::Notice) {
+        use crate::rules::alerts::State;
+        let since = n.since.rfc3339();
+        match n.state {
+            State::New if self.alerts.len() < MAX_APP_ERRORS => self.alerts.push(json!({
+                "rule": n.rule,
+                "ts": since,
+                "severity": n.severity,
+                "summary": n.summary,
+                "key": n.key,
+                "state": "active",
+                "cleared_ts": null,
+                "count": n.count,
+                "value": n.value,
+                "baseline": n.baseline,
+                "threshold": n.threshold,
+                "mail": n.mail,
+                "suppressed": n.suppressed,
+                "context": n.context,
+                "evidence_frames": n.evidence.len(),
+            })),
+            State::New => self.alert_overflow += 1,
+            State::Cleared => {
+                if let Some(a) =
+                    self.alerts.iter_mut().rev().find(|a| a["rule"] == n.rule && a["key"] == n.key && a["ts"] == since)
+                {
+                    a["state"] = json!("cleared");
+                    a["cleared_ts"] = json!(n.ts.rfc3339());
+                    a["count"] = json!(n.count);
+                }
+            }
+        }
+    }
+
+    pub fn add_digest(&mut self, d: &crate::rules::alerts::Digest) {
+        if self.digests.len() < MAX_APP_ERRORS {
+            self.digests.push(json!(d));
+        }
+    }
+
     pub fn add_app_error(&mut self, file: &str, e: &crate::dissect::errors::AppError) {
         if self.app_errors.len() >= MAX_APP_ERRORS {
             self.app_error_overflow += 1;
@@ -199,7 +243,8 @@ impl Summary {
             })).collect::<Vec<_>>(),
             "app_errors": self.app_errors,
             "counters": self.counters.iter().map(|(id, t)| (id.clone(), json!(t))).collect::<Map<String, Value>>(),
-            "alerts": [],
+            "alerts": self.alerts,
+            "alert_digests": self.digests,
             "capture": {
                 "link_type": self.capture.link_type.map(|l| l.name()),
                 "truncated_frames": self.capture.truncated_frames,
@@ -214,6 +259,7 @@ impl Summary {
                 "identity_overflow": self.identity_overflow,
                 "user_volume_overflow_bytes": self.user_volume_overflow_bytes,
                 "app_error_overflow": self.app_error_overflow,
+                "alert_overflow": self.alert_overflow,
             },
             "files": files,
         })

@@ -11,6 +11,7 @@
 
 pub mod file;
 pub mod live;
+pub mod write;
 
 use crate::time::Ts;
 

@@ -101,10 +101,12 @@ pub fn run(args: AnalyzeArgs) -> anyhow::Result<Outcome> {
         Some(db) => {
             let sink = SqliteSink::start(db, Backpressure::Block)?;
             let mut p = Pipeline::new(cfg.flows.clone(), cfg.pipeline.clone(), sink);
+            p.digest_every_secs = cfg.mail.digest_every_secs();
             if let Some(r) = rules {
                 p.set_rules(r);
             }
             let reports = process_files(&mut p, &args.files, pb.as_ref());
+            p.finish_alerts();
             let mut summary = std::mem::take(&mut p.summary);
             summary.counters = p.counter_totals();
             summary.user_volume = p.user_volume.top(20);
@@ -113,10 +115,12 @@ pub fn run(args: AnalyzeArgs) -> anyhow::Result<Outcome> {
         }
         None => {
             let mut p = Pipeline::new(cfg.flows.clone(), cfg.pipeline.clone(), NullSink);
+            p.digest_every_secs = cfg.mail.digest_every_secs();
             if let Some(r) = rules {
                 p.set_rules(r);
             }
             let reports = process_files(&mut p, &args.files, pb.as_ref());
+            p.finish_alerts();
             p.summary.counters = p.counter_totals();
             p.summary.user_volume = p.user_volume.top(20);
             (p.summary, reports)

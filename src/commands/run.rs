@@ -32,6 +32,9 @@ pub struct RunArgs {
     pub rules: Option<PathBuf>,
 }
 
+/// How often the mailer looks at the outbox.
+const MAIL_POLL: Duration = Duration::from_secs(2);
+
 fn wall_now() -> Ts {
     let d = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
     Ts::from_secs_nanos(d.as_secs() as i64, d.subsec_nanos() as i64)
@@ -114,15 +117,37 @@ pub fn run(args: RunArgs) -> anyhow::Result<Outcome> {
     }
     let db = args.db.clone().unwrap_or_else(|| cfg.store.database());
     let stop = stop_flag()?;
-    let mut rules = RuleWatch::new(args.rules.clone().unwrap_or_else(|| cfg.rules.dir.clone()));
+    let rules_dir = args.rules.clone().unwrap_or_else(|| cfg.rules.dir.clone());
+    let mut rules = RuleWatch::new(rules_dir.clone());
+    // Configuration mistakes stop the daemon before it starts capturing.
+    let plan = crate::jobs::schedule(&cfg.jobs)?;
+    let mailer = match crate::mail::enabled(&cfg.mail) {
+        true => Some(crate::mail::Mailer::new(&cfg.mail, &db)?),
+        false => {
+            tracing::warn!("[mail] server or to not set: alerts are stored, not mailed");
+            None
+        }
+    };
+    let background = |stop: &Arc<AtomicBool>| {
+        let mut threads = vec![crate::jobs::Jobs::new(&cfg, &db, &rules_dir).spawn(plan.clone(), Arc::clone(stop))];
+        if let Some(m) = mailer {
+            threads.push(m.spawn(Arc::clone(stop), MAIL_POLL));
+        }
+        threads
+    };
+    // Stopped after the store has written its last batch, so the mailer sees every alert.
+    let bg_stop = Arc::new(AtomicBool::new(false));
 
     if let Some(replay) = &args.replay {
         let sink = SqliteSink::start(&db, Backpressure::Block)?;
+        let threads = background(&bg_stop);
         let mut p = Pipeline::new(cfg.flows.clone(), cfg.pipeline.clone(), sink);
+        p.digest_every_secs = cfg.mail.digest_every_secs();
         if let Some(r) = rules.poll() {
             p.set_rules(r);
         }
         let reports = super::analyze::process_files(&mut p, std::slice::from_ref(replay), None);
+        p.finish_alerts();
         let bad_input = reports.iter().any(|r| r.error.is_some());
         for r in &reports {
             match &r.error {
@@ -135,13 +160,17 @@ pub fn run(args: RunArgs) -> anyhow::Result<Outcome> {
             std::thread::sleep(Duration::from_millis(100));
         }
         p.sink.finish()?;
+        bg_stop.store(true, Ordering::Relaxed);
+        threads.into_iter().for_each(|t| t.join().unwrap_or(()));
         return Ok(Outcome { bad_input });
     }
 
     let mut src = LiveSource::open(&cfg.capture).context("starting live capture")?;
     tracing::info!("capturing on {} (link type {})", cfg.capture.interface, src.link_type().name());
     let sink = SqliteSink::start(&db, Backpressure::Drop)?;
+    let threads = background(&bg_stop);
     let mut p = Pipeline::new(cfg.flows.clone(), cfg.pipeline.clone(), sink);
+    p.digest_every_secs = cfg.mail.digest_every_secs();
     if let Some(r) = rules.poll() {
         p.set_rules(r);
     }
@@ -182,8 +211,11 @@ pub fn run(args: RunArgs) -> anyhow::Result<Outcome> {
         p.process(&pkt);
     }
     p.end_of_file();
+    p.finish_alerts();
     let dropped_events = p.sink.dropped_events;
     p.sink.finish()?;
+    bg_stop.store(true, Ordering::Relaxed);
+    threads.into_iter().for_each(|t| t.join().unwrap_or(()));
     if dropped_events > 0 {
         tracing::error!("store could not keep up: {dropped_events} events dropped");
     }

@@ -21,6 +21,9 @@ pub struct IdentityEvent {
     /// `identity.new` or `identity.shared_mac`
     pub kind: &'static str,
     pub ts: String,
+    /// `ts` as a timestamp (for the alert engine).
+    #[serde(skip)]
+    pub at: Ts,
     pub frame: u64,
     pub mac: String,
     pub ip: Option<String>,
@@ -61,6 +64,7 @@ impl IdentityEvents {
         let event = |kind: &'static str, users: Vec<String>| IdentityEvent {
             kind,
             ts: f.ts.rfc3339(),
+            at: f.ts,
             frame: f.frame,
             mac: mac_text(&mac),
             ip: f.ip.map(|i| i.to_string()),

@@ -6,6 +6,7 @@
 //! problems at once, so an admin fixes a file in one go. Loading never half-applies: a rule set
 //! is either entirely valid or rejected (the daemon then keeps the rules it had).
 
+pub mod alerts;
 pub mod counters;
 
 use std::collections::HashMap;
@@ -275,6 +276,13 @@ fn load_text(file: &Path, text: &str, set: &mut RuleSet, seen: &mut HashMap<Stri
             cx.at(id_span.clone(), "a counter alert needs `above` and/or `above_baseline`");
         }
         let where_ = match a.where_ {
+            Some(w) if !matches!(&source, AlertSource::Event(e) if e == "app_error") => {
+                cx.at(
+                    w.span(),
+                    "`where` filters the frames of app_error alerts; other sources have no frame to filter",
+                );
+                None
+            }
             Some(w) => {
                 let span = w.span();
                 let text = w.into_inner();

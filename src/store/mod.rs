@@ -251,8 +251,73 @@ fn write_batch(conn: &mut Connection, batch: &[StoreEvent]) -> anyhow::Result<()
             "INSERT INTO app_error_minute (minute, family, code, server, count) VALUES (?1, ?2, ?3, ?4, ?5)
              ON CONFLICT (minute, family, code, server) DO UPDATE SET count = count + excluded.count",
         )?;
+        let mut alert_new = tx.prepare_cached(
+            "INSERT INTO alerts (rule, key, severity, since_us, state, summary, count, value, baseline, threshold,
+                mail, suppressed, context) VALUES (?1, ?2, ?3, ?4, 'active', ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
+             ON CONFLICT (rule, key, since_us) DO UPDATE SET count = excluded.count",
+        )?;
+        let mut alert_clear = tx.prepare_cached(
+            "UPDATE alerts SET state = 'cleared', cleared_us = ?4, count = ?5 WHERE rule = ?1 AND key = ?2 AND since_us = ?3",
+        )?;
+        let mut outbox = tx.prepare_cached(
+            "INSERT INTO outbox (created_us, kind, alert_id, payload, evidence, next_try_us) VALUES (?1, ?2, ?3, ?4, ?5, ?1)",
+        )?;
         for ev in batch {
             match ev {
+                StoreEvent::Alert(n) => {
+                    use crate::rules::alerts::State;
+                    match n.state {
+                        State::New => {
+                            alert_new.execute(rusqlite::params![
+                                n.rule,
+                                n.key,
+                                n.severity,
+                                n.since.0 / 1000,
+                                n.summary,
+                                n.count as i64,
+                                n.value.map(|v| v as i64),
+                                n.baseline,
+                                n.threshold,
+                                n.mail,
+                                n.suppressed,
+                                serde_json::to_string(&n.context)?,
+                            ])?;
+                            if n.mail {
+                                let id = tx.last_insert_rowid();
+                                let pcap = (!n.evidence.is_empty()).then(|| crate::capture::write::pcapng(&n.evidence));
+                                outbox.execute(rusqlite::params![
+                                    wall_us(),
+                                    "alert",
+                                    id,
+                                    serde_json::to_string(&**n)?,
+                                    pcap
+                                ])?;
+                            }
+                        }
+                        State::Cleared => {
+                            alert_clear.execute(rusqlite::params![
+                                n.rule,
+                                n.key,
+                                n.since.0 / 1000,
+                                n.ts.0 / 1000,
+                                n.count as i64
+                            ])?;
+                        }
+                    }
+                }
+                StoreEvent::Digest(d) => {
+                    let mut d = (**d).clone();
+                    d.lines.retain(|l| l.mail);
+                    if !d.lines.is_empty() {
+                        outbox.execute(rusqlite::params![
+                            wall_us(),
+                            "digest",
+                            None::<i64>,
+                            serde_json::to_string(&d)?,
+                            None::<Vec<u8>>
+                        ])?;
+                    }
+                }
                 StoreEvent::AppError(e) => {
                     app_error.execute(rusqlite::params![
                         e.ts.0 / 1000,
@@ -374,4 +439,9 @@ fn write_batch(conn: &mut Connection, batch: &[StoreEvent]) -> anyhow::Result<()
 
 fn tcp_values(t: &TcpCounts) -> impl Iterator<Item = Value> {
     t.values().into_iter().map(|v| Value::Integer(v as i64))
+}
+
+/// Wall-clock microseconds since the epoch (outbox times are about mail, not packets).
+pub fn wall_us() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_micros() as i64).unwrap_or(0)
 }

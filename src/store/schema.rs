@@ -81,6 +81,24 @@ const MIGRATIONS: &[&str] = &[
         count INTEGER NOT NULL,
         PRIMARY KEY (minute, family, code, server)
     ) WITHOUT ROWID;",
+    // 7: alert episodes, and the outbox the mailer drains (wall-clock times: it is about mail).
+    "CREATE TABLE alerts (
+        id INTEGER PRIMARY KEY, rule TEXT NOT NULL, key TEXT NOT NULL, severity TEXT NOT NULL,
+        since_us INTEGER NOT NULL, state TEXT NOT NULL,   -- active | cleared
+        cleared_us INTEGER, summary TEXT NOT NULL, count INTEGER NOT NULL,
+        value INTEGER, baseline REAL, threshold REAL,
+        mail INTEGER NOT NULL, suppressed INTEGER NOT NULL, context TEXT NOT NULL
+    );
+    CREATE UNIQUE INDEX alerts_episode ON alerts(rule, key, since_us);
+    CREATE TABLE outbox (
+        id INTEGER PRIMARY KEY, created_us INTEGER NOT NULL,
+        kind TEXT NOT NULL,                     -- alert | digest | daily | disk
+        alert_id INTEGER, payload TEXT NOT NULL, evidence BLOB,
+        state TEXT NOT NULL DEFAULT 'pending',  -- pending | sent | failed
+        attempts INTEGER NOT NULL DEFAULT 0, next_try_us INTEGER NOT NULL,
+        last_error TEXT, sent_us INTEGER
+    );
+    CREATE INDEX outbox_pending ON outbox(state, next_try_us);",
 ];
 
 /// Current schema version.

@@ -242,6 +242,69 @@ SNAPLEN=1600 capture lab-pgsql-errors 0 0 '
     ip netns exec '"$P"'-srv runuser -u postgres -- psql -h '"$work"'/pgsock -q -c "create user app password '"'"'apppw'"'"'" -c "create database shop owner app" >/dev/null
     ip netns exec '"$P"'-srv runuser -u postgres -- psql -h '"$work"'/pgsock -q -U app -d shop -c "create table items (id int primary key, name text); insert into items values (1, '"'"'x'"'"'), (2, '"'"'y'"'"')" >/dev/null
     bash '"$work"'/pg-deadlock.sh "$1"'
+# A flood: one client pipelines 10 000 failing queries (22012 division by zero) on one
+# connection to the real PostgreSQL; the answers arrive packed into full-size segments, errors
+# split across them. The alert tests expect one mail and a digest, not 10 000 mails.
+if want lab-pgsql-flood; then
+    pgbin=${pgbin:?PostgreSQL not installed}
+    chmod 755 "$work"; mkdir -p "$work/pgf" "$work/pgfsock"; chown postgres: "$work/pgf" "$work/pgfsock"
+    runuser -u postgres -- "$pgbin/initdb" -D "$work/pgf" -A trust -U postgres >/dev/null
+    printf 'host all flood 0.0.0.0/0 trust\n' >> "$work/pgf/pg_hba.conf"
+    cat > "$work/pg-flood.py" <<'PY'
+import socket, struct, sys
+s = socket.create_connection((sys.argv[1], 5432))
+def msg(t, body): return t + struct.pack("!I", len(body) + 4) + body
+params = b"user\0flood\0database\0postgres\0\0"
+s.sendall(struct.pack("!II", len(params) + 8, 196608) + params)
+def read_until(count):
+    buf, seen = b"", 0
+    while seen < count:
+        data = s.recv(65536)
+        if not data: break
+        buf += data
+        while len(buf) >= 5:
+            n = struct.unpack("!I", buf[1:5])[0]
+            if len(buf) < n + 1: break
+            if buf[0:1] == b"Z": seen += 1
+            buf = buf[n + 1:]
+read_until(1)
+s.sendall(b"".join(msg(b"Q", b"select 1/0\0") for _ in range(10000)))
+read_until(10000)
+s.sendall(msg(b"X", b""))
+s.close()
+PY
+fi
+SNAPLEN=1600 capture lab-pgsql-flood 0 0 '
+    ip netns exec '"$P"'-srv runuser -u postgres -- '"$pgbin"'/postgres -D '"$work"'/pgf -c listen_addresses=10.77.2.20 \
+        -c unix_socket_directories='"$work"'/pgfsock -c ssl=off >/dev/null 2>&1 &
+    sleep 3
+    ip netns exec '"$P"'-srv runuser -u postgres -- psql -h '"$work"'/pgfsock -q -c "create user flood" >/dev/null
+    python3 '"$work"'/pg-flood.py "$1"'
+# Hostile names: HTTP Basic logins whose user names carry CR/LF and HTML (no colon: it ends the
+# user name in Basic auth), from
+# behind one MAC (so the shared-MAC alert mail must show them), and a 500 whose reason phrase is
+# HTML. The server is a few lines of python accepting any credentials.
+if want lab-hostile-names; then
+    cat > "$work/anyauth.py" <<'PY'
+import http.server
+class H(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def do_GET(self):
+        if self.path == "/fail":
+            self.send_response(500, "<b>boom</b><script>alert(1)</script>")
+        else:
+            self.send_response(200 if self.headers.get("Authorization") else 401)
+        self.send_header("Content-Length", "2"); self.end_headers(); self.wfile.write(b"ok")
+    def log_message(self, *a): pass
+http.server.ThreadingHTTPServer(("10.77.2.20", 8083), H).serve_forever()
+PY
+fi
+SNAPLEN=1600 capture lab-hostile-names 0 0 '
+    ip netns exec '"$P"'-srv python3 '"$work"'/anyauth.py &
+    sleep 1
+    curl -s -m 5 -o /dev/null -u alice:wonderland "http://$1:8083/"
+    curl -s -m 5 -o /dev/null -u "$(printf "mallory\r\nBcc victim@example.com\r\n<script>alert(1)</script>")":pw "http://$1:8083/"
+    curl -s -m 5 -o /dev/null "http://$1:8083/fail"'
 # MariaDB: a wrong password (1045), a duplicate key (1062) and a genuine deadlock between two
 # concurrent sessions (1213 / 40001), TLS off.
 if want lab-mariadb-errors; then
@@ -321,4 +384,6 @@ json.dump({"generator": "tests/lab/make-captures.sh", "oracle": ver, "packets": 
           open(f[:-5] + ".expected.json", "w"), indent=1)
 PY
 done
+# The flood capture is big and repetitive: kept gzipped (the tests unpack it).
+if [ -f "$out/lab-pgsql-flood.pcap" ]; then gzip -9 -f "$out/lab-pgsql-flood.pcap"; fi
 ls -la "$out"

@@ -1,0 +1,333 @@
+//! Scheduled jobs of the daemon (`[jobs]`, 5-field crontab expressions, UTC): retention, the
+//! daily digest mail, the disk watchdog and SQLite maintenance.
+//!
+//! Jobs run on their own thread with their own SQLite connection; their writes are small
+//! (deletes, one outbox row) and the writer thread's batches wait for them through SQLite's
+//! busy timeout. Retention is measured from the newest stored minute, not from the wall clock,
+//! so a replayed capture from last year is kept like live data (time is packet time).
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use chrono::{DateTime, Utc};
+use croner::parser::{CronParser, Seconds};
+use croner::Cron;
+use rusqlite::{params, Connection, OptionalExtension};
+use serde_json::json;
+
+use crate::config::{Config, JobsConfig};
+use crate::rules::{AlertSource, RuleSet};
+use crate::store::wall_us;
+
+/// Parses a 5-field crontab expression ("*/15 * * * *").
+pub fn parse_cron(expr: &str) -> anyhow::Result<Cron> {
+    CronParser::builder()
+        .seconds(Seconds::Disallowed)
+        .build()
+        .parse(expr)
+        .map_err(|e| anyhow::anyhow!("\"{expr}\": {e} (expected 5 fields: minute hour day month weekday)"))
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Job {
+    Retention,
+    Digest,
+    Disk,
+    Optimize,
+}
+
+impl Job {
+    pub fn name(self) -> &'static str {
+        match self {
+            Job::Retention => "retention",
+            Job::Digest => "digest",
+            Job::Disk => "disk",
+            Job::Optimize => "optimize",
+        }
+    }
+}
+
+/// The schedule, checked at start so a typo stops the daemon with a clear message.
+pub fn schedule(cfg: &JobsConfig) -> anyhow::Result<Vec<(Job, Cron)>> {
+    [
+        (Job::Retention, &cfg.retention),
+        (Job::Digest, &cfg.digest),
+        (Job::Disk, &cfg.disk),
+        (Job::Optimize, &cfg.optimize),
+    ]
+    .into_iter()
+    .filter(|(_, e)| !e.trim().is_empty())
+    .map(|(j, e)| parse_cron(e).map(|c| (j, c)).with_context(|| format!("[jobs] {}", j.name())))
+    .collect()
+}
+
+/// Parses "4GiB", "500MB", "1024" (bytes).
+pub fn parse_size(s: &str) -> Option<u64> {
+    let s = s.trim();
+    let i = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let n: u64 = s[..i].parse().ok()?;
+    let mult: u64 = match s[i..].trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" => 1000,
+        "kib" => 1 << 10,
+        "m" | "mb" => 1_000_000,
+        "mib" => 1 << 20,
+        "g" | "gb" => 1_000_000_000,
+        "gib" => 1 << 30,
+        "t" | "tb" => 1_000_000_000_000,
+        "tib" => 1 << 40,
+        _ => return None,
+    };
+    n.checked_mul(mult)
+}
+
+pub struct Jobs {
+    cfg: Config,
+    db: PathBuf,
+    rules_dir: PathBuf,
+}
+
+impl Jobs {
+    pub fn new(cfg: &Config, db: &Path, rules_dir: &Path) -> Jobs {
+        Jobs { cfg: cfg.clone(), db: db.to_path_buf(), rules_dir: rules_dir.to_path_buf() }
+    }
+
+    fn open(&self) -> anyhow::Result<Connection> {
+        let c = Connection::open(&self.db).with_context(|| format!("opening {}", self.db.display()))?;
+        c.busy_timeout(Duration::from_secs(30))?;
+        Ok(c)
+    }
+
+    pub fn run(&self, job: Job) -> anyhow::Result<String> {
+        let conn = self.open()?;
+        match job {
+            Job::Retention => retention(&conn, self.cfg.store.retention_days),
+            Job::Digest => daily_digest(&conn, crate::mail::enabled(&self.cfg.mail)),
+            Job::Disk => self.disk(&conn),
+            Job::Optimize => {
+                conn.execute_batch("PRAGMA optimize; PRAGMA wal_checkpoint(TRUNCATE);")?;
+                Ok("optimized".into())
+            }
+        }
+    }
+
+    /// Disk watchdog: free space on the store's file system below 5 %, or the store directory
+    /// above 90 % of `disk_budget`, raises `disk.low` (when a rule follows it).
+    fn disk(&self, conn: &Connection) -> anyhow::Result<String> {
+        let dir = &self.cfg.store.dir;
+        let probe = if dir.exists() { dir.clone() } else { self.db.parent().unwrap_or(Path::new(".")).to_path_buf() };
+        let avail = fs4::available_space(&probe)?;
+        let total = fs4::total_space(&probe)?.max(1);
+        let used = dir_size(&probe);
+        let budget = parse_size(&self.cfg.store.disk_budget).unwrap_or(u64::MAX);
+        let low = avail * 100 / total < 5 || used > budget / 10 * 9;
+        let msg =
+            format!("{} free of {}; store uses {} of a {} budget", mib(avail), mib(total), mib(used), mib(budget));
+        if low {
+            raise_disk_low(conn, &self.rules_dir, &probe, &msg)?;
+        }
+        Ok(msg)
+    }
+
+    /// Runs the jobs when due until `stop` is set.
+    pub fn spawn(self, plan: Vec<(Job, Cron)>, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<()> {
+        std::thread::Builder::new()
+            .name("jobs".into())
+            .spawn(move || {
+                let next = |c: &Cron, after: DateTime<Utc>| c.find_next_occurrence(&after, false).ok();
+                let mut due: Vec<(Job, Cron, Option<DateTime<Utc>>)> =
+                    plan.into_iter().map(|(j, c)| (j, c.clone(), next(&c, Utc::now()))).collect();
+                while !stop.load(Ordering::Relaxed) {
+                    let now = Utc::now();
+                    for (job, cron, at) in due.iter_mut() {
+                        if at.is_some_and(|t| t <= now) {
+                            match self.run(*job) {
+                                Ok(m) => tracing::info!("job {}: {m}", job.name()),
+                                Err(e) => tracing::error!("job {}: {e:#}", job.name()),
+                            }
+                            *at = next(cron, now);
+                        }
+                    }
+                    std::thread::sleep(Duration::from_millis(200));
+                }
+            })
+            .expect("spawning the jobs thread")
+    }
+}
+
+fn mib(b: u64) -> String {
+    format!("{:.1} MiB", b as f64 / 1_048_576.0)
+}
+
+fn dir_size(p: &Path) -> u64 {
+    std::fs::read_dir(p)
+        .map(|rd| {
+            rd.filter_map(|e| e.ok())
+                .map(|e| match e.metadata() {
+                    Ok(m) if m.is_dir() => dir_size(&e.path()),
+                    Ok(m) => m.len(),
+                    Err(_) => 0,
+                })
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
+/// Deletes what is older than `days` before the newest stored minute.
+pub fn retention(conn: &Connection, days: u64) -> anyhow::Result<String> {
+    let newest: Option<i64> =
+        conn.query_row("SELECT max(minute) FROM traffic_minute", [], |r| r.get(0)).optional()?.flatten();
+    let Some(newest) = newest else { return Ok("nothing stored yet".into()) };
+    let cut = newest - days as i64 * 86_400;
+    let cut_us = cut * 1_000_000;
+    let cut_text = crate::time::Ts(cut * 1_000_000_000).rfc3339();
+    let mut deleted = 0usize;
+    for (sql, p) in [
+        ("DELETE FROM traffic_minute WHERE minute < ?1", cut),
+        ("DELETE FROM tcp_pair_minute WHERE minute < ?1", cut),
+        ("DELETE FROM counter_minute WHERE minute < ?1", cut),
+        ("DELETE FROM user_volume_minute WHERE minute < ?1", cut),
+        ("DELETE FROM app_error_minute WHERE minute < ?1", cut),
+        ("DELETE FROM app_errors WHERE ts_us < ?1", cut_us),
+        ("DELETE FROM flows WHERE last_us < ?1", cut_us),
+        // Identities and alerts are kept three times longer: who was where, and what happened.
+        ("DELETE FROM identities WHERE last_us < ?1", cut_us - 2 * days as i64 * 86_400_000_000),
+        ("DELETE FROM alerts WHERE state = 'cleared' AND since_us < ?1", cut_us - 2 * days as i64 * 86_400_000_000),
+    ] {
+        deleted += conn.execute(sql, [p])?;
+    }
+    deleted += conn.execute("DELETE FROM identity_events WHERE ts < ?1", [&cut_text])?;
+    // Sent mail is kept a while for the dashboard; unsent mail is never deleted.
+    deleted += conn.execute(
+        "DELETE FROM outbox WHERE state = 'sent' AND sent_us < ?1",
+        [wall_us() - days as i64 * 86_400_000_000],
+    )?;
+    Ok(format!("{deleted} rows older than {cut_text} deleted"))
+}
+
+/// The daily report: the last 24 hours before the newest stored minute, as an outbox row.
+pub fn daily_digest(conn: &Connection, mail: bool) -> anyhow::Result<String> {
+    let newest: Option<i64> =
+        conn.query_row("SELECT max(minute) FROM traffic_minute", [], |r| r.get(0)).optional()?.flatten();
+    let Some(newest) = newest else { return Ok("nothing stored yet".into()) };
+    let from = newest + 60 - 86_400;
+    let (packets, bytes, drops, pr): (i64, i64, i64, i64) = conn.query_row(
+        "SELECT coalesce(sum(packets),0), coalesce(sum(bytes),0), coalesce(sum(drops),0), coalesce(sum(private_retransmissions),0)
+         FROM traffic_minute WHERE minute >= ?1",
+        [from],
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+    )?;
+    let retrans: i64 = conn.query_row(
+        "SELECT coalesce(sum(retransmissions),0) FROM tcp_pair_minute WHERE minute >= ?1",
+        [from],
+        |r| r.get(0),
+    )?;
+    let errors: i64 =
+        conn.query_row("SELECT coalesce(sum(count),0) FROM app_error_minute WHERE minute >= ?1", [from], |r| r.get(0))?;
+    let alerts: i64 =
+        conn.query_row("SELECT count(*) FROM alerts WHERE since_us >= ?1", [from * 1_000_000], |r| r.get(0))?;
+    let from_text = crate::time::Ts(from * 1_000_000_000).rfc3339();
+    let new_ids: i64 = conn.query_row(
+        "SELECT count(*) FROM identity_events WHERE kind = 'identity.new' AND ts >= ?1",
+        [&from_text],
+        |r| r.get(0),
+    )?;
+    let mut top = Vec::new();
+    let mut st = conn.prepare(
+        "SELECT family, code, sum(count) AS n FROM app_error_minute WHERE minute >= ?1 GROUP BY family, code ORDER BY n DESC LIMIT 10",
+    )?;
+    for r in st.query_map([from], |r| {
+        Ok(format!("{} {}: {} errors", r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?))
+    })? {
+        top.push(r?);
+    }
+    let mut st = conn.prepare(
+        "SELECT src, dst, sum(retransmissions) AS n FROM tcp_pair_minute WHERE minute >= ?1 GROUP BY src, dst ORDER BY n DESC LIMIT 5",
+    )?;
+    for r in st.query_map([from], |r| {
+        Ok(format!("{} → {}: {} retransmissions", r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?))
+    })? {
+        let line = r?;
+        if !line.ends_with(": 0 retransmissions") {
+            top.push(line);
+        }
+    }
+    let day = crate::time::Ts(newest * 1_000_000_000).rfc3339()[..10].to_string();
+    let payload = json!({
+        "day": day, "from": from_text, "packets": packets, "bytes": bytes, "drops": drops,
+        "retransmissions": retrans, "private_retransmissions": pr, "app_errors": errors, "alerts": alerts,
+        "new_identities": new_ids, "top": top,
+    });
+    if mail {
+        conn.execute(
+            "INSERT INTO outbox (created_us, kind, payload, next_try_us) VALUES (?1, 'daily', ?2, ?1)",
+            params![wall_us(), payload.to_string()],
+        )?;
+    }
+    Ok(format!("daily report for {day}: {packets} packets, {errors} app errors, {alerts} alerts"))
+}
+
+/// Records a `disk.low` alert for every rule that follows it, honouring its suppression.
+fn raise_disk_low(conn: &Connection, rules_dir: &Path, dir: &Path, msg: &str) -> anyhow::Result<()> {
+    let Ok(rules) = RuleSet::load_dir(rules_dir) else { return Ok(()) };
+    let now = wall_us();
+    let key = dir.display().to_string();
+    for r in rules.alerts.iter().filter(|a| matches!(&a.source, AlertSource::Event(e) if e == "disk.low")) {
+        let last: Option<i64> = conn
+            .query_row("SELECT max(since_us) FROM alerts WHERE rule = ?1 AND key = ?2", params![r.id, key], |x| {
+                x.get(0)
+            })
+            .optional()?
+            .flatten();
+        if last.is_some_and(|t| now - t < r.suppress_secs as i64 * 1_000_000) {
+            continue;
+        }
+        let summary = format!("storage almost full at {key}: {msg}");
+        conn.execute(
+            "INSERT INTO alerts (rule, key, severity, since_us, state, summary, count, mail, suppressed, context)
+             VALUES (?1, ?2, ?3, ?4, 'active', ?5, 1, ?6, 0, '{}')",
+            params![r.id, key, r.severity, now, summary, r.mail],
+        )?;
+        if r.mail {
+            let id = conn.last_insert_rowid();
+            let ts = crate::time::Ts(now * 1000).rfc3339();
+            let payload = json!({
+                "rule": r.id, "description": r.description, "key": key, "severity": r.severity, "state": "new",
+                "ts": ts, "since": ts, "summary": summary, "count": 1, "window_secs": r.window_secs,
+                "context": {},
+            });
+            conn.execute(
+                "INSERT INTO outbox (created_us, kind, alert_id, payload, next_try_us) VALUES (?1, 'alert', ?2, ?3, ?1)",
+                params![now, id, payload.to_string()],
+            )?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn five_field_crontab() {
+        let c = parse_cron("*/15 * * * *").unwrap();
+        let t: DateTime<Utc> = "2026-01-01T10:07:00Z".parse().unwrap();
+        assert_eq!(c.find_next_occurrence(&t, false).unwrap().to_rfc3339(), "2026-01-01T10:15:00+00:00");
+        let d = parse_cron("0 8 * * *").unwrap();
+        assert_eq!(d.find_next_occurrence(&t, false).unwrap().to_rfc3339(), "2026-01-02T08:00:00+00:00");
+        assert!(parse_cron("0 0 8 * * *").is_err(), "six fields are not crontab");
+        assert!(parse_cron("61 * * * *").is_err());
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("4GiB"), Some(4 << 30));
+        assert_eq!(parse_size("500 MB"), Some(500_000_000));
+        assert_eq!(parse_size("12"), Some(12));
+        assert_eq!(parse_size("4 parsecs"), None);
+    }
+}
