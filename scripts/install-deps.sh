@@ -5,8 +5,10 @@
 #   tcpdump nftables iproute2 ethtool curl python3
 #                        lab captures and the live-capture test (network namespaces)
 #   sqlite3              inspecting the database by hand
+#   python3-aiosmtpd openssl
+#                        the real SMTP server (STARTTLS, AUTH) of the mail tests
 set -euo pipefail
-pkgs=(libpcap-dev tshark tcpdump nftables iproute2 ethtool curl python3 sqlite3 pkg-config)
+pkgs=(libpcap-dev tshark tcpdump nftables iproute2 ethtool curl python3 sqlite3 pkg-config python3-aiosmtpd openssl)
 missing=()
 for p in "${pkgs[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -19,6 +21,10 @@ if [ ${#missing[@]} -gt 0 ]; then
     # tshark asks whether non-root users may capture; answer no without a prompt.
     echo "wireshark-common wireshark-common/install-setuid boolean false" | $SUDO debconf-set-selections
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+# The python3 on PATH may not be Debian's (pyenv): give it aiosmtpd from PyPI then.
+if ! python3 -c 'import aiosmtpd' 2>/dev/null; then
+    python3 -m pip install -q aiosmtpd >/dev/null
 fi
 if ! command -v cargo >/dev/null; then
     echo "cargo not found: install a Rust toolchain (>= 1.85), e.g. from rustup.rs, then re-run" >&2
