@@ -323,6 +323,13 @@ impl<S: Sink> Pipeline<S> {
         if !self.dissectors.identities.is_empty() {
             self.take_identities();
         }
+        if let Some(c) = self.counters.as_mut() {
+            c.observe(&Ctx { d, tcp: &fo.tcp, stream, app: &self.app });
+            // User patterns (`app_error = true` counters) become application errors too.
+            for &i in &c.matched_patterns {
+                self.app.errors.push(pattern_error(d, c.id(i), stream));
+            }
+        }
         if !self.app.errors.is_empty() {
             let errors = std::mem::take(&mut self.app.errors);
             for e in &errors {
@@ -332,9 +339,6 @@ impl<S: Sink> Pipeline<S> {
             if self.alerts.as_ref().is_some_and(|a| a.wants("app_error")) {
                 self.alert_app_errors(d, &fo.tcp, stream);
             }
-        }
-        if let Some(c) = self.counters.as_mut() {
-            c.observe(&Ctx { d, tcp: &fo.tcp, stream, app: &self.app });
         }
         PacketOutcome { frame: d.frame, tcp: fo.tcp, is_tcp: matches!(d.transport, Transport::Tcp(_)), stream }
     }
@@ -518,7 +522,7 @@ impl<S: Sink> Pipeline<S> {
         }
         if let Some(engine) = self.alerts.as_mut() {
             engine.counter_minute(m.minute, &self.counter_rows, &mut self.alert_out);
-            engine.tick(Ts((m.minute + 60) * crate::time::NANOS_PER_SEC), &mut self.alert_out);
+            engine.tick(alerts::minute_end(m.minute), &mut self.alert_out);
         }
         for row in self.counter_rows.drain(..) {
             self.sink.send(StoreEvent::Counter(row));
@@ -571,6 +575,37 @@ impl<S: Sink> Pipeline<S> {
             self.drain_alerts();
         }
         self.sink.flush();
+    }
+}
+
+/// A frame matched by a counter with `app_error = true`: the error is the counter's id, the
+/// message the start of the payload (printable, bounded).
+fn pattern_error(d: &Decoded<'_>, id: &str, stream: Option<u64>) -> AppError {
+    let p = if d.payload.is_empty() { d.data } else { d.payload };
+    let text: String =
+        String::from_utf8_lossy(&p[..p.len().min(200)]).chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
+    let ports = match d.transport {
+        Transport::Tcp(t) => Some((t.src_port, t.dst_port)),
+        Transport::Udp(u) => Some((u.src_port, u.dst_port)),
+        _ => None,
+    };
+    let (src, dst) = match (d.ip, ports) {
+        (Some(ip), Some((sp, dp))) => (Some((ip.src, sp)), Some((ip.dst, dp))),
+        (Some(ip), None) => (Some((ip.src, 0)), Some((ip.dst, 0))),
+        _ => (None, None),
+    };
+    // The sender of the matching text is taken as the server (it reports the error).
+    AppError {
+        family: Family::Pattern,
+        code: id.to_string(),
+        message: text.split_whitespace().collect::<Vec<_>>().join(" "),
+        detail: None,
+        frame: d.frame,
+        ts: d.ts,
+        client: dst,
+        server: src,
+        client_mac: d.eth_dst,
+        stream,
     }
 }
 

@@ -159,3 +159,28 @@ fn deadlock_messages_and_sqlstates_are_kept() {
     assert_eq!(e["message"], "deadlock detected");
     assert_eq!(e["detail"], "ERROR");
 }
+
+#[test]
+fn a_user_pattern_counter_reports_its_frames_as_pattern_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("vendor.toml"),
+        "[[counter]]\nid = \"items-pkey\"\nfilter = 'tcp.srcport == 5432 && tcp.payload contains \"items_pkey\"'\napp_error = true\n",
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_mirrorwatch"))
+        .args(["analyze", "--json", "--rules"])
+        .arg(dir.path())
+        .arg(common::lab_dir().join("lab-pgsql-errors.pcap"))
+        .output()
+        .unwrap();
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let patterns: Vec<&Value> =
+        v["app_errors"].as_array().unwrap().iter().filter(|e| e["family"] == "pattern").collect();
+    // The duplicate-key ErrorResponse names the constraint: the same frame as the 23505.
+    assert_eq!(patterns.len(), 1, "{patterns:#?}");
+    assert_eq!(patterns[0]["code"], "items-pkey");
+    assert_eq!(patterns[0]["frame"], 35);
+    assert!(patterns[0]["message"].as_str().unwrap().contains("items_pkey"));
+    assert_eq!(v["counters"]["items-pkey"]["total"], 1);
+}

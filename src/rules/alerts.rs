@@ -173,7 +173,7 @@ impl KeyState {
             Some(c) if c < w => {
                 self.push_hist(self.cur_sum, hist_cap);
                 // Windows without any value count as zero (a quiet night is part of the baseline).
-                let missed = ((w - c - 1) as usize).min(hist_cap);
+                let missed = (w.saturating_sub(c).saturating_sub(1) as u64).min(hist_cap as u64) as usize;
                 for _ in 0..missed {
                     self.push_hist(0, hist_cap);
                 }
@@ -191,7 +191,7 @@ impl KeyState {
 
     /// `minute` is the start of a minute in seconds since the epoch, as everywhere.
     fn prune(&mut self, minute: i64, window_secs: i64) {
-        let first = minute - window_secs + 60;
+        let first = minute.saturating_sub(window_secs).saturating_add(60);
         while self.recent.front().is_some_and(|r| r.0 < first) {
             self.recent.pop_front();
         }
@@ -337,7 +337,7 @@ impl AlertEngine {
 
     /// The counter rows of a minute that just ended (all counters; the engine picks its own).
     pub fn counter_minute(&mut self, minute: i64, rows: &[CounterRow], out: &mut Vec<AlertOut>) {
-        let end = Ts((minute + 60) * NANOS_PER_SEC - 1);
+        let end = minute_end(minute);
         self.now = self.now.max(end);
         for rs in self.rules.iter_mut() {
             let AlertSource::Counter(counter) = &rs.rule.source else { continue };
@@ -375,7 +375,7 @@ impl AlertEngine {
             let window = rs.rule.window_secs as i64 * NANOS_PER_SEC;
             for (key, ks) in rs.keys.iter_mut() {
                 if let Some(ep) = ks.episode.as_mut().filter(|e| !e.cleared) {
-                    if now.0 - ep.last.0 >= window {
+                    if now.0.saturating_sub(ep.last.0) >= window {
                         let (since, total) = (ep.since, ep.total);
                         ep.cleared = true;
                         out.push(notice(&rs.rule, key, ks, State::Cleared, now, since, total, None, None));
@@ -384,7 +384,7 @@ impl AlertEngine {
             }
         }
         let last = *self.last_digest.get_or_insert(now);
-        if now.0 - last.0 >= self.digest_every {
+        if now.0.saturating_sub(last.0) >= self.digest_every {
             self.digest(now, out);
         }
     }
@@ -429,6 +429,11 @@ impl AlertEngine {
         let now = self.now;
         self.digest(now, out);
     }
+}
+
+/// The last nanosecond of a minute (timestamps from the wire may be anything: saturating).
+pub fn minute_end(minute: i64) -> Ts {
+    Ts(minute.saturating_add(60).saturating_mul(NANOS_PER_SEC).saturating_sub(1))
 }
 
 fn same_source(a: &AlertRule, b: &AlertRule) -> bool {
@@ -570,7 +575,7 @@ fn notice(
     threshold: Option<f64>,
 ) -> AlertOut {
     let suppress = rule.suppress_secs as i64 * NANOS_PER_SEC;
-    let recently = ks.last_mail.is_some_and(|t| now.0 - t.0 < suppress);
+    let recently = ks.last_mail.is_some_and(|t| now.0.saturating_sub(t.0) < suppress);
     let is_counter = matches!(rule.source, AlertSource::Counter(_));
     let summary = ks.episode.as_ref().map(|e| e.summary.clone()).unwrap_or_default();
     let summary = match state {

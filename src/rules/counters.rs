@@ -177,6 +177,8 @@ pub struct CounterEngine {
     top_groups: usize,
     /// Frames of group keys that did not fit (per minute tables), summed over the run.
     pub group_overflow: u64,
+    /// Counters with `app_error = true` that matched the frame just observed.
+    pub matched_patterns: Vec<usize>,
 }
 
 impl CounterEngine {
@@ -184,7 +186,16 @@ impl CounterEngine {
         let minute = rules.iter().map(|r| State::new(if r.group_by.is_empty() { 0 } else { max_groups })).collect();
         let run = rules.iter().map(|r| State::new(if r.group_by.is_empty() { 0 } else { max_groups })).collect();
         let fast = rules.iter().map(|r| r.group_by.iter().map(|f| fields::fast_val(f.name)).collect()).collect();
-        CounterEngine { rules, fast, minute, run, max_groups, top_groups, group_overflow: 0 }
+        CounterEngine {
+            rules,
+            fast,
+            minute,
+            run,
+            max_groups,
+            top_groups,
+            group_overflow: 0,
+            matched_patterns: Vec::new(),
+        }
     }
 
     pub fn is_empty(&self) -> bool {
@@ -193,9 +204,13 @@ impl CounterEngine {
 
     /// Counts one frame.
     pub fn observe(&mut self, c: &Ctx<'_, '_>) {
+        self.matched_patterns.clear();
         for (i, r) in self.rules.iter().enumerate() {
             if !r.filter.matches(c) {
                 continue;
+            }
+            if r.app_error {
+                self.matched_patterns.push(i);
             }
             let v = match r.value {
                 ValueKind::Packets => 1,
@@ -204,6 +219,11 @@ impl CounterEngine {
             let key = (!r.group_by.is_empty()).then(|| GroupKey::build(&r.group_by, &self.fast[i], c));
             self.minute[i].add(key, v, self.max_groups);
         }
+    }
+
+    /// The id of counter `i`.
+    pub fn id(&self, i: usize) -> &str {
+        &self.rules[i].id
     }
 
     /// Rows of the minute that ends, and a fresh minute.

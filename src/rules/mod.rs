@@ -61,6 +61,9 @@ struct RawCounter {
     group_by: Vec<Spanned<String>>,
     #[serde(default)]
     value: Option<Spanned<ValueKind>>,
+    /// Report every matching frame as an application error (family "pattern").
+    #[serde(default)]
+    app_error: bool,
 }
 
 #[derive(Deserialize)]
@@ -98,6 +101,8 @@ pub struct CounterRule {
     pub filter: Filter,
     pub group_by: Vec<&'static fields::FieldDef>,
     pub value: ValueKind,
+    /// Matching frames are also application errors (family `pattern`, code = the counter id).
+    pub app_error: bool,
     pub file: PathBuf,
 }
 
@@ -219,6 +224,7 @@ fn load_text(file: &Path, text: &str, set: &mut RuleSet, seen: &mut HashMap<Stri
                 filter,
                 group_by,
                 value: c.value.map(|v| v.into_inner()).unwrap_or(ValueKind::Packets),
+                app_error: c.app_error,
                 file: file.to_path_buf(),
             });
         }

@@ -329,3 +329,49 @@ impl ErrorScanner {
         self.heads.clear();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Random bytes in random cuts through every framer: no panic, bounded buffers.
+    #[test]
+    fn framers_survive_random_streams() {
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        for round in 0..300 {
+            let len = (next() % 5000) as usize;
+            let mut data: Vec<u8> = (0..len).map(|_| next() as u8).collect();
+            // Sprinkle the bytes the framers look for.
+            for _ in 0..len / 50 {
+                let i = (next() as usize) % len.max(1);
+                if i < data.len() {
+                    data[i] = [0xff, b'E', 0xaa, b'O', 0x04, b'H'][(next() % 6) as usize];
+                }
+            }
+            let mut found = Vec::new();
+            let mut m = mysql::Framer::default();
+            let mut p = pgsql::Framer::default();
+            let mut t = tds::Framer::with_info();
+            let mut o = oracle::Scanner::default();
+            let mut rest = &data[..];
+            while !rest.is_empty() {
+                let n = ((next() % 1500) as usize + 1).min(rest.len());
+                m.feed(&rest[..n], &mut found);
+                p.feed(&rest[..n], &mut found);
+                t.feed(&rest[..n], &mut found);
+                o.feed(&rest[..n], &mut found);
+                if let http::Start::Waiting(mut w) = http::Pending::start(&rest[..n], round % 2 == 0) {
+                    w.more(&rest[..n]);
+                }
+                rest = &rest[n..];
+            }
+            assert!(found.iter().all(|f| f.message.chars().count() <= MAX_TEXT));
+        }
+    }
+}

@@ -1,0 +1,27 @@
+//! The application-error framers on arbitrary server streams, cut into segments at the
+//! positions the first bytes choose: MySQL, PostgreSQL, TDS, Oracle and HTTP.
+#![no_main]
+use libfuzzer_sys::fuzz_target;
+use mirrorwatch::dissect::errors::{http, mysql, oracle, pgsql, tds};
+
+fuzz_target!(|data: &[u8]| {
+    let Some((&cut, stream)) = data.split_first() else { return };
+    let step = cut as usize % 97 + 1;
+    let mut found = Vec::new();
+    let (mut m, mut p, mut t, mut o) =
+        (mysql::Framer::default(), pgsql::Framer::default(), tds::Framer::with_info(), oracle::Scanner::default());
+    for seg in stream.chunks(step) {
+        m.feed(seg, &mut found);
+        p.feed(seg, &mut found);
+        t.feed(seg, &mut found);
+        o.feed(seg, &mut found);
+    }
+    if let http::Start::Waiting(mut w) = http::Pending::start(stream, cut % 2 == 0) {
+        for seg in stream.chunks(step) {
+            if w.more(seg) {
+                break;
+            }
+        }
+    }
+    let _ = http::first_line(stream);
+});
