@@ -179,7 +179,8 @@ impl Summary {
             self.app_error_overflow += 1;
             return;
         }
-        let ep = |p: Option<(std::net::IpAddr, u16)>| p.map(|(ip, port)| json!({"ip": ip.to_string(), "port": port}));
+        let ep =
+            |p: Option<(std::net::IpAddr, u16)>| p.map(|(ip, port)| std::net::SocketAddr::new(ip, port).to_string());
         self.app_errors.push(json!({
             "file": file,
             "frame": e.frame,
@@ -190,6 +191,10 @@ impl Summary {
             "detail": e.detail,
             "client": ep(e.client),
             "server": ep(e.server),
+            "client_ip": e.client.map(|c| c.0.to_string()),
+            "client_port": e.client.map(|c| c.1),
+            "server_ip": e.server.map(|c| c.0.to_string()),
+            "server_port": e.server.map(|c| c.1),
             "client_mac": e.client_mac.as_ref().map(crate::decode::mac_text),
             "tcp_stream": e.stream,
         }));

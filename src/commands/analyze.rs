@@ -164,6 +164,28 @@ fn print_text(s: &Summary, reports: &[FileReport], db: Option<&Path>) {
         let shared = s.identity_events.iter().filter(|e| e.kind == "identity.shared_mac").count();
         println!("identities:  {} bindings, {} shared-MAC events", s.identities.len(), shared);
     }
+    if !s.app_errors.is_empty() {
+        let mut kinds: Vec<(String, usize)> = Vec::new();
+        for e in &s.app_errors {
+            let k = format!("{} {}", e["family"].as_str().unwrap_or(""), e["code"].as_str().unwrap_or(""));
+            match kinds.iter_mut().find(|x| x.0 == k) {
+                Some(x) => x.1 += 1,
+                None => kinds.push((k, 1)),
+            }
+        }
+        let list: Vec<String> = kinds.iter().map(|(k, n)| format!("{k} x{n}")).collect();
+        println!("app errors:  {} ({})", s.app_errors.len(), list.join(", "));
+    }
+    for a in &s.alerts {
+        println!(
+            "alert:       [{}] {} {}: {}",
+            a["severity"].as_str().unwrap_or(""),
+            a["rule"].as_str().unwrap_or(""),
+            a["state"].as_str().unwrap_or(""),
+            // Wire strings (user names…) may hold control characters: not for a terminal.
+            crate::mail::header_text(a["summary"].as_str().unwrap_or(""), 300)
+        );
+    }
     for (id, t) in &s.counters {
         let top: Vec<String> = t.groups.iter().take(3).map(|g| format!("{} ({})", g.key, g.count)).collect();
         if top.is_empty() {

@@ -24,6 +24,12 @@ pub enum Line<'a> {
 
 /// Parses the first line of `p` when it is a request or status line.
 pub fn first_line(p: &[u8]) -> Option<Line<'_>> {
+    // Cheap rejection first: this runs on every TCP segment.
+    let starts = p.starts_with(b"HTTP/1.")
+        || METHODS.iter().any(|m| p.len() > m.len() && p.starts_with(m.as_bytes()) && p[m.len()] == b' ');
+    if !starts {
+        return None;
+    }
     let end = p.iter().take(8192).position(|b| *b == b'\n')?;
     let line = p[..end].strip_suffix(b"\r").unwrap_or(&p[..end]);
     if let Some(rest) = line.strip_prefix(b"HTTP/1.") {

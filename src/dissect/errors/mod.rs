@@ -185,6 +185,8 @@ pub struct ErrorScanner {
     /// Connections (slot, stream) whose last request was HEAD.
     heads: Vec<(u32, u64)>,
     found: Vec<Found>,
+    /// HTTP responses waiting in `streams`: when none, segments of other protocols return at once.
+    http_waiting: usize,
     /// Connections forgotten because the table was full.
     pub overflow: u64,
 }
@@ -200,6 +202,9 @@ impl ErrorScanner {
             return;
         }
         let proto = proto_for_port(t.src_port);
+        if proto.is_none() && self.http_waiting == 0 && !p.starts_with(b"HTTP/") && !p.starts_with(b"HEAD ") {
+            return;
+        }
         let http_ok = proto.is_none() && !http_excluded(t.src_port) && !http_excluded(t.dst_port);
         let mk = |family: Family, f: Found, (frame, ts): (u64, Ts)| AppError {
             family,
@@ -229,7 +234,7 @@ impl ErrorScanner {
         // start or a new connection in the slot starts over (framers resynchronise).
         let cont = key.and_then(|k| self.streams.get(&k)).map(|s| s.stream == stream_id && s.next_seq == t.seq);
         if cont == Some(false) {
-            let old = self.streams.remove(&key.expect("has key")).expect("present");
+            let old = self.remove(key.expect("has key")).expect("present");
             if let Framing::Http(h) = &old.state {
                 out.push(old.origin.with(h.give_up()));
             }
@@ -299,7 +304,7 @@ impl ErrorScanner {
         let fam = s.state.family();
         let done = s.state.feed(p, &mut self.found);
         if done {
-            self.streams.remove(&k);
+            self.remove(k);
         }
         out.extend(self.found.drain(..).map(|f| mk(fam, f, here)));
     }
@@ -308,11 +313,26 @@ impl ErrorScanner {
         if self.streams.len() >= MAX_STREAMS {
             // Forget the connection idle longest.
             if let Some(old) = self.streams.iter().min_by_key(|(_, s)| s.last_frame).map(|(k, _)| *k) {
-                self.streams.remove(&old);
+                self.remove(old);
                 self.overflow += 1;
             }
         }
-        self.streams.insert(k, s);
+        if matches!(s.state, Framing::Http(_)) {
+            self.http_waiting += 1;
+        }
+        if let Some(prev) = self.streams.insert(k, s) {
+            if matches!(prev.state, Framing::Http(_)) {
+                self.http_waiting -= 1;
+            }
+        }
+    }
+
+    fn remove(&mut self, k: (u32, u8)) -> Option<Stream> {
+        let s = self.streams.remove(&k)?;
+        if matches!(s.state, Framing::Http(_)) {
+            self.http_waiting -= 1;
+        }
+        Some(s)
     }
 
     /// End of a file: HTTP responses still waiting for their body are reported as seen (with
@@ -326,6 +346,7 @@ impl ErrorScanner {
             }
         }
         self.streams.clear();
+        self.http_waiting = 0;
         self.heads.clear();
     }
 }
