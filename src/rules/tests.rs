@@ -38,7 +38,7 @@ fn unknown_key_is_reported_at_its_line_and_column() {
     let e = errors("[[counter]]\nid = \"a\"\nfilter = \"tcp\"\nfiltre = \"udp\"\n");
     assert_eq!(
         e,
-        ["r.toml:4:1: unknown field `filtre`, expected one of `id`, `description`, `filter`, `group_by`, `value`"]
+        ["r.toml:4:1: unknown field `filtre`, expected one of `id`, `description`, `filter`, `group_by`, `value`, `app_error`"]
     );
 }
 
