@@ -185,3 +185,36 @@ fn a_user_pattern_counter_reports_its_frames_as_pattern_errors() {
     assert!(patterns[0]["message"].as_str().unwrap().contains("items_pkey"));
     assert_eq!(v["counters"]["items-pkey"]["total"], 1);
 }
+
+/// The shipped rules on the lab captures: deadlocks of both databases mail at once, the nginx
+/// 5xx burst mails, and the routine errors are recorded without mail.
+#[test]
+fn shipped_rules_alert_on_deadlocks_and_5xx_bursts() {
+    let lab = common::lab_dir();
+    let out = Command::new(env!("CARGO_BIN_EXE_mirrorwatch"))
+        .args(["analyze", "--json", "--rules"])
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("rules"))
+        .args(["lab-pgsql-errors.pcap", "lab-mariadb-errors.pcap", "lab-http-nginx-5xx.pcap"].map(|f| lab.join(f)))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let mailed: BTreeSet<(String, String)> = v["alerts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["mail"] == true)
+        .map(|a| (a["rule"].as_str().unwrap().to_string(), a["key"].as_str().unwrap().to_string()))
+        .collect();
+    let want: BTreeSet<(String, String)> = [
+        ("db-deadlock", "postgresql 40P01 10.77.2.20:5432"),
+        ("db-deadlock", "mysql 1213 10.77.2.20:3306"),
+        ("http-5xx-burst", "10.77.2.20"),
+    ]
+    .into_iter()
+    .map(|(a, b)| (a.to_string(), b.to_string()))
+    .collect();
+    assert_eq!(mailed, want);
+    let recorded = v["alerts"].as_array().unwrap().iter().filter(|a| a["rule"] == "db-errors").count();
+    assert_eq!(recorded, 7, "every database error kind is recorded");
+}
