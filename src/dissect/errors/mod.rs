@@ -86,6 +86,84 @@ pub fn wire_text(b: &[u8]) -> String {
     s.chars().map(|c| if c.is_control() { '\u{fffd}' } else { c }).collect()
 }
 
+/// A fixed-size message header being read, possibly across segments (MySQL, PostgreSQL, TDS).
+pub struct Header<const N: usize> {
+    bytes: [u8; N],
+    len: usize,
+}
+
+impl<const N: usize> Default for Header<N> {
+    fn default() -> Self {
+        Header { bytes: [0; N], len: 0 }
+    }
+}
+
+impl<const N: usize> Header<N> {
+    /// Reads from `p[*i..]`; the whole header once its N bytes are in.
+    pub fn feed(&mut self, p: &[u8], i: &mut usize) -> Option<[u8; N]> {
+        let n = (N - self.len).min(p.len() - *i);
+        self.bytes[self.len..self.len + n].copy_from_slice(&p[*i..*i + n]);
+        self.len += n;
+        *i += n;
+        (self.len == N).then(|| {
+            self.len = 0;
+            self.bytes
+        })
+    }
+
+    pub fn clear(&mut self) {
+        self.len = 0;
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
+/// The rest of a length-framed message: copied when it may be an error, skipped otherwise
+/// (MySQL packets, PostgreSQL messages).
+pub struct Body {
+    left: usize,
+    keep: bool,
+    buf: Vec<u8>,
+}
+
+/// How far a [`Body`] is.
+pub enum Done {
+    Pending,
+    Skipped,
+    /// Complete and copied: read it with [`Body::message`].
+    Kept,
+}
+
+impl Body {
+    /// `len` bytes still to come after `prefix`; `keep` copies them (if the whole message fits
+    /// in [`MAX_MESSAGE`]).
+    pub fn new(len: usize, keep: bool, prefix: &[u8]) -> Body {
+        let keep = keep && len + prefix.len() <= MAX_MESSAGE;
+        Body { left: len, keep, buf: if keep { prefix.to_vec() } else { Vec::new() } }
+    }
+
+    /// Reads from `p[*i..]`.
+    pub fn feed(&mut self, p: &[u8], i: &mut usize) -> Done {
+        let n = self.left.min(p.len() - *i);
+        if self.keep {
+            self.buf.extend_from_slice(&p[*i..*i + n]);
+        }
+        *i += n;
+        self.left -= n;
+        match (self.left, self.keep) {
+            (0, true) => Done::Kept,
+            (0, false) => Done::Skipped,
+            _ => Done::Pending,
+        }
+    }
+
+    pub fn message(&self) -> &[u8] {
+        &self.buf
+    }
+}
+
 /// Which protocol a server port speaks (the default ports; Wireshark's defaults too).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Proto {

@@ -2,7 +2,7 @@
 //! message). The framer walks the server's packets (3-byte length + sequence id) and copies
 //! only a packet whose first byte is 0xFF — no result row is ever copied.
 
-use super::{wire_text, Found, MAX_MESSAGE};
+use super::{wire_text, Body, Done, Found, Header};
 
 #[derive(Default)]
 enum St {
@@ -10,16 +10,13 @@ enum St {
     Header,
     /// Packet length known, first payload byte not yet seen.
     Peek(u32),
-    Collect(u32),
-    Skip(u32),
+    Body(Body),
 }
 
 #[derive(Default)]
 pub struct Framer {
-    hdr: [u8; 4],
-    hdr_len: usize,
+    hdr: Header<4>,
     st: St,
-    buf: Vec<u8>,
 }
 
 /// Parses an ERR packet's payload (starting at the 0xFF marker).
@@ -40,56 +37,32 @@ impl Framer {
     /// Feeds the next in-order bytes of the server's stream.
     pub fn feed(&mut self, p: &[u8], found: &mut Vec<Found>) {
         let mut i = 0;
-        while i < p.len() {
-            match self.st {
+        loop {
+            match &mut self.st {
+                // A body completes even when its last byte ended the previous step.
+                St::Body(b) => match b.feed(p, &mut i) {
+                    Done::Pending => return,
+                    Done::Kept => {
+                        found.extend(parse_err(b.message()));
+                        self.st = St::Header;
+                    }
+                    Done::Skipped => self.st = St::Header,
+                },
+                _ if i == p.len() => return,
                 St::Header => {
-                    let n = (4 - self.hdr_len).min(p.len() - i);
-                    self.hdr[self.hdr_len..self.hdr_len + n].copy_from_slice(&p[i..i + n]);
-                    self.hdr_len += n;
-                    i += n;
-                    if self.hdr_len == 4 {
-                        self.hdr_len = 0;
-                        let len = u32::from_le_bytes([self.hdr[0], self.hdr[1], self.hdr[2], 0]);
-                        self.st = if len == 0 { St::Header } else { St::Peek(len) };
+                    if let Some(h) = self.hdr.feed(p, &mut i) {
+                        let len = u32::from_le_bytes([h[0], h[1], h[2], 0]);
+                        if len > 0 {
+                            self.st = St::Peek(len);
+                        }
                     }
                 }
                 St::Peek(len) => {
                     let first = p[i];
                     i += 1;
-                    if first == 0xff && len as usize <= MAX_MESSAGE {
-                        self.buf.clear();
-                        self.buf.push(first);
-                        self.st = St::Collect(len - 1);
-                    } else {
-                        self.st = St::Skip(len - 1);
-                    }
-                    self.finish_if_done(found);
-                }
-                St::Collect(need) => {
-                    let n = (need as usize).min(p.len() - i);
-                    self.buf.extend_from_slice(&p[i..i + n]);
-                    i += n;
-                    self.st = St::Collect(need - n as u32);
-                    self.finish_if_done(found);
-                }
-                St::Skip(need) => {
-                    let n = (need as usize).min(p.len() - i);
-                    i += n;
-                    self.st = if need as usize == n { St::Header } else { St::Skip(need - n as u32) };
+                    self.st = St::Body(Body::new(*len as usize - 1, first == 0xff, &[first]));
                 }
             }
-        }
-    }
-
-    fn finish_if_done(&mut self, found: &mut Vec<Found>) {
-        match self.st {
-            St::Collect(0) => {
-                found.extend(parse_err(&self.buf));
-                self.buf = Vec::new();
-                self.st = St::Header;
-            }
-            St::Skip(0) => self.st = St::Header,
-            _ => {}
         }
     }
 }
@@ -142,6 +115,5 @@ mod tests {
         f.feed(&[0xff, 0xff, 0xff, 0, 0xff, 1, 2], &mut found);
         f.feed(&[0xff; 100], &mut found);
         assert!(found.is_empty());
-        assert!(f.buf.capacity() <= MAX_MESSAGE);
     }
 }

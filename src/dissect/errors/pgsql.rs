@@ -4,14 +4,13 @@
 //! A message header that is not a backend message (a capture that starts mid-stream) makes it
 //! wait for the next segment, which it tries as a message start.
 
-use super::{wire_text, Found, MAX_MESSAGE};
+use super::{wire_text, Body, Done, Found, Header};
 
-#[derive(Default, Clone, Copy)]
+#[derive(Default)]
 enum St {
     #[default]
     Header,
-    Collect(u32),
-    Skip(u32),
+    Body(Body),
     /// Out of step: try again at the next segment.
     Lost,
     /// The connection switched to TLS: nothing more to read.
@@ -20,10 +19,8 @@ enum St {
 
 #[derive(Default)]
 pub struct Framer {
-    hdr: [u8; 5],
-    hdr_len: usize,
+    hdr: Header<5>,
     st: St,
-    buf: Vec<u8>,
     /// A message has been seen (the one-byte answers to SSLRequest come only before).
     started: bool,
 }
@@ -60,64 +57,41 @@ impl Framer {
             St::Tls => return,
             St::Lost => {
                 self.st = St::Header;
-                self.hdr_len = 0;
+                self.hdr.clear();
             }
             _ => {}
         }
         // The one-byte answer to SSLRequest/GSSENCRequest comes in a segment of its own.
-        if !self.started && self.hdr_len == 0 && p.len() == 1 && matches!(p[0], b'N' | b'S' | b'G') {
+        if !self.started && self.hdr.is_empty() && p.len() == 1 && matches!(p[0], b'N' | b'S' | b'G') {
             if p[0] != b'N' {
                 self.st = St::Tls;
             }
             return;
         }
         let mut i = 0;
-        while i < p.len() {
-            match self.st {
-                St::Header => {
-                    let n = (5 - self.hdr_len).min(p.len() - i);
-                    self.hdr[self.hdr_len..self.hdr_len + n].copy_from_slice(&p[i..i + n]);
-                    self.hdr_len += n;
-                    i += n;
-                    if self.hdr_len < 5 {
-                        break;
+        loop {
+            match &mut self.st {
+                St::Body(b) => match b.feed(p, &mut i) {
+                    Done::Pending => return,
+                    Done::Kept => {
+                        found.extend(parse_error(b.message()));
+                        self.st = St::Header;
                     }
-                    self.hdr_len = 0;
-                    let len = u32::from_be_bytes([self.hdr[1], self.hdr[2], self.hdr[3], self.hdr[4]]);
-                    if !backend_type(self.hdr[0]) || !(4..=1 << 30).contains(&len) {
-                        self.st = St::Lost;
-                        return;
-                    }
-                    self.started = true;
-                    let body = len - 4;
-                    self.st = if self.hdr[0] == b'E' && body as usize <= MAX_MESSAGE {
-                        self.buf.clear();
-                        St::Collect(body)
-                    } else {
-                        St::Skip(body)
-                    };
-                }
-                St::Collect(need) => {
-                    let n = (need as usize).min(p.len() - i);
-                    self.buf.extend_from_slice(&p[i..i + n]);
-                    i += n;
-                    self.st = St::Collect(need - n as u32);
-                }
-                St::Skip(need) => {
-                    let n = (need as usize).min(p.len() - i);
-                    i += n;
-                    self.st = St::Skip(need - n as u32);
-                }
+                    Done::Skipped => self.st = St::Header,
+                },
                 St::Lost | St::Tls => return,
-            }
-            match self.st {
-                St::Collect(0) => {
-                    found.extend(parse_error(&self.buf));
-                    self.buf = Vec::new();
-                    self.st = St::Header;
+                _ if i == p.len() => return,
+                St::Header => {
+                    if let Some(h) = self.hdr.feed(p, &mut i) {
+                        let len = u32::from_be_bytes([h[1], h[2], h[3], h[4]]);
+                        if !backend_type(h[0]) || !(4..=1 << 30).contains(&len) {
+                            self.st = St::Lost;
+                            return;
+                        }
+                        self.started = true;
+                        self.st = St::Body(Body::new(len as usize - 4, h[0] == b'E', &[]));
+                    }
                 }
-                St::Skip(0) => self.st = St::Header,
-                _ => {}
             }
         }
     }

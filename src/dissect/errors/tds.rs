@@ -8,7 +8,7 @@
 //! satisfy by chance. A token cut by a packet or segment boundary is completed from a bounded
 //! carry buffer (at most [`MAX_MESSAGE`] bytes).
 
-use super::{wire_text, Found, MAX_MESSAGE};
+use super::{wire_text, Found, Header, MAX_MESSAGE};
 
 const TABULAR_RESULT: u8 = 0x04;
 const ERROR_TOKEN: u8 = 0xaa;
@@ -18,8 +18,7 @@ const EOM: u8 = 0x01;
 
 #[derive(Default)]
 pub struct Framer {
-    hdr: [u8; 8],
-    hdr_len: usize,
+    hdr: Header<8>,
     /// Body bytes left in the current packet.
     left: usize,
     scan: bool,
@@ -116,23 +115,16 @@ impl Framer {
         let mut i = 0;
         while i < p.len() {
             if self.left == 0 {
-                let n = (8 - self.hdr_len).min(p.len() - i);
-                self.hdr[self.hdr_len..self.hdr_len + n].copy_from_slice(&p[i..i + n]);
-                self.hdr_len += n;
-                i += n;
-                if self.hdr_len < 8 {
-                    return;
-                }
-                self.hdr_len = 0;
-                let len = u16::from_be_bytes([self.hdr[2], self.hdr[3]]) as usize;
-                if len < 8 || self.hdr[0] == 0 || self.hdr[0] > 0x12 {
+                let Some(h) = self.hdr.feed(p, &mut i) else { return };
+                let len = u16::from_be_bytes([h[2], h[3]]) as usize;
+                if len < 8 || h[0] == 0 || h[0] > 0x12 {
                     // Not a TDS header: out of step until the next gap or connection.
                     self.carry.clear();
                     return;
                 }
                 self.left = len - 8;
-                self.scan = self.hdr[0] == TABULAR_RESULT;
-                self.eom = self.hdr[1] & EOM != 0;
+                self.scan = h[0] == TABULAR_RESULT;
+                self.eom = h[1] & EOM != 0;
                 if self.left == 0 {
                     continue;
                 }
