@@ -243,6 +243,19 @@ impl<S: Sink> Pipeline<S> {
             .then(|| CounterEngine::new(rules.counters, self.cfg.max_groups, self.cfg.top_groups));
     }
 
+    /// Restores alert state from the store after a restart (see [`AlertEngine::restore_minute`]).
+    pub fn restore_alerts(&mut self, db: &std::path::Path) -> rusqlite::Result<(usize, usize)> {
+        let Some(engine) = self.alerts.as_mut() else { return Ok((0, 0)) };
+        let (rows, mails) = crate::store::alert_history(db, &engine.followed_counters())?;
+        for r in &rows {
+            engine.restore_minute(r);
+        }
+        for (rule, key, at) in &mails {
+            engine.restore_mail(rule, key, *at);
+        }
+        Ok((rows.len(), mails.len()))
+    }
+
     /// Run totals of every counter (for `analyze --json`).
     pub fn counter_totals(&self) -> Vec<(String, CounterTotal)> {
         self.counters.as_ref().map(|c| c.totals()).unwrap_or_default()

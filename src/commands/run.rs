@@ -101,6 +101,15 @@ impl RuleWatch {
     }
 }
 
+/// Baselines and mail suppression survive a restart: they are rebuilt from the store.
+fn restore_alerts<S: Sink>(p: &mut Pipeline<S>, db: &std::path::Path) {
+    match p.restore_alerts(db) {
+        Ok((0, 0)) => {}
+        Ok((minutes, mails)) => tracing::info!("alert state restored: {minutes} counter minutes, {mails} last mails"),
+        Err(e) => tracing::warn!("alert state not restored from {}: {e}", db.display()),
+    }
+}
+
 fn stop_flag() -> anyhow::Result<Arc<AtomicBool>> {
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
@@ -146,6 +155,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<Outcome> {
         if let Some(r) = rules.poll() {
             p.set_rules(r);
         }
+        restore_alerts(&mut p, &db);
         let reports = super::analyze::process_files(&mut p, std::slice::from_ref(replay), None);
         p.finish_alerts();
         let bad_input = reports.iter().any(|r| r.error.is_some());
@@ -174,6 +184,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<Outcome> {
     if let Some(r) = rules.poll() {
         p.set_rules(r);
     }
+    restore_alerts(&mut p, &db);
     let mut last_tick = Instant::now();
     let mut last_dropped = 0u64;
     let mut result = Ok(());

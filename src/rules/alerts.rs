@@ -293,6 +293,47 @@ impl AlertEngine {
         self.rules.is_empty()
     }
 
+    /// Counters that counter alerts follow (their stored minutes rebuild baselines).
+    pub fn followed_counters(&self) -> Vec<String> {
+        let mut v: Vec<String> = self
+            .rules
+            .iter()
+            .filter_map(|r| match &r.rule.source {
+                AlertSource::Counter(c) => Some(c.clone()),
+                AlertSource::Event(_) => None,
+            })
+            .collect();
+        v.sort();
+        v.dedup();
+        v
+    }
+
+    /// After a restart: replays stored counter minutes (in minute order) into the windows and
+    /// baselines of the alerts following `row.counter`, without evaluating them — a reboot of
+    /// the box must neither forget a week of baseline nor alarm on history.
+    pub fn restore_minute(&mut self, row: &CounterRow) {
+        for rs in self.rules.iter_mut() {
+            if !matches!(&rs.rule.source, AlertSource::Counter(c) if *c == row.counter) {
+                continue;
+            }
+            if rs.grouped == row.key.is_empty() || row.key == "other" {
+                continue;
+            }
+            if let Some(ks) = key_state(&mut rs.keys, &row.key, &mut self.overflow) {
+                ks.add(row.minute, row.value, rs.rule.window_secs as i64, rs.hist_cap);
+            }
+        }
+    }
+
+    /// After a restart: when (alert, key) last sent a mail, so suppression holds across it.
+    pub fn restore_mail(&mut self, rule: &str, key: &str, at: Ts) {
+        for rs in self.rules.iter_mut().filter(|r| r.rule.id == rule) {
+            if let Some(ks) = key_state(&mut rs.keys, key, &mut self.overflow) {
+                ks.last_mail = Some(ks.last_mail.map_or(at, |t| t.max(at)));
+            }
+        }
+    }
+
     /// Whether any alert follows events of `kind` (lets the caller skip building them).
     pub fn wants(&self, kind: &str) -> bool {
         self.rules.iter().any(|r| matches!(&r.rule.source, AlertSource::Event(e) if e == kind))
@@ -746,5 +787,14 @@ min_count = 1
             );
         }
         assert!(notices(&out).is_empty());
+    }
+
+    #[test]
+    fn suppression_survives_a_restart() {
+        let mut e = engine(APP);
+        e.restore_mail("db-deadlock", "k", Ts(1000 * NANOS_PER_SEC));
+        let mut out = Vec::new();
+        err(&mut e, 1000 + 1800, "k", &mut out); // half an hour after the last mail: held back
+        assert_eq!(notices(&out), vec![(State::New, "k".into(), false)]);
     }
 }
