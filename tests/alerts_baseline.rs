@@ -117,7 +117,7 @@ fn the_daemon_rebuilds_baselines_from_the_store_after_a_restart() {
     // Without the stored week, the rise alone raises nothing.
     assert_eq!(analyze(&rules, &rise, None)["alerts"].as_array().unwrap().len(), 0);
     std::fs::write(dir.path().join("m.toml"), format!("[store]\ndir = \"{}\"\n", dir.path().display())).unwrap();
-    let mut daemon = Command::new(env!("CARGO_BIN_EXE_mirrorwatch"))
+    let daemon = Command::new(env!("CARGO_BIN_EXE_mirrorwatch"))
         .args(["run", "--config"])
         .arg(dir.path().join("m.toml"))
         .arg("--db")
