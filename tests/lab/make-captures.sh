@@ -214,14 +214,15 @@ SNAPLEN=600 capture lab-dhcp-dnsmasq 0 0 '
     sleep 1
     busybox udhcpc -i '"$P"'-c0 -x hostname:ws-alice -n -q -s /bin/true >/dev/null 2>&1'
 # PostgreSQL 15: a wrong password (28P01), a duplicate key (23505), a division by zero
-# (22012) and a genuine deadlock between two concurrent sessions (40P01), TLS off.
+# (22012) and a genuine deadlock between two concurrent sessions (40P01). The server has TLS
+# off; the clients ask for it first (sslmode=prefer), so the refusal byte is in the capture.
 pgbin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
 if want lab-pgsql-errors; then
     chmod 755 "$work"; mkdir -p "$work/pg" "$work/pgsock"; chown postgres: "$work/pg" "$work/pgsock"
     runuser -u postgres -- "$pgbin/initdb" -D "$work/pg" -A trust -U postgres >/dev/null
     printf 'host all all 0.0.0.0/0 scram-sha-256\n' >> "$work/pg/pg_hba.conf"
     cat > "$work/pg-deadlock.sh" <<'SH'
-export PGHOST=$1 PGUSER=app PGDATABASE=shop PGSSLMODE=disable PGPASSWORD=apppw
+export PGHOST=$1 PGUSER=app PGDATABASE=shop PGSSLMODE=prefer PGGSSENCMODE=prefer PGPASSWORD=apppw
 PGPASSWORD=nope psql -c 'select 1' >/dev/null 2>&1
 psql -q -c "insert into items values (1, 'first')" >/dev/null 2>&1
 psql -q -c 'select 1/0' >/dev/null 2>&1
