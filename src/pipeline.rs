@@ -197,6 +197,42 @@ pub struct Pipeline<S: Sink> {
     user_by_ip: HashMap<IpAddr, String, foldhash::fast::RandomState>,
     /// How often ongoing alerts are rolled into a digest, in packet time.
     pub digest_every_secs: u64,
+    /// The last frames each alert-followed counter matched (indexed like the counters), attached
+    /// to its alerts as evidence.
+    evidence: Vec<EvidenceRing>,
+}
+
+/// The last [`EVIDENCE_FRAMES`] frames of one counter; buffers are reused, so keeping evidence
+/// costs a copy of the matching frame and no allocation once warm.
+#[derive(Default)]
+struct EvidenceRing {
+    frames: Vec<Evidence>,
+    next: usize,
+}
+
+const EVIDENCE_FRAMES: usize = 8;
+
+impl EvidenceRing {
+    fn keep(&mut self, d: &Decoded<'_>) {
+        if self.frames.len() < EVIDENCE_FRAMES {
+            self.frames.push(Evidence { ts: d.ts, link: d.link.0, orig_len: d.frame_len, data: d.data.to_vec() });
+            return;
+        }
+        let slot = &mut self.frames[self.next];
+        self.next = (self.next + 1) % EVIDENCE_FRAMES;
+        slot.ts = d.ts;
+        slot.link = d.link.0;
+        slot.orig_len = d.frame_len;
+        slot.data.clear();
+        slot.data.extend_from_slice(d.data);
+    }
+
+    /// Oldest first.
+    fn frames(&self) -> Vec<Evidence> {
+        let mut v = self.frames[self.next..].to_vec();
+        v.extend_from_slice(&self.frames[..self.next]);
+        v
+    }
 }
 
 impl<S: Sink> Pipeline<S> {
@@ -224,6 +260,7 @@ impl<S: Sink> Pipeline<S> {
             counter_rows: Vec::new(),
             user_by_ip: HashMap::default(),
             digest_every_secs: 3600,
+            evidence: Vec::new(),
         }
     }
 
@@ -241,6 +278,12 @@ impl<S: Sink> Pipeline<S> {
         self.alerts = (!engine.is_empty()).then_some(engine);
         self.counters = (!rules.counters.is_empty())
             .then(|| CounterEngine::new(rules.counters, self.cfg.max_groups, self.cfg.top_groups));
+        self.evidence.clear();
+        if let (Some(c), Some(a)) = (self.counters.as_mut(), self.alerts.as_ref()) {
+            let followed = a.followed_counters();
+            c.keep_evidence = (0..c.len()).map(|i| followed.iter().any(|f| f == c.id(i))).collect();
+            self.evidence = (0..c.len()).map(|_| EvidenceRing::default()).collect();
+        }
     }
 
     /// Restores alert state from the store after a restart (see [`AlertEngine::restore_minute`]).
@@ -342,6 +385,11 @@ impl<S: Sink> Pipeline<S> {
             for &i in &c.matched_patterns {
                 self.app.errors.push(pattern_error(d, c.id(i), stream));
             }
+            for &i in &c.matched_evidence {
+                if let Some(r) = self.evidence.get_mut(i) {
+                    r.keep(d);
+                }
+            }
         }
         if !self.app.errors.is_empty() {
             let errors = std::mem::take(&mut self.app.errors);
@@ -387,7 +435,16 @@ impl<S: Sink> Pipeline<S> {
     fn drain_alerts(&mut self) {
         for out in self.alert_out.drain(..) {
             match out {
-                AlertOut::Notice(n) => {
+                AlertOut::Notice(mut n) => {
+                    // Counter alerts carry the last frames their counter matched.
+                    if n.evidence.is_empty() && n.state == alerts::State::New {
+                        let ring = self.alerts.as_ref().and_then(|a| a.counter_of(&n.rule)).and_then(|id| {
+                            self.counters.as_ref().and_then(|c| c.index(id)).and_then(|i| self.evidence.get(i))
+                        });
+                        if let Some(r) = ring {
+                            n.evidence = r.frames();
+                        }
+                    }
                     self.summary.add_alert(&n);
                     self.sink.send(StoreEvent::Alert(n));
                 }

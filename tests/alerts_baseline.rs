@@ -90,6 +90,8 @@ fn a_quiet_week_then_a_rise_fires_once_and_clears() {
     assert_eq!(a["key"], "10.77.2.20 10.77.1.10");
     assert_eq!(a["state"], "cleared");
     assert_eq!(a["mail"], true);
+    // The last frames the counter matched travel with the alert (the mail's pcapng).
+    assert_eq!(a["evidence_frames"], 8);
     // Fired within the hour of the rise (day 7 after the start), against the hourly median.
     let first = v["first_ts"].as_str().unwrap();
     let (start, fired) = (secs(first), secs(a["ts"].as_str().unwrap()));

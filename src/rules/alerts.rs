@@ -293,6 +293,14 @@ impl AlertEngine {
         self.rules.is_empty()
     }
 
+    /// The counter alert `rule` follows, if it follows one.
+    pub fn counter_of(&self, rule: &str) -> Option<&str> {
+        self.rules.iter().find(|r| r.rule.id == rule).and_then(|r| match &r.rule.source {
+            AlertSource::Counter(c) => Some(c.as_str()),
+            AlertSource::Event(_) => None,
+        })
+    }
+
     /// Counters that counter alerts follow (their stored minutes rebuild baselines).
     pub fn followed_counters(&self) -> Vec<String> {
         let mut v: Vec<String> = self

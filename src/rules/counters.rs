@@ -179,6 +179,10 @@ pub struct CounterEngine {
     pub group_overflow: u64,
     /// Counters with `app_error = true` that matched the frame just observed.
     pub matched_patterns: Vec<usize>,
+    /// Counters whose matching frames are kept as alert evidence, and those that matched the
+    /// frame just observed.
+    pub keep_evidence: Vec<bool>,
+    pub matched_evidence: Vec<usize>,
 }
 
 impl CounterEngine {
@@ -195,6 +199,8 @@ impl CounterEngine {
             top_groups,
             group_overflow: 0,
             matched_patterns: Vec::new(),
+            keep_evidence: Vec::new(),
+            matched_evidence: Vec::new(),
         }
     }
 
@@ -205,12 +211,16 @@ impl CounterEngine {
     /// Counts one frame.
     pub fn observe(&mut self, c: &Ctx<'_, '_>) {
         self.matched_patterns.clear();
+        self.matched_evidence.clear();
         for (i, r) in self.rules.iter().enumerate() {
             if !r.filter.matches(c) {
                 continue;
             }
             if r.app_error {
                 self.matched_patterns.push(i);
+            }
+            if self.keep_evidence.get(i).copied().unwrap_or(false) {
+                self.matched_evidence.push(i);
             }
             let v = match r.value {
                 ValueKind::Packets => 1,
@@ -219,6 +229,15 @@ impl CounterEngine {
             let key = (!r.group_by.is_empty()).then(|| GroupKey::build(&r.group_by, &self.fast[i], c));
             self.minute[i].add(key, v, self.max_groups);
         }
+    }
+
+    pub fn len(&self) -> usize {
+        self.rules.len()
+    }
+
+    /// Index of the counter `id`.
+    pub fn index(&self, id: &str) -> Option<usize> {
+        self.rules.iter().position(|r| r.id == id)
     }
 
     /// The id of counter `i`.
