@@ -711,4 +711,30 @@ mod tests {
         // The writer queue is bounded in events; this keeps it bounded in bytes (store/mod.rs).
         assert!(std::mem::size_of::<StoreEvent>() <= 176, "{}", std::mem::size_of::<StoreEvent>());
     }
+
+    #[test]
+    fn capture_drops_raise_their_alert_and_reach_the_store() {
+        let rules = RuleSet::parse_text(
+            std::path::Path::new("d.toml"),
+            "[[alert]]\nid = \"drops\"\nevent = \"capture.drops\"\nwindow = \"10m\"\nabove = 100\nmail = true\n",
+        )
+        .unwrap();
+        let mut p = Pipeline::new(FlowConfig::default(), PipelineConfig::default(), Vec::new());
+        p.set_rules(rules);
+        let t = |s: i64| Ts::from_secs_nanos(1_700_000_000 + s, 0);
+        p.add_drops(t(0), 60); // 60 in the window: below the threshold
+        p.add_drops(t(1), 50); // 110: fires
+        p.add_drops(t(2), 500); // ongoing: no second notice
+        p.tick(t(700)); // ten quiet minutes: cleared
+        let notices: Vec<(alerts::State, bool)> = p
+            .sink
+            .iter()
+            .filter_map(|e| match e {
+                StoreEvent::Alert(n) => Some((n.state, n.mail)),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(notices, vec![(alerts::State::New, true), (alerts::State::Cleared, false)]);
+        assert_eq!(p.summary.capture.drops, 610);
+    }
 }
