@@ -1,5 +1,8 @@
-//! Application-layer dissectors that the filter fields need. Each is a pure parser over one
-//! frame's payload producing a small fixed-size fact; nothing here keeps state or allocates.
+//! Application-layer dissectors: the facts of one frame that filters, identities and alerts
+//! use (DNS, Kerberos, POP, DHCP, HTTP lines, application errors). Parsers are pure functions
+//! over a payload; the state that crosses segments lives here and is bounded: DNS and Kerberos
+//! messages joined over TCP ([`SegmentJoin`]), login dialogues ([`TextLogins`]) and the error
+//! framers of database and web connections ([`errors::ErrorScanner`]).
 
 pub mod dns;
 pub mod errors;
