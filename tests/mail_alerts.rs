@@ -75,22 +75,45 @@ struct Smtp {
     out: PathBuf,
 }
 
+/// How the SMTP server and the daemon's `[mail] tls` meet.
+#[derive(Clone, Copy, PartialEq)]
+enum Tls {
+    /// STARTTLS required, AUTH required (the usual submission port).
+    Starttls,
+    /// TLS from the first byte (port 465 style), AUTH required.
+    Implicit,
+    /// Plaintext without AUTH (a relay on the LAN).
+    None,
+}
+
+impl Tls {
+    fn config(self) -> &'static str {
+        match self {
+            Tls::Starttls => "starttls",
+            Tls::Implicit => "tls",
+            Tls::None => "none",
+        }
+    }
+}
+
 impl Smtp {
     fn start(dir: &Path, port: u16) -> Smtp {
+        Smtp::start_with(dir, port, Tls::Starttls)
+    }
+
+    fn start_with(dir: &Path, port: u16, tls: Tls) -> Smtp {
         let out = dir.join("received");
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/smtp/smtpd.py");
-        let mut child = Command::new("python3")
-            .arg(script)
-            .args(["--port", &port.to_string(), "--out"])
-            .arg(&out)
-            .args(["--cert"])
-            .arg(dir.join("srv.pem"))
-            .args(["--key"])
-            .arg(dir.join("srv.key"))
-            .args(["--user", "box", "--password", "s3cret"])
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
+        let mut cmd = Command::new("python3");
+        cmd.arg(script).args(["--port", &port.to_string(), "--out"]).arg(&out);
+        if tls != Tls::None {
+            cmd.arg("--cert").arg(dir.join("srv.pem")).arg("--key").arg(dir.join("srv.key"));
+            cmd.args(["--user", "box", "--password", "s3cret"]);
+        }
+        if tls == Tls::Implicit {
+            cmd.arg("--implicit-tls");
+        }
+        let mut child = cmd.stdout(Stdio::piped()).spawn().unwrap();
         let mut line = String::new();
         BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
         assert_eq!(line.trim(), "ready", "smtp server did not start");
@@ -125,16 +148,21 @@ struct Daemon {
 
 impl Daemon {
     fn replay(dir: &Path, capture: &Path, rules: &Path, smtp_port: u16) -> Daemon {
+        Daemon::replay_with(dir, capture, rules, smtp_port, Tls::Starttls)
+    }
+
+    fn replay_with(dir: &Path, capture: &Path, rules: &Path, smtp_port: u16, tls: Tls) -> Daemon {
         std::fs::write(dir.join("smtp.pass"), "s3cret\n").unwrap();
+        let user = if tls == Tls::None { "" } else { "box" };
         let cfg = format!(
             r#"[store]
 dir = "{d}"
 [mail]
 server = "127.0.0.1"
 port = {smtp_port}
-tls = "starttls"
+tls = "{mode}"
 ca_file = "{d}/ca.pem"
-username = "box"
+username = "{user}"
 password_file = "{d}/smtp.pass"
 from = "mirrorwatch@branch.example"
 to = ["netadmin@example.com"]
@@ -143,7 +171,8 @@ retry_initial = "1s"
 retry_max = "2s"
 timeout = "5s"
 "#,
-            d = dir.display()
+            d = dir.display(),
+            mode = tls.config()
         );
         std::fs::write(dir.join("mirrorwatch.toml"), cfg).unwrap();
         let db = dir.join("mirrorwatch.db");
@@ -176,6 +205,16 @@ timeout = "5s"
         self.child.stderr.take().unwrap().read_to_string(&mut log).unwrap();
         assert!(status.success(), "daemon failed: {log}");
         log
+    }
+}
+
+impl Drop for Daemon {
+    /// A failed test must not leave the daemon running.
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
     }
 }
 
@@ -368,4 +407,30 @@ fn hostile_names_from_the_wire_arrive_sanitized() {
     assert!(html.contains("mallory Bcc victim@example.com &lt;script&gt;alert(1)&lt;/script&gt;"), "{html}");
     let subject = shared["subject"].as_str().unwrap();
     assert!(subject.contains("alice, mallory Bcc victim@example.com"), "{subject}");
+}
+
+#[test]
+fn implicit_tls_and_plain_relays_deliver_too() {
+    if !have_aiosmtpd() {
+        return;
+    }
+    for tls in [Tls::Implicit, Tls::None] {
+        let dir = tempfile::tempdir().unwrap();
+        make_certs(dir.path());
+        let port = free_port();
+        let smtp = Smtp::start_with(dir.path(), port, tls);
+        let d = Daemon::replay_with(
+            dir.path(),
+            &common::lab_dir().join("lab-mariadb-errors.pcap"),
+            &shipped_rules(),
+            port,
+            tls,
+        );
+        wait_for("the deadlock mail", 30, || !smtp.mails().is_empty());
+        d.stop();
+        let m = &smtp.mails()[0];
+        assert!(m["subject"].as_str().unwrap().contains("1213"), "{}", m["subject"]);
+        assert_eq!(m["tls"].as_bool(), Some(tls == Tls::Implicit), "{}", tls.config());
+        assert_eq!(m["auth"].as_bool().unwrap_or(false), tls == Tls::Implicit, "{}", tls.config());
+    }
 }

@@ -2,7 +2,7 @@
 received message saved twice in OUT: N.eml (raw) and N.json (envelope, headers and parts as
 Python's email parser reads them). Prints "ready" once it accepts connections.
 
-    python3 smtpd.py --port 2525 --out DIR [--cert C --key K] [--user U --password P]
+    python3 smtpd.py --port 2525 --out DIR [--cert C --key K [--implicit-tls]] [--user U --password P]
 """
 import argparse, base64, email, email.policy, json, os, ssl, time
 from aiosmtpd.controller import Controller
@@ -15,6 +15,7 @@ ap.add_argument("--cert")
 ap.add_argument("--key")
 ap.add_argument("--user")
 ap.add_argument("--password")
+ap.add_argument("--implicit-tls", action="store_true", help="TLS from the first byte (port 465 style)")
 a = ap.parse_args()
 os.makedirs(a.out, exist_ok=True)
 
@@ -45,7 +46,7 @@ class Handler:
             "subject": str(msg["subject"]),
             "message_id": str(msg["message-id"]),
             "parts": parts,
-            "tls": session.ssl is not None,
+            "tls": session.ssl is not None or a.implicit_tls,
             "auth": session.authenticated,
         }
         with open(base + ".eml", "wb") as f:
@@ -65,9 +66,13 @@ kw = {}
 if a.cert:
     ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     ctx.load_cert_chain(a.cert, a.key)
-    kw.update(tls_context=ctx, require_starttls=True)
+    if a.implicit_tls:
+        kw.update(ssl_context=ctx)
+    else:
+        kw.update(tls_context=ctx, require_starttls=True)
 if a.user:
-    kw.update(authenticator=auth, auth_required=True, auth_require_tls=bool(a.cert))
+    # aiosmtpd only counts STARTTLS as TLS for AUTH; an implicit-TLS connection is TLS anyway.
+    kw.update(authenticator=auth, auth_required=True, auth_require_tls=bool(a.cert) and not a.implicit_tls)
 c = Controller(Handler(), hostname="127.0.0.1", port=a.port, **kw)
 c.start()
 print("ready", flush=True)
