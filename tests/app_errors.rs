@@ -219,3 +219,43 @@ fn shipped_rules_alert_on_deadlocks_and_5xx_bursts() {
     let recorded = v["alerts"].as_array().unwrap().iter().filter(|a| a["rule"] == "db-errors").count();
     assert_eq!(recorded, 7, "every database error kind is recorded");
 }
+
+/// Captures cut by a small snaplen (a box capturing headers only): Wireshark does not
+/// reassemble cut segments; it reports an error from the part of the message that was captured,
+/// at the frame that carries it. So must we, for the database and web lab captures.
+#[test]
+fn snaplen_cut_captures_report_errors_where_tshark_does() {
+    if !common::have_tshark() {
+        assert!(std::env::var_os("CI").is_none(), "tshark missing");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    // (capture, tshark filter, snaplens). At 80 bytes an HTTP status line is cut before its
+    // reason phrase: tshark then shows no response, mirrorwatch still reports the code.
+    let cases = [
+        ("lab-http-nginx-5xx.pcap", "http.response.code >= 500", &[100, 160, 300, 700][..]),
+        // An error whose SQLSTATE was cut off is not reported (tshark shows its severity only).
+        ("lab-pgsql-errors.pcap", "pgsql.code && pgsql.severity != \"NOTICE\"", &[96, 128, 200][..]),
+        ("lab-mariadb-errors.pcap", "mysql.error_code", &[80, 96, 128, 200][..]),
+    ];
+    for (file, filter, snaplens) in cases {
+        for snaplen in snaplens {
+            let cut = dir.path().join(format!("cut{snaplen}-{file}"));
+            let st = Command::new("editcap")
+                .args(["-s", &snaplen.to_string()])
+                .arg(common::lab_dir().join(file))
+                .arg(&cut)
+                .status()
+                .unwrap();
+            assert!(st.success());
+            let want: Vec<u64> = common::tshark_fields(&cut, Some(filter), &["frame.number"])
+                .iter()
+                .map(|r| r[0].parse().unwrap())
+                .collect();
+            let got: Vec<u64> =
+                analyze(&cut)["app_errors"].as_array().unwrap().iter().map(|e| e["frame"].as_u64().unwrap()).collect();
+            assert_eq!(got, want, "{file} cut to {snaplen} bytes");
+            assert!(want.len() >= 3, "{file} {snaplen}: {want:?}");
+        }
+    }
+}

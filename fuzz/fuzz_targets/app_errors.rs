@@ -16,9 +16,9 @@ fuzz_target!(|data: &[u8]| {
         t.feed(seg, &mut found);
         o.feed(seg, &mut found);
     }
-    if let http::Start::Waiting(mut w) = http::Pending::start(stream, cut % 2 == 0) {
+    if let http::Start::Waiting(mut w) = http::Pending::start(stream, stream.len(), cut % 2 == 0) {
         for seg in stream.chunks(step) {
-            if w.more(seg) {
+            if w.more(seg, seg.len()) {
                 break;
             }
         }

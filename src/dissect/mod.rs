@@ -34,8 +34,10 @@ pub struct HttpFrame {
 }
 
 impl HttpFrame {
-    fn of(p: &[u8]) -> Option<HttpFrame> {
-        Some(match errors::http::first_line(p)? {
+    /// `cut`: the capture kept only the start of the segment (snaplen).
+    fn of(p: &[u8], cut: bool) -> Option<HttpFrame> {
+        let line = if cut { errors::http::first_line_cut(p) } else { errors::http::first_line(p) };
+        Some(match line? {
             errors::http::Line::Request { method, .. } => {
                 let head = &p[..p.len().min(8192)];
                 let host = errors::http::header_range(head, "host").map(|(s, e)| (s as u16, e as u16));
@@ -196,7 +198,7 @@ impl Dissectors {
             Transport::Tcp(t) if !tcp.is_retransmission() && !d.payload.is_empty() => {
                 let key = flow.map(|(s, dir, _)| (s, dir));
                 if !errors::http_excluded(t.src_port) && !errors::http_excluded(t.dst_port) {
-                    f.http = HttpFrame::of(d.payload);
+                    f.http = HttpFrame::of(d.payload, d.payload.len() < t.seg_len as usize);
                 }
                 self.errors.segment(d, flow, &mut f.errors);
                 if let Some(kind) = dns::Kind::for_ports(t.src_port, t.dst_port) {

@@ -24,13 +24,27 @@ pub enum Line<'a> {
 
 /// Parses the first line of `p` when it is a request or status line.
 pub fn first_line(p: &[u8]) -> Option<Line<'_>> {
+    line(p, false)
+}
+
+/// The first line of a segment whose end the capture cut off (snaplen): a line without its
+/// end is taken as it is, as Wireshark does with truncated frames.
+pub fn first_line_cut(p: &[u8]) -> Option<Line<'_>> {
+    line(p, true)
+}
+
+fn line(p: &[u8], cut: bool) -> Option<Line<'_>> {
     // Cheap rejection first: this runs on every TCP segment.
     let starts = p.starts_with(b"HTTP/1.")
         || METHODS.iter().any(|m| p.len() > m.len() && p.starts_with(m.as_bytes()) && p[m.len()] == b' ');
     if !starts {
         return None;
     }
-    let end = p.iter().take(8192).position(|b| *b == b'\n')?;
+    let end = match p.iter().take(8192).position(|b| *b == b'\n') {
+        Some(e) => e,
+        None if cut => p.len().min(8192),
+        None => return None,
+    };
     let line = p[..end].strip_suffix(b"\r").unwrap_or(&p[..end]);
     if let Some(rest) = line.strip_prefix(b"HTTP/1.") {
         // "HTTP/1.1 500 Internal Server Error"
@@ -118,22 +132,31 @@ impl Pending {
         Found { code: self.code.to_string(), message: self.reason.clone(), detail: None }
     }
 
-    /// A segment from the server that starts with a status line. `head`: the request was HEAD.
-    pub fn start(p: &[u8], head: bool) -> Start {
-        let Some(Line::Status { code, reason }) = first_line(p) else { return Start::Ignore };
+    /// A segment from the server that starts with a status line: `p` is what was captured of
+    /// its `seg_len` bytes. `head`: the request was HEAD.
+    pub fn start(p: &[u8], seg_len: usize, head: bool) -> Start {
+        let cut = p.len() < seg_len;
+        let Some(Line::Status { code, reason }) = line(p, cut) else { return Start::Ignore };
         if code < 500 {
             return Start::Ignore;
         }
         let mut pend = Pending { code, reason: wire_text(reason), head, ..Default::default() };
-        match pend.more(p) {
+        // A segment cut by the capture's snaplen is dissected as it is, without reassembly
+        // (as Wireshark does): the response is reported here.
+        if cut {
+            return Start::Complete(pend.found());
+        }
+        match pend.more(p, seg_len) {
             true => Start::Complete(pend.found()),
             false => Start::Waiting(pend),
         }
     }
 
-    /// Feeds more bytes of the response; true when it is complete.
-    pub fn more(&mut self, p: &[u8]) -> bool {
+    /// Feeds the next segment of the response (`p` captured of `seg_len` bytes: the body is
+    /// counted in wire bytes, headers are read from what was captured); true when complete.
+    pub fn more(&mut self, p: &[u8], seg_len: usize) -> bool {
         let mut body = p;
+        let mut body_len = seg_len.max(p.len());
         if !self.in_body {
             let before = self.headers.len();
             let take = p.len().min(MAX_HEADERS.saturating_sub(before));
@@ -144,7 +167,9 @@ impl Pending {
                 // Headers longer than the bound: report what is known now.
                 return self.headers.len() >= MAX_HEADERS;
             };
-            body = &p[(end - before).min(p.len())..];
+            let consumed = (end - before).min(p.len());
+            body = &p[consumed..];
+            body_len = body_len.saturating_sub(consumed);
             self.in_body = true;
             let h = &self.headers[..end];
             self.chunked = header(h, "transfer-encoding").is_some_and(|v| v.eq_ignore_ascii_case(b"chunked"));
@@ -163,7 +188,7 @@ impl Pending {
         if self.chunked {
             return body.ends_with(b"0\r\n\r\n");
         }
-        self.body_left = self.body_left.saturating_sub(body.len() as u64);
+        self.body_left = self.body_left.saturating_sub(body_len as u64);
         self.body_left == 0
     }
 
@@ -182,6 +207,24 @@ impl Pending {
 mod tests {
     use super::*;
 
+    fn start(p: &[u8], head: bool) -> Start {
+        Pending::start(p, p.len(), head)
+    }
+
+    fn more(pend: &mut Pending, p: &[u8]) -> bool {
+        pend.more(p, p.len())
+    }
+
+    #[test]
+    fn snaplen_cut_responses_are_reported_at_once_and_bodies_count_wire_bytes() {
+        let head = b"HTTP/1.1 502 Bad Gateway\r\nContent-Length: 2902\r\n\r\n<html>";
+        assert!(matches!(Pending::start(head, 1448, false), Start::Complete(_)));
+        let Start::Waiting(mut p) = start(head, false) else { panic!() };
+        // Later segments cut to 100 captured bytes still carry 1448 bytes of body each.
+        assert!(!p.more(&[b'x'; 100], 1448));
+        assert!(p.more(&[b'x'; 100], 1448));
+    }
+
     #[test]
     fn lines() {
         assert_eq!(
@@ -195,40 +238,42 @@ mod tests {
         assert_eq!(first_line(b"xxHTTP/1.1 500 Internal Server Error\r\n"), None);
         assert_eq!(first_line(b"HTTP/1.1 5000 x\r\n"), None);
         assert_eq!(first_line(b"HTTP/1.1 500"), None, "no end of line");
+        assert_eq!(
+            first_line_cut(b"HTTP/1.1 500 Internal Se"),
+            Some(Line::Status { code: 500, reason: b"Internal Se" })
+        );
     }
 
     #[test]
     fn body_over_three_segments_completes_at_the_last() {
         let Start::Waiting(mut p) =
-            Pending::start(b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 10\r\n\r\nabc", false)
+            start(b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 10\r\n\r\nabc", false)
         else {
             panic!("should wait for the body")
         };
-        assert!(!p.more(b"defg"));
-        assert!(p.more(b"hij"));
+        assert!(!more(&mut p, b"defg"));
+        assert!(more(&mut p, b"hij"));
     }
 
     #[test]
     fn head_response_has_no_body() {
         assert!(matches!(
-            Pending::start(b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 10\r\n\r\n", true),
+            start(b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 10\r\n\r\n", true),
             Start::Complete(_)
         ));
     }
 
     #[test]
     fn split_headers_and_chunked_body() {
-        let Start::Waiting(mut p) =
-            Pending::start(b"HTTP/1.1 503 Service Unavailable\r\nTransfer-Encoding: chu", false)
-        else {
+        let Start::Waiting(mut p) = start(b"HTTP/1.1 503 Service Unavailable\r\nTransfer-Encoding: chu", false) else {
             panic!()
         };
-        assert!(!p.more(b"nked\r\n\r\n5\r\nhello\r\n"));
-        assert!(p.more(b"0\r\n\r\n"));
+        assert!(!more(&mut p, b"nked\r\n\r\n5\r\nhello\r\n"));
+        assert!(more(&mut p, b"0\r\n\r\n"));
     }
 
     #[test]
     fn success_is_ignored() {
-        assert!(matches!(Pending::start(b"HTTP/1.1 200 OK\r\n\r\n", false), Start::Ignore));
+        assert!(matches!(start(b"HTTP/1.1 200 OK\r\n\r\n", false), Start::Ignore));
     }
 }

@@ -162,6 +162,11 @@ impl Body {
     pub fn message(&self) -> &[u8] {
         &self.buf
     }
+
+    /// What was copied of a kept body so far (a segment cut by the snaplen ends it early).
+    pub fn partial(&self) -> Option<&[u8]> {
+        self.keep.then_some(&self.buf[..])
+    }
 }
 
 /// Which protocol a server port speaks (the default ports; Wireshark's defaults too).
@@ -227,15 +232,30 @@ impl Framing {
         }
     }
 
-    /// Feeds in-order bytes; for HTTP, true when the response is complete.
-    fn feed(&mut self, p: &[u8], found: &mut Vec<Found>) -> bool {
+    /// The capture cut the segment just fed (snaplen): like Wireshark, report an error message
+    /// from what was captured of it, and start over at the next segment (the framing is lost).
+    /// Returns whether the state is to be dropped.
+    fn cut(&mut self, found: &mut Vec<Found>) -> bool {
+        match self {
+            Framing::Mysql(f) => f.cut(found),
+            Framing::Pgsql(f) => f.cut(found),
+            Framing::Tds(_) | Framing::Oracle(_) => {}
+            // HTTP bodies are counted in wire bytes: a cut segment does not lose the framing.
+            Framing::Http(_) => return false,
+        }
+        true
+    }
+
+    /// Feeds in-order bytes (`p` captured of `seg_len`); for HTTP, true when the response is
+    /// complete.
+    fn feed(&mut self, p: &[u8], seg_len: usize, found: &mut Vec<Found>) -> bool {
         match self {
             Framing::Mysql(f) => f.feed(p, found),
             Framing::Pgsql(f) => f.feed(p, found),
             Framing::Tds(f) => f.feed(p, found),
             Framing::Oracle(f) => f.feed(p, found),
             Framing::Http(h) => {
-                if h.more(p) {
+                if h.more(p, seg_len) {
                     found.push(h.give_up());
                     return true;
                 }
@@ -329,7 +349,7 @@ impl ErrorScanner {
                         }
                         None => false,
                     };
-                    match http::Pending::start(p, head) {
+                    match http::Pending::start(p, t.seg_len as usize, head) {
                         http::Start::Ignore => return,
                         http::Start::Complete(f) => {
                             out.push(mk(Family::Http, f, here));
@@ -369,7 +389,10 @@ impl ErrorScanner {
                     // No flow slot (table full): this segment on its own.
                     let mut state = state;
                     let fam = state.family();
-                    state.feed(p, &mut self.found);
+                    state.feed(p, t.seg_len as usize, &mut self.found);
+                    if p.len() < t.seg_len as usize {
+                        state.cut(&mut self.found);
+                    }
                     out.extend(self.found.drain(..).map(|f| mk(fam, f, here)));
                     return;
                 }
@@ -380,7 +403,10 @@ impl ErrorScanner {
         s.next_seq = t.seq.wrapping_add(t.seg_len);
         s.last_frame = d.frame;
         let fam = s.state.family();
-        let done = s.state.feed(p, &mut self.found);
+        let mut done = s.state.feed(p, t.seg_len as usize, &mut self.found);
+        if p.len() < t.seg_len as usize {
+            done |= s.state.cut(&mut self.found);
+        }
         if done {
             self.remove(k);
         }
@@ -465,8 +491,8 @@ mod tests {
                 p.feed(&rest[..n], &mut found);
                 t.feed(&rest[..n], &mut found);
                 o.feed(&rest[..n], &mut found);
-                if let http::Start::Waiting(mut w) = http::Pending::start(&rest[..n], round % 2 == 0) {
-                    w.more(&rest[..n]);
+                if let http::Start::Waiting(mut w) = http::Pending::start(&rest[..n], n, round % 2 == 0) {
+                    w.more(&rest[..n], n);
                 }
                 rest = &rest[n..];
             }

@@ -34,6 +34,15 @@ pub fn parse_err(p: &[u8]) -> Option<Found> {
 }
 
 impl Framer {
+    /// The segment just fed was cut by the capture: an ERR packet begun in it is reported from
+    /// what was captured.
+    pub fn cut(&mut self, found: &mut Vec<Found>) {
+        if let St::Body(b) = &self.st {
+            found.extend(b.partial().and_then(parse_err));
+        }
+        *self = Framer::default();
+    }
+
     /// Feeds the next in-order bytes of the server's stream.
     pub fn feed(&mut self, p: &[u8], found: &mut Vec<Found>) {
         let mut i = 0;

@@ -38,7 +38,8 @@ pub fn parse_error(body: &[u8]) -> Option<Found> {
         if t == 0 {
             break;
         }
-        let end = tail.iter().position(|b| *b == 0)?;
+        // A field without its terminator is one the capture cut: take what there is.
+        let end = tail.iter().position(|b| *b == 0).unwrap_or(tail.len());
         let v = &tail[..end];
         match t {
             b'S' => sev = Some(v),
@@ -46,12 +47,22 @@ pub fn parse_error(body: &[u8]) -> Option<Found> {
             b'M' => msg = Some(v),
             _ => {}
         }
-        rest = &tail[end + 1..];
+        rest = tail.get(end + 1..).unwrap_or_default();
     }
     Some(Found { code: wire_text(code?), message: wire_text(msg.unwrap_or_default()), detail: sev.map(wire_text) })
 }
 
 impl Framer {
+    /// The segment just fed was cut by the capture: an ErrorResponse begun in it is reported
+    /// from the fields that were captured.
+    pub fn cut(&mut self, found: &mut Vec<Found>) {
+        if let St::Body(b) = &self.st {
+            found.extend(b.partial().and_then(parse_error));
+        }
+        let started = self.started;
+        *self = Framer { started, ..Framer::default() };
+    }
+
     pub fn feed(&mut self, p: &[u8], found: &mut Vec<Found>) {
         match self.st {
             St::Tls => return,
