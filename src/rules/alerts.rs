@@ -257,13 +257,14 @@ impl AlertEngine {
                     AlertSource::Counter(c) => set.counters.iter().any(|k| &k.id == c && !k.group_by.is_empty()),
                     AlertSource::Event(_) => false,
                 };
-                let windows_per_day = (86_400 / a.window_secs.max(60)) as usize;
+                // Windows in the baseline period (at least one, for windows of a day or more).
+                let windows = (BASELINE_DAYS as u64 * 86_400 / a.window_secs.max(60)).max(1) as usize;
                 RuleState {
                     rule: a.clone(),
                     where_: a.where_.as_deref().and_then(|w| Filter::compile(w).ok()),
                     grouped,
                     keys: HashMap::new(),
-                    hist_cap: windows_per_day * BASELINE_DAYS as usize,
+                    hist_cap: windows,
                 }
             })
             .collect();
