@@ -92,9 +92,9 @@ fn tds_token_scanner_finds_the_info_tokens_tshark_shows() {
 }
 
 #[test]
-fn http_fields_are_read_from_the_segment_that_starts_the_message() {
-    // Wireshark reports http.* where it finished reassembling the message; mirrorwatch reads
-    // the request/status line at the start of a segment. On single-segment responses both agree.
+fn http_and_app_error_fields_in_filters() {
+    // http.* is shown on the frame that completes the message, as in Wireshark (the
+    // differential test covers more); app_error.* on the frame that completes the error.
     let Some(dir) = common::corpus_dir() else { return };
     let frames = |expr: &str, file: &str| {
         let out = Command::new(env!("CARGO_BIN_EXE_mirrorwatch")).args(["filter", expr]).arg(dir.join(file)).output();

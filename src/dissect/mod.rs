@@ -22,30 +22,17 @@ pub struct AppFacts {
     pub http: Option<HttpFrame>,
     /// Application errors this frame completed (usually none).
     pub errors: Vec<errors::AppError>,
+    /// `http.host` of the request this frame completed.
+    pub http_host: Vec<u8>,
 }
 
-/// `http.*` of a segment that starts an HTTP message. Host is kept as a range of the payload
-/// so that nothing is copied per packet.
+/// `http.*` of the frame that completed an HTTP message (Wireshark shows the fields there).
+/// The Host value is in [`AppFacts::http_host`] (a reused buffer: nothing is allocated per frame).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct HttpFrame {
     pub method: Option<&'static str>,
     pub code: Option<u16>,
-    pub host: Option<(u16, u16)>,
-}
-
-impl HttpFrame {
-    /// `cut`: the capture kept only the start of the segment (snaplen).
-    fn of(p: &[u8], cut: bool) -> Option<HttpFrame> {
-        let line = if cut { errors::http::first_line_cut(p) } else { errors::http::first_line(p) };
-        Some(match line? {
-            errors::http::Line::Request { method, .. } => {
-                let head = &p[..p.len().min(8192)];
-                let host = errors::http::header_range(head, "host").map(|(s, e)| (s as u16, e as u16));
-                HttpFrame { method: Some(method), code: None, host }
-            }
-            errors::http::Line::Status { code, .. } => HttpFrame { method: None, code: Some(code), host: None },
-        })
-    }
+    pub has_host: bool,
 }
 
 /// A POP3 segment (either direction) and the client's request line in it.
@@ -83,6 +70,12 @@ fn pop_frame(payload: &[u8], from_client: bool) -> PopFrame {
 }
 
 impl AppFacts {
+    fn set_http(&mut self, m: &errors::http::Pending) {
+        self.http_host.clear();
+        self.http_host.extend_from_slice(m.host().unwrap_or_default());
+        self.http = Some(HttpFrame { method: m.method(), code: m.code(), has_host: m.host().is_some() });
+    }
+
     /// Dissects one frame on its own (no reassembly): for callers without a pipeline.
     pub fn dissect(d: &Decoded<'_>, tcp: &TcpAnalysis) -> AppFacts {
         let mut f = AppFacts::default();
@@ -161,6 +154,7 @@ pub struct Dissectors {
     logins: TextLogins,
     dhcp: Dhcp,
     errors: errors::ErrorScanner,
+    http: errors::http::Tracker,
     /// Identity facts found in the current frame (or flushed at the end), taken by the caller.
     pub identities: Vec<IdentityFact>,
 }
@@ -187,6 +181,12 @@ impl Dissectors {
                         self.kerberos.message(msg, d, &mut self.identities);
                     }
                 }
+                // SSDP is HTTP over UDP (one message per datagram).
+                if u.src_port == 1900 || u.dst_port == 1900 {
+                    if let Some((m, true)) = errors::http::Pending::any(d.payload, d.payload.len(), false) {
+                        f.set_http(&m);
+                    }
+                }
                 if matches!(u.src_port, 67 | 68) && matches!(u.dst_port, 67 | 68) {
                     if let Some(m) = identity::dhcp::parse(d.payload) {
                         f.dhcp = Some(DhcpFrame { hostname: m.hostname });
@@ -194,45 +194,65 @@ impl Dissectors {
                     self.dhcp.message(d.payload, d.ts, d.frame, &mut self.identities);
                 }
             }
-            // Wireshark hands retransmitted data to no subdissector (tcp.no_subdissector_on_error).
-            Transport::Tcp(t) if !tcp.is_retransmission() && !d.payload.is_empty() => {
-                let key = flow.map(|(s, dir, _)| (s, dir));
-                if !errors::http_excluded(t.src_port) && !errors::http_excluded(t.dst_port) {
-                    f.http = HttpFrame::of(d.payload, d.payload.len() < t.seg_len as usize);
+            // HTTP follows messages through holes and retransmissions (see errors::http::Tracker).
+            Transport::Tcp(t)
+                if !d.payload.is_empty()
+                    && !errors::http_excluded(t.src_port)
+                    && !errors::http_excluded(t.dst_port) =>
+            {
+                // Retransmitted and out-of-order segments only fill holes (Wireshark dissects
+                // neither on its own).
+                let refill = tcp.is_retransmission() || tcp.flags.has(crate::flow::tcp::TcpFlags::OUT_OF_ORDER);
+                if let Some(m) = self.http.segment(d.payload, t.seq, t.seg_len, refill, flow, d.frame) {
+                    f.set_http(&m);
                 }
-                self.errors.segment(d, flow, &mut f.errors);
-                if let Some(kind) = dns::Kind::for_ports(t.src_port, t.dst_port) {
-                    f.dns = self.dns_join.feed(key, t.seq, t.seg_len, d.payload, |b| dns::parse_tcp_segment(b, kind));
-                }
-                if t.src_port == 88 || t.dst_port == 88 {
-                    if let Some((msg, fields)) =
-                        self.krb_join.feed(key, t.seq, t.seg_len, d.payload, kerberos::parse_tcp)
-                    {
-                        f.krb = Some(fields);
-                        self.kerberos.message(msg, d, &mut self.identities);
-                    }
-                }
-                if t.src_port == 110 || t.dst_port == 110 {
-                    f.pop = Some(pop_frame(d.payload, t.dst_port == 110));
-                }
-                if let (Some((slot, _, stream)), Some(from_client)) =
-                    (flow, identity::text::classify(t.src_port, t.dst_port, d.payload))
-                {
-                    let ip = d.ip.map(|i| if from_client { i.src } else { i.dst });
-                    let mac = if from_client { d.eth_src } else { d.eth_dst };
-                    let seg = identity::text::Segment {
-                        conv: (slot, stream),
-                        payload: d.payload,
-                        from_client,
-                        client_mac: mac,
-                        client_ip: ip,
-                        ts: d.ts,
-                        frame: d.frame,
-                    };
-                    self.logins.segment(&seg, t.src_port, t.dst_port, &mut self.identities);
+                if !tcp.is_retransmission() {
+                    self.tcp_segment(d, t, flow, f);
                 }
             }
+            // Other protocols: retransmitted data goes to no subdissector (tcp.no_subdissector_on_error).
+            Transport::Tcp(t) if !tcp.is_retransmission() && !d.payload.is_empty() => self.tcp_segment(d, t, flow, f),
             _ => {}
+        }
+    }
+
+    /// A TCP segment with data that is not a retransmission, for every dissector but HTTP.
+    fn tcp_segment(
+        &mut self,
+        d: &Decoded<'_>,
+        t: crate::decode::TcpHeader,
+        flow: Option<(u32, u8, u64)>,
+        f: &mut AppFacts,
+    ) {
+        let key = flow.map(|(s, dir, _)| (s, dir));
+        self.errors.segment(d, flow, &mut f.errors);
+        if let Some(kind) = dns::Kind::for_ports(t.src_port, t.dst_port) {
+            f.dns = self.dns_join.feed(key, t.seq, t.seg_len, d.payload, |b| dns::parse_tcp_segment(b, kind));
+        }
+        if t.src_port == 88 || t.dst_port == 88 {
+            if let Some((msg, fields)) = self.krb_join.feed(key, t.seq, t.seg_len, d.payload, kerberos::parse_tcp) {
+                f.krb = Some(fields);
+                self.kerberos.message(msg, d, &mut self.identities);
+            }
+        }
+        if t.src_port == 110 || t.dst_port == 110 {
+            f.pop = Some(pop_frame(d.payload, t.dst_port == 110));
+        }
+        if let (Some((slot, _, stream)), Some(from_client)) =
+            (flow, identity::text::classify(t.src_port, t.dst_port, d.payload))
+        {
+            let ip = d.ip.map(|i| if from_client { i.src } else { i.dst });
+            let mac = if from_client { d.eth_src } else { d.eth_dst };
+            let seg = identity::text::Segment {
+                conv: (slot, stream),
+                payload: d.payload,
+                from_client,
+                client_mac: mac,
+                client_ip: ip,
+                ts: d.ts,
+                frame: d.frame,
+            };
+            self.logins.segment(&seg, t.src_port, t.dst_port, &mut self.identities);
         }
     }
 
@@ -254,6 +274,7 @@ impl Dissectors {
 
     /// Forgets partial messages (end of a file: flow slots restart).
     pub fn clear(&mut self) {
+        self.http.clear();
         self.dns_join.clear();
         self.krb_join.clear();
     }

@@ -591,10 +591,8 @@ pub static FIELDS: &[FieldDef] = &[
         }
     }),
     f("http.host", FType::Str, |c, o| {
-        if let Some((s, e)) = c.app.http.and_then(|h| h.host) {
-            if let Some(v) = c.d.payload.get(s as usize..e as usize) {
-                o.push(1, Val::Bytes(v))
-            }
+        if c.app.http.is_some_and(|h| h.has_host) {
+            o.push(1, Val::Bytes(&c.app.http_host))
         }
     }),
     // Application errors (mirrorwatch's own fields): present on the frame that completed one.

@@ -11,8 +11,28 @@ use super::{wire_text, Found};
 
 pub const MAX_HEADERS: usize = 8 * 1024;
 
+/// Request methods recognised at the start of a message (WebDAV's and SSDP's included).
 pub const METHODS: &[&str] = &[
-    "GET", "POST", "HEAD", "PUT", "DELETE", "OPTIONS", "PATCH", "CONNECT", "TRACE", "PROPFIND", "MKCOL", "COPY", "MOVE",
+    "GET",
+    "POST",
+    "HEAD",
+    "PUT",
+    "DELETE",
+    "OPTIONS",
+    "PATCH",
+    "CONNECT",
+    "TRACE",
+    "PROPFIND",
+    "PROPPATCH",
+    "MKCOL",
+    "COPY",
+    "MOVE",
+    "LOCK",
+    "UNLOCK",
+    "M-SEARCH",
+    "NOTIFY",
+    "SUBSCRIBE",
+    "UNSUBSCRIBE",
 ];
 
 /// The first line of a segment that starts an HTTP message.
@@ -105,11 +125,17 @@ fn header_end(b: &[u8]) -> Option<usize> {
     b.windows(4).position(|w| w == b"\r\n\r\n").map(|i| i + 4)
 }
 
-/// A 5xx response still waiting for the rest of its headers or body.
+/// An HTTP message (request or response) being read until Wireshark would consider it
+/// complete: headers, then a Content-Length or chunked body.
 #[derive(Default)]
 pub struct Pending {
+    /// Requests: the method. Responses: none.
+    method: Option<&'static str>,
+    /// Responses: the status code (0 for requests).
     code: u16,
     reason: String,
+    /// Requests: the Host header (copied when the headers are complete).
+    host: Vec<u8>,
     headers: Vec<u8>,
     /// Body bytes still expected (Content-Length).
     body_left: u64,
@@ -130,6 +156,55 @@ pub enum Start {
 impl Pending {
     fn found(&self) -> Found {
         Found { code: self.code.to_string(), message: self.reason.clone(), detail: None }
+    }
+
+    pub fn method(&self) -> Option<&'static str> {
+        self.method
+    }
+
+    /// The status code of a response.
+    pub fn code(&self) -> Option<u16> {
+        (self.method.is_none() && self.code != 0).then_some(self.code)
+    }
+
+    /// The Host header of a request, once its headers are complete.
+    pub fn host(&self) -> Option<&[u8]> {
+        (!self.host.is_empty()).then_some(&self.host[..])
+    }
+
+    /// Any request or response starting at `p` (`p` captured of `seg_len` bytes); `head`: a
+    /// response to a HEAD request. None when `p` does not start a message.
+    pub fn any(p: &[u8], seg_len: usize, head: bool) -> Option<(Pending, bool)> {
+        let cut = p.len() < seg_len;
+        let first = match line(p, cut) {
+            Some(l) => l,
+            // A request line longer than the segment (a long URL): the method is known, the rest
+            // of the line comes with the next segments.
+            None => {
+                let method =
+                    METHODS.iter().find(|m| p.len() > m.len() && p.starts_with(m.as_bytes()) && p[m.len()] == b' ')?;
+                if p.contains(&b'\n') || cut {
+                    return None;
+                }
+                Line::Request { method, uri: &[] }
+            }
+        };
+        let mut m = match first {
+            Line::Request { method, .. } => Pending { method: Some(method), ..Default::default() },
+            Line::Status { code, reason } => {
+                let reason = if code >= 500 { wire_text(reason) } else { String::new() };
+                Pending { code, reason, head, ..Default::default() }
+            }
+        };
+        // A segment cut by the capture's snaplen is dissected as it is, without reassembly.
+        if cut {
+            if m.method.is_some() {
+                m.host = header(p, "host").map(<[u8]>::to_vec).unwrap_or_default();
+            }
+            return Some((m, true));
+        }
+        let done = m.more(p, seg_len);
+        Some((m, done))
     }
 
     /// A segment from the server that starts with a status line: `p` is what was captured of
@@ -172,15 +247,22 @@ impl Pending {
             body_len = body_len.saturating_sub(consumed);
             self.in_body = true;
             let h = &self.headers[..end];
+            if self.method.is_some() {
+                if let Some(v) = header(h, "host") {
+                    self.host = v.to_vec();
+                }
+            }
             self.chunked = header(h, "transfer-encoding").is_some_and(|v| v.eq_ignore_ascii_case(b"chunked"));
             let cl = header(h, "content-length").and_then(|v| std::str::from_utf8(v).ok()?.parse::<u64>().ok());
             self.headers = Vec::new();
-            if self.head || self.code == 204 || self.code == 304 {
+            if self.method.is_none() && (self.head || self.code == 204 || self.code == 304 || self.code < 200) {
                 return true;
             }
             match (self.chunked, cl) {
+                (false, Some(0)) => return true,
                 (false, Some(n)) => self.body_left = n,
-                // No length: the body runs to the close; the headers are what matters.
+                // No length: a request has no body; a response's runs to the close, and its
+                // headers are what matters.
                 (false, None) => return true,
                 (true, _) => {}
             }
@@ -189,6 +271,22 @@ impl Pending {
             return body.ends_with(b"0\r\n\r\n");
         }
         self.body_left = self.body_left.saturating_sub(body_len as u64);
+        self.body_left == 0
+    }
+
+    /// In a Content-Length body: what is left is a byte count, whatever order the bytes come in.
+    pub fn counting_body(&self) -> bool {
+        self.in_body && !self.chunked
+    }
+
+    /// Body bytes still expected (Content-Length bodies).
+    pub fn body_left(&self) -> u64 {
+        self.body_left
+    }
+
+    /// `n` more body bytes (counted, not read); true when the body is complete.
+    pub fn more_len(&mut self, n: usize) -> bool {
+        self.body_left = self.body_left.saturating_sub(n as u64);
         self.body_left == 0
     }
 
@@ -275,5 +373,176 @@ mod tests {
     #[test]
     fn success_is_ignored() {
         assert!(matches!(start(b"HTTP/1.1 200 OK\r\n\r\n", false), Start::Ignore));
+    }
+}
+
+/// Connections whose HTTP message is being followed at once.
+pub const MAX_OPEN: usize = 4096;
+const MAX_HEADS: usize = 1024;
+
+/// Out-of-order byte ranges held per message (beyond: the message is given up).
+const MAX_HELD: usize = 16;
+
+struct Open {
+    stream: u64,
+    /// The end of the contiguous bytes seen so far.
+    next_seq: u32,
+    /// Byte ranges seen beyond a hole (Content-Length bodies only), as (start, end).
+    held: Vec<(u32, u32)>,
+    last_frame: u64,
+    msg: Pending,
+}
+
+/// `a` is before `b` in sequence space.
+fn before(a: u32, b: u32) -> bool {
+    (a.wrapping_sub(b) as i32) < 0
+}
+
+/// Follows HTTP messages per (flow slot, direction) until they are complete, so that the
+/// `http.*` fields are shown on the frame where Wireshark shows them: the one that completes
+/// the headers and the Content-Length or chunked body — after filling the holes of segments
+/// that came out of order or were retransmitted. Bounded by [`MAX_OPEN`] messages.
+#[derive(Default)]
+pub struct Tracker {
+    open: std::collections::HashMap<(u32, u8), Open, foldhash::fast::RandomState>,
+    /// Connections (slot, stream) whose last request was HEAD.
+    heads: Vec<(u32, u64)>,
+    pub overflow: u64,
+}
+
+impl Tracker {
+    /// One TCP segment (`p` captured of `seg_len`; `retrans`: TCP analysis flagged it a
+    /// retransmission); the message it completes, if any.
+    pub fn segment(
+        &mut self,
+        p: &[u8],
+        seq: u32,
+        seg_len: u32,
+        retrans: bool,
+        flow: Option<(u32, u8, u64)>,
+        frame: u64,
+    ) -> Option<Pending> {
+        let key = flow.map(|(s, d, _)| (s, d));
+        let stream = flow.map_or(0, |f| f.2);
+        let end = seq.wrapping_add(seg_len);
+        if let Some(k) = key.filter(|_| !self.open.is_empty()) {
+            if let Some(o) = self.open.get_mut(&k).filter(|o| o.stream == stream) {
+                o.last_frame = frame;
+                let done = if seq == o.next_seq && !retrans {
+                    o.next_seq = end;
+                    o.msg.more(p, seg_len as usize)
+                } else if o.msg.counting_body() && before(o.next_seq, end) {
+                    let body_end = o.next_seq.wrapping_add(o.msg.body_left().min(u32::MAX as u64 / 2) as u32);
+                    if !retrans && !before(seq, body_end) && Pending::any(p, seg_len as usize, false).is_some() {
+                        // Past the end of this message's body, beyond a hole: the next message
+                        // starts here (this one lost its tail before the capture).
+                        self.open.remove(&k);
+                        return self.start(p, seq, seg_len, flow, frame);
+                    }
+                    if before(o.next_seq, seq) {
+                        // Beyond a hole: kept until the hole is filled.
+                        if o.held.len() >= MAX_HELD {
+                            self.open.remove(&k);
+                            return None;
+                        }
+                        o.held.push((seq, end));
+                        false
+                    } else {
+                        // Fills (part of) the hole, or repeats and extends the known bytes.
+                        let n = end.wrapping_sub(o.next_seq);
+                        o.next_seq = end;
+                        o.msg.more_len(n as usize)
+                    }
+                } else if o.msg.counting_body() || retrans {
+                    // Bytes already seen.
+                    false
+                } else {
+                    // A gap in headers or a chunked body: Wireshark would not complete it either.
+                    self.open.remove(&k);
+                    return None;
+                };
+                let mut done = done;
+                // Held ranges the contiguous bytes now reach.
+                while !done {
+                    let Some(i) = o.held.iter().position(|&(s, _)| !before(o.next_seq, s)) else { break };
+                    let (_, e) = o.held.swap_remove(i);
+                    if before(o.next_seq, e) {
+                        let n = e.wrapping_sub(o.next_seq);
+                        o.next_seq = e;
+                        done = o.msg.more_len(n as usize);
+                    }
+                }
+                return if done { self.open.remove(&k).map(|o| o.msg) } else { None };
+            }
+            if !retrans {
+                // A new connection in the slot.
+                self.open.remove(&k);
+            }
+        }
+        if retrans {
+            // A retransmission only fills holes: its messages were dissected with the original.
+            return None;
+        }
+        self.start(p, seq, seg_len, flow, frame)
+    }
+
+    /// A segment that may start a message.
+    fn start(&mut self, p: &[u8], seq: u32, seg_len: u32, flow: Option<(u32, u8, u64)>, frame: u64) -> Option<Pending> {
+        let key = flow.map(|(s, d, _)| (s, d));
+        let stream = flow.map_or(0, |f| f.2);
+        let end = seq.wrapping_add(seg_len);
+        let starts_response = p.starts_with(b"HTTP/");
+        if !starts_response && !p.first().is_some_and(u8::is_ascii_uppercase) {
+            return None;
+        }
+        let conn = flow.map(|f| (f.0, f.2));
+        let head = starts_response
+            && match self.heads.iter().position(|h| Some(*h) == conn) {
+                Some(i) => {
+                    self.heads.swap_remove(i);
+                    true
+                }
+                None => false,
+            };
+        let (msg, done) = Pending::any(p, seg_len as usize, head)?;
+        if let (Some("HEAD"), Some(c)) = (msg.method, conn) {
+            if self.heads.len() >= MAX_HEADS {
+                self.heads.remove(0);
+            }
+            self.heads.push(c);
+        }
+        if done {
+            return Some(msg);
+        }
+        if let Some(k) = key {
+            if self.open.len() >= MAX_OPEN {
+                if let Some(old) = self.open.iter().min_by_key(|(_, o)| o.last_frame).map(|(k, _)| *k) {
+                    self.open.remove(&old);
+                    self.overflow += 1;
+                }
+            }
+            self.open.insert(k, Open { stream, next_seq: end, held: Vec::new(), last_frame: frame, msg });
+        }
+        None
+    }
+
+    /// Forgets everything (end of a file).
+    pub fn clear(&mut self) {
+        self.open.clear();
+        self.heads.clear();
+    }
+}
+#[cfg(test)]
+mod ssdp {
+    /// SSDP (UPnP discovery) is HTTP over UDP; Wireshark shows its method and Host.
+    #[test]
+    fn m_search_is_a_request_with_a_host() {
+        let p =
+            b"M-SEARCH * HTTP/1.1\r\nHost:239.255.255.250:1900\r\nST:urn:x\r\nMan:\"ssdp:discover\"\r\nMX:3\r\n\r\n";
+        let r = super::Pending::any(p, p.len(), false);
+        let (m, done) = r.expect("a message");
+        assert!(done);
+        assert_eq!(m.method(), Some("M-SEARCH"));
+        assert_eq!(m.host(), Some(&b"239.255.255.250:1900"[..]));
     }
 }
