@@ -605,12 +605,7 @@ impl<S: Sink> Pipeline<S> {
     /// End of one input file: flushes the minute and every open flow (frame numbers and TCP
     /// state are per file, as in Wireshark).
     pub fn end_of_file(&mut self) {
-        let mut late = Vec::new();
-        self.dissectors.flush_errors(&mut late);
-        for e in &late {
-            self.app_error(e);
-        }
-        self.summary.app_error_overflow += self.dissectors.error_overflow();
+        self.summary.app_error_overflow += self.dissectors.take_error_overflow();
         self.flush_minute();
         let sink = &mut self.sink;
         self.flows.drain(&mut |rec: FlowRecord| sink.send(StoreEvent::Flow(rec.row())));

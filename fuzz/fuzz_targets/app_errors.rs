@@ -16,12 +16,16 @@ fuzz_target!(|data: &[u8]| {
         t.feed(seg, &mut found);
         o.feed(seg, &mut found);
     }
-    if let http::Start::Waiting(mut w) = http::Pending::start(stream, stream.len(), cut % 2 == 0) {
+    if let Some((mut w, false)) = http::Pending::any(stream, stream.len(), cut % 2 == 0) {
         for seg in stream.chunks(step) {
             if w.more(seg, seg.len()) {
                 break;
             }
         }
+    }
+    let mut tracker = http::Tracker::default();
+    for (i, seg) in stream.chunks(step).enumerate() {
+        let _ = tracker.segment(seg, (i * step) as u32, seg.len() as u32, i % 7 == 3, Some((0, 0, 0)), i as u64);
     }
     let _ = http::first_line(stream);
 });

@@ -205,6 +205,8 @@ impl Dissectors {
                 let refill = tcp.is_retransmission() || tcp.flags.has(crate::flow::tcp::TcpFlags::OUT_OF_ORDER);
                 if let Some(m) = self.http.segment(d.payload, t.seq, t.seg_len, refill, flow, d.frame) {
                     f.set_http(&m);
+                    // A 5xx response is an application error, at the frame that completed it.
+                    f.errors.extend(m.error().map(|e| e.at(errors::Family::Http, d, flow)));
                 }
                 if !tcp.is_retransmission() {
                     self.tcp_segment(d, t, flow, f);
@@ -262,19 +264,16 @@ impl Dissectors {
         self.kerberos.flush(&mut self.identities);
     }
 
-    /// End of a file: application errors still pending (an HTTP response cut short).
-    pub fn flush_errors(&mut self, out: &mut Vec<errors::AppError>) {
-        self.errors.finish(out);
-    }
-
-    /// Connections whose error framing was forgotten because its table was full.
-    pub fn error_overflow(&self) -> u64 {
-        self.errors.overflow
+    /// Connections whose error framing or HTTP message was forgotten because its table was
+    /// full, since the last call.
+    pub fn take_error_overflow(&mut self) -> u64 {
+        std::mem::take(&mut self.errors.overflow) + std::mem::take(&mut self.http.overflow)
     }
 
     /// Forgets partial messages (end of a file: flow slots restart).
     pub fn clear(&mut self) {
         self.http.clear();
+        self.errors.clear();
         self.dns_join.clear();
         self.krb_join.clear();
     }

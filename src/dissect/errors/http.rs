@@ -47,12 +47,8 @@ pub fn first_line(p: &[u8]) -> Option<Line<'_>> {
     line(p, false)
 }
 
-/// The first line of a segment whose end the capture cut off (snaplen): a line without its
-/// end is taken as it is, as Wireshark does with truncated frames.
-pub fn first_line_cut(p: &[u8]) -> Option<Line<'_>> {
-    line(p, true)
-}
-
+/// The first line of `p`; `cut`: the capture cut the segment off (snaplen), and a line without
+/// its end is taken as it is, as Wireshark does with truncated frames.
 fn line(p: &[u8], cut: bool) -> Option<Line<'_>> {
     // Cheap rejection first: this runs on every TCP segment.
     let starts = p.starts_with(b"HTTP/1.")
@@ -145,17 +141,14 @@ pub struct Pending {
     head: bool,
 }
 
-/// What a segment starting with a status line amounts to.
-pub enum Start {
-    /// Not a 5xx response: nothing to keep.
-    Ignore,
-    Complete(Found),
-    Waiting(Pending),
-}
-
 impl Pending {
-    fn found(&self) -> Found {
-        Found { code: self.code.to_string(), message: self.reason.clone(), detail: None }
+    /// The application error a response with a 5xx status is.
+    pub fn error(&self) -> Option<Found> {
+        self.code().filter(|c| *c >= 500).map(|c| Found {
+            code: c.to_string(),
+            message: self.reason.clone(),
+            detail: None,
+        })
     }
 
     pub fn method(&self) -> Option<&'static str> {
@@ -205,26 +198,6 @@ impl Pending {
         }
         let done = m.more(p, seg_len);
         Some((m, done))
-    }
-
-    /// A segment from the server that starts with a status line: `p` is what was captured of
-    /// its `seg_len` bytes. `head`: the request was HEAD.
-    pub fn start(p: &[u8], seg_len: usize, head: bool) -> Start {
-        let cut = p.len() < seg_len;
-        let Some(Line::Status { code, reason }) = line(p, cut) else { return Start::Ignore };
-        if code < 500 {
-            return Start::Ignore;
-        }
-        let mut pend = Pending { code, reason: wire_text(reason), head, ..Default::default() };
-        // A segment cut by the capture's snaplen is dissected as it is, without reassembly
-        // (as Wireshark does): the response is reported here.
-        if cut {
-            return Start::Complete(pend.found());
-        }
-        match pend.more(p, seg_len) {
-            true => Start::Complete(pend.found()),
-            false => Start::Waiting(pend),
-        }
     }
 
     /// Feeds the next segment of the response (`p` captured of `seg_len` bytes: the body is
@@ -289,24 +262,29 @@ impl Pending {
         self.body_left = self.body_left.saturating_sub(n as u64);
         self.body_left == 0
     }
-
-    /// An empty message (a state's origin before anything was found).
-    pub fn placeholder() -> Found {
-        Found { code: String::new(), message: String::new(), detail: None }
-    }
-
-    /// The response will not complete (gap, end of capture): what was seen is reported.
-    pub fn give_up(&self) -> Found {
-        self.found()
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    /// What a segment starting a response amounts to, for the 5xx error path.
+    enum Start {
+        Ignore,
+        Complete(Found),
+        Waiting(Pending),
+    }
+
+    fn start_seg(p: &[u8], seg_len: usize, head: bool) -> Start {
+        match Pending::any(p, seg_len, head) {
+            Some((m, true)) => m.error().map_or(Start::Ignore, Start::Complete),
+            Some((m, false)) if m.error().is_some() => Start::Waiting(m),
+            _ => Start::Ignore,
+        }
+    }
+
     fn start(p: &[u8], head: bool) -> Start {
-        Pending::start(p, p.len(), head)
+        start_seg(p, p.len(), head)
     }
 
     fn more(pend: &mut Pending, p: &[u8]) -> bool {
@@ -316,7 +294,7 @@ mod tests {
     #[test]
     fn snaplen_cut_responses_are_reported_at_once_and_bodies_count_wire_bytes() {
         let head = b"HTTP/1.1 502 Bad Gateway\r\nContent-Length: 2902\r\n\r\n<html>";
-        assert!(matches!(Pending::start(head, 1448, false), Start::Complete(_)));
+        assert!(matches!(start_seg(head, 1448, false), Start::Complete(f) if f.code == "502"));
         let Start::Waiting(mut p) = start(head, false) else { panic!() };
         // Later segments cut to 100 captured bytes still carry 1448 bytes of body each.
         assert!(!p.more(&[b'x'; 100], 1448));
@@ -336,10 +314,7 @@ mod tests {
         assert_eq!(first_line(b"xxHTTP/1.1 500 Internal Server Error\r\n"), None);
         assert_eq!(first_line(b"HTTP/1.1 5000 x\r\n"), None);
         assert_eq!(first_line(b"HTTP/1.1 500"), None, "no end of line");
-        assert_eq!(
-            first_line_cut(b"HTTP/1.1 500 Internal Se"),
-            Some(Line::Status { code: 500, reason: b"Internal Se" })
-        );
+        assert_eq!(line(b"HTTP/1.1 500 Internal Se", true), Some(Line::Status { code: 500, reason: b"Internal Se" }));
     }
 
     #[test]

@@ -8,7 +8,8 @@
 //! an error, so an error split across TCP segments is found and nothing else is reassembled.
 //! Every state is bounded: [`MAX_STREAMS`] connections, [`MAX_MESSAGE`] bytes per kept message;
 //! beyond that the oldest connection is forgotten and counted (`overflow`). An error is reported
-//! at the frame that completes it, as Wireshark does.
+//! at the frame that completes it, as Wireshark does. HTTP 5xx responses are the HTTP message
+//! tracker's ([`http::Tracker`]), which follows every HTTP message for the `http.*` fields too.
 
 pub mod http;
 pub mod mysql;
@@ -69,13 +70,6 @@ pub struct AppError {
     pub server: Option<(IpAddr, u16)>,
     pub client_mac: Option<[u8; 6]>,
     pub stream: Option<u64>,
-}
-
-impl AppError {
-    /// This error's place and time with another message.
-    fn with(&self, f: Found) -> AppError {
-        AppError { code: f.code, message: f.message, detail: f.detail, ..self.clone() }
-    }
 }
 
 /// Text from the wire, made printable: control characters become U+FFFD, length is bounded.
@@ -199,8 +193,6 @@ struct Stream {
     stream: u64,
     next_seq: u32,
     last_frame: u64,
-    /// Where and when the state began: an HTTP response given up is reported there.
-    origin: AppError,
     state: Framing,
 }
 
@@ -209,7 +201,6 @@ enum Framing {
     Pgsql(pgsql::Framer),
     Tds(tds::Framer),
     Oracle(oracle::Scanner),
-    Http(http::Pending),
 }
 
 impl Framing {
@@ -228,40 +219,27 @@ impl Framing {
             Framing::Pgsql(_) => Family::Postgresql,
             Framing::Tds(_) => Family::Tds,
             Framing::Oracle(_) => Family::Oracle,
-            Framing::Http(_) => Family::Http,
         }
     }
 
     /// The capture cut the segment just fed (snaplen): like Wireshark, report an error message
-    /// from what was captured of it, and start over at the next segment (the framing is lost).
-    /// Returns whether the state is to be dropped.
-    fn cut(&mut self, found: &mut Vec<Found>) -> bool {
+    /// from what was captured of it; the framing is lost, the caller starts over.
+    fn cut(&mut self, found: &mut Vec<Found>) {
         match self {
             Framing::Mysql(f) => f.cut(found),
             Framing::Pgsql(f) => f.cut(found),
             Framing::Tds(_) | Framing::Oracle(_) => {}
-            // HTTP bodies are counted in wire bytes: a cut segment does not lose the framing.
-            Framing::Http(_) => return false,
         }
-        true
     }
 
-    /// Feeds in-order bytes (`p` captured of `seg_len`); for HTTP, true when the response is
-    /// complete.
-    fn feed(&mut self, p: &[u8], seg_len: usize, found: &mut Vec<Found>) -> bool {
+    /// Feeds the next in-order bytes.
+    fn feed(&mut self, p: &[u8], found: &mut Vec<Found>) {
         match self {
             Framing::Mysql(f) => f.feed(p, found),
             Framing::Pgsql(f) => f.feed(p, found),
             Framing::Tds(f) => f.feed(p, found),
             Framing::Oracle(f) => f.feed(p, found),
-            Framing::Http(h) => {
-                if h.more(p, seg_len) {
-                    found.push(h.give_up());
-                    return true;
-                }
-            }
         }
-        false
     }
 }
 
@@ -273,18 +251,34 @@ pub struct Found {
     pub detail: Option<String>,
 }
 
-/// Most HEAD requests awaiting their response that are remembered.
-const MAX_HEADS: usize = 1024;
+impl Found {
+    /// The error of `family` that this frame's server → client segment completed.
+    pub fn at(self, family: Family, d: &Decoded<'_>, flow: Option<(u32, u8, u64)>) -> AppError {
+        let ends = match (d.ip, d.transport) {
+            (Some(ip), Transport::Tcp(t)) => Some(((ip.dst, t.dst_port), (ip.src, t.src_port))),
+            _ => None,
+        };
+        AppError {
+            family,
+            code: self.code,
+            message: self.message,
+            detail: self.detail,
+            frame: d.frame,
+            ts: d.ts,
+            client: ends.map(|e| e.0),
+            server: ends.map(|e| e.1),
+            client_mac: d.eth_dst,
+            stream: flow.map(|f| f.2),
+        }
+    }
+}
 
-/// The error dissectors with their bounded per-connection state.
+/// The database error dissectors with their bounded per-connection state. (HTTP 5xx errors
+/// come from the HTTP message tracker, [`http::Tracker`], which follows every HTTP message.)
 #[derive(Default)]
 pub struct ErrorScanner {
     streams: HashMap<(u32, u8), Stream, foldhash::fast::RandomState>,
-    /// Connections (slot, stream) whose last request was HEAD.
-    heads: Vec<(u32, u64)>,
     found: Vec<Found>,
-    /// HTTP responses waiting in `streams`: when none, segments of other protocols return at once.
-    http_waiting: usize,
     /// Connections forgotten because the table was full.
     pub overflow: u64,
 }
@@ -295,163 +289,54 @@ impl ErrorScanner {
     pub fn segment(&mut self, d: &Decoded<'_>, flow: Option<(u32, u8, u64)>, out: &mut Vec<AppError>) {
         let Transport::Tcp(t) = d.transport else { return };
         let p = d.payload;
-        let Some(ip) = d.ip else { return };
-        if p.is_empty() {
+        let Some(proto) = proto_for_port(t.src_port) else { return };
+        if p.is_empty() || d.ip.is_none() {
             return;
         }
-        let proto = proto_for_port(t.src_port);
-        if proto.is_none() && self.http_waiting == 0 && !p.starts_with(b"HTTP/") && !p.starts_with(b"HEAD ") {
-            return;
-        }
-        let http_ok = proto.is_none() && !http_excluded(t.src_port) && !http_excluded(t.dst_port);
-        let mk = |family: Family, f: Found, (frame, ts): (u64, Ts)| AppError {
-            family,
-            code: f.code,
-            message: f.message,
-            detail: f.detail,
-            frame,
-            ts,
-            client: Some((ip.dst, t.dst_port)),
-            server: Some((ip.src, t.src_port)),
-            client_mac: d.eth_dst,
-            stream: flow.map(|f| f.2),
-        };
-        let here = (d.frame, d.ts);
-        if http_ok && p.starts_with(b"HEAD ") {
-            if let Some((slot, _, stream)) = flow {
-                if self.heads.len() >= MAX_HEADS {
-                    self.heads.remove(0);
-                }
-                self.heads.push((slot, stream));
+        let cut = p.len() < t.seg_len as usize;
+        self.found.clear();
+        let Some((slot, dir, stream)) = flow else {
+            // No flow slot (table full): this segment on its own.
+            let mut state = Framing::new(proto);
+            state.feed(p, &mut self.found);
+            if cut {
+                state.cut(&mut self.found);
             }
+            out.extend(self.found.drain(..).map(|f| f.at(state.family(), d, flow)));
             return;
-        }
-        let key = flow.map(|(s, dir, _)| (s, dir));
-        let stream_id = flow.map_or(0, |f| f.2);
+        };
+        let key = (slot, dir);
         // Continue the stream's state when this segment follows on; a gap, a retransmitted
         // start or a new connection in the slot starts over (framers resynchronise).
-        let cont = key.and_then(|k| self.streams.get(&k)).map(|s| s.stream == stream_id && s.next_seq == t.seq);
-        if cont == Some(false) {
-            let old = self.remove(key.expect("has key")).expect("present");
-            if let Framing::Http(h) = &old.state {
-                out.push(old.origin.with(h.give_up()));
-            }
+        if !self.streams.get(&key).is_some_and(|s| s.stream == stream && s.next_seq == t.seq) {
+            self.insert(key, Stream { stream, next_seq: t.seq, last_frame: d.frame, state: Framing::new(proto) });
         }
-        self.found.clear();
-        if cont != Some(true) {
-            let state = match proto {
-                Some(pr) => Framing::new(pr),
-                None if http_ok && p.starts_with(b"HTTP/") => {
-                    let head = match self.heads.iter().position(|h| flow.is_some_and(|f| (f.0, f.2) == *h)) {
-                        Some(i) => {
-                            self.heads.swap_remove(i);
-                            true
-                        }
-                        None => false,
-                    };
-                    match http::Pending::start(p, t.seg_len as usize, head) {
-                        http::Start::Ignore => return,
-                        http::Start::Complete(f) => {
-                            out.push(mk(Family::Http, f, here));
-                            return;
-                        }
-                        http::Start::Waiting(pend) => {
-                            if let Some(k) = key {
-                                self.insert(
-                                    k,
-                                    Stream {
-                                        stream: stream_id,
-                                        next_seq: t.seq.wrapping_add(t.seg_len),
-                                        last_frame: d.frame,
-                                        origin: mk(Family::Http, http::Pending::placeholder(), here),
-                                        state: Framing::Http(pend),
-                                    },
-                                );
-                            }
-                            return;
-                        }
-                    }
-                }
-                None => return,
-            };
-            match key {
-                Some(k) => self.insert(
-                    k,
-                    Stream {
-                        stream: stream_id,
-                        next_seq: t.seq,
-                        last_frame: d.frame,
-                        origin: mk(state.family(), http::Pending::placeholder(), here),
-                        state,
-                    },
-                ),
-                None => {
-                    // No flow slot (table full): this segment on its own.
-                    let mut state = state;
-                    let fam = state.family();
-                    state.feed(p, t.seg_len as usize, &mut self.found);
-                    if p.len() < t.seg_len as usize {
-                        state.cut(&mut self.found);
-                    }
-                    out.extend(self.found.drain(..).map(|f| mk(fam, f, here)));
-                    return;
-                }
-            }
-        }
-        let k = key.expect("stateful streams have a key");
-        let s = self.streams.get_mut(&k).expect("present");
+        let s = self.streams.get_mut(&key).expect("present");
         s.next_seq = t.seq.wrapping_add(t.seg_len);
         s.last_frame = d.frame;
-        let fam = s.state.family();
-        let mut done = s.state.feed(p, t.seg_len as usize, &mut self.found);
-        if p.len() < t.seg_len as usize {
-            done |= s.state.cut(&mut self.found);
+        let family = s.state.family();
+        s.state.feed(p, &mut self.found);
+        if cut {
+            s.state.cut(&mut self.found);
+            self.streams.remove(&key);
         }
-        if done {
-            self.remove(k);
-        }
-        out.extend(self.found.drain(..).map(|f| mk(fam, f, here)));
+        out.extend(self.found.drain(..).map(|f| f.at(family, d, flow)));
     }
 
     fn insert(&mut self, k: (u32, u8), s: Stream) {
-        if self.streams.len() >= MAX_STREAMS {
+        if self.streams.len() >= MAX_STREAMS && !self.streams.contains_key(&k) {
             // Forget the connection idle longest.
             if let Some(old) = self.streams.iter().min_by_key(|(_, s)| s.last_frame).map(|(k, _)| *k) {
-                self.remove(old);
+                self.streams.remove(&old);
                 self.overflow += 1;
             }
         }
-        if matches!(s.state, Framing::Http(_)) {
-            self.http_waiting += 1;
-        }
-        if let Some(prev) = self.streams.insert(k, s) {
-            if matches!(prev.state, Framing::Http(_)) {
-                self.http_waiting -= 1;
-            }
-        }
+        self.streams.insert(k, s);
     }
 
-    fn remove(&mut self, k: (u32, u8)) -> Option<Stream> {
-        let s = self.streams.remove(&k)?;
-        if matches!(s.state, Framing::Http(_)) {
-            self.http_waiting -= 1;
-        }
-        Some(s)
-    }
-
-    /// End of a file: HTTP responses still waiting for their body are reported as seen (with
-    /// the frame of their status line); all framing state is forgotten.
-    pub fn finish(&mut self, out: &mut Vec<AppError>) {
-        let mut pending: Vec<&Stream> = self.streams.values().filter(|s| matches!(s.state, Framing::Http(_))).collect();
-        pending.sort_by_key(|s| s.origin.frame);
-        for s in pending {
-            if let Framing::Http(h) = &s.state {
-                out.push(s.origin.with(h.give_up()));
-            }
-        }
+    /// Forgets all framing state (end of a file: flow slots restart).
+    pub fn clear(&mut self) {
         self.streams.clear();
-        self.http_waiting = 0;
-        self.heads.clear();
     }
 }
 
@@ -491,7 +376,7 @@ mod tests {
                 p.feed(&rest[..n], &mut found);
                 t.feed(&rest[..n], &mut found);
                 o.feed(&rest[..n], &mut found);
-                if let http::Start::Waiting(mut w) = http::Pending::start(&rest[..n], n, round % 2 == 0) {
+                if let Some((mut w, false)) = http::Pending::any(&rest[..n], n, round % 2 == 0) {
                     w.more(&rest[..n], n);
                 }
                 rest = &rest[n..];
