@@ -424,7 +424,7 @@ impl<S: Sink> Pipeline<S> {
                     frame: Some(e.frame),
                     file: (!self.input.is_empty()).then(|| self.input.clone()),
                 },
-                evidence: Some(Evidence { ts: d.ts, link: d.link.0, orig_len: d.frame_len, data: d.data.to_vec() }),
+                evidence: Some(alerts::EvidenceFrame { ts: d.ts, link: d.link.0, orig_len: d.frame_len, data: d.data }),
             };
             engine.event(ev, |f| f.matches(&ctx), &mut self.alert_out);
         }

@@ -243,7 +243,17 @@ pub struct Event<'a> {
     pub count: u64,
     pub summary: String,
     pub context: Context,
-    pub evidence: Option<Evidence>,
+    /// The frame that carried the event, copied only if an episode keeps it.
+    pub evidence: Option<EvidenceFrame<'a>>,
+}
+
+/// A frame as the pipeline sees it (borrowed).
+#[derive(Clone, Copy)]
+pub struct EvidenceFrame<'a> {
+    pub ts: Ts,
+    pub link: u16,
+    pub orig_len: u32,
+    pub data: &'a [u8],
 }
 
 impl AlertEngine {
@@ -370,13 +380,11 @@ impl AlertEngine {
                     ep.last = ev.ts;
                     ep.total += ev.count;
                     ep.peak = ep.peak.max(sum);
-                    if ks.evidence.len() < MAX_EVIDENCE_FRAMES {
-                        push_evidence(&mut ks.evidence, ev.evidence.clone());
-                    }
+                    push_evidence(&mut ks.evidence, ev.evidence);
                 }
                 _ if sum as f64 > threshold => {
                     ks.evidence.clear();
-                    push_evidence(&mut ks.evidence, ev.evidence.clone());
+                    push_evidence(&mut ks.evidence, ev.evidence);
                     let summary = ev.summary.clone();
                     start(&rs.rule, &ev.key, ks, ev.ts, sum, summary, None, None, out);
                 }
@@ -506,11 +514,12 @@ fn key_state<'a>(keys: &'a mut HashMap<String, KeyState>, key: &str, overflow: &
     keys.get_mut(key)
 }
 
-fn push_evidence(ev: &mut Vec<Evidence>, e: Option<Evidence>) {
-    let Some(e) = e else { return };
+/// Keeps a copy of the frame while the episode has room (a flood copies its first frames only).
+fn push_evidence(ev: &mut Vec<Evidence>, e: Option<EvidenceFrame<'_>>) {
+    let Some(e) = e.filter(|_| ev.len() < MAX_EVIDENCE_FRAMES) else { return };
     let used: usize = ev.iter().map(|x| x.data.len()).sum();
-    if ev.len() < MAX_EVIDENCE_FRAMES && used + e.data.len() <= MAX_EVIDENCE_BYTES {
-        ev.push(e);
+    if used + e.data.len() <= MAX_EVIDENCE_BYTES {
+        ev.push(Evidence { ts: e.ts, link: e.link, orig_len: e.orig_len, data: e.data.to_vec() });
     }
 }
 
