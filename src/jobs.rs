@@ -235,24 +235,28 @@ pub fn daily_digest(conn: &Connection, mail: bool) -> anyhow::Result<String> {
         [&from_text],
         |r| r.get(0),
     )?;
+    // The day's largest error kinds and retransmitting host pairs, one line each.
     let mut top = Vec::new();
-    let mut st = conn.prepare(
-        "SELECT family, code, sum(count) AS n FROM app_error_minute WHERE minute >= ?1 GROUP BY family, code ORDER BY n DESC LIMIT 10",
-    )?;
-    for r in st.query_map([from], |r| {
-        Ok(format!("{} {}: {} errors", r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?))
-    })? {
-        top.push(r?);
-    }
-    let mut st = conn.prepare(
-        "SELECT src, dst, sum(retransmissions) AS n FROM tcp_pair_minute WHERE minute >= ?1 GROUP BY src, dst ORDER BY n DESC LIMIT 5",
-    )?;
-    for r in st.query_map([from], |r| {
-        Ok(format!("{} → {}: {} retransmissions", r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?))
-    })? {
-        let line = r?;
-        if !line.ends_with(": 0 retransmissions") {
-            top.push(line);
+    for (sql, between, unit) in [
+        (
+            "SELECT family, code, sum(count) AS n FROM app_error_minute WHERE minute >= ?1
+             GROUP BY family, code ORDER BY n DESC LIMIT 10",
+            " ",
+            "errors",
+        ),
+        (
+            "SELECT src, dst, sum(retransmissions) AS n FROM tcp_pair_minute WHERE minute >= ?1
+             GROUP BY src, dst HAVING n > 0 ORDER BY n DESC LIMIT 5",
+            " → ",
+            "retransmissions",
+        ),
+    ] {
+        let mut st = conn.prepare(sql)?;
+        let rows = st.query_map([from], |r| {
+            Ok(format!("{}{between}{}: {} {unit}", r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?))
+        })?;
+        for r in rows {
+            top.push(r?);
         }
     }
     let day = crate::time::Ts(newest * 1_000_000_000).rfc3339()[..10].to_string();
