@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use crate::capture::live::CaptureConfig;
 use crate::flow::FlowConfig;
 use crate::pipeline::PipelineConfig;
+use crate::units::line_col;
 
 pub const DEFAULT_PATH: &str = "/etc/mirrorwatch/mirrorwatch.toml";
 
@@ -147,7 +148,7 @@ impl Default for JobsConfig {
 
 impl MailConfig {
     pub fn digest_every_secs(&self) -> u64 {
-        crate::rules::parse_duration(&self.digest_every).unwrap_or(3600)
+        crate::units::parse_duration(&self.digest_every).unwrap_or(3600)
     }
 }
 
@@ -164,14 +165,6 @@ impl Config {
         let text = std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
         Config::parse(&text, path)
     }
-}
-
-/// 1-based line and column of a byte offset.
-pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
-    let before = &text[..offset.min(text.len())];
-    let line = before.matches('\n').count() + 1;
-    let col = before.rsplit('\n').next().map(|l| l.chars().count()).unwrap_or(0) + 1;
-    (line, col)
 }
 
 #[cfg(test)]

@@ -21,6 +21,7 @@ use serde_json::json;
 use crate::config::{Config, JobsConfig};
 use crate::rules::{AlertSource, RuleSet};
 use crate::store::wall_us;
+use crate::units::parse_size;
 
 /// Parses a 5-field crontab expression ("*/15 * * * *").
 pub fn parse_cron(expr: &str) -> anyhow::Result<Cron> {
@@ -62,26 +63,6 @@ pub fn schedule(cfg: &JobsConfig) -> anyhow::Result<Vec<(Job, Cron)>> {
     .filter(|(_, e)| !e.trim().is_empty())
     .map(|(j, e)| parse_cron(e).map(|c| (j, c)).with_context(|| format!("[jobs] {}", j.name())))
     .collect()
-}
-
-/// Parses "4GiB", "500MB", "1024" (bytes).
-pub fn parse_size(s: &str) -> Option<u64> {
-    let s = s.trim();
-    let i = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
-    let n: u64 = s[..i].parse().ok()?;
-    let mult: u64 = match s[i..].trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 1,
-        "k" | "kb" => 1000,
-        "kib" => 1 << 10,
-        "m" | "mb" => 1_000_000,
-        "mib" => 1 << 20,
-        "g" | "gb" => 1_000_000_000,
-        "gib" => 1 << 30,
-        "t" | "tb" => 1_000_000_000_000,
-        "tib" => 1 << 40,
-        _ => return None,
-    };
-    n.checked_mul(mult)
 }
 
 pub struct Jobs {
@@ -325,13 +306,5 @@ mod tests {
         assert_eq!(d.find_next_occurrence(&t, false).unwrap().to_rfc3339(), "2026-01-02T08:00:00+00:00");
         assert!(parse_cron("0 0 8 * * *").is_err(), "six fields are not crontab");
         assert!(parse_cron("61 * * * *").is_err());
-    }
-
-    #[test]
-    fn sizes() {
-        assert_eq!(parse_size("4GiB"), Some(4 << 30));
-        assert_eq!(parse_size("500 MB"), Some(500_000_000));
-        assert_eq!(parse_size("12"), Some(12));
-        assert_eq!(parse_size("4 parsecs"), None);
     }
 }

@@ -22,3 +22,4 @@ pub mod rules;
 pub mod store;
 pub mod summary;
 pub mod time;
+pub mod units;

@@ -190,8 +190,8 @@ enum CmpRhs {
 
 #[derive(Debug)]
 enum Node {
-    And(Box<Node>, Box<Node>),
-    Or(Box<Node>, Box<Node>),
+    And(Vec<Node>),
+    Or(Vec<Node>),
     Not(Box<Node>),
     Exists(FRef),
     /// Presence test answered by the frame's structure alone (protocols, TCP analysis flags).
@@ -456,8 +456,8 @@ fn swap(op: RelOp) -> RelOp {
 
 fn compile(ast: &Ast) -> Result<Node, FilterError> {
     Ok(match ast {
-        Ast::Or(a, b) => Node::Or(Box::new(compile(a)?), Box::new(compile(b)?)),
-        Ast::And(a, b) => Node::And(Box::new(compile(a)?), Box::new(compile(b)?)),
+        Ast::Or(v) => Node::Or(v.iter().map(compile).collect::<Result<_, _>>()?),
+        Ast::And(v) => Node::And(v.iter().map(compile).collect::<Result<_, _>>()?),
         Ast::Not(a) => Node::Not(Box::new(compile(a)?)),
         Ast::Test { lhs, rel: None } => match lhs {
             Term::Field { slice: None, .. } => {
@@ -847,8 +847,8 @@ fn eval(n: &Node, c: &Ctx<'_, '_>) -> bool {
         Node::Exists(f) if f.dep.absent(c) => false,
         Node::Cmp { a, .. } if absent(a, c) => false,
         Node::Cmp { b: CmpRhs::Field(b), .. } if absent(b, c) => false,
-        Node::And(a, b) => eval(a, c) && eval(b, c),
-        Node::Or(a, b) => eval(a, c) || eval(b, c),
+        Node::And(v) => v.iter().all(|n| eval(n, c)),
+        Node::Or(v) => v.iter().any(|n| eval(n, c)),
         Node::Not(a) => !eval(a, c),
         Node::Exists(f) => {
             let mut vals = Values::new();

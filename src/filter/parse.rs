@@ -263,23 +263,40 @@ pub enum Rhs {
 
 #[derive(Clone, Debug)]
 pub enum Ast {
-    Or(Box<Ast>, Box<Ast>),
-    And(Box<Ast>, Box<Ast>),
+    /// `a or b or …`, flattened: a long chain is a list, not a deep tree.
+    Or(Vec<Ast>),
+    /// `a and b and …`, flattened.
+    And(Vec<Ast>),
     Not(Box<Ast>),
-    Test { lhs: Term, rel: Option<(RelOp, usize, Rhs)> },
+    Test {
+        lhs: Term,
+        rel: Option<(RelOp, usize, Rhs)>,
+    },
 }
+
+/// Deepest nesting of parentheses, `not`/`!` and function calls. Compilation and evaluation
+/// recurse over the tree, so an attacker-sized depth would overflow the stack.
+pub const MAX_DEPTH: usize = 64;
+/// Most tokens in one filter; with the depth limit this bounds the tree (and the recursion over
+/// a long `a && b && …` chain) to a few thousand nodes.
+pub const MAX_TOKENS: usize = 4096;
 
 pub struct Parser<'s> {
     src: &'s str,
     toks: Vec<Token>,
     pos: usize,
+    depth: usize,
     /// Names that are fields or protocols (decides Word → Field).
     is_field: fn(&str) -> bool,
 }
 
 impl<'s> Parser<'s> {
     pub fn new(src: &'s str, is_field: fn(&str) -> bool) -> Result<Self, FilterError> {
-        Ok(Parser { src, toks: lex(src)?, pos: 0, is_field })
+        let toks = lex(src)?;
+        if let Some(t) = toks.get(MAX_TOKENS) {
+            return Err(err(t.start, format!("filter too long (more than {MAX_TOKENS} tokens)")));
+        }
+        Ok(Parser { src, toks, pos: 0, depth: 0, is_field })
     }
 
     fn peek(&self) -> Option<&Tok> {
@@ -310,26 +327,40 @@ impl<'s> Parser<'s> {
     }
 
     fn or(&mut self) -> Result<Ast, FilterError> {
-        let mut l = self.and()?;
+        let mut items = vec![self.and()?];
         while matches!(self.peek(), Some(Tok::Op("||"))) || self.word_is("or") {
             self.pos += 1;
-            let r = self.and()?;
-            l = Ast::Or(Box::new(l), Box::new(r));
+            items.push(self.and()?);
         }
-        Ok(l)
+        Ok(if items.len() == 1 { items.pop().expect("one") } else { Ast::Or(items) })
     }
 
     fn and(&mut self) -> Result<Ast, FilterError> {
-        let mut l = self.unary()?;
+        let mut items = vec![self.unary()?];
         while matches!(self.peek(), Some(Tok::Op("&&"))) || self.word_is("and") {
             self.pos += 1;
-            let r = self.unary()?;
-            l = Ast::And(Box::new(l), Box::new(r));
+            items.push(self.unary()?);
         }
-        Ok(l)
+        Ok(if items.len() == 1 { items.pop().expect("one") } else { Ast::And(items) })
+    }
+
+    /// Enters one nesting level (parenthesis, negation, function call), refusing past the limit.
+    fn deeper(&mut self) -> Result<(), FilterError> {
+        self.depth += 1;
+        if self.depth > MAX_DEPTH {
+            return Err(err(self.here(), format!("filter nested too deeply (more than {MAX_DEPTH} levels)")));
+        }
+        Ok(())
     }
 
     fn unary(&mut self) -> Result<Ast, FilterError> {
+        self.deeper()?;
+        let r = self.unary_inner();
+        self.depth -= 1;
+        r
+    }
+
+    fn unary_inner(&mut self) -> Result<Ast, FilterError> {
         if matches!(self.peek(), Some(Tok::Op("!"))) || self.word_is("not") {
             self.pos += 1;
             return Ok(Ast::Not(Box::new(self.unary()?)));
@@ -444,7 +475,10 @@ impl<'s> Parser<'s> {
             Tok::Word(w) => {
                 if matches!(self.peek(), Some(Tok::LParen)) {
                     self.pos += 1;
-                    let arg = self.term()?;
+                    self.deeper()?;
+                    let arg = self.term();
+                    self.depth -= 1;
+                    let arg = arg?;
                     match self.next() {
                         Some(Token { tok: Tok::RParen, end, .. }) => {
                             return Ok(Term::Func { name: w, arg: Box::new(arg), start: t.start, end })

@@ -102,3 +102,29 @@ fn semantics_on_a_literal_frame() {
         assert_eq!(frame(f, &data), want, "{f}");
     }
 }
+
+#[test]
+fn hostile_nesting_is_an_error_not_a_stack_overflow() {
+    for deep in
+        ["(".repeat(20_000) + "tcp" + &")".repeat(20_000), "!".repeat(50_000) + "tcp", "not ".repeat(50_000) + "tcp"]
+    {
+        let e = Filter::compile(&deep).expect_err("refused");
+        assert!(e.msg.contains("nested too deeply") || e.msg.contains("too long"), "{}", e.msg);
+    }
+    let e = Filter::compile(&format!("{}tcp{}", "(".repeat(65), ")".repeat(65))).expect_err("65 levels");
+    assert!(e.msg.contains("nested too deeply"), "{}", e.msg);
+    assert!(Filter::compile(&format!("{}tcp{}", "(".repeat(60), ")".repeat(60))).is_ok());
+    let chain = vec!["tcp"; 30_000].join(" && ");
+    assert!(Filter::compile(&chain).expect_err("long").msg.contains("too long"));
+    // The longest accepted chain compiles on a default-sized thread stack (2 MiB), even unoptimised.
+    let chain = vec!["tcp.port == 80"; 1000].join(" || ");
+    std::thread::Builder::new()
+        .stack_size(2 << 20)
+        .spawn(move || {
+            let f = Filter::compile(&chain).unwrap();
+            drop(f);
+        })
+        .unwrap()
+        .join()
+        .unwrap();
+}

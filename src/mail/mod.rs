@@ -27,8 +27,8 @@ use lettre::{SmtpTransport, Transport};
 use rusqlite::{params, Connection, OptionalExtension};
 
 use crate::config::MailConfig;
-use crate::rules::parse_duration;
 use crate::store::wall_us;
+use crate::units::parse_duration;
 
 /// One outbox row waiting to be sent.
 #[derive(Clone, Debug)]

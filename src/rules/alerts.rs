@@ -157,19 +157,23 @@ struct KeyState {
 
 impl KeyState {
     fn window_sum(&self) -> u64 {
-        self.recent.iter().map(|r| r.1).sum()
+        self.recent.iter().fold(0u64, |s, r| s.saturating_add(r.1))
     }
 
     /// Adds `v` at `minute` to the sliding window and the tumbling baseline windows.
     fn add(&mut self, minute: i64, v: u64, window_secs: i64, hist_cap: usize) {
+        // Time that goes backwards (merged files, a clock stepped back) counts at the newest
+        // minute seen: the window stays sorted, so pruning from the front keeps it bounded and
+        // its sum is never inflated by values that belong to an older window.
+        let minute = self.recent.back().map_or(minute, |b| b.0.max(minute));
         match self.recent.back_mut() {
-            Some(last) if last.0 == minute => last.1 += v,
+            Some(last) if last.0 == minute => last.1 = last.1.saturating_add(v),
             _ => self.recent.push_back((minute, v)),
         }
         self.prune(minute, window_secs);
         let w = minute.div_euclid(window_secs);
         match self.cur_w {
-            Some(c) if c == w => self.cur_sum += v,
+            Some(c) if c == w => self.cur_sum = self.cur_sum.saturating_add(v),
             Some(c) if c < w => {
                 self.push_hist(self.cur_sum, hist_cap);
                 // Windows without any value count as zero (a quiet night is part of the baseline).
@@ -180,8 +184,8 @@ impl KeyState {
                 self.cur_w = Some(w);
                 self.cur_sum = v;
             }
-            // Time went backwards (merged files): add to the current window.
-            Some(_) => self.cur_sum += v,
+            // Unreachable since `minute` is clamped, kept for clarity: add to the current window.
+            Some(_) => self.cur_sum = self.cur_sum.saturating_add(v),
             None => {
                 self.cur_w = Some(w);
                 self.cur_sum = v;
@@ -204,14 +208,15 @@ impl KeyState {
         self.hist.push_back(v.min(u32::MAX as u64) as u32);
     }
 
-    fn median(&self) -> f64 {
+    /// Median of the baseline history; `None` before there is any.
+    fn median(&self) -> Option<f64> {
         let mut v: Vec<u32> = self.hist.iter().copied().collect();
         v.sort_unstable();
         let n = v.len();
-        if n % 2 == 1 {
-            v[n / 2] as f64
-        } else {
-            (v[n / 2 - 1] as f64 + v[n / 2] as f64) / 2.0
+        match n {
+            0 => None,
+            _ if n % 2 == 1 => Some(v[n / 2] as f64),
+            _ => Some((v[n / 2 - 1] as f64 + v[n / 2] as f64) / 2.0),
         }
     }
 }
@@ -377,8 +382,8 @@ impl AlertEngine {
             let threshold = rs.rule.above.unwrap_or(0.0);
             match &mut ks.episode {
                 Some(ep) if !ep.cleared => {
-                    ep.last = ev.ts;
-                    ep.total += ev.count;
+                    ep.last = ep.last.max(ev.ts);
+                    ep.total = ep.total.saturating_add(ev.count);
                     ep.peak = ep.peak.max(sum);
                     push_evidence(&mut ks.evidence, ev.evidence);
                 }
@@ -529,15 +534,16 @@ fn evaluate_counter(rule: &AlertRule, key: &str, ks: &mut KeyState, now: Ts, out
     let mut baseline = None;
     let mut firing = rule.above.is_none_or(|a| sum as f64 > a);
     if let Some(factor) = rule.above_baseline {
-        let windows_needed = (MIN_BASELINE_HOURS * 3600 / rule.window_secs.max(60) as i64) as usize;
-        if sum < rule.min_count || ks.hist.len() < windows_needed {
-            firing = false;
-        } else {
-            let median = ks.median();
+        // At least one past window, whatever the window length (a 1-day window needs one day).
+        let windows_needed = (MIN_BASELINE_HOURS * 3600 / rule.window_secs.max(60) as i64).max(1) as usize;
+        let median = ks.median().filter(|_| sum >= rule.min_count && ks.hist.len() >= windows_needed);
+        if let Some(median) = median {
             baseline = Some(median);
             let t = factor * median;
             threshold = Some(threshold.map_or(t, |a| a.max(t)));
             firing &= sum as f64 > t;
+        } else {
+            firing = false;
         }
     }
     let active = ks.episode.as_ref().is_some_and(|e| !e.cleared);
@@ -805,6 +811,39 @@ min_count = 1
             );
         }
         assert!(notices(&out).is_empty());
+    }
+
+    #[test]
+    fn a_day_long_baseline_window_runs_without_history() {
+        // Was a panic (median of an empty history) for windows longer than the 24 h warm-up.
+        let mut e = engine(
+            "[[counter]]\nid = \"c\"\nfilter = \"tcp\"\n[[alert]]\nid = \"a\"\ncounter = \"c\"\nwindow = \"1d\"\nabove_baseline = 2.0\nmin_count = 1\n",
+        );
+        let mut out = Vec::new();
+        for m in 0..3 * 1440 {
+            let v = if m > 2 * 1440 { 50 } else { 1 };
+            e.counter_minute(
+                m * 60,
+                &[CounterRow { minute: m * 60, counter: "c".into(), key: String::new(), value: v }],
+                &mut out,
+            );
+        }
+        assert_eq!(notices(&out).len(), 1, "fires once the first day is history");
+    }
+
+    #[test]
+    fn time_going_backwards_neither_inflates_nor_grows_the_window() {
+        let mut e = engine(APP.replace("window = \"5m\"", "window = \"5m\"\nabove = 1000").as_str());
+        let mut out = Vec::new();
+        // Alternating between two instants a year apart, as a merged or damaged file does.
+        for i in 0..20_000 {
+            let t = if i % 2 == 0 { 1_700_000_000 + i } else { 1_668_000_000 };
+            err(&mut e, t, "k", &mut out);
+        }
+        let ks = &e.rules[0].keys["k"];
+        assert!(ks.recent.len() <= 6, "window holds {} minutes", ks.recent.len());
+        assert!(ks.window_sum() <= 20_000);
+        assert!(ks.recent.iter().zip(ks.recent.iter().skip(1)).all(|(a, b)| a.0 < b.0), "window sorted");
     }
 
     #[test]

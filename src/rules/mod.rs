@@ -16,8 +16,8 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use toml::Spanned;
 
-use crate::config::line_col;
 use crate::filter::{fields, Filter};
+use crate::units::{line_col, parse_duration};
 
 /// One problem in a rule file.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -81,7 +81,7 @@ struct RawAlert {
     above: Option<Spanned<f64>>,
     above_baseline: Option<Spanned<f64>>,
     /// Baseline alerts stay quiet below this count (quiet networks, tiny baselines).
-    min_count: Option<u64>,
+    min_count: Option<Spanned<u64>>,
     #[serde(default = "default_severity")]
     severity: Spanned<String>,
     #[serde(default)]
@@ -109,6 +109,14 @@ pub struct CounterRule {
 /// Events an alert can follow instead of a counter.
 pub const EVENTS: &[&str] = &["app_error", "identity.new", "identity.shared_mac", "capture.drops", "disk.low"];
 pub const SEVERITIES: &[&str] = &["info", "warning", "critical"];
+
+/// Ranges every loaded rule stays within, so that a rule `rules check` accepts always runs:
+/// windows fit the 7-day baseline several times over, and no product of them overflows.
+pub const MAX_WINDOW_SECS: u64 = 86_400;
+pub const MAX_SUPPRESS_SECS: u64 = 30 * 86_400;
+pub const MAX_ABOVE: f64 = 1e12;
+pub const MAX_BASELINE_FACTOR: f64 = 1e6;
+pub const MAX_MIN_COUNT: u64 = 1_000_000_000_000;
 
 #[derive(Debug, Clone)]
 pub enum AlertSource {
@@ -140,25 +148,6 @@ pub struct RuleSet {
     pub counters: Vec<CounterRule>,
     pub alerts: Vec<AlertRule>,
     pub files: Vec<PathBuf>,
-}
-
-/// Parses "90s", "5m", "1h", "7d" (a bare number is seconds).
-pub fn parse_duration(s: &str) -> Option<u64> {
-    let s = s.trim();
-    let (num, mult) = match s.char_indices().find(|(_, c)| !c.is_ascii_digit()) {
-        None => (s, 1),
-        Some((i, _)) => (
-            &s[..i],
-            match &s[i..] {
-                "s" => 1,
-                "m" => 60,
-                "h" => 3600,
-                "d" => 86_400,
-                _ => return None,
-            },
-        ),
-    };
-    num.parse::<u64>().ok().filter(|n| *n > 0).map(|n| n * mult)
 }
 
 struct Ctx<'a> {
@@ -254,31 +243,53 @@ fn load_text(file: &Path, text: &str, set: &mut RuleSet, seen: &mut HashMap<Stri
                 continue;
             }
         };
-        let dur = |cx: &mut Ctx, v: Option<Spanned<String>>, default: u64, what: &str| match v {
-            None => default,
-            Some(s) => {
-                let span = s.span();
-                parse_duration(s.get_ref()).unwrap_or_else(|| {
+        let is_counter = matches!(source, AlertSource::Counter(_));
+        let dur = |cx: &mut Ctx,
+                   v: Option<Spanned<String>>,
+                   default: u64,
+                   what: &str,
+                   ok: &dyn Fn(u64) -> bool,
+                   range: &str| {
+            let Some(s) = v else { return default };
+            let span = s.span();
+            match parse_duration(s.get_ref()) {
+                Some(d) if ok(d) => d,
+                Some(_) => {
+                    cx.at(span, format!("{what}: \"{}\" is out of range ({range})", s.get_ref()));
+                    default
+                }
+                None => {
                     cx.at(span, format!("{what}: \"{}\" is not a duration (e.g. 90s, 5m, 1h, 7d)", s.get_ref()));
                     default
-                })
+                }
             }
         };
-        let window_secs = dur(&mut cx, a.window, 300, "window");
-        let suppress_secs = dur(&mut cx, a.suppress, 3600, "suppress");
+        let window_secs = if is_counter {
+            // Counters are per minute: a counter window is whole minutes.
+            let ok = |d: u64| (60..=MAX_WINDOW_SECS).contains(&d) && d % 60 == 0;
+            dur(&mut cx, a.window, 300, "window", &ok, "60s to 1d, whole minutes for a counter alert")
+        } else {
+            dur(&mut cx, a.window, 300, "window", &|d| d <= MAX_WINDOW_SECS, "1s to 1d")
+        };
+        let suppress_secs = dur(&mut cx, a.suppress, 3600, "suppress", &|d| d <= MAX_SUPPRESS_SECS, "1s to 30d");
         let sev_span = a.severity.span();
         let severity = a.severity.into_inner();
         if !SEVERITIES.contains(&severity.as_str()) {
             cx.at(sev_span, format!("severity must be one of {}", SEVERITIES.join(", ")));
         }
-        for (v, name) in [(&a.above, "above"), (&a.above_baseline, "above_baseline")] {
+        for (v, name, max) in
+            [(&a.above, "above", MAX_ABOVE), (&a.above_baseline, "above_baseline", MAX_BASELINE_FACTOR)]
+        {
             if let Some(v) = v {
-                if !(v.get_ref().is_finite() && *v.get_ref() > 0.0) {
-                    cx.at(v.span(), format!("{name} must be a positive number"));
+                if !(v.get_ref().is_finite() && *v.get_ref() > 0.0 && *v.get_ref() <= max) {
+                    cx.at(v.span(), format!("{name} must be a number above 0 and at most {max}"));
                 }
             }
         }
-        if matches!(source, AlertSource::Counter(_)) && a.above.is_none() && a.above_baseline.is_none() {
+        if let Some(m) = a.min_count.as_ref().filter(|m| *m.get_ref() > MAX_MIN_COUNT) {
+            cx.at(m.span(), format!("min_count must be at most {MAX_MIN_COUNT}"));
+        }
+        if is_counter && a.above.is_none() && a.above_baseline.is_none() {
             cx.at(id_span.clone(), "a counter alert needs `above` and/or `above_baseline`");
         }
         let where_ = match a.where_ {
@@ -307,7 +318,7 @@ fn load_text(file: &Path, text: &str, set: &mut RuleSet, seen: &mut HashMap<Stri
             window_secs,
             above: a.above.map(|v| v.into_inner()),
             above_baseline: a.above_baseline.map(|v| v.into_inner()),
-            min_count: a.min_count.unwrap_or(10),
+            min_count: a.min_count.map(|m| m.into_inner()).unwrap_or(10),
             severity,
             mail: a.mail,
             suppress_secs,

@@ -123,11 +123,34 @@ fn shipped_rules_are_valid() {
 }
 
 #[test]
-fn durations() {
-    assert_eq!(parse_duration("90s"), Some(90));
-    assert_eq!(parse_duration("5m"), Some(300));
-    assert_eq!(parse_duration("7d"), Some(604_800));
-    assert_eq!(parse_duration("120"), Some(120));
-    assert_eq!(parse_duration("0m"), None);
-    assert_eq!(parse_duration("5 m"), None);
+fn out_of_range_numbers_are_refused_at_their_position() {
+    let counter = "[[counter]]\nid = \"c\"\nfilter = \"tcp\"\n";
+    let alert = |body: &str| errors(&format!("{counter}[[alert]]\nid = \"a\"\ncounter = \"c\"\n{body}"));
+    assert_eq!(
+        alert("window = \"2d\"\nabove_baseline = 3.0\n"),
+        ["r.toml:7:10: window: \"2d\" is out of range (60s to 1d, whole minutes for a counter alert)"]
+    );
+    assert_eq!(
+        alert("window = \"90s\"\nabove = 1\n"),
+        ["r.toml:7:10: window: \"90s\" is out of range (60s to 1d, whole minutes for a counter alert)"]
+    );
+    assert_eq!(
+        alert("suppress = \"400d\"\nabove = 1\n"),
+        ["r.toml:7:12: suppress: \"400d\" is out of range (1s to 30d)"]
+    );
+    assert_eq!(alert("above = 1e300\n"), ["r.toml:7:9: above must be a number above 0 and at most 1000000000000"]);
+    assert_eq!(
+        alert("above_baseline = 1e9\n"),
+        ["r.toml:7:18: above_baseline must be a number above 0 and at most 1000000"]
+    );
+    assert_eq!(
+        alert("above_baseline = 2.0\nmin_count = 9223372036854775807\n"),
+        ["r.toml:8:13: min_count must be at most 1000000000000"]
+    );
+    assert_eq!(
+        alert("window = \"213503982334602d\"\nabove = 1\n"),
+        ["r.toml:7:10: window: \"213503982334602d\" is not a duration (e.g. 90s, 5m, 1h, 7d)"]
+    );
+    // Event windows may be seconds long.
+    assert!(errors("[[alert]]\nid = \"e\"\nevent = \"app_error\"\nwindow = \"10s\"\n").is_empty());
 }
