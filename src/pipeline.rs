@@ -532,16 +532,16 @@ impl<S: Sink> Pipeline<S> {
         let m = self.cur.get_or_insert_with(|| MinuteStats { minute, ..Default::default() });
         m.drops += drops;
         self.summary.capture.drops += drops;
-        if let Some(engine) = self.alerts.as_mut().filter(|a| a.wants("capture.drops")) {
-            let ev = alerts::Event {
-                kind: "capture.drops",
-                key: String::new(),
-                ts: now,
-                count: drops,
-                summary: format!("the capture lost {drops} frames (interface or kernel buffer overrun)"),
-                context: Context { file: Some(self.input.clone()), ..Default::default() },
-                evidence: None,
-            };
+        let summary = format!("the capture lost {drops} frames (interface or kernel buffer overrun)");
+        self.box_event("capture.drops", String::new(), now, drops, summary);
+    }
+
+    /// An event about the box itself (`capture.drops`, `store.failing`) for the alerts that
+    /// follow it.
+    pub fn box_event(&mut self, kind: &'static str, key: String, now: Ts, count: u64, summary: String) {
+        if let Some(engine) = self.alerts.as_mut().filter(|a| a.wants(kind)) {
+            let context = Context { file: Some(self.input.clone()), ..Default::default() };
+            let ev = alerts::Event { kind, key, ts: now, count, summary, context, evidence: None };
             engine.event(ev, |_| true, &mut self.alert_out);
             self.drain_alerts();
         }

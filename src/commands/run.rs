@@ -7,6 +7,7 @@
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{sync_channel, Receiver};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -101,6 +102,82 @@ impl RuleWatch {
     }
 }
 
+/// Loads and compiles rule sets off the capture thread: a thread polls the rule directory once
+/// a second (and at once on SIGHUP) and hands each new valid set over a channel; the capture
+/// loop only swaps it in.
+struct RuleLoader {
+    rx: Receiver<RuleSet>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl RuleLoader {
+    fn spawn(mut watch: RuleWatch, stop: Arc<AtomicBool>) -> anyhow::Result<RuleLoader> {
+        let hup = Arc::new(AtomicBool::new(false));
+        signal_hook::flag::register(signal_hook::consts::SIGHUP, Arc::clone(&hup)).context("installing SIGHUP")?;
+        let (tx, rx) = sync_channel(1);
+        let thread = std::thread::Builder::new()
+            .name("rules".into())
+            .spawn(move || {
+                let mut last = Instant::now();
+                while !stop.load(Ordering::Relaxed) {
+                    let hupped = hup.swap(false, Ordering::Relaxed);
+                    if hupped {
+                        tracing::info!("SIGHUP: reloading rules");
+                        watch.fingerprint.clear();
+                    }
+                    if hupped || last.elapsed() >= Duration::from_secs(1) {
+                        last = Instant::now();
+                        if let Some(r) = watch.poll() {
+                            if tx.send(r).is_err() {
+                                return;
+                            }
+                        }
+                    }
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+            })
+            .context("starting the rules thread")?;
+        Ok(RuleLoader { rx, thread: Some(thread) })
+    }
+
+    fn take(&self) -> Option<RuleSet> {
+        self.rx.try_recv().ok()
+    }
+}
+
+impl Drop for RuleLoader {
+    fn drop(&mut self) {
+        // Unblocks a pending send; the thread sees the stop flag within 100 ms.
+        while self.rx.try_recv().is_ok() {}
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Once a second on the capture thread: the store's health becomes a `store.failing` event
+/// (once a minute while it lasts, so an episode stays open until the store recovers).
+struct HealthWatch {
+    last_report: Option<Instant>,
+}
+
+impl HealthWatch {
+    fn check(&mut self, p: &mut Pipeline<SqliteSink>, now: Ts) {
+        let Some((since_us, why)) = p.sink.health.failing() else {
+            self.last_report = None;
+            return;
+        };
+        if self.last_report.is_some_and(|t| t.elapsed() < Duration::from_secs(60)) {
+            return;
+        }
+        self.last_report = Some(Instant::now());
+        let secs = (crate::store::wall_us() - since_us) / 1_000_000;
+        let held = p.sink.health.held_events.load(Ordering::Relaxed);
+        let summary = format!("the store has refused writes for {secs} s ({why}); {held} events held in memory");
+        p.box_event("store.failing", String::new(), now, 1, summary);
+    }
+}
+
 /// Baselines and mail suppression survive a restart: they are rebuilt from the store.
 fn restore_alerts<S: Sink>(p: &mut Pipeline<S>, db: &std::path::Path) {
     match p.restore_alerts(db) {
@@ -185,6 +262,8 @@ pub fn run(args: RunArgs) -> anyhow::Result<Outcome> {
         p.set_rules(r);
     }
     restore_alerts(&mut p, &db);
+    let loader = RuleLoader::spawn(rules, Arc::clone(&bg_stop))?;
+    let mut health = HealthWatch { last_report: None };
     let mut last_tick = Instant::now();
     let mut last_dropped = 0u64;
     let mut result = Ok(());
@@ -211,8 +290,9 @@ pub fn run(args: RunArgs) -> anyhow::Result<Outcome> {
                     last_dropped = total;
                 }
             }
+            health.check(&mut p, now);
             p.tick(now);
-            if let Some(r) = rules.poll() {
+            if let Some(r) = loader.take() {
                 p.set_rules(r);
             }
         }
@@ -226,6 +306,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<Outcome> {
     let dropped_events = p.sink.dropped_events;
     p.sink.finish()?;
     bg_stop.store(true, Ordering::Relaxed);
+    drop(loader);
     threads.into_iter().for_each(|t| t.join().unwrap_or(()));
     if dropped_events > 0 {
         tracing::error!("store could not keep up: {dropped_events} events dropped");

@@ -11,9 +11,12 @@
 
 pub mod schema;
 
+use std::collections::VecDeque;
 use std::net::IpAddr;
 use std::path::Path;
-use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender, TryRecvError, TrySendError};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -32,6 +35,21 @@ pub const BATCH_MAX: usize = 4096;
 /// the queue to ~6 MiB; SQLite writes thousands of rows per millisecond, so 8 is plenty.
 const QUEUE_BATCHES: usize = 8;
 const BATCH_AGE: Duration = Duration::from_secs(1);
+/// Events the writer holds while the database refuses writes (another connection holds the
+/// lock, an I/O error, a full disk): ≤ ~11 MiB inline. Beyond it the oldest batch is dropped
+/// and counted (live capture), or the pipeline waits (files).
+pub const HOLD_EVENTS: usize = 65_536;
+/// Backoff between attempts while the store fails.
+const RETRY_MIN: Duration = Duration::from_millis(100);
+const RETRY_MAX: Duration = Duration::from_secs(5);
+/// A batch that fails for a reason that is not transient (a bug, a damaged file) is tried this
+/// often, then dropped and counted, so one bad batch cannot stop the store for good.
+const PERMANENT_ATTEMPTS: u32 = 3;
+/// How long the writer keeps trying to write what it holds once the pipeline has stopped.
+const SHUTDOWN_GRACE_LIVE: Duration = Duration::from_secs(3);
+const SHUTDOWN_GRACE_FILES: Duration = Duration::from_secs(60);
+/// While failing, a health line is logged this often.
+const HEALTH_LOG_EVERY: Duration = Duration::from_secs(10);
 
 /// Opens (creating if needed) a database and brings its schema up to date.
 pub fn open(path: &Path) -> anyhow::Result<Connection> {
@@ -43,6 +61,9 @@ pub fn open(path: &Path) -> anyhow::Result<Connection> {
     conn.pragma_update(None, "synchronous", "NORMAL")?;
     conn.busy_timeout(Duration::from_secs(5))?;
     schema::migrate(&mut conn).with_context(|| format!("migrating database {}", path.display()))?;
+    // The writer retries by itself: a short busy wait keeps it draining the channel (which must
+    // not fill up behind a lock) and its health current while another connection writes.
+    conn.busy_timeout(Duration::from_millis(250))?;
     Ok(conn)
 }
 
@@ -54,6 +75,30 @@ pub enum Backpressure {
     Drop,
 }
 
+/// The writer's health, shared with the daemon (read once a second, never locked on the
+/// capture path but for the error text).
+#[derive(Debug, Default)]
+pub struct StoreHealth {
+    /// Wall-clock µs of the first failure of the current failing spell; 0 while writes succeed.
+    pub failing_since_us: AtomicI64,
+    /// Failed attempts to write a batch, since start.
+    pub failures: AtomicU64,
+    /// Events the writer gave up on (held beyond [`HOLD_EVENTS`], a batch refused for good, or
+    /// still unwritten at shutdown).
+    pub lost_events: AtomicU64,
+    /// Events waiting in the writer for the store to accept them.
+    pub held_events: AtomicU64,
+    pub last_error: Mutex<String>,
+}
+
+impl StoreHealth {
+    /// Since when writes fail (wall-clock µs), and why; `None` while the store is healthy.
+    pub fn failing(&self) -> Option<(i64, String)> {
+        let since = self.failing_since_us.load(Ordering::Relaxed);
+        (since != 0).then(|| (since, self.last_error.lock().map(|e| e.clone()).unwrap_or_default()))
+    }
+}
+
 /// Sink that feeds the writer thread.
 pub struct SqliteSink {
     tx: Option<SyncSender<Vec<StoreEvent>>>,
@@ -62,6 +107,8 @@ pub struct SqliteSink {
     mode: Backpressure,
     /// Events dropped because the writer could not keep up (live mode only).
     pub dropped_events: u64,
+    /// The writer's health (shared with the writer thread).
+    pub health: Arc<StoreHealth>,
     writer: Option<JoinHandle<anyhow::Result<WriterStats>>>,
 }
 
@@ -77,9 +124,11 @@ impl SqliteSink {
     pub fn start(path: &Path, mode: Backpressure) -> anyhow::Result<SqliteSink> {
         let conn = open(path)?;
         let (tx, rx) = sync_channel::<Vec<StoreEvent>>(QUEUE_BATCHES);
+        let health = Arc::new(StoreHealth::default());
+        let h = Arc::clone(&health);
         let writer = std::thread::Builder::new()
             .name("store-writer".into())
-            .spawn(move || writer_loop(conn, rx))
+            .spawn(move || Writer::new(conn, mode, h).run(rx))
             .context("starting the store writer thread")?;
         Ok(SqliteSink {
             tx: Some(tx),
@@ -87,6 +136,7 @@ impl SqliteSink {
             batch_started: Instant::now(),
             mode,
             dropped_events: 0,
+            health,
             writer: Some(writer),
         })
     }
@@ -151,18 +201,216 @@ fn ip_text(ip: Option<IpAddr>) -> String {
     ip.map(|i| i.to_string()).unwrap_or_else(|| "other".into())
 }
 
-fn writer_loop(mut conn: Connection, rx: Receiver<Vec<StoreEvent>>) -> anyhow::Result<WriterStats> {
-    let mut stats = WriterStats::default();
-    while let Ok(batch) = rx.recv() {
-        if let Err(e) = write_batch(&mut conn, &batch) {
-            // Data loss: the one case that is logged at ERROR (operator action needed).
-            tracing::error!("store writer: batch of {} events lost: {e:#}", batch.len());
-            return Err(e);
-        }
-        stats.batches += 1;
-        stats.events += batch.len() as u64;
+/// Errors worth waiting out: another connection holds the lock, the medium hiccups, the disk is
+/// full (retention or the admin frees it). Anything else is a bug or damage.
+fn is_transient(e: &anyhow::Error) -> bool {
+    use rusqlite::ErrorCode::*;
+    match e.downcast_ref::<rusqlite::Error>() {
+        Some(rusqlite::Error::SqliteFailure(f, _)) => matches!(
+            f.code,
+            DatabaseBusy | DatabaseLocked | SystemIoFailure | DiskFull | CannotOpen | ReadOnly | OutOfMemory
+        ),
+        _ => false,
     }
-    Ok(stats)
+}
+
+/// The writer thread: writes batches in order, holding them (bounded) and retrying with backoff
+/// while the database refuses, and resuming by itself.
+struct Writer {
+    conn: Connection,
+    mode: Backpressure,
+    health: Arc<StoreHealth>,
+    held: VecDeque<Vec<StoreEvent>>,
+    held_events: usize,
+    stats: WriterStats,
+    backoff: Duration,
+    /// Failed attempts at the oldest held batch.
+    attempts: u32,
+    /// Failures and losses of the current failing spell, stored once writes work again.
+    spell_failures: u64,
+    spell_lost: u64,
+    last_health_log: Option<Instant>,
+}
+
+impl Writer {
+    fn new(conn: Connection, mode: Backpressure, health: Arc<StoreHealth>) -> Writer {
+        Writer {
+            conn,
+            mode,
+            health,
+            held: VecDeque::new(),
+            held_events: 0,
+            stats: WriterStats::default(),
+            backoff: RETRY_MIN,
+            attempts: 0,
+            spell_failures: 0,
+            spell_lost: 0,
+            last_health_log: None,
+        }
+    }
+
+    fn hold(&mut self, b: Vec<StoreEvent>) {
+        self.held_events += b.len();
+        self.held.push_back(b);
+        // Live capture: the newest data wins; the oldest held batch is dropped and counted.
+        while self.held_events > HOLD_EVENTS && self.held.len() > 1 {
+            let old = self.held.pop_front().expect("non-empty");
+            self.lose(old.len());
+            self.attempts = 0;
+        }
+        self.health.held_events.store(self.held_events as u64, Ordering::Relaxed);
+    }
+
+    fn lose(&mut self, n: usize) {
+        self.held_events -= n;
+        self.spell_lost += n as u64;
+        self.health.lost_events.fetch_add(n as u64, Ordering::Relaxed);
+    }
+
+    /// Whether more batches may be taken from the channel now (files: the pipeline waits rather
+    /// than lose anything when the writer holds its maximum).
+    fn may_take(&self) -> bool {
+        self.mode == Backpressure::Drop || self.held_events < HOLD_EVENTS
+    }
+
+    fn run(mut self, rx: Receiver<Vec<StoreEvent>>) -> anyhow::Result<WriterStats> {
+        let mut closed_at: Option<Instant> = None;
+        loop {
+            if self.held.is_empty() {
+                match rx.recv() {
+                    Ok(b) => self.hold(b),
+                    Err(_) => return Ok(self.stats),
+                }
+            }
+            while closed_at.is_none() && self.may_take() {
+                match rx.try_recv() {
+                    Ok(b) => self.hold(b),
+                    Err(TryRecvError::Empty) => break,
+                    Err(TryRecvError::Disconnected) => closed_at = Some(Instant::now()),
+                }
+            }
+            match self.write_oldest() {
+                Ok(()) => continue,
+                Err(e) => {
+                    let grace = match self.mode {
+                        Backpressure::Drop => SHUTDOWN_GRACE_LIVE,
+                        Backpressure::Block => SHUTDOWN_GRACE_FILES,
+                    };
+                    if closed_at.is_some_and(|t| t.elapsed() >= grace) {
+                        let n = self.held_events;
+                        self.lose(n);
+                        tracing::error!("store writer: stopped with {n} events unwritten: {e:#}");
+                        return Err(e.context(format!("{n} events could not be stored")));
+                    }
+                    // Wait out the backoff, taking new batches meanwhile (the channel must not
+                    // fill up behind a failing store).
+                    let until = Instant::now() + self.backoff;
+                    while let Some(left) = until.checked_duration_since(Instant::now()).filter(|d| !d.is_zero()) {
+                        if closed_at.is_some() || !self.may_take() {
+                            std::thread::sleep(left);
+                            break;
+                        }
+                        match rx.recv_timeout(left) {
+                            Ok(b) => self.hold(b),
+                            Err(RecvTimeoutError::Timeout) => break,
+                            Err(RecvTimeoutError::Disconnected) => closed_at = Some(Instant::now()),
+                        }
+                    }
+                    self.backoff = (self.backoff * 2).min(RETRY_MAX);
+                }
+            }
+        }
+    }
+
+    /// Writes the oldest held batch. On failure the batch stays held (its transaction rolled
+    /// back, so a retry cannot count anything twice).
+    fn write_oldest(&mut self) -> anyhow::Result<()> {
+        let Some(batch) = self.held.front() else { return Ok(()) };
+        match write_batch(&mut self.conn, batch) {
+            Ok(()) => {
+                let b = self.held.pop_front().expect("non-empty");
+                self.held_events -= b.len();
+                self.health.held_events.store(self.held_events as u64, Ordering::Relaxed);
+                self.stats.batches += 1;
+                self.stats.events += b.len() as u64;
+                self.attempts = 0;
+                self.backoff = RETRY_MIN;
+                if self.health.failing_since_us.load(Ordering::Relaxed) != 0 {
+                    self.recovered();
+                }
+                Ok(())
+            }
+            Err(e) => {
+                self.attempts += 1;
+                self.spell_failures += 1;
+                self.health.failures.fetch_add(1, Ordering::Relaxed);
+                if let Ok(mut last) = self.health.last_error.lock() {
+                    *last = format!("{e:#}");
+                }
+                let now = wall_us();
+                let first =
+                    self.health.failing_since_us.compare_exchange(0, now, Ordering::Relaxed, Ordering::Relaxed).is_ok();
+                if first {
+                    tracing::error!("store failing: {e:#}; holding up to {HOLD_EVENTS} events and retrying");
+                    self.last_health_log = Some(Instant::now());
+                } else if self.last_health_log.is_none_or(|t| t.elapsed() >= HEALTH_LOG_EVERY) {
+                    self.last_health_log = Some(Instant::now());
+                    let since = (now - self.health.failing_since_us.load(Ordering::Relaxed)) / 1_000_000;
+                    tracing::warn!(
+                        "store health: failing for {since} s ({} attempts): {e:#}; {} events held, {} lost",
+                        self.spell_failures,
+                        self.held_events,
+                        self.spell_lost
+                    );
+                }
+                if !is_transient(&e) && self.attempts >= PERMANENT_ATTEMPTS {
+                    let b = self.held.pop_front().expect("non-empty");
+                    tracing::error!(
+                        "store writer: batch of {} events dropped after {} attempts: {e:#}",
+                        b.len(),
+                        self.attempts
+                    );
+                    self.lose(b.len());
+                    self.health.held_events.store(self.held_events as u64, Ordering::Relaxed);
+                    self.attempts = 0;
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Writes work again: the spell is stored as health events and logged.
+    fn recovered(&mut self) {
+        let since = self.health.failing_since_us.swap(0, Ordering::Relaxed);
+        let now = wall_us();
+        let error = self.health.last_error.lock().map(|e| e.clone()).unwrap_or_default();
+        let mut rows = vec![
+            (since, "store.failing", self.spell_failures, error),
+            (now, "store.recovered", ((now - since) / 1_000_000).max(0) as u64, "seconds failing".to_string()),
+        ];
+        if self.spell_lost > 0 {
+            rows.push((now, "store.lost", self.spell_lost, "events dropped while the store failed".to_string()));
+        }
+        let res: rusqlite::Result<()> = rows.iter().try_for_each(|(ts, kind, n, detail)| {
+            self.conn
+                .execute(
+                    "INSERT INTO health_events (ts_us, kind, count, detail) VALUES (?1, ?2, ?3, ?4)",
+                    rusqlite::params![ts, kind, *n as i64, detail],
+                )
+                .map(|_| ())
+        });
+        if let Err(e) = res {
+            tracing::warn!("store health events not recorded: {e}");
+        }
+        tracing::info!(
+            "store recovered after {} s: {} failed attempts, {} events lost",
+            (now - since) / 1_000_000,
+            self.spell_failures,
+            self.spell_lost
+        );
+        self.spell_failures = 0;
+        self.spell_lost = 0;
+    }
 }
 
 /// `INSERT … ON CONFLICT(keys) DO UPDATE SET c = c + excluded.c` for every non-key column: the

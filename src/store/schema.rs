@@ -99,6 +99,14 @@ const MIGRATIONS: &[&str] = &[
         last_error TEXT, sent_us INTEGER
     );
     CREATE INDEX outbox_pending ON outbox(state, next_try_us);",
+    // 8: the box's own health: store failures and recoveries, events it had to drop, packet
+    // timestamps it did not trust (time jumps). Wall-clock times.
+    "CREATE TABLE health_events (
+        id INTEGER PRIMARY KEY, ts_us INTEGER NOT NULL,
+        kind TEXT NOT NULL,                  -- store.failing | store.recovered | store.lost | time.jump
+        count INTEGER NOT NULL, detail TEXT NOT NULL
+    );
+    CREATE INDEX health_events_ts ON health_events(ts_us);",
 ];
 
 /// Current schema version.
