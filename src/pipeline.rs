@@ -68,6 +68,41 @@ pub struct MinuteStats {
     pub pair_overflow: u64,
 }
 
+impl MinuteStats {
+    /// What was added since `earlier`, a snapshot of the same minute (counts only grow).
+    pub fn minus(&self, e: &MinuteStats) -> MinuteStats {
+        MinuteStats {
+            minute: self.minute,
+            packets: self.packets - e.packets,
+            bytes: self.bytes - e.bytes,
+            tcp_packets: self.tcp_packets - e.tcp_packets,
+            udp_packets: self.udp_packets - e.udp_packets,
+            other_packets: self.other_packets - e.other_packets,
+            truncated: self.truncated - e.truncated,
+            decode_errors: self.decode_errors - e.decode_errors,
+            drops: self.drops - e.drops,
+            tcp: self.tcp.minus(&e.tcp),
+            private_retransmissions: self.private_retransmissions - e.private_retransmissions,
+            pair_overflow: self.pair_overflow - e.pair_overflow,
+        }
+    }
+
+    fn is_zero(&self) -> bool {
+        *self == MinuteStats { minute: self.minute, ..Default::default() }
+    }
+}
+
+/// A change of one counter row of a minute. Rows of the open minute are stored with every
+/// batch, so the top groups of a minute can change between two batches: a group that drops out
+/// of the top gives its value back (negative delta) to "other".
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CounterDelta {
+    pub minute: i64,
+    pub counter: String,
+    pub key: String,
+    pub delta: i64,
+}
+
 /// TCP analysis counts of one directed host pair (sender → receiver) in one minute.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PairStats {
@@ -86,7 +121,7 @@ pub enum StoreEvent {
     Minute(MinuteStats),
     Pair(PairStats),
     Flow(FlowRow),
-    Counter(CounterRow),
+    Counter(CounterDelta),
     Identity(Box<IdentityFact>),
     IdentityEvent(Box<crate::identity::events::IdentityEvent>),
     UserVolume {
@@ -159,14 +194,36 @@ pub fn is_private(ip: &IpAddr) -> bool {
     }
 }
 
-#[derive(Clone, Copy, Default)]
+#[derive(Clone, Copy, Default, PartialEq, Eq)]
 struct PairAgg {
     packets: u64,
     bytes: u64,
     tcp: TcpCounts,
 }
 
-type PairMap = HashMap<(IpAddr, IpAddr), PairAgg, foldhash::fast::RandomState>;
+impl PairAgg {
+    fn minus(&self, e: &PairAgg) -> PairAgg {
+        PairAgg { packets: self.packets - e.packets, bytes: self.bytes - e.bytes, tcp: self.tcp.minus(&e.tcp) }
+    }
+}
+
+/// A pair's counts of the minute so far, and what of them the store already holds.
+#[derive(Clone, Copy, Default)]
+struct PairOpen {
+    now: PairAgg,
+    stored: PairAgg,
+}
+
+type PairMap = HashMap<(IpAddr, IpAddr), PairOpen, foldhash::fast::RandomState>;
+
+/// What the store already holds of the open minute. Each batch carries what changed since
+/// (upserts add up), so the store is at most a batch (about a second) behind the pipeline and a
+/// crash loses no more (ARCHITECTURE.md, Store).
+#[derive(Default)]
+struct Stored {
+    traffic: MinuteStats,
+    counters: HashMap<(String, String), u64, foldhash::fast::RandomState>,
+}
 
 pub struct Pipeline<S: Sink> {
     pub flows: FlowTable,
@@ -176,7 +233,8 @@ pub struct Pipeline<S: Sink> {
     cfg: PipelineConfig,
     cur: Option<MinuteStats>,
     pairs: PairMap,
-    other_pair: PairAgg,
+    other_pair: PairOpen,
+    stored: Stored,
     pub summary: Summary,
     pub sink: S,
     counters: Option<CounterEngine>,
@@ -186,8 +244,9 @@ pub struct Pipeline<S: Sink> {
     identity_events: IdentityEvents,
     /// Traffic per logged-in user; public so the run summary can read its totals.
     pub user_volume: UserVolume,
-    /// Errors per kind in the current minute (bounded by `max_groups`).
-    error_minute: HashMap<ErrorKey, u64, foldhash::fast::RandomState>,
+    /// Errors per kind in the current minute (bounded by `max_groups`), and how many of them
+    /// the store holds.
+    error_minute: HashMap<ErrorKey, (u64, u64), foldhash::fast::RandomState>,
     /// Name of the input being processed (file or interface), for the run summary.
     pub input: String,
     alerts: Option<AlertEngine>,
@@ -245,7 +304,8 @@ impl<S: Sink> Pipeline<S> {
             cfg,
             cur: None,
             pairs,
-            other_pair: PairAgg::default(),
+            other_pair: PairOpen::default(),
+            stored: Stored::default(),
             summary: Summary::default(),
             sink,
             counters: None,
@@ -267,10 +327,10 @@ impl<S: Sink> Pipeline<S> {
     /// Installs a rule set (at start, or on reload: the current minute's counts of the old rules
     /// are stored first, so a reload loses nothing).
     pub fn set_rules(&mut self, rules: RuleSet) {
-        if let (Some(m), Some(c)) = (self.cur, self.counters.as_mut()) {
-            let sink = &mut self.sink;
-            c.flush(m.minute, |row| sink.send(StoreEvent::Counter(row)));
-        }
+        // The old rules' counts of the open minute are stored; the new rules count from zero
+        // on top of them (upserts add up).
+        self.store_counter_rows();
+        self.stored.counters.clear();
         let mut engine = AlertEngine::new(&rules, self.digest_every_secs);
         if let Some(old) = self.alerts.take() {
             engine.carry_over(old);
@@ -363,10 +423,10 @@ impl<S: Sink> Pipeline<S> {
             }
             let key = (ip.src, ip.dst);
             let agg = if self.pairs.len() < self.cfg.max_host_pairs || self.pairs.contains_key(&key) {
-                self.pairs.entry(key).or_default()
+                &mut self.pairs.entry(key).or_default().now
             } else {
                 m.pair_overflow += 1;
-                &mut self.other_pair
+                &mut self.other_pair.now
             };
             agg.packets += 1;
             agg.bytes += d.frame_len as u64;
@@ -463,7 +523,7 @@ impl<S: Sink> Pipeline<S> {
             self.summary.app_error_overflow += 1;
             return;
         }
-        let n = self.error_minute.entry(key).or_default();
+        let (n, _) = self.error_minute.entry(key).or_default();
         *n += 1;
         if *n <= MAX_ERROR_EXAMPLES {
             self.sink.send(StoreEvent::AppError(Box::new(e.clone())));
@@ -547,43 +607,83 @@ impl<S: Sink> Pipeline<S> {
         }
     }
 
-    fn flush_minute(&mut self) {
-        let Some(m) = self.cur.take() else { return };
+    /// Hands the store what changed in the open minute since the last batch (the daemon calls
+    /// this once a second through [`Pipeline::tick`], and every minute end does).
+    fn store_open_minute(&mut self) {
+        let Some(m) = self.cur else { return };
+        let d = m.minus(&self.stored.traffic);
+        if !d.is_zero() {
+            self.sink.send(StoreEvent::Minute(d));
+            self.stored.traffic = m;
+        }
         // Only pairs with TCP analysis events are stored: they are what the retransmission views
         // and baselines need, and storing every pair every minute would wear the SD card.
-        for (&(src, dst), agg) in self.pairs.iter() {
-            if !agg.tcp.is_empty() {
-                self.sink.send(StoreEvent::Pair(PairStats {
+        let pairs = self.pairs.iter_mut().map(|(&(s, d), p)| (Some(s), Some(d), p));
+        for (src, dst, p) in pairs.chain(std::iter::once((None, None, &mut self.other_pair))) {
+            if p.now.tcp.is_empty() || p.now == p.stored {
+                continue;
+            }
+            let d = p.now.minus(&p.stored);
+            p.stored = p.now;
+            let (packets, bytes, tcp) = (d.packets, d.bytes, d.tcp);
+            self.sink.send(StoreEvent::Pair(PairStats { minute: m.minute, src, dst, packets, bytes, tcp }));
+        }
+        for ((family, code, server), (count, stored)) in self.error_minute.iter_mut() {
+            if *count > *stored {
+                let c = AppErrorCount {
                     minute: m.minute,
-                    src: Some(src),
-                    dst: Some(dst),
-                    packets: agg.packets,
-                    bytes: agg.bytes,
-                    tcp: agg.tcp,
-                }));
+                    family: *family,
+                    code: code.clone(),
+                    server: *server,
+                    count: *count - *stored,
+                };
+                *stored = *count;
+                self.sink.send(StoreEvent::AppErrorMinute(Box::new(c)));
             }
         }
-        if !self.other_pair.tcp.is_empty() {
-            let o = self.other_pair;
-            self.sink.send(StoreEvent::Pair(PairStats {
-                minute: m.minute,
-                src: None,
-                dst: None,
-                packets: o.packets,
-                bytes: o.bytes,
-                tcp: o.tcp,
-            }));
-        }
-        self.pairs.clear();
-        self.other_pair = PairAgg::default();
-        for ((family, code, server), count) in self.error_minute.drain() {
-            let c = AppErrorCount { minute: m.minute, family, code, server, count };
-            self.sink.send(StoreEvent::AppErrorMinute(Box::new(c)));
-        }
+        // User volume is not ranked: what accumulated is handed over and counted afresh.
         let sink = &mut self.sink;
         self.user_volume.flush(|user, v| {
             sink.send(StoreEvent::UserVolume { minute: m.minute, user: user.to_string(), volume: *v })
         });
+        self.store_counter_rows();
+    }
+
+    /// Counter rows of the open minute, as changes against what the store holds.
+    fn store_counter_rows(&mut self) {
+        let (Some(m), Some(c)) = (self.cur, self.counters.as_ref()) else { return };
+        let mut now: HashMap<(String, String), u64, foldhash::fast::RandomState> =
+            HashMap::with_capacity_and_hasher(self.stored.counters.len(), Default::default());
+        c.rows(m.minute, |row| {
+            now.insert((row.counter, row.key), row.value);
+        });
+        let minute = m.minute;
+        let mut send = |(counter, key): &(String, String), delta: i64| {
+            let (counter, key) = (counter.clone(), key.clone());
+            self.sink.send(StoreEvent::Counter(CounterDelta { minute, counter, key, delta }));
+        };
+        for (k, v) in &now {
+            let before = self.stored.counters.get(k).copied().unwrap_or(0);
+            if *v != before {
+                send(k, *v as i64 - before as i64);
+            }
+        }
+        // A row that left the snapshot (a group pushed out of the top) gives its value back.
+        for (k, v) in &self.stored.counters {
+            if *v != 0 && !now.contains_key(k) {
+                send(k, -(*v as i64));
+            }
+        }
+        self.stored.counters = now;
+    }
+
+    fn flush_minute(&mut self) {
+        self.store_open_minute();
+        let Some(m) = self.cur.take() else { return };
+        self.pairs.clear();
+        self.other_pair = PairOpen::default();
+        self.error_minute.clear();
+        self.stored = Stored::default();
         if let Some(c) = self.counters.as_mut() {
             let rows = &mut self.counter_rows;
             rows.clear();
@@ -594,12 +694,9 @@ impl<S: Sink> Pipeline<S> {
             engine.counter_minute(m.minute, &self.counter_rows, &mut self.alert_out);
             engine.tick(alerts::minute_end(m.minute), &mut self.alert_out);
         }
-        for row in self.counter_rows.drain(..) {
-            self.sink.send(StoreEvent::Counter(row));
-        }
+        self.counter_rows.clear();
         self.drain_alerts();
         self.summary.pair_overflow += m.pair_overflow;
-        self.sink.send(StoreEvent::Minute(m));
     }
 
     /// End of one input file: flushes the minute and every open flow (frame numbers and TCP
@@ -630,10 +727,13 @@ impl<S: Sink> Pipeline<S> {
         self.sink.flush();
     }
 
-    /// Daemon timer: pushes the current minute if packet time has moved past it.
+    /// Daemon timer (once a second): ends the current minute if packet time has moved past it,
+    /// else hands the store what the open minute gained since the last tick.
     pub fn tick(&mut self, now: Ts) {
         if self.cur.is_some_and(|m| m.minute < now.minute()) {
             self.flush_minute();
+        } else {
+            self.store_open_minute();
         }
         if let Some(engine) = self.alerts.as_mut() {
             engine.tick(now, &mut self.alert_out);

@@ -74,11 +74,11 @@ fn a_batch_that_fails_for_good_is_dropped_counted_and_the_writer_goes_on() {
     let health = std::sync::Arc::clone(&sink.health);
     // A damaged schema: the table of counter rows is gone (not a transient error).
     Connection::open(&db).unwrap().execute_batch("DROP TABLE counter_minute").unwrap();
-    sink.send(StoreEvent::Counter(mirrorwatch::rules::counters::CounterRow {
+    sink.send(StoreEvent::Counter(mirrorwatch::pipeline::CounterDelta {
         minute: 60,
         counter: "c".into(),
         key: String::new(),
-        value: 5,
+        delta: 5,
     }));
     sink.flush();
     wait_for("the bad batch to be dropped", Duration::from_secs(10), || {

@@ -164,6 +164,18 @@ impl TcpCounts {
     pub fn is_empty(&self) -> bool {
         *self == TcpCounts::default()
     }
+    /// `self - earlier` count by count (counts only grow within a minute).
+    pub fn minus(&self, o: &TcpCounts) -> TcpCounts {
+        TcpCounts {
+            retransmissions: self.retransmissions.saturating_sub(o.retransmissions),
+            fast_retransmissions: self.fast_retransmissions.saturating_sub(o.fast_retransmissions),
+            spurious_retransmissions: self.spurious_retransmissions.saturating_sub(o.spurious_retransmissions),
+            duplicate_acks: self.duplicate_acks.saturating_sub(o.duplicate_acks),
+            out_of_order: self.out_of_order.saturating_sub(o.out_of_order),
+            lost_segments: self.lost_segments.saturating_sub(o.lost_segments),
+            zero_windows: self.zero_windows.saturating_sub(o.zero_windows),
+        }
+    }
 }
 
 /// One conversation.

@@ -245,17 +245,19 @@ impl CounterEngine {
         &self.rules[i].id
     }
 
-    /// Rows of the minute that ends, and a fresh minute.
-    pub fn flush(&mut self, minute: i64, mut emit: impl FnMut(CounterRow)) {
+    /// Rows of the minute so far (total, top groups, "other"), without ending it: the store
+    /// gets them with each batch, so a crash loses at most the last second of counts.
+    pub fn rows(&self, minute: i64, mut emit: impl FnMut(CounterRow)) {
         for (i, r) in self.rules.iter().enumerate() {
-            let st = &mut self.minute[i];
+            let st = &self.minute[i];
             if st.total == 0 {
                 continue;
             }
             emit(CounterRow { minute, counter: r.id.clone(), key: String::new(), value: st.total });
             if !r.group_by.is_empty() {
                 let mut groups: Vec<(GroupKey, u64)> = st.groups.iter().map(|(k, v)| (*k, *v)).collect();
-                groups.sort_unstable_by_key(|g| std::cmp::Reverse(g.1));
+                // Ties broken by key, so successive snapshots of one minute agree on the top.
+                groups.sort_unstable_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.used().cmp(b.0.used())));
                 let rest: u64 = groups.iter().skip(self.top_groups).map(|g| g.1).sum::<u64>() + st.overflow;
                 for (k, v) in groups.iter().take(self.top_groups) {
                     emit(CounterRow { minute, counter: r.id.clone(), key: k.text(&r.group_by), value: *v });
@@ -263,6 +265,19 @@ impl CounterEngine {
                 if rest > 0 {
                     emit(CounterRow { minute, counter: r.id.clone(), key: "other".into(), value: rest });
                 }
+            }
+        }
+    }
+
+    /// Rows of the minute that ends, and a fresh minute.
+    pub fn flush(&mut self, minute: i64, emit: impl FnMut(CounterRow)) {
+        self.rows(minute, emit);
+        for (i, r) in self.rules.iter().enumerate() {
+            let st = &mut self.minute[i];
+            if st.total == 0 {
+                continue;
+            }
+            if !r.group_by.is_empty() {
                 self.group_overflow += st.overflow;
             }
             // Run totals are the sum of the minutes.

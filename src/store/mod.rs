@@ -477,6 +477,9 @@ fn write_batch(conn: &mut Connection, batch: &[StoreEvent]) -> anyhow::Result<()
     let tx = conn.transaction()?;
     {
         let mut counter = tx.prepare_cached(&counter_sql)?;
+        let mut counter_gone = tx.prepare_cached(
+            "DELETE FROM counter_minute WHERE counter = ?1 AND minute = ?2 AND key = ?3 AND value <= 0",
+        )?;
         let mut volume = tx.prepare_cached(&volume_sql)?;
         let mut id_event = tx.prepare_cached(
             "INSERT INTO identity_events (ts, kind, mac, ip, users, hostname, frame) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
@@ -629,7 +632,11 @@ fn write_batch(conn: &mut Connection, batch: &[StoreEvent]) -> anyhow::Result<()
                     ])?;
                 }
                 StoreEvent::Counter(c) => {
-                    counter.execute(rusqlite::params![c.counter, c.minute, c.key, c.value as i64])?;
+                    counter.execute(rusqlite::params![c.counter, c.minute, c.key, c.delta])?;
+                    if c.delta < 0 {
+                        // A group pushed out of a minute's top gave its value to "other".
+                        counter_gone.execute(rusqlite::params![c.counter, c.minute, c.key])?;
+                    }
                 }
                 StoreEvent::Minute(m) => {
                     let head: [Value; 10] = [
