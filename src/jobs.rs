@@ -157,12 +157,14 @@ fn dir_size(p: &Path) -> u64 {
         .unwrap_or(0)
 }
 
-/// Deletes what is older than `days` before the newest stored minute.
+/// Deletes what is older than `days` before the newest stored minute — never what is younger
+/// than `days` of wall time, and never measured from a minute beyond the wall clock (a frame
+/// stamped 2099 must not make retention delete every real row).
 pub fn retention(conn: &Connection, days: u64) -> anyhow::Result<String> {
-    let newest: Option<i64> =
-        conn.query_row("SELECT max(minute) FROM traffic_minute", [], |r| r.get(0)).optional()?.flatten();
+    let wall = crate::time::wall_now().secs();
+    let newest = crate::store::read::newest_minute(conn, wall)?;
     let Some(newest) = newest else { return Ok("nothing stored yet".into()) };
-    let cut = newest - days as i64 * 86_400;
+    let cut = newest.min(wall).saturating_sub((days as i64).saturating_mul(86_400));
     let cut_us = cut * 1_000_000;
     let cut_text = crate::time::Ts(cut * 1_000_000_000).rfc3339();
     let mut deleted = 0usize;
@@ -191,8 +193,7 @@ pub fn retention(conn: &Connection, days: u64) -> anyhow::Result<String> {
 
 /// The daily report: the last 24 hours before the newest stored minute, as an outbox row.
 pub fn daily_digest(conn: &Connection, mail: bool) -> anyhow::Result<String> {
-    let newest: Option<i64> =
-        conn.query_row("SELECT max(minute) FROM traffic_minute", [], |r| r.get(0)).optional()?.flatten();
+    let newest = crate::store::read::newest_minute(conn, crate::time::wall_now().secs())?;
     let Some(newest) = newest else { return Ok("nothing stored yet".into()) };
     let from = newest + 60 - 86_400;
     let (packets, bytes, drops, pr): (i64, i64, i64, i64) = conn.query_row(

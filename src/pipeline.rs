@@ -64,6 +64,8 @@ pub struct MinuteStats {
     pub tcp: TcpCounts,
     /// Retransmissions between two private addresses (the "bad cable" signal).
     pub private_retransmissions: u64,
+    /// Frames stamped beyond the wall clock, counted in this (trusted) minute instead.
+    pub time_jumps: u64,
     /// Host pairs that did not fit in the per-minute table.
     pub pair_overflow: u64,
 }
@@ -83,6 +85,7 @@ impl MinuteStats {
             drops: self.drops - e.drops,
             tcp: self.tcp.minus(&e.tcp),
             private_retransmissions: self.private_retransmissions - e.private_retransmissions,
+            time_jumps: self.time_jumps - e.time_jumps,
             pair_overflow: self.pair_overflow - e.pair_overflow,
         }
     }
@@ -138,6 +141,12 @@ pub enum StoreEvent {
     /// Ongoing alerts rolled up (queued for mail).
     Digest(Box<alerts::Digest>),
 }
+
+/// How far beyond the wall clock a packet timestamp may be and still be trusted. Further is a
+/// clock that is wrong (a Pi without a real-time clock, a damaged or crafted file): such a frame
+/// is analysed at the last trusted time and counted as a time jump, so it can neither create a
+/// minute in 2099 that retention would measure from, nor move the alert windows.
+pub const FUTURE_TOLERANCE_SECS: i64 = 86_400;
 
 /// Successful logins remembered per address, to name the user in alerts.
 const MAX_USER_BY_IP: usize = 10_000;
@@ -259,6 +268,10 @@ pub struct Pipeline<S: Sink> {
     /// The last frames each alert-followed counter matched (indexed like the counters), attached
     /// to its alerts as evidence.
     evidence: Vec<EvidenceRing>,
+    /// Newest packet time not beyond the wall clock, and the wall-clock limit last read (the
+    /// clock is read again only when a frame claims to be beyond it).
+    trusted: Option<Ts>,
+    wall_limit: Ts,
 }
 
 /// The last [`EVIDENCE_FRAMES`] frames of one counter; buffers are reused, so keeping evidence
@@ -321,6 +334,8 @@ impl<S: Sink> Pipeline<S> {
             user_by_ip: HashMap::default(),
             digest_every_secs: 3600,
             evidence: Vec::new(),
+            trusted: None,
+            wall_limit: Ts(i64::MIN),
         }
     }
 
@@ -373,7 +388,8 @@ impl<S: Sink> Pipeline<S> {
     /// transport taken from the reassembled datagram when this fragment completed one —, the TCP
     /// analysis and the dissectors' facts) and the outcome to `f`.
     pub fn process_with<R>(&mut self, pkt: &RawPacket<'_>, f: impl FnOnce(&Ctx<'_, '_>, &PacketOutcome) -> R) -> R {
-        let d = decode::decode(pkt);
+        let mut d = decode::decode(pkt);
+        d.ts = self.trust(d.ts);
         if d.ip.is_some_and(|ip| ip.fragment) {
             let mut buf = std::mem::take(&mut self.datagram);
             if self.reassembler.offer(&d, &mut buf) {
@@ -387,6 +403,27 @@ impl<S: Sink> Pipeline<S> {
         }
         let o = self.process_decoded(&d);
         f(&Ctx { d: &d, tcp: &o.tcp, stream: o.stream, app: &self.app }, &o)
+    }
+
+    /// The time a frame is analysed at: its own, unless it lies beyond the wall clock plus
+    /// [`FUTURE_TOLERANCE_SECS`]; then the last trusted time (or the wall clock), counted.
+    fn trust(&mut self, ts: Ts) -> Ts {
+        if ts > self.wall_limit {
+            let wall = crate::time::wall_now();
+            self.wall_limit = Ts(wall.0.saturating_add(FUTURE_TOLERANCE_SECS * crate::time::NANOS_PER_SEC));
+            if ts > self.wall_limit {
+                self.summary.capture.time_jumps += 1;
+                let at = self.trusted.unwrap_or(wall);
+                let minute = at.minute();
+                if self.cur.is_some_and(|m| m.minute != minute) {
+                    self.flush_minute();
+                }
+                self.cur.get_or_insert_with(|| MinuteStats { minute, ..Default::default() }).time_jumps += 1;
+                return at;
+            }
+        }
+        self.trusted = Some(self.trusted.map_or(ts, |t| t.max(ts)));
+        ts
     }
 
     fn process_decoded(&mut self, d: &Decoded<'_>) -> PacketOutcome {

@@ -47,6 +47,8 @@ pub struct CaptureCounters {
     pub truncated_frames: u64,
     pub decode_errors: u64,
     pub drops: u64,
+    /// Frames stamped beyond the wall clock (see `pipeline::FUTURE_TOLERANCE_SECS`).
+    pub time_jumps: u64,
     /// Frames whose decoding stopped early, by (layer, reason).
     pub stops: [[u64; 4]; 7],
 }
@@ -255,6 +257,7 @@ impl Summary {
                 "truncated_frames": self.capture.truncated_frames,
                 "decode_errors": self.capture.decode_errors,
                 "drops": self.capture.drops,
+                "time_jumps": self.capture.time_jumps,
                 "stopped_layers": stops,
                 "flow_evictions": fs.evicted,
                 "flow_expirations": fs.expired,

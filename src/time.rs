@@ -34,6 +34,12 @@ impl Ts {
     }
 }
 
+/// The wall clock (only for judging packet time, never instead of it).
+pub fn wall_now() -> Ts {
+    let d = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    Ts::from_secs_nanos(d.as_secs() as i64, d.subsec_nanos() as i64)
+}
+
 /// Days since 1970-01-01 to (year, month, day) in the proleptic Gregorian calendar
 /// (Howard Hinnant's civil_from_days).
 pub fn civil_from_days(z: i64) -> (i64, u32, u32) {

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::Context;
 
@@ -35,11 +35,6 @@ pub struct RunArgs {
 
 /// How often the mailer looks at the outbox.
 const MAIL_POLL: Duration = Duration::from_secs(2);
-
-fn wall_now() -> Ts {
-    let d = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
-    Ts::from_secs_nanos(d.as_secs() as i64, d.subsec_nanos() as i64)
-}
 
 /// Watches the rule directory: a change of any `*.toml` (name, size or mtime) triggers a reload.
 /// An invalid rule set is reported and not applied: the running rules stay.
@@ -281,7 +276,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<Outcome> {
         }
         if last_tick.elapsed() >= Duration::from_secs(1) {
             last_tick = Instant::now();
-            let now = wall_now();
+            let now = crate::time::wall_now();
             if let Some(d) = src.drops() {
                 let total = d.dropped + d.if_dropped;
                 if total > last_dropped {

@@ -9,6 +9,7 @@
 //! Counters are upserted (`+=`): a minute that appears twice (time running backwards in a merged
 //! capture, or two files of one day) adds up instead of overwriting.
 
+pub mod read;
 pub mod schema;
 
 use std::collections::VecDeque;
@@ -446,6 +447,7 @@ fn write_batch(conn: &mut Connection, batch: &[StoreEvent]) -> anyhow::Result<()
             "decode_errors",
             "drops",
             "private_retransmissions",
+            "time_jumps",
         ]),
     );
     let pair_sql = upsert_sql("tcp_pair_minute", &["minute", "src", "dst"], &with_tcp(&["packets", "bytes"]));
@@ -639,7 +641,7 @@ fn write_batch(conn: &mut Connection, batch: &[StoreEvent]) -> anyhow::Result<()
                     }
                 }
                 StoreEvent::Minute(m) => {
-                    let head: [Value; 10] = [
+                    let head: [Value; 11] = [
                         m.minute.into(),
                         (m.packets as i64).into(),
                         (m.bytes as i64).into(),
@@ -650,6 +652,7 @@ fn write_batch(conn: &mut Connection, batch: &[StoreEvent]) -> anyhow::Result<()
                         (m.decode_errors as i64).into(),
                         (m.drops as i64).into(),
                         (m.private_retransmissions as i64).into(),
+                        (m.time_jumps as i64).into(),
                     ];
                     minute.execute(params_from_iter(head.into_iter().chain(tcp_values(&m.tcp))))?;
                 }
@@ -710,7 +713,7 @@ pub type AlertHistory = (Vec<crate::rules::counters::CounterRow>, Vec<(String, S
 pub fn alert_history(db: &Path, counters: &[String]) -> rusqlite::Result<AlertHistory> {
     let conn = Connection::open(db)?;
     conn.busy_timeout(std::time::Duration::from_secs(10))?;
-    let newest: Option<i64> = conn.query_row("SELECT max(minute) FROM counter_minute", [], |r| r.get(0))?;
+    let newest = read::newest_counter_minute(&conn, crate::time::wall_now().secs())?;
     let mut rows = Vec::new();
     if let Some(newest) = newest {
         let from = newest - crate::rules::alerts::BASELINE_DAYS * 86_400;

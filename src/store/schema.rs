@@ -106,7 +106,9 @@ const MIGRATIONS: &[&str] = &[
         kind TEXT NOT NULL,                  -- store.failing | store.recovered | store.lost | time.jump
         count INTEGER NOT NULL, detail TEXT NOT NULL
     );
-    CREATE INDEX health_events_ts ON health_events(ts_us);",
+    CREATE INDEX health_events_ts ON health_events(ts_us);
+    -- frames stamped beyond the wall clock, counted at the last trusted minute instead
+    ALTER TABLE traffic_minute ADD COLUMN time_jumps INTEGER NOT NULL DEFAULT 0;",
 ];
 
 /// Current schema version.
