@@ -18,6 +18,7 @@ pub mod identity;
 pub mod jobs;
 pub mod mail;
 pub mod pipeline;
+pub mod redact;
 pub mod rules;
 pub mod store;
 pub mod summary;

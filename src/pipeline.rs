@@ -783,14 +783,16 @@ impl<S: Sink> Pipeline<S> {
 /// A frame matched by a counter with `app_error = true`: the error is the counter's id, the
 /// message the start of the payload (printable, bounded).
 fn pattern_error(d: &Decoded<'_>, id: &str, stream: Option<u64>) -> AppError {
-    let p = if d.payload.is_empty() { d.data } else { d.payload };
-    let text: String =
-        String::from_utf8_lossy(&p[..p.len().min(200)]).chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
     let ports = match d.transport {
         Transport::Tcp(t) => Some((t.src_port, t.dst_port)),
         Transport::Udp(u) => Some((u.src_port, u.dst_port)),
         _ => None,
     };
+    let p = if d.payload.is_empty() { d.data } else { d.payload };
+    let (sp, dp) = ports.unwrap_or((0, 0));
+    // The message is built from wire bytes: credentials are overwritten first.
+    let p = crate::redact::copy(sp, dp, matches!(d.transport, Transport::Tcp(_)), &p[..p.len().min(200)]);
+    let text: String = String::from_utf8_lossy(&p).chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
     let (src, dst) = match (d.ip, ports) {
         (Some(ip), Some((sp, dp))) => (Some((ip.src, sp)), Some((ip.dst, dp))),
         (Some(ip), None) => (Some((ip.src, 0)), Some((ip.dst, 0))),

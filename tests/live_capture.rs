@@ -67,7 +67,7 @@ fn is_root() -> bool {
 #[test]
 fn live_capture_on_a_veth_stores_what_analyze_finds_in_tcpdumps_file() {
     if !is_root() || !["ip", "nft", "tcpdump", "curl", "python3"].iter().all(|t| tool(t)) {
-        eprintln!("SKIP: live capture test needs root, iproute2, nftables, tcpdump, curl and python3");
+        common::skip_or_fail("live capture test needs root, iproute2, nftables, tcpdump, curl and python3");
         return;
     }
     let tmp = tempfile::tempdir().unwrap();

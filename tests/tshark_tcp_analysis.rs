@@ -73,7 +73,7 @@ fn tcp_analysis_matches_tshark_on_lab_captures() {
     }
     let files = captures_in(&lab_dir());
     if files.is_empty() {
-        eprintln!("SKIP: no lab captures in {}", lab_dir().display());
+        common::skip_or_fail(&format!("no lab captures in {}", lab_dir().display()));
         return;
     }
     assert_agrees("lab", &files);

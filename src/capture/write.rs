@@ -39,13 +39,17 @@ pub fn pcapng(frames: &[Evidence]) -> Vec<u8> {
     for f in frames {
         let iface = links.iter().position(|l| *l == f.link).unwrap_or(0) as u32;
         let ns = f.ts.0.max(0) as u64;
-        let mut epb = Vec::with_capacity(20 + f.data.len());
+        // Evidence leaves the box (mail, download): credentials are overwritten here, the one
+        // place every evidence file is written.
+        let mut data = f.data.clone();
+        crate::redact::frame(f.link, f.orig_len, f.ts, &mut data);
+        let mut epb = Vec::with_capacity(20 + data.len());
         epb.extend_from_slice(&iface.to_le_bytes());
         epb.extend_from_slice(&((ns >> 32) as u32).to_le_bytes());
         epb.extend_from_slice(&(ns as u32).to_le_bytes());
-        epb.extend_from_slice(&(f.data.len() as u32).to_le_bytes());
-        epb.extend_from_slice(&f.orig_len.max(f.data.len() as u32).to_le_bytes());
-        epb.extend_from_slice(&f.data);
+        epb.extend_from_slice(&(data.len() as u32).to_le_bytes());
+        epb.extend_from_slice(&f.orig_len.max(data.len() as u32).to_le_bytes());
+        epb.extend_from_slice(&data);
         block(&mut out, 6, &epb);
     }
     out

@@ -49,6 +49,15 @@ pub struct DhcpFrame {
     pub hostname: Option<String>,
 }
 
+/// POP3 commands (RFC 1939, 2449, 5034, 6856, 2595): anything else on a client line is shown as
+/// [`REDACTED`].
+const POP_VERBS: &[&str] = &[
+    "USER", "PASS", "APOP", "STAT", "LIST", "RETR", "DELE", "NOOP", "RSET", "QUIT", "TOP", "UIDL", "CAPA", "STLS",
+    "AUTH", "UTF8", "LANG",
+];
+/// What a filter field shows instead of a value that may be a credential.
+pub const REDACTED: &str = "<redacted>";
+
 /// `pop.request.*` of a client segment: the first line's command and argument. The argument of
 /// PASS (and APOP's digest) is left out: passwords are never kept, not even for a filter, since a
 /// counter grouped by the field would store it.
@@ -63,6 +72,24 @@ fn pop_frame(payload: &[u8], from_client: bool) -> PopFrame {
         None => (line, None),
     };
     let secret = cmd.eq_ignore_ascii_case(b"PASS") || cmd.eq_ignore_ascii_case(b"APOP");
+    if !cmd.is_empty() && !POP_VERBS.iter().any(|v| cmd.eq_ignore_ascii_case(v.as_bytes())) {
+        // Not a POP3 command: a SASL response on its own line, or the tail of a split line. The
+        // field is present (as in Wireshark) but its value is never the wire's.
+        return PopFrame { command: Some(REDACTED.to_string()), parameter: None };
+    }
+    // AUTH keeps its mechanism; an initial response after it is a credential.
+    let arg = match arg {
+        Some(a) if cmd.eq_ignore_ascii_case(b"AUTH") => match a.iter().position(|b| *b == b' ') {
+            Some(i) => {
+                return PopFrame {
+                    command: Some(identity::name_from_wire(cmd)),
+                    parameter: Some(format!("{} {REDACTED}", identity::name_from_wire(&a[..i]))),
+                }
+            }
+            None => Some(a),
+        },
+        a => a,
+    };
     PopFrame {
         command: (!cmd.is_empty()).then(|| identity::name_from_wire(cmd)),
         parameter: arg.filter(|a| !a.is_empty() && !secret).map(identity::name_from_wire),

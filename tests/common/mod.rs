@@ -12,6 +12,15 @@ use mirrorwatch::flow::tcp::TcpFlags;
 use mirrorwatch::flow::FlowConfig;
 use mirrorwatch::pipeline::{NullSink, Pipeline, PipelineConfig};
 
+/// A test that cannot run here (no tshark, no corpus, not root) says so and passes — except in
+/// CI (`CI` set), where everything it needs is installed and a skip would hide a failure.
+pub fn skip_or_fail(why: &str) {
+    if std::env::var_os("CI").is_some_and(|v| !v.is_empty() && v != "false") {
+        panic!("required in CI, but: {why}");
+    }
+    eprintln!("SKIP: {why}");
+}
+
 /// The shared capture corpus (`../shared/corpus`, or `MIRRORWATCH_CORPUS`), if present.
 pub fn corpus_dir() -> Option<PathBuf> {
     let dir = std::env::var_os("MIRRORWATCH_CORPUS")
@@ -20,7 +29,7 @@ pub fn corpus_dir() -> Option<PathBuf> {
     if dir.is_dir() {
         Some(dir)
     } else {
-        eprintln!("SKIP: capture corpus not found at {} (set MIRRORWATCH_CORPUS)", dir.display());
+        skip_or_fail(&format!("capture corpus not found at {} (set MIRRORWATCH_CORPUS)", dir.display()));
         None
     }
 }
@@ -42,7 +51,7 @@ pub fn lab_dir() -> PathBuf {
 pub fn have_tshark() -> bool {
     let ok = Command::new("tshark").arg("--version").output().map(|o| o.status.success()).unwrap_or(false);
     if !ok {
-        eprintln!("SKIP: tshark not installed");
+        skip_or_fail("tshark not installed");
     }
     ok
 }
