@@ -65,6 +65,9 @@ pub fn schedule(cfg: &JobsConfig) -> anyhow::Result<Vec<(Job, Cron)>> {
     .collect()
 }
 
+/// Unsent mails kept at most (the newest win).
+pub const MAX_PENDING_MAIL: i64 = 1000;
+
 pub struct Jobs {
     cfg: Config,
     db: PathBuf,
@@ -109,6 +112,16 @@ impl Jobs {
             format!("{} free of {}; store uses {} of a {} budget", mib(avail), mib(total), mib(used), mib(budget));
         if low {
             raise_disk_low(conn, &self.rules_dir, &probe, &msg)?;
+        } else {
+            // Space is back: the episode ends (the next shortage is a new alert).
+            let n = conn.execute(
+                "UPDATE alerts SET state = 'cleared', cleared_us = ?1
+                 WHERE state = 'active' AND key = ?2 AND summary LIKE 'storage almost full%'",
+                params![wall_us(), probe.display().to_string()],
+            )?;
+            if n > 0 {
+                tracing::info!("disk.low cleared: {msg}");
+            }
         }
         Ok(msg)
     }
@@ -183,11 +196,25 @@ pub fn retention(conn: &Connection, days: u64) -> anyhow::Result<String> {
         deleted += conn.execute(sql, [p])?;
     }
     deleted += conn.execute("DELETE FROM identity_events WHERE ts < ?1", [&cut_text])?;
-    // Sent mail is kept a while for the dashboard; unsent mail is never deleted.
+    // Sent and failed mail is kept a while for the dashboard. Unsent mail waits a week for the
+    // mail server (then it is marked failed and its evidence dropped), and at most
+    // MAX_PENDING_MAIL rows wait at once: the outbox has a bound even when mail never works.
+    let now = wall_us();
     deleted += conn.execute(
-        "DELETE FROM outbox WHERE state = 'sent' AND sent_us < ?1",
-        [wall_us() - days as i64 * 86_400_000_000],
+        "DELETE FROM outbox WHERE state IN ('sent', 'failed') AND coalesce(sent_us, created_us) < ?1",
+        [now - days as i64 * 86_400_000_000],
     )?;
+    conn.execute(
+        "UPDATE outbox SET state = 'failed', evidence = NULL, last_error = 'not sent within 7 days'
+         WHERE state = 'pending' AND created_us < ?1",
+        [now - 7 * 86_400_000_000],
+    )?;
+    deleted += conn.execute(
+        "DELETE FROM outbox WHERE state = 'pending' AND id NOT IN
+           (SELECT id FROM outbox WHERE state = 'pending' ORDER BY id DESC LIMIT ?1)",
+        [MAX_PENDING_MAIL],
+    )?;
+    deleted += conn.execute("DELETE FROM health_events WHERE ts_us < ?1", [now - 3 * days as i64 * 86_400_000_000])?;
     Ok(format!("{deleted} rows older than {cut_text} deleted"))
 }
 

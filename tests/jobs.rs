@@ -100,3 +100,25 @@ fn the_disk_watchdog_raises_disk_low_once_per_suppression() {
     assert_eq!(count(&c, "SELECT count(*) FROM outbox WHERE kind = 'alert'"), 1);
     jobs.run(Job::Optimize).unwrap();
 }
+
+#[test]
+fn unsent_mail_has_a_bound_when_mail_never_works() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("m.db");
+    analyze_into(&db, &["lab-http-clean.pcap"]);
+    let c = Connection::open(&db).unwrap();
+    let now = mirrorwatch::store::wall_us();
+    // A mail server that never answered: 1,500 pending mails with evidence, 200 of them old.
+    for i in 0..1500i64 {
+        let created = if i < 200 { now - 8 * 86_400_000_000 } else { now - i };
+        c.execute(
+            "INSERT INTO outbox (created_us, kind, payload, evidence, next_try_us) VALUES (?1, 'alert', '{}', x'00ff', ?1)",
+            [created],
+        )
+        .unwrap();
+    }
+    mirrorwatch::jobs::retention(&c, 30).unwrap();
+    assert_eq!(count(&c, "SELECT count(*) FROM outbox WHERE state = 'pending'"), 1000);
+    assert_eq!(count(&c, "SELECT count(*) FROM outbox WHERE state = 'failed' AND evidence IS NOT NULL"), 0);
+    assert!(count(&c, "SELECT count(*) FROM outbox") <= 1200);
+}

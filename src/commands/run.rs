@@ -202,7 +202,8 @@ pub fn run(args: RunArgs) -> anyhow::Result<Outcome> {
     let mut rules = RuleWatch::new(rules_dir.clone());
     // Configuration mistakes stop the daemon before it starts capturing.
     let plan = crate::jobs::schedule(&cfg.jobs)?;
-    let mailer = match crate::mail::enabled(&cfg.mail) {
+    let mail_on = crate::mail::enabled(&cfg.mail);
+    let mailer = match mail_on {
         true => Some(crate::mail::Mailer::new(&cfg.mail, &db)?),
         false => {
             tracing::warn!("[mail] server or to not set: alerts are stored, not mailed");
@@ -220,7 +221,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<Outcome> {
     let bg_stop = Arc::new(AtomicBool::new(false));
 
     if let Some(replay) = &args.replay {
-        let sink = SqliteSink::start(&db, Backpressure::Block)?;
+        let sink = SqliteSink::start_with(&db, Backpressure::Block, mail_on)?;
         let threads = background(&bg_stop);
         let mut p = Pipeline::new(cfg.flows.clone(), cfg.pipeline.clone(), sink);
         p.digest_every_secs = cfg.mail.digest_every_secs();
@@ -249,7 +250,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<Outcome> {
 
     let mut src = LiveSource::open(&cfg.capture).context("starting live capture")?;
     tracing::info!("capturing on {} (link type {})", cfg.capture.interface, src.link_type().name());
-    let sink = SqliteSink::start(&db, Backpressure::Drop)?;
+    let sink = SqliteSink::start_with(&db, Backpressure::Drop, mail_on)?;
     let threads = background(&bg_stop);
     let mut p = Pipeline::new(cfg.flows.clone(), cfg.pipeline.clone(), sink);
     p.digest_every_secs = cfg.mail.digest_every_secs();

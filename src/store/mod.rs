@@ -123,13 +123,19 @@ pub struct WriterStats {
 impl SqliteSink {
     /// Opens the database (running migrations) and starts the writer thread.
     pub fn start(path: &Path, mode: Backpressure) -> anyhow::Result<SqliteSink> {
+        Self::start_with(path, mode, true)
+    }
+
+    /// `outbox`: whether mailed alerts are queued for the mailer. Without a `[mail]` section
+    /// nothing would ever send (and delete) them, so alerts are stored without outbox rows.
+    pub fn start_with(path: &Path, mode: Backpressure, outbox: bool) -> anyhow::Result<SqliteSink> {
         let conn = open(path)?;
         let (tx, rx) = sync_channel::<Vec<StoreEvent>>(QUEUE_BATCHES);
         let health = Arc::new(StoreHealth::default());
         let h = Arc::clone(&health);
         let writer = std::thread::Builder::new()
             .name("store-writer".into())
-            .spawn(move || Writer::new(conn, mode, h).run(rx))
+            .spawn(move || Writer::new(conn, mode, h, outbox).run(rx))
             .context("starting the store writer thread")?;
         Ok(SqliteSink {
             tx: Some(tx),
@@ -231,11 +237,13 @@ struct Writer {
     spell_failures: u64,
     spell_lost: u64,
     last_health_log: Option<Instant>,
+    outbox: bool,
 }
 
 impl Writer {
-    fn new(conn: Connection, mode: Backpressure, health: Arc<StoreHealth>) -> Writer {
+    fn new(conn: Connection, mode: Backpressure, health: Arc<StoreHealth>, outbox: bool) -> Writer {
         Writer {
+            outbox,
             conn,
             mode,
             health,
@@ -327,7 +335,7 @@ impl Writer {
     /// back, so a retry cannot count anything twice).
     fn write_oldest(&mut self) -> anyhow::Result<()> {
         let Some(batch) = self.held.front() else { return Ok(()) };
-        match write_batch(&mut self.conn, batch) {
+        match write_batch(&mut self.conn, batch, self.outbox) {
             Ok(()) => {
                 let b = self.held.pop_front().expect("non-empty");
                 self.held_events -= b.len();
@@ -433,7 +441,7 @@ fn with_tcp(cols: &[&'static str]) -> Vec<&'static str> {
     cols.iter().copied().chain(TcpCounts::COLUMNS).collect()
 }
 
-fn write_batch(conn: &mut Connection, batch: &[StoreEvent]) -> anyhow::Result<()> {
+fn write_batch(conn: &mut Connection, batch: &[StoreEvent], with_outbox: bool) -> anyhow::Result<()> {
     let minute_sql = upsert_sql(
         "traffic_minute",
         &["minute"],
@@ -535,7 +543,7 @@ fn write_batch(conn: &mut Connection, batch: &[StoreEvent]) -> anyhow::Result<()
                                 n.suppressed,
                                 serde_json::to_string(&n.context)?,
                             ])?;
-                            if n.mail {
+                            if n.mail && with_outbox {
                                 let id = tx.last_insert_rowid();
                                 let pcap = (!n.evidence.is_empty()).then(|| crate::capture::write::pcapng(&n.evidence));
                                 outbox.execute(rusqlite::params![
@@ -561,7 +569,7 @@ fn write_batch(conn: &mut Connection, batch: &[StoreEvent]) -> anyhow::Result<()
                 StoreEvent::Digest(d) => {
                     let mut d = (**d).clone();
                     d.lines.retain(|l| l.mail);
-                    if !d.lines.is_empty() {
+                    if !d.lines.is_empty() && with_outbox {
                         outbox.execute(rusqlite::params![
                             wall_us(),
                             "digest",
