@@ -113,12 +113,14 @@ impl Jobs {
         if low {
             raise_disk_low(conn, &self.rules_dir, &probe, &msg)?;
         } else {
-            // Space is back: the episode ends (the next shortage is a new alert).
-            let n = conn.execute(
-                "UPDATE alerts SET state = 'cleared', cleared_us = ?1
-                 WHERE state = 'active' AND key = ?2 AND summary LIKE 'storage almost full%'",
-                params![wall_us(), probe.display().to_string()],
-            )?;
+            // Space is back: the episodes of the disk.low rules end (the next shortage is new).
+            let mut n = 0;
+            for r in disk_rules(&self.rules_dir) {
+                n += conn.execute(
+                    "UPDATE alerts SET state = 'cleared', cleared_us = ?1 WHERE state = 'active' AND rule = ?2 AND key = ?3",
+                    params![wall_us(), r.id, probe.display().to_string()],
+                )?;
+            }
             if n > 0 {
                 tracing::info!("disk.low cleared: {msg}");
             }
@@ -283,12 +285,17 @@ pub fn daily_digest(conn: &Connection, mail: bool) -> anyhow::Result<String> {
     Ok(format!("daily report for {day}: {packets} packets, {errors} app errors, {alerts} alerts"))
 }
 
+/// The alert rules that follow `disk.low` (none while the rule files do not load).
+fn disk_rules(rules_dir: &Path) -> Vec<crate::rules::AlertRule> {
+    let Ok(rules) = RuleSet::load_dir(rules_dir) else { return Vec::new() };
+    rules.alerts.into_iter().filter(|a| matches!(&a.source, AlertSource::Event(e) if e == "disk.low")).collect()
+}
+
 /// Records a `disk.low` alert for every rule that follows it, honouring its suppression.
 fn raise_disk_low(conn: &Connection, rules_dir: &Path, dir: &Path, msg: &str) -> anyhow::Result<()> {
-    let Ok(rules) = RuleSet::load_dir(rules_dir) else { return Ok(()) };
     let now = wall_us();
     let key = dir.display().to_string();
-    for r in rules.alerts.iter().filter(|a| matches!(&a.source, AlertSource::Event(e) if e == "disk.low")) {
+    for r in &disk_rules(rules_dir) {
         let last: Option<i64> = conn
             .query_row("SELECT max(since_us) FROM alerts WHERE rule = ?1 AND key = ?2", params![r.id, key], |x| {
                 x.get(0)

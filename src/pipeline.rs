@@ -683,18 +683,26 @@ impl<S: Sink> Pipeline<S> {
         self.user_volume.flush(|user, v| {
             sink.send(StoreEvent::UserVolume { minute: m.minute, user: user.to_string(), volume: *v })
         });
-        self.store_counter_rows();
     }
 
-    /// Counter rows of the open minute, as changes against what the store holds.
+    /// Counter rows of the open minute so far, as changes against what the store holds.
     fn store_counter_rows(&mut self) {
         let (Some(m), Some(c)) = (self.cur, self.counters.as_ref()) else { return };
+        let mut rows = std::mem::take(&mut self.counter_rows);
+        rows.clear();
+        c.rows(m.minute, |row| rows.push(row));
+        self.store_counter_deltas(m.minute, &rows);
+        self.counter_rows = rows;
+    }
+
+    /// Stores `rows` (a snapshot of the minute's counter rows) as changes against what the
+    /// store holds of that minute.
+    fn store_counter_deltas(&mut self, minute: i64, rows: &[CounterRow]) {
         let mut now: HashMap<(String, String), u64, foldhash::fast::RandomState> =
-            HashMap::with_capacity_and_hasher(self.stored.counters.len(), Default::default());
-        c.rows(m.minute, |row| {
-            now.insert((row.counter, row.key), row.value);
-        });
-        let minute = m.minute;
+            HashMap::with_capacity_and_hasher(rows.len(), Default::default());
+        for r in rows {
+            now.insert((r.counter.clone(), r.key.clone()), r.value);
+        }
         let mut send = |(counter, key): &(String, String), delta: i64| {
             let (counter, key) = (counter.clone(), key.clone());
             self.sink.send(StoreEvent::Counter(CounterDelta { minute, counter, key, delta }));
@@ -717,16 +725,19 @@ impl<S: Sink> Pipeline<S> {
     fn flush_minute(&mut self) {
         self.store_open_minute();
         let Some(m) = self.cur.take() else { return };
+        // The minute's final counter rows serve the store (as changes) and the alert engine.
+        let mut rows = std::mem::take(&mut self.counter_rows);
+        rows.clear();
+        if let Some(c) = self.counters.as_mut() {
+            c.flush(m.minute, |row| rows.push(row));
+            self.summary.group_overflow = c.group_overflow;
+        }
+        self.store_counter_deltas(m.minute, &rows);
+        self.counter_rows = rows;
         self.pairs.clear();
         self.other_pair = PairOpen::default();
         self.error_minute.clear();
         self.stored = Stored::default();
-        if let Some(c) = self.counters.as_mut() {
-            let rows = &mut self.counter_rows;
-            rows.clear();
-            c.flush(m.minute, |row| rows.push(row));
-            self.summary.group_overflow = c.group_overflow;
-        }
         if let Some(engine) = self.alerts.as_mut() {
             engine.counter_minute(m.minute, &self.counter_rows, &mut self.alert_out);
             engine.tick(alerts::minute_end(m.minute), &mut self.alert_out);
@@ -771,6 +782,7 @@ impl<S: Sink> Pipeline<S> {
             self.flush_minute();
         } else {
             self.store_open_minute();
+            self.store_counter_rows();
         }
         if let Some(engine) = self.alerts.as_mut() {
             engine.tick(now, &mut self.alert_out);

@@ -108,6 +108,9 @@ const SAFE_VERBS: &[&str] = &[
     "STOU",
 ];
 
+/// Commands whose whole argument is a secret (or holds one: IMAP LOGIN user password).
+const SECRET_VERBS: &[&str] = &["PASS", "APOP", "LOGIN", "ACCT"];
+
 /// Commands followed by a mechanism name and then (optionally) a SASL response.
 const SASL_VERBS: &[&str] = &["AUTH", "AUTHENTICATE"];
 
@@ -182,20 +185,19 @@ fn login_line(line: &mut [u8], imap: bool) {
         (0, l)
     };
     let (verb, arg_at) = word(l2);
-    let upper: Vec<u8> = verb.to_ascii_uppercase();
-    let verb_s = std::str::from_utf8(&upper).unwrap_or("");
+    let is = |list: &[&str]| list.iter().any(|v| verb.eq_ignore_ascii_case(v.as_bytes()));
     let args = tag_end + arg_at;
-    if SAFE_VERBS.contains(&verb_s) {
+    if is(SAFE_VERBS) {
         return;
     }
-    if SASL_VERBS.contains(&verb_s) {
+    if is(SASL_VERBS) {
         // Keep the mechanism, overwrite an initial response.
         if let Some(sp) = l[args..].iter().position(|b| *b == b' ') {
             mask(&mut line[args + sp + 1..body_len]);
         }
         return;
     }
-    if !verb.is_empty() && verb.len() < l2.len() && matches!(verb_s, "PASS" | "APOP" | "LOGIN" | "ACCT") {
+    if is(SECRET_VERBS) {
         mask(&mut line[args..body_len]);
         return;
     }

@@ -173,8 +173,9 @@ impl KeyState {
         self.prune(minute, window_secs);
         let w = minute.div_euclid(window_secs);
         match self.cur_w {
-            Some(c) if c == w => self.cur_sum = self.cur_sum.saturating_add(v),
-            Some(c) if c < w => {
+            // `minute` is clamped above, so the window index never goes back.
+            Some(c) if c >= w => self.cur_sum = self.cur_sum.saturating_add(v),
+            Some(c) => {
                 self.push_hist(self.cur_sum, hist_cap);
                 // Windows without any value count as zero (a quiet night is part of the baseline).
                 let missed = (w.saturating_sub(c).saturating_sub(1) as u64).min(hist_cap as u64) as usize;
@@ -184,8 +185,6 @@ impl KeyState {
                 self.cur_w = Some(w);
                 self.cur_sum = v;
             }
-            // Unreachable since `minute` is clamped, kept for clarity: add to the current window.
-            Some(_) => self.cur_sum = self.cur_sum.saturating_add(v),
             None => {
                 self.cur_w = Some(w);
                 self.cur_sum = v;

@@ -709,7 +709,7 @@ fn tcp_values(t: &TcpCounts) -> impl Iterator<Item = Value> {
 
 /// Wall-clock microseconds since the epoch (outbox times are about mail, not packets).
 pub fn wall_us() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_micros() as i64).unwrap_or(0)
+    crate::time::wall_now().0 / 1000
 }
 
 /// Stored counter minutes, and (alert, key, last mail) triples.
