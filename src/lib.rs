@@ -7,6 +7,7 @@
 //! live.
 #![forbid(unsafe_code)]
 
+pub mod bounded;
 pub mod capture;
 pub mod commands;
 pub mod config;

@@ -7,6 +7,7 @@
 pub mod dns;
 pub mod errors;
 
+use crate::bounded::LruMap;
 use crate::decode::{Decoded, Transport};
 use crate::flow::tcp::TcpAnalysis;
 use crate::identity::{self, dhcp::Dhcp, kerberos, kerberos::Kerberos, text::TextLogins, IdentityFact};
@@ -118,15 +119,20 @@ pub const MAX_PENDING: usize = 64;
 pub const MAX_PENDING_BYTES: usize = 16 * 1024;
 
 struct Pending {
-    key: (u32, u8),
     next_seq: u32,
     buf: Vec<u8>,
 }
 
-/// Joins in-order TCP segments of one direction until `parse` accepts them.
-#[derive(Default)]
+/// Joins in-order TCP segments of one direction until `parse` accepts them; when full, the
+/// message waiting longest is given up.
 pub struct SegmentJoin {
-    pending: Vec<Pending>,
+    pending: LruMap<(u32, u8), Pending>,
+}
+
+impl Default for SegmentJoin {
+    fn default() -> Self {
+        SegmentJoin { pending: LruMap::new(MAX_PENDING) }
+    }
 }
 
 impl SegmentJoin {
@@ -141,28 +147,24 @@ impl SegmentJoin {
     ) -> Option<T> {
         let Some(key) = key else { return parse(p) };
         let next = seq.wrapping_add(seg_len);
-        if let Some(i) = self.pending.iter().position(|e| e.key == key) {
-            let e = &mut self.pending[i];
+        if let Some(e) = self.pending.get_mut(&key) {
             if e.next_seq == seq && e.buf.len() + p.len() <= MAX_PENDING_BYTES {
                 e.buf.extend_from_slice(p);
                 e.next_seq = next;
                 if let Some(v) = parse(&e.buf) {
-                    self.pending.swap_remove(i);
+                    self.pending.remove(&key);
                     return Some(v);
                 }
                 return None;
             }
-            self.pending.swap_remove(i);
+            self.pending.remove(&key);
         }
         if let Some(v) = parse(p) {
             return Some(v);
         }
         // The start of a message that continues in later segments.
-        if self.pending.len() >= MAX_PENDING {
-            self.pending.remove(0);
-        }
         if p.len() <= MAX_PENDING_BYTES {
-            self.pending.push(Pending { key, next_seq: next, buf: p.to_vec() });
+            self.pending.insert(key, Pending { next_seq: next, buf: p.to_vec() });
         }
         None
     }
@@ -230,7 +232,7 @@ impl Dissectors {
                 // Retransmitted and out-of-order segments only fill holes (Wireshark dissects
                 // neither on its own).
                 let refill = tcp.is_retransmission() || tcp.flags.has(crate::flow::tcp::TcpFlags::OUT_OF_ORDER);
-                if let Some(m) = self.http.segment(d.payload, t.seq, t.seg_len, refill, flow, d.frame) {
+                if let Some(m) = self.http.segment(d.payload, t.seq, t.seg_len, refill, flow) {
                     f.set_http(&m);
                     // A 5xx response is an application error, at the frame that completed it.
                     f.errors.extend(m.error().map(|e| e.at(errors::Family::Http, d, flow)));

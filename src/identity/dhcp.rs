@@ -3,6 +3,7 @@
 //! carries no host name; the name of the request with the same transaction id is used (at most
 //! [`MAX_XIDS`] remembered).
 
+use crate::bounded::LruMap;
 use std::net::{IpAddr, Ipv4Addr};
 
 use super::{name_from_wire, IdentityFact, Outcome, Source};
@@ -10,10 +11,15 @@ use crate::time::Ts;
 
 pub const MAX_XIDS: usize = 256;
 
-#[derive(Default)]
 pub struct Dhcp {
-    /// (xid, chaddr, host name) of recent requests.
-    names: Vec<(u32, [u8; 6], String)>,
+    /// Host names of recent requests by (xid, chaddr); the oldest forgotten when full.
+    names: LruMap<(u32, [u8; 6]), String>,
+}
+
+impl Default for Dhcp {
+    fn default() -> Self {
+        Dhcp { names: LruMap::new(MAX_XIDS) }
+    }
 }
 
 /// Parsed fields of one BOOTP/DHCP message.
@@ -74,8 +80,7 @@ impl Dhcp {
         match m.msg_type {
             // ACK / NAK from the server: the lease (or its refusal) for the name asked with.
             Some(5) | Some(6) => {
-                let name =
-                    self.names.iter().rev().find(|(x, c, _)| *x == m.xid && *c == mac).map(|(_, _, n)| n.clone());
+                let name = self.names.peek(&(m.xid, mac)).cloned();
                 let outcome = if m.msg_type == Some(5) { Outcome::Success } else { Outcome::Failure };
                 if name.is_some() || outcome == Outcome::Success {
                     out.push(IdentityFact {
@@ -95,10 +100,7 @@ impl Dhcp {
             // Client messages naming the host (DISCOVER, REQUEST, INFORM, RELEASE…).
             _ if m.op == 1 => {
                 if let Some(h) = m.hostname {
-                    if self.names.len() >= MAX_XIDS {
-                        self.names.remove(0);
-                    }
-                    self.names.push((m.xid, mac, h.clone()));
+                    self.names.insert((m.xid, mac), h.clone());
                     out.push(IdentityFact {
                         source: Source::Dhcp,
                         mac: Some(mac),

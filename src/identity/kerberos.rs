@@ -5,6 +5,7 @@
 //! (RFC 4120 §7.2.2) and are joined across segments by [`crate::dissect::SegmentJoin`].
 //! Encrypted parts are never looked into.
 
+use crate::bounded::LruMap;
 use std::net::IpAddr;
 
 use kerberos_parser::krb5::{KdcRep, KdcReq, KrbError, PrincipalName};
@@ -143,17 +144,19 @@ pub fn error_name(code: i32) -> Option<&'static str> {
     })
 }
 
-struct Pending {
-    conv: (IpAddr, IpAddr),
-    fact: IdentityFact,
-}
-
 /// Requests waiting for their answer, at most [`MAX_PENDING`].
 pub const MAX_PENDING: usize = 256;
 
-#[derive(Default)]
+/// AS requests waiting for their answer, by (client, KDC); when full, the oldest is reported
+/// without a verdict.
 pub struct Kerberos {
-    pending: Vec<Pending>,
+    pending: LruMap<(IpAddr, IpAddr), IdentityFact>,
+}
+
+impl Default for Kerberos {
+    fn default() -> Self {
+        Kerberos { pending: LruMap::new(MAX_PENDING) }
+    }
 }
 
 impl Kerberos {
@@ -181,37 +184,39 @@ impl Kerberos {
             Msg::AsReq { cname: Some(c), realm } => {
                 let f = fact(&c, &realm, d.eth_src, ip.src, Outcome::Unknown);
                 // A retried request replaces the one before (the KDC answers the last).
-                if let Some(i) = self.pending.iter().position(|p| p.conv == (ip.src, ip.dst)) {
-                    let old = self.pending.remove(i);
-                    if old.fact.user != f.user || old.fact.hostname != f.hostname {
-                        out.push(old.fact);
+                let conv = (ip.src, ip.dst);
+                if let Some(old) = self.pending.remove(&conv) {
+                    if old.user != f.user || old.hostname != f.hostname {
+                        out.push(old);
                     }
                 }
-                if self.pending.len() >= MAX_PENDING {
-                    out.push(self.pending.remove(0).fact);
+                if let Some((_, oldest)) = self.pending.insert(conv, f) {
+                    out.push(oldest);
                 }
-                self.pending.push(Pending { conv: (ip.src, ip.dst), fact: f });
             }
             Msg::AsRep { .. } | Msg::Error { .. } => {
-                let Some(i) = self.pending.iter().position(|p| p.conv == (ip.dst, ip.src)) else { return };
+                let conv = (ip.dst, ip.src);
+                if !self.pending.contains_key(&conv) {
+                    return;
+                }
                 match msg {
                     // Not verdicts: the KDC asks for pre-authentication (25, the usual first round)
                     // or for the request again over TCP (52, response too big for UDP); the
                     // retried request gets the verdict.
                     Msg::Error { code: 25 } | Msg::Error { code: 52 } => {}
                     Msg::Error { code } => {
-                        let mut p = self.pending.remove(i);
-                        p.fact.outcome = Outcome::Failure;
-                        p.fact.error = Some(match error_name(code) {
+                        let Some(mut f) = self.pending.remove(&conv) else { return };
+                        f.outcome = Outcome::Failure;
+                        f.error = Some(match error_name(code) {
                             Some(n) => format!("{n} ({code})"),
                             None => format!("error {code}"),
                         });
-                        out.push(p.fact);
+                        out.push(f);
                     }
                     _ => {
-                        let mut p = self.pending.remove(i);
-                        p.fact.outcome = Outcome::Success;
-                        out.push(p.fact);
+                        let Some(mut f) = self.pending.remove(&conv) else { return };
+                        f.outcome = Outcome::Success;
+                        out.push(f);
                     }
                 }
             }
@@ -224,6 +229,6 @@ impl Kerberos {
 
     /// End of input: requests without an answer.
     pub fn flush(&mut self, out: &mut Vec<IdentityFact>) {
-        out.extend(self.pending.drain(..).map(|p| p.fact));
+        out.extend(self.pending.drain().map(|(_, f)| f));
     }
 }

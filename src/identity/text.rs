@@ -7,7 +7,7 @@
 //! segment. Passwords (PASS, the LOGIN password, SASL secrets, the Basic password) are read past
 //! and dropped at once. Limitation: a command split across two TCP segments is not seen.
 
-use std::collections::HashMap;
+use crate::bounded::LruMap;
 use std::net::IpAddr;
 
 use base64::Engine;
@@ -58,7 +58,6 @@ struct Pending {
 struct Session {
     proto: Proto,
     pending: Option<Pending>,
-    last: Ts,
     /// Start of a client line whose end is in a later segment (at most [`MAX_PARTIAL`] bytes).
     partial: Vec<u8>,
 }
@@ -78,9 +77,16 @@ pub struct Segment<'a> {
     pub frame: u64,
 }
 
-#[derive(Default)]
+/// Login conversations followed; when full, the one idle longest is forgotten (its attempt
+/// reported with an unknown verdict).
 pub struct TextLogins {
-    sessions: HashMap<(u32, u64), Session>,
+    sessions: LruMap<(u32, u64), Session>,
+}
+
+impl Default for TextLogins {
+    fn default() -> Self {
+        TextLogins { sessions: LruMap::new(MAX_SESSIONS) }
+    }
 }
 
 fn proto_for_port(p: u16) -> Option<Proto> {
@@ -166,17 +172,12 @@ impl TextLogins {
             if !interesting {
                 return;
             }
-            if self.sessions.len() >= MAX_SESSIONS {
-                if let Some(oldest) = self.sessions.iter().min_by_key(|(_, s)| s.last).map(|(k, _)| *k) {
-                    if let Some(s) = self.sessions.remove(&oldest) {
-                        emit(s.proto, s.pending, Outcome::Unknown, out);
-                    }
-                }
+            let new = Session { proto, pending: None, partial: Vec::new() };
+            if let Some((_, s)) = self.sessions.insert(seg.conv, new) {
+                emit(s.proto, s.pending, Outcome::Unknown, out);
             }
-            self.sessions.insert(seg.conv, Session { proto, pending: None, last: seg.ts, partial: Vec::new() });
         }
         let Some(s) = self.sessions.get_mut(&seg.conv) else { return };
-        s.last = seg.ts;
         if !seg.from_client {
             for line in lines(seg.payload) {
                 server_line(s, line, out);

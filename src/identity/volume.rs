@@ -4,6 +4,7 @@
 //! Bounded: at most [`MAX_ADDRESSES`] address → user bindings (least recently bound dropped),
 //! and [`MAX_USERS_PER_MINUTE`] users per minute (further traffic counted in an overflow).
 
+use crate::bounded::LruMap;
 use std::collections::HashMap;
 use std::net::IpAddr;
 
@@ -29,27 +30,25 @@ impl Volume {
     }
 }
 
-#[derive(Default)]
 pub struct UserVolume {
-    /// address → (user, binding sequence number for eviction)
-    bound: HashMap<IpAddr, (String, u64)>,
-    seq: u64,
+    /// address → user; when full, the address bound longest ago is forgotten
+    bound: LruMap<IpAddr, String>,
     minute: HashMap<String, Volume>,
     run: HashMap<String, Volume>,
     pub overflow_bytes: u64,
+}
+
+impl Default for UserVolume {
+    fn default() -> Self {
+        UserVolume { bound: LruMap::new(MAX_ADDRESSES), minute: HashMap::new(), run: HashMap::new(), overflow_bytes: 0 }
+    }
 }
 
 impl UserVolume {
     /// Learns from a login: a successful user login binds its address to the user.
     pub fn observe(&mut self, f: &IdentityFact) {
         let (Some(ip), Some(user), Outcome::Success) = (f.ip, &f.user, f.outcome) else { return };
-        if !self.bound.contains_key(&ip) && self.bound.len() >= MAX_ADDRESSES {
-            if let Some(oldest) = self.bound.iter().min_by_key(|(_, (_, s))| *s).map(|(k, _)| *k) {
-                self.bound.remove(&oldest);
-            }
-        }
-        self.seq += 1;
-        self.bound.insert(ip, (user.clone(), self.seq));
+        self.bound.insert(ip, user.clone());
     }
 
     /// Accounts one frame between `src` and `dst`.
@@ -58,7 +57,7 @@ impl UserVolume {
             return;
         }
         for (ip, down) in [(dst, true), (src, false)] {
-            let Some((user, _)) = self.bound.get(&ip) else { continue };
+            let Some(user) = self.bound.peek(&ip) else { continue };
             if !self.minute.contains_key(user.as_str()) {
                 if self.minute.len() >= MAX_USERS_PER_MINUTE {
                     self.overflow_bytes += bytes;

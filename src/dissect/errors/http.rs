@@ -8,6 +8,7 @@
 //! for them (counting body bytes, keeping at most [`MAX_HEADERS`] of headers).
 
 use super::{wire_text, Found};
+use crate::bounded::LruMap;
 
 pub const MAX_HEADERS: usize = 8 * 1024;
 
@@ -364,7 +365,6 @@ struct Open {
     next_seq: u32,
     /// Byte ranges seen beyond a hole (Content-Length bodies only), as (start, end).
     held: Vec<(u32, u32)>,
-    last_frame: u64,
     msg: Pending,
 }
 
@@ -377,12 +377,18 @@ fn before(a: u32, b: u32) -> bool {
 /// `http.*` fields are shown on the frame where Wireshark shows them: the one that completes
 /// the headers and the Content-Length or chunked body — after filling the holes of segments
 /// that came out of order or were retransmitted. Bounded by [`MAX_OPEN`] messages.
-#[derive(Default)]
 pub struct Tracker {
-    open: std::collections::HashMap<(u32, u8), Open, foldhash::fast::RandomState>,
-    /// Connections (slot, stream) whose last request was HEAD.
-    heads: Vec<(u32, u64)>,
+    /// Open messages; when full, the one idle longest is forgotten (counted).
+    open: LruMap<(u32, u8), Open>,
+    /// Connections (slot, stream) with HEAD requests awaiting their response, and how many.
+    heads: LruMap<(u32, u64), u32>,
     pub overflow: u64,
+}
+
+impl Default for Tracker {
+    fn default() -> Self {
+        Tracker { open: LruMap::new(MAX_OPEN), heads: LruMap::new(MAX_HEADS), overflow: 0 }
+    }
 }
 
 impl Tracker {
@@ -395,14 +401,12 @@ impl Tracker {
         seg_len: u32,
         retrans: bool,
         flow: Option<(u32, u8, u64)>,
-        frame: u64,
     ) -> Option<Pending> {
         let key = flow.map(|(s, d, _)| (s, d));
         let stream = flow.map_or(0, |f| f.2);
         let end = seq.wrapping_add(seg_len);
         if let Some(k) = key.filter(|_| !self.open.is_empty()) {
             if let Some(o) = self.open.get_mut(&k).filter(|o| o.stream == stream) {
-                o.last_frame = frame;
                 let done = if seq == o.next_seq && !retrans {
                     o.next_seq = end;
                     o.msg.more(p, seg_len as usize)
@@ -412,7 +416,7 @@ impl Tracker {
                         // Past the end of this message's body, beyond a hole: the next message
                         // starts here (this one lost its tail before the capture).
                         self.open.remove(&k);
-                        return self.start(p, seq, seg_len, flow, frame);
+                        return self.start(p, seq, seg_len, flow);
                     }
                     if before(o.next_seq, seq) {
                         // Beyond a hole: kept until the hole is filled.
@@ -458,11 +462,11 @@ impl Tracker {
             // A retransmission only fills holes: its messages were dissected with the original.
             return None;
         }
-        self.start(p, seq, seg_len, flow, frame)
+        self.start(p, seq, seg_len, flow)
     }
 
     /// A segment that may start a message.
-    fn start(&mut self, p: &[u8], seq: u32, seg_len: u32, flow: Option<(u32, u8, u64)>, frame: u64) -> Option<Pending> {
+    fn start(&mut self, p: &[u8], seq: u32, seg_len: u32, flow: Option<(u32, u8, u64)>) -> Option<Pending> {
         let key = flow.map(|(s, d, _)| (s, d));
         let stream = flow.map_or(0, |f| f.2);
         let end = seq.wrapping_add(seg_len);
@@ -472,31 +476,32 @@ impl Tracker {
         }
         let conn = flow.map(|f| (f.0, f.2));
         let head = starts_response
-            && match self.heads.iter().position(|h| Some(*h) == conn) {
-                Some(i) => {
-                    self.heads.swap_remove(i);
+            && match conn.and_then(|c| self.heads.get_mut(&c).map(|n| (c, n))) {
+                Some((c, n)) => {
+                    *n -= 1;
+                    if *n == 0 {
+                        self.heads.remove(&c);
+                    }
                     true
                 }
                 None => false,
             };
         let (msg, done) = Pending::any(p, seg_len as usize, head)?;
         if let (Some("HEAD"), Some(c)) = (msg.method, conn) {
-            if self.heads.len() >= MAX_HEADS {
-                self.heads.remove(0);
+            match self.heads.get_mut(&c) {
+                Some(n) => *n += 1,
+                None => {
+                    self.heads.insert(c, 1);
+                }
             }
-            self.heads.push(c);
         }
         if done {
             return Some(msg);
         }
         if let Some(k) = key {
-            if self.open.len() >= MAX_OPEN {
-                if let Some(old) = self.open.iter().min_by_key(|(_, o)| o.last_frame).map(|(k, _)| *k) {
-                    self.open.remove(&old);
-                    self.overflow += 1;
-                }
+            if self.open.insert(k, Open { stream, next_seq: end, held: Vec::new(), msg }).is_some() {
+                self.overflow += 1;
             }
-            self.open.insert(k, Open { stream, next_seq: end, held: Vec::new(), last_frame: frame, msg });
         }
         None
     }

@@ -17,7 +17,7 @@ pub mod oracle;
 pub mod pgsql;
 pub mod tds;
 
-use std::collections::HashMap;
+use crate::bounded::LruMap;
 use std::net::IpAddr;
 
 use crate::decode::{Decoded, Transport};
@@ -192,7 +192,6 @@ pub fn http_excluded(port: u16) -> bool {
 struct Stream {
     stream: u64,
     next_seq: u32,
-    last_frame: u64,
     state: Framing,
 }
 
@@ -275,12 +274,17 @@ impl Found {
 
 /// The database error dissectors with their bounded per-connection state. (HTTP 5xx errors
 /// come from the HTTP message tracker, [`http::Tracker`], which follows every HTTP message.)
-#[derive(Default)]
 pub struct ErrorScanner {
-    streams: HashMap<(u32, u8), Stream, foldhash::fast::RandomState>,
+    streams: LruMap<(u32, u8), Stream>,
     found: Vec<Found>,
     /// Connections forgotten because the table was full.
     pub overflow: u64,
+}
+
+impl Default for ErrorScanner {
+    fn default() -> Self {
+        ErrorScanner { streams: LruMap::new(MAX_STREAMS), found: Vec::new(), overflow: 0 }
+    }
 }
 
 impl ErrorScanner {
@@ -308,12 +312,14 @@ impl ErrorScanner {
         let key = (slot, dir);
         // Continue the stream's state when this segment follows on; a gap, a retransmitted
         // start or a new connection in the slot starts over (framers resynchronise).
-        if !self.streams.get(&key).is_some_and(|s| s.stream == stream && s.next_seq == t.seq) {
-            self.insert(key, Stream { stream, next_seq: t.seq, last_frame: d.frame, state: Framing::new(proto) });
+        if !self.streams.peek(&key).is_some_and(|s| s.stream == stream && s.next_seq == t.seq) {
+            // When full, the connection idle longest is forgotten.
+            if self.streams.insert(key, Stream { stream, next_seq: t.seq, state: Framing::new(proto) }).is_some() {
+                self.overflow += 1;
+            }
         }
-        let s = self.streams.get_mut(&key).expect("present");
+        let Some(s) = self.streams.get_mut(&key) else { return };
         s.next_seq = t.seq.wrapping_add(t.seg_len);
-        s.last_frame = d.frame;
         let family = s.state.family();
         s.state.feed(p, &mut self.found);
         if cut {
@@ -321,17 +327,6 @@ impl ErrorScanner {
             self.streams.remove(&key);
         }
         out.extend(self.found.drain(..).map(|f| f.at(family, d, flow)));
-    }
-
-    fn insert(&mut self, k: (u32, u8), s: Stream) {
-        if self.streams.len() >= MAX_STREAMS && !self.streams.contains_key(&k) {
-            // Forget the connection idle longest.
-            if let Some(old) = self.streams.iter().min_by_key(|(_, s)| s.last_frame).map(|(k, _)| *k) {
-                self.streams.remove(&old);
-                self.overflow += 1;
-            }
-        }
-        self.streams.insert(k, s);
     }
 
     /// Forgets all framing state (end of a file: flow slots restart).
