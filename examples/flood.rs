@@ -11,18 +11,10 @@
 
 use std::io::Write;
 
-fn frame(
-    out: &mut Vec<u8>,
-    ts_us: u64,
-    src: [u8; 4],
-    dst: [u8; 4],
-    sp: u16,
-    dp: u16,
-    seq: u32,
-    ack: u32,
-    flags: u8,
-    payload: &[u8],
-) {
+/// Sender address and port, receiver address and port.
+type Ends = ([u8; 4], u16, [u8; 4], u16);
+
+fn frame(out: &mut Vec<u8>, ts_us: u64, (src, sp, dst, dp): Ends, seq: u32, ack: u32, flags: u8, payload: &[u8]) {
     let mut f = Vec::with_capacity(54 + payload.len());
     f.extend_from_slice(&[0x02, 0, 0, 0, 0, 2, 0x02, 0, 0, 0, 0, 1, 0x08, 0x00]);
     let total = (40 + payload.len()) as u16;
@@ -88,11 +80,8 @@ fn main() {
             let (cs, ss) = (1000u32.wrapping_add(i), 5000u32.wrapping_add(i));
             let mut step = |f: &mut Vec<u8>, c2s: bool, seq, ack, flags, p: &[u8]| {
                 t += 50;
-                if c2s {
-                    frame(f, t, client, server, sp, dp, seq, ack, flags, p)
-                } else {
-                    frame(f, t, server, client, dp, sp, seq, ack, flags, p)
-                }
+                let ends = if c2s { (client, sp, server, dp) } else { (server, dp, client, sp) };
+                frame(f, t, ends, seq, ack, flags, p)
             };
             step(&mut out, true, cs, 0, SYN, &[]);
             step(&mut out, false, ss, cs + 1, SYN | ACK, &[]);
