@@ -166,7 +166,12 @@ impl TextLogins {
             // Only a client's login or a reply to one creates state.
             let interesting = seg.from_client
                 && match proto {
-                    Proto::Http => seg.payload.windows(21).any(|w| w.eq_ignore_ascii_case(b"authorization: basic ")),
+                    // Header names start lines: one byte scan for line ends, not a 21-byte
+                    // comparison at every offset of a full-size segment.
+                    Proto::Http => seg
+                        .payload
+                        .split(|b| *b == b'\n')
+                        .any(|l| l.get(..21).is_some_and(|h| h.eq_ignore_ascii_case(b"authorization: basic "))),
                     _ => true,
                 };
             if !interesting {
