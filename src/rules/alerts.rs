@@ -384,7 +384,6 @@ impl AlertEngine {
                     ep.last = ep.last.max(ev.ts);
                     ep.total = ep.total.saturating_add(ev.count);
                     ep.peak = ep.peak.max(sum);
-                    push_evidence(&mut ks.evidence, ev.evidence);
                 }
                 _ if sum as f64 > threshold => {
                     ks.evidence.clear();
@@ -444,6 +443,17 @@ impl AlertEngine {
                     }
                 }
             }
+            // Quiet keys are forgotten once nothing depends on them (no events in the window, no
+            // episode, no suppression running), so months of distinct errors never fill the
+            // table and stop new alerts.
+            let suppress = rs.rule.suppress_secs as i64 * NANOS_PER_SEC;
+            rs.keys.retain(|_, ks| {
+                let minute = now.minute();
+                ks.prune(minute, rs.rule.window_secs as i64);
+                ks.window_sum() > 0
+                    || ks.episode.is_some()
+                    || ks.last_mail.is_some_and(|t| now.0.saturating_sub(t.0) < suppress)
+            });
         }
         let last = *self.last_digest.get_or_insert(now);
         if now.0.saturating_sub(last.0) >= self.digest_every {
@@ -518,7 +528,7 @@ fn key_state<'a>(keys: &'a mut HashMap<String, KeyState>, key: &str, overflow: &
     keys.get_mut(key)
 }
 
-/// Keeps a copy of the frame while the episode has room (a flood copies its first frames only).
+/// Keeps a copy of the frame that starts an episode, within the size bounds.
 fn push_evidence(ev: &mut Vec<Evidence>, e: Option<EvidenceFrame<'_>>) {
     let Some(e) = e.filter(|_| ev.len() < MAX_EVIDENCE_FRAMES) else { return };
     let used: usize = ev.iter().map(|x| x.data.len()).sum();
@@ -619,6 +629,8 @@ fn start(
     ks.episode =
         Some(Episode { since: now, last: now, total: count, reported: count, peak: count, summary, cleared: false });
     out.push(notice(rule, key, ks, State::New, now, now, count, baseline, threshold));
+    // The evidence went with the notice; an ongoing episode keeps none (memory is per key).
+    ks.evidence = Vec::new();
     if let AlertOut::Notice(n) = out.last().expect("just pushed") {
         if n.mail {
             ks.last_mail = Some(now);
@@ -843,6 +855,24 @@ min_count = 1
         assert!(ks.recent.len() <= 6, "window holds {} minutes", ks.recent.len());
         assert!(ks.window_sum() <= 20_000);
         assert!(ks.recent.iter().zip(ks.recent.iter().skip(1)).all(|(a, b)| a.0 < b.0), "window sorted");
+    }
+
+    #[test]
+    fn months_of_distinct_errors_never_fill_the_key_table() {
+        // Was: keys were kept forever, so after 1024 distinct (family, code, server) keys every
+        // new kind of error overflowed and never alerted again.
+        let mut e = engine(APP);
+        let mut out = Vec::new();
+        for i in 0..5000i64 {
+            let t = 1_000_000 + i * 7200; // two hours apart: beyond the window and the suppression
+            err(&mut e, t, &format!("http 500 10.0.{}.{}:80", i / 250, i % 250), &mut out);
+            e.tick(Ts((t + 3600) * NANOS_PER_SEC), &mut out);
+        }
+        assert_eq!(e.overflow, 0);
+        assert!(e.rules[0].keys.len() <= 2, "{} keys kept", e.rules[0].keys.len());
+        let mailed = notices(&out).iter().filter(|n| n.0 == State::New && n.2).count();
+        assert_eq!(mailed, 5000, "every new kind of error is mailed");
+        assert!(e.rules[0].keys.values().all(|k| k.evidence.is_empty()), "no evidence kept after the notice");
     }
 
     #[test]
