@@ -13,6 +13,7 @@ pub mod commands;
 pub mod config;
 pub mod decode;
 pub mod dissect;
+pub mod event;
 pub mod filter;
 pub mod flow;
 pub mod identity;

@@ -17,15 +17,16 @@ use crate::dissect::errors::{AppError, Family};
 use crate::dissect::{AppFacts, Dissectors};
 use crate::filter::fields::Ctx;
 use crate::flow::tcp::TcpAnalysis;
-use crate::flow::{FlowConfig, FlowRecord, FlowRow, FlowTable, TcpCounts};
+use crate::flow::{FlowConfig, FlowRecord, FlowTable, TcpCounts};
 use crate::identity::events::IdentityEvents;
-use crate::identity::volume::{UserVolume, Volume};
-use crate::identity::IdentityFact;
+use crate::identity::volume::UserVolume;
 use crate::rules::alerts::{self, AlertEngine, AlertOut, Context, Evidence};
 use crate::rules::counters::{CounterEngine, CounterRow, CounterTotal};
 use crate::rules::RuleSet;
 use crate::summary::Summary;
-use crate::time::Ts;
+use crate::time::{Ts, FUTURE_TOLERANCE_SECS};
+
+pub use crate::event::{AppErrorCount, CounterDelta, MinuteStats, NullSink, PairStats, Sink, StoreEvent};
 
 /// Pipeline limits (`[pipeline]` in the configuration).
 #[derive(Clone, Debug, serde::Deserialize, serde::Serialize)]
@@ -47,144 +48,14 @@ impl Default for PipelineConfig {
     }
 }
 
-/// Traffic totals of one minute.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct MinuteStats {
-    /// Start of the minute, seconds since the epoch.
-    pub minute: i64,
-    pub packets: u64,
-    pub bytes: u64,
-    pub tcp_packets: u64,
-    pub udp_packets: u64,
-    pub other_packets: u64,
-    pub truncated: u64,
-    pub decode_errors: u64,
-    /// Frames the capture lost (kernel/interface drops), live capture only.
-    pub drops: u64,
-    pub tcp: TcpCounts,
-    /// Retransmissions between two private addresses (the "bad cable" signal).
-    pub private_retransmissions: u64,
-    /// Frames stamped beyond the wall clock, counted in this (trusted) minute instead.
-    pub time_jumps: u64,
-    /// Host pairs that did not fit in the per-minute table.
-    pub pair_overflow: u64,
-}
-
-impl MinuteStats {
-    /// What was added since `earlier`, a snapshot of the same minute (counts only grow).
-    pub fn minus(&self, e: &MinuteStats) -> MinuteStats {
-        MinuteStats {
-            minute: self.minute,
-            packets: self.packets - e.packets,
-            bytes: self.bytes - e.bytes,
-            tcp_packets: self.tcp_packets - e.tcp_packets,
-            udp_packets: self.udp_packets - e.udp_packets,
-            other_packets: self.other_packets - e.other_packets,
-            truncated: self.truncated - e.truncated,
-            decode_errors: self.decode_errors - e.decode_errors,
-            drops: self.drops - e.drops,
-            tcp: self.tcp.minus(&e.tcp),
-            private_retransmissions: self.private_retransmissions - e.private_retransmissions,
-            time_jumps: self.time_jumps - e.time_jumps,
-            pair_overflow: self.pair_overflow - e.pair_overflow,
-        }
-    }
-
-    fn is_zero(&self) -> bool {
-        *self == MinuteStats { minute: self.minute, ..Default::default() }
-    }
-}
-
-/// A change of one counter row of a minute. Rows of the open minute are stored with every
-/// batch, so the top groups of a minute can change between two batches: a group that drops out
-/// of the top gives its value back (negative delta) to "other".
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct CounterDelta {
-    pub minute: i64,
-    pub counter: String,
-    pub key: String,
-    pub delta: i64,
-}
-
-/// TCP analysis counts of one directed host pair (sender → receiver) in one minute.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct PairStats {
-    pub minute: i64,
-    /// None for the "other" row that collects pairs beyond the bound.
-    pub src: Option<IpAddr>,
-    pub dst: Option<IpAddr>,
-    pub packets: u64,
-    pub bytes: u64,
-    pub tcp: TcpCounts,
-}
-
-/// What the pipeline hands to persistence.
-#[derive(Clone, Debug)]
-pub enum StoreEvent {
-    Minute(MinuteStats),
-    Pair(PairStats),
-    Flow(FlowRow),
-    Counter(CounterDelta),
-    Identity(Box<IdentityFact>),
-    IdentityEvent(Box<crate::identity::events::IdentityEvent>),
-    UserVolume {
-        minute: i64,
-        user: String,
-        volume: Volume,
-    },
-    /// One application error (at most [`MAX_ERROR_EXAMPLES`] per kind and minute are stored).
-    AppError(Box<AppError>),
-    /// How many errors of one kind a minute had (all of them, stored or not).
-    AppErrorMinute(Box<AppErrorCount>),
-    /// An alert episode started or cleared (stored, and queued for mail when it asks for it).
-    Alert(Box<alerts::Notice>),
-    /// Ongoing alerts rolled up (queued for mail).
-    Digest(Box<alerts::Digest>),
-}
-
-/// How far beyond the wall clock a packet timestamp may be and still be trusted. Further is a
-/// clock that is wrong (a Pi without a real-time clock, a damaged or crafted file): such a frame
-/// is analysed at the last trusted time and counted as a time jump, so it can neither create a
-/// minute in 2099 that retention would measure from, nor move the alert windows.
-pub const FUTURE_TOLERANCE_SECS: i64 = 86_400;
-
 /// Successful logins remembered per address, to name the user in alerts.
 const MAX_USER_BY_IP: usize = 10_000;
-
-/// Errors of one (family, code, server) in one minute.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct AppErrorCount {
-    pub minute: i64,
-    pub family: Family,
-    pub code: String,
-    pub server: Option<IpAddr>,
-    pub count: u64,
-}
 
 /// Individual errors stored per (family, code, server) and minute; a flood of identical errors
 /// is counted in full but stored as examples only (SD cards wear out).
 pub const MAX_ERROR_EXAMPLES: u64 = 100;
 
 type ErrorKey = (Family, String, Option<IpAddr>);
-
-/// Where store events go. The SQLite writer implements it; tests plug in a Vec.
-pub trait Sink {
-    fn send(&mut self, ev: StoreEvent);
-    /// Pushes buffered events on (end of input, or a timer in the daemon).
-    fn flush(&mut self) {}
-}
-
-impl Sink for Vec<StoreEvent> {
-    fn send(&mut self, ev: StoreEvent) {
-        self.push(ev);
-    }
-}
-
-/// A sink that discards everything (analyze without --db).
-pub struct NullSink;
-impl Sink for NullSink {
-    fn send(&mut self, _ev: StoreEvent) {}
-}
 
 /// Per-packet result, for callers that look at individual frames (differential tests, filters).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -361,17 +232,21 @@ impl<S: Sink> Pipeline<S> {
         }
     }
 
-    /// Restores alert state from the store after a restart (see [`AlertEngine::restore_minute`]).
-    pub fn restore_alerts(&mut self, db: &std::path::Path) -> rusqlite::Result<(usize, usize)> {
-        let Some(engine) = self.alerts.as_mut() else { return Ok((0, 0)) };
-        let (rows, mails) = crate::store::alert_history(db, &engine.followed_counters())?;
-        for r in &rows {
+    /// Counters that the alerts follow (whose stored minutes rebuild their baselines).
+    pub fn followed_counters(&self) -> Vec<String> {
+        self.alerts.as_ref().map(|a| a.followed_counters()).unwrap_or_default()
+    }
+
+    /// Restores alert state after a restart from the history the store read
+    /// ([`crate::store::read::alert_history`]); see [`AlertEngine::restore_minute`].
+    pub fn restore_alerts(&mut self, h: &crate::store::read::AlertHistory) {
+        let Some(engine) = self.alerts.as_mut() else { return };
+        for r in &h.minutes {
             engine.restore_minute(r);
         }
-        for (rule, key, at) in &mails {
+        for (rule, key, at) in &h.mails {
             engine.restore_mail(rule, key, *at);
         }
-        Ok((rows.len(), mails.len()))
     }
 
     /// Run totals of every counter (for `analyze --json`).

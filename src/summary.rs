@@ -47,7 +47,7 @@ pub struct CaptureCounters {
     pub truncated_frames: u64,
     pub decode_errors: u64,
     pub drops: u64,
-    /// Frames stamped beyond the wall clock (see `pipeline::FUTURE_TOLERANCE_SECS`).
+    /// Frames stamped beyond the wall clock (see `time::FUTURE_TOLERANCE_SECS`).
     pub time_jumps: u64,
     /// Frames whose decoding stopped early, by (layer, reason).
     pub stops: [[u64; 4]; 7],

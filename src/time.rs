@@ -34,6 +34,12 @@ impl Ts {
     }
 }
 
+/// How far beyond the wall clock a packet timestamp may be and still be trusted. Further is a
+/// clock that is wrong (a Pi without a real-time clock, a damaged or crafted file): such a frame
+/// is analysed at the last trusted time and counted as a time jump, so it can neither create a
+/// minute in 2099 that retention would measure from, nor move the alert windows.
+pub const FUTURE_TOLERANCE_SECS: i64 = 86_400;
+
 /// The wall clock (only for judging packet time, never instead of it).
 pub fn wall_now() -> Ts {
     let d = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();

@@ -175,9 +175,12 @@ impl HealthWatch {
 
 /// Baselines and mail suppression survive a restart: they are rebuilt from the store.
 fn restore_alerts<S: Sink>(p: &mut Pipeline<S>, db: &std::path::Path) {
-    match p.restore_alerts(db) {
-        Ok((0, 0)) => {}
-        Ok((minutes, mails)) => tracing::info!("alert state restored: {minutes} counter minutes, {mails} last mails"),
+    match crate::store::read::alert_history(db, &p.followed_counters()) {
+        Ok(h) if h.minutes.is_empty() && h.mails.is_empty() => {}
+        Ok(h) => {
+            p.restore_alerts(&h);
+            tracing::info!("alert state restored: {} counter minutes, {} last mails", h.minutes.len(), h.mails.len());
+        }
         Err(e) => tracing::warn!("alert state not restored from {}: {e}", db.display()),
     }
 }

@@ -28,7 +28,7 @@ use rusqlite::{params_from_iter, Connection};
 use crate::decode::mac_text;
 use crate::flow::TcpCounts;
 
-use crate::pipeline::{Sink, StoreEvent};
+use crate::event::{Sink, StoreEvent};
 
 /// Events per batch. Bounds the writer's transaction size and the memory a batch holds.
 pub const BATCH_MAX: usize = 4096;
@@ -710,42 +710,4 @@ fn tcp_values(t: &TcpCounts) -> impl Iterator<Item = Value> {
 /// Wall-clock microseconds since the epoch (outbox times are about mail, not packets).
 pub fn wall_us() -> i64 {
     crate::time::wall_now().0 / 1000
-}
-
-/// Stored counter minutes, and (alert, key, last mail) triples.
-pub type AlertHistory = (Vec<crate::rules::counters::CounterRow>, Vec<(String, String, crate::time::Ts)>);
-
-/// What the alert engine needs back after a restart: the stored minutes (oldest first) of the
-/// given counters over the baseline period before the newest one, and when each (alert, key)
-/// last mailed.
-pub fn alert_history(db: &Path, counters: &[String]) -> rusqlite::Result<AlertHistory> {
-    let conn = Connection::open(db)?;
-    conn.busy_timeout(std::time::Duration::from_secs(10))?;
-    let newest = read::newest_counter_minute(&conn, crate::time::wall_now().secs())?;
-    let mut rows = Vec::new();
-    if let Some(newest) = newest {
-        let from = newest - crate::rules::alerts::BASELINE_DAYS * 86_400;
-        let mut st = conn.prepare(
-            "SELECT minute, key, value FROM counter_minute WHERE counter = ?1 AND minute > ?2 ORDER BY minute, key",
-        )?;
-        for c in counters {
-            let it = st.query_map(rusqlite::params![c, from], |r| {
-                Ok(crate::rules::counters::CounterRow {
-                    minute: r.get(0)?,
-                    counter: c.clone(),
-                    key: r.get(1)?,
-                    value: r.get::<_, i64>(2)?.max(0) as u64,
-                })
-            })?;
-            for r in it {
-                rows.push(r?);
-            }
-        }
-    }
-    rows.sort_by_key(|r| r.minute);
-    let mut st = conn.prepare("SELECT rule, key, max(since_us) FROM alerts WHERE mail = 1 GROUP BY rule, key")?;
-    let mails = st
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, crate::time::Ts(r.get::<_, i64>(2)?.saturating_mul(1000)))))?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
-    Ok((rows, mails))
 }

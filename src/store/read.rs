@@ -2,9 +2,14 @@
 //! dashboard share, so each question about stored time is answered one way. Times are integer
 //! seconds (minutes) or microseconds since the epoch, as in the schema.
 
+use std::path::Path;
+
 use rusqlite::{Connection, OptionalExtension};
 
-use crate::pipeline::FUTURE_TOLERANCE_SECS;
+use crate::rules::counters::CounterRow;
+use crate::time::Ts;
+
+use crate::time::FUTURE_TOLERANCE_SECS;
 
 /// The newest stored traffic minute that is not beyond the wall clock `wall` (seconds) plus the
 /// tolerance: rows from a wrong clock are never what time is measured from.
@@ -22,4 +27,44 @@ fn newest_in(conn: &Connection, table: &str, wall: i64) -> rusqlite::Result<Opti
     conn.query_row(&format!("SELECT max(minute) FROM {table} WHERE minute <= ?1"), [limit], |r| r.get(0))
         .optional()
         .map(Option::flatten)
+}
+
+/// What the alert engine needs back after a restart: the stored minutes of the followed
+/// counters over the baseline period (oldest first), and when each (alert, key) last mailed.
+#[derive(Debug, Default)]
+pub struct AlertHistory {
+    pub minutes: Vec<CounterRow>,
+    pub mails: Vec<(String, String, Ts)>,
+}
+
+/// Reads the [`AlertHistory`] of `counters` from the database at `db`.
+pub fn alert_history(db: &Path, counters: &[String]) -> rusqlite::Result<AlertHistory> {
+    let conn = Connection::open(db)?;
+    conn.busy_timeout(std::time::Duration::from_secs(10))?;
+    let mut minutes = Vec::new();
+    if let Some(newest) = newest_counter_minute(&conn, crate::time::wall_now().secs())? {
+        let from = newest - crate::rules::alerts::BASELINE_DAYS * 86_400;
+        let mut st = conn.prepare(
+            "SELECT minute, key, value FROM counter_minute WHERE counter = ?1 AND minute > ?2 ORDER BY minute, key",
+        )?;
+        for c in counters {
+            let it = st.query_map(rusqlite::params![c, from], |r| {
+                Ok(CounterRow {
+                    minute: r.get(0)?,
+                    counter: c.clone(),
+                    key: r.get(1)?,
+                    value: r.get::<_, i64>(2)?.max(0) as u64,
+                })
+            })?;
+            for r in it {
+                minutes.push(r?);
+            }
+        }
+    }
+    minutes.sort_by_key(|r| r.minute);
+    let mut st = conn.prepare("SELECT rule, key, max(since_us) FROM alerts WHERE mail = 1 GROUP BY rule, key")?;
+    let mails = st
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, Ts(r.get::<_, i64>(2)?.saturating_mul(1000)))))?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(AlertHistory { minutes, mails })
 }

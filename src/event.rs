@@ -1,0 +1,137 @@
+//! What the pipeline hands to persistence: the [`StoreEvent`]s and the [`Sink`] they go to.
+//!
+//! A module of its own so that the store (which consumes them) and the pipeline (which makes
+//! them) do not import each other: both depend on this one.
+
+use std::net::IpAddr;
+
+use crate::dissect::errors::{AppError, Family};
+use crate::flow::{FlowRow, TcpCounts};
+use crate::identity::volume::Volume;
+use crate::identity::IdentityFact;
+use crate::rules::alerts;
+
+/// Traffic totals of one minute.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MinuteStats {
+    /// Start of the minute, seconds since the epoch.
+    pub minute: i64,
+    pub packets: u64,
+    pub bytes: u64,
+    pub tcp_packets: u64,
+    pub udp_packets: u64,
+    pub other_packets: u64,
+    pub truncated: u64,
+    pub decode_errors: u64,
+    /// Frames the capture lost (kernel/interface drops), live capture only.
+    pub drops: u64,
+    pub tcp: TcpCounts,
+    /// Retransmissions between two private addresses (the "bad cable" signal).
+    pub private_retransmissions: u64,
+    /// Frames stamped beyond the wall clock, counted in this (trusted) minute instead.
+    pub time_jumps: u64,
+    /// Host pairs that did not fit in the per-minute table.
+    pub pair_overflow: u64,
+}
+
+impl MinuteStats {
+    /// What was added since `earlier`, a snapshot of the same minute (counts only grow).
+    pub fn minus(&self, e: &MinuteStats) -> MinuteStats {
+        MinuteStats {
+            minute: self.minute,
+            packets: self.packets - e.packets,
+            bytes: self.bytes - e.bytes,
+            tcp_packets: self.tcp_packets - e.tcp_packets,
+            udp_packets: self.udp_packets - e.udp_packets,
+            other_packets: self.other_packets - e.other_packets,
+            truncated: self.truncated - e.truncated,
+            decode_errors: self.decode_errors - e.decode_errors,
+            drops: self.drops - e.drops,
+            tcp: self.tcp.minus(&e.tcp),
+            private_retransmissions: self.private_retransmissions - e.private_retransmissions,
+            time_jumps: self.time_jumps - e.time_jumps,
+            pair_overflow: self.pair_overflow - e.pair_overflow,
+        }
+    }
+
+    /// Nothing counted (a delta with nothing to store).
+    pub fn is_zero(&self) -> bool {
+        *self == MinuteStats { minute: self.minute, ..Default::default() }
+    }
+}
+
+/// A change of one counter row of a minute. Rows of the open minute are stored with every
+/// batch, so the top groups of a minute can change between two batches: a group that drops out
+/// of the top gives its value back (negative delta) to "other".
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CounterDelta {
+    pub minute: i64,
+    pub counter: String,
+    pub key: String,
+    pub delta: i64,
+}
+
+/// TCP analysis counts of one directed host pair (sender → receiver) in one minute.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PairStats {
+    pub minute: i64,
+    /// None for the "other" row that collects pairs beyond the bound.
+    pub src: Option<IpAddr>,
+    pub dst: Option<IpAddr>,
+    pub packets: u64,
+    pub bytes: u64,
+    pub tcp: TcpCounts,
+}
+
+/// What the pipeline hands to persistence.
+#[derive(Clone, Debug)]
+pub enum StoreEvent {
+    Minute(MinuteStats),
+    Pair(PairStats),
+    Flow(FlowRow),
+    Counter(CounterDelta),
+    Identity(Box<IdentityFact>),
+    IdentityEvent(Box<crate::identity::events::IdentityEvent>),
+    UserVolume {
+        minute: i64,
+        user: String,
+        volume: Volume,
+    },
+    /// One application error (at most [`crate::pipeline::MAX_ERROR_EXAMPLES`] per kind and minute are stored).
+    AppError(Box<AppError>),
+    /// How many errors of one kind a minute had (all of them, stored or not).
+    AppErrorMinute(Box<AppErrorCount>),
+    /// An alert episode started or cleared (stored, and queued for mail when it asks for it).
+    Alert(Box<alerts::Notice>),
+    /// Ongoing alerts rolled up (queued for mail).
+    Digest(Box<alerts::Digest>),
+}
+
+/// Errors of one (family, code, server) in one minute.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AppErrorCount {
+    pub minute: i64,
+    pub family: Family,
+    pub code: String,
+    pub server: Option<IpAddr>,
+    pub count: u64,
+}
+
+/// Where store events go. The SQLite writer implements it; tests plug in a Vec.
+pub trait Sink {
+    fn send(&mut self, ev: StoreEvent);
+    /// Pushes buffered events on (end of input, or a timer in the daemon).
+    fn flush(&mut self) {}
+}
+
+impl Sink for Vec<StoreEvent> {
+    fn send(&mut self, ev: StoreEvent) {
+        self.push(ev);
+    }
+}
+
+/// A sink that discards everything (analyze without --db).
+pub struct NullSink;
+impl Sink for NullSink {
+    fn send(&mut self, _ev: StoreEvent) {}
+}
