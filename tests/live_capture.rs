@@ -17,8 +17,31 @@ struct Lab {
 }
 
 impl Lab {
+    /// Two namespaces, a and b, joined by a veth pair: a has NET.1, b NET.2 (a /24), no IPv6,
+    /// offloads off so the capture shows wire-sized segments.
+    fn pair(tag: &str, net: &str) -> Lab {
+        let lab = Lab { prefix: format!("{tag}{}", std::process::id() % 100_000), children: Vec::new() };
+        let (a, b) = (lab.ns("a"), lab.ns("b"));
+        let (va, vb) = (lab.iface("a"), lab.iface("b"));
+        lab.sh(&format!(
+            "ip netns add {a} && ip netns add {b} && ip link add {va} type veth peer name {vb} && \
+             ip link set {va} netns {a} && ip link set {vb} netns {b} && \
+             ip netns exec {a} sysctl -qw net.ipv6.conf.all.disable_ipv6=1 && \
+             ip netns exec {b} sysctl -qw net.ipv6.conf.all.disable_ipv6=1 && \
+             ip -n {a} addr add {net}.1/24 dev {va} && ip -n {b} addr add {net}.2/24 dev {vb} && \
+             ip -n {a} link set {va} up && ip -n {b} link set {vb} up && \
+             ip -n {a} link set lo up && ip -n {b} link set lo up && \
+             (ip netns exec {a} ethtool -K {va} tso off gso off gro off >/dev/null 2>&1; \
+              ip netns exec {b} ethtool -K {vb} tso off gso off gro off >/dev/null 2>&1; true)"
+        ));
+        lab
+    }
     fn ns(&self, h: &str) -> String {
         format!("{}-{h}", self.prefix)
+    }
+    /// The veth end inside namespace `h`.
+    fn iface(&self, h: &str) -> String {
+        format!("{}{h}0", self.prefix)
     }
     fn sh(&self, cmd: &str) {
         let st = Command::new("sh").arg("-c").arg(cmd).status().expect("sh");
@@ -81,20 +104,8 @@ fn live_capture_on_a_veth_stores_what_analyze_finds_in_tcpdumps_file() {
 }
 
 fn live_test(tmp: &Path) {
-    let mut lab = Lab { prefix: format!("mwl{}", std::process::id() % 100_000), children: Vec::new() };
-    let (a, b) = (lab.ns("a"), lab.ns("b"));
-    let (va, vb) = (format!("{}a0", lab.prefix), format!("{}b0", lab.prefix));
-    lab.sh(&format!(
-        "ip netns add {a} && ip netns add {b} && ip link add {va} type veth peer name {vb} && \
-         ip link set {va} netns {a} && ip link set {vb} netns {b} && \
-         ip netns exec {a} sysctl -qw net.ipv6.conf.all.disable_ipv6=1 && \
-         ip netns exec {b} sysctl -qw net.ipv6.conf.all.disable_ipv6=1 && \
-         ip -n {a} addr add 10.78.0.1/24 dev {va} && ip -n {b} addr add 10.78.0.2/24 dev {vb} && \
-         ip -n {a} link set {va} up && ip -n {b} link set {vb} up && \
-         ip -n {a} link set lo up && ip -n {b} link set lo up && \
-         (ip netns exec {a} ethtool -K {va} tso off gso off gro off >/dev/null 2>&1; \
-          ip netns exec {b} ethtool -K {vb} tso off gso off gro off >/dev/null 2>&1; true)"
-    ));
+    let mut lab = Lab::pair("mwl", "10.78.0");
+    let (a, va) = (lab.ns("a"), lab.iface("a"));
     lab.sh(&format!(
         "printf 'table inet t {{\\n chain input {{\\n type filter hook input priority 0; policy accept;\\n \
          tcp sport 8080 numgen random mod 100 < 5 drop\\n }}\\n}}\\n' | ip netns exec {a} nft -f -"
@@ -219,20 +230,8 @@ fn kill_9_a_second_after_traffic_loses_nothing() {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
-    let mut lab = Lab { prefix: format!("mwk{}", std::process::id() % 100_000), children: Vec::new() };
-    let (a, b) = (lab.ns("a"), lab.ns("b"));
-    let (va, vb) = (format!("{}a0", lab.prefix), format!("{}b0", lab.prefix));
-    lab.sh(&format!(
-        "ip netns add {a} && ip netns add {b} && ip link add {va} type veth peer name {vb} && \
-         ip link set {va} netns {a} && ip link set {vb} netns {b} && \
-         ip netns exec {a} sysctl -qw net.ipv6.conf.all.disable_ipv6=1 && \
-         ip netns exec {b} sysctl -qw net.ipv6.conf.all.disable_ipv6=1 && \
-         ip -n {a} addr add 10.79.0.1/24 dev {va} && ip -n {b} addr add 10.79.0.2/24 dev {vb} && \
-         ip -n {a} link set {va} up && ip -n {b} link set {vb} up && \
-         ip -n {a} link set lo up && ip -n {b} link set lo up && \
-         (ip netns exec {a} ethtool -K {va} tso off gso off gro off >/dev/null 2>&1; \
-          ip netns exec {b} ethtool -K {vb} tso off gso off gro off >/dev/null 2>&1; true)"
-    ));
+    let mut lab = Lab::pair("mwk", "10.79.0");
+    let (a, va) = (lab.ns("a"), lab.iface("a"));
     let www = tmp.path().join("www");
     std::fs::create_dir(&www).unwrap();
     std::fs::write(www.join("data.bin"), vec![7u8; 300_000]).unwrap();
