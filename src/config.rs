@@ -65,13 +65,25 @@ impl Default for RulesConfig {
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct WebConfig {
+    /// Address the dashboard listens on; "" turns the dashboard off.
     pub listen: String,
+    /// Bearer token for `/metrics`; without the file `/metrics` answers 404.
     pub metrics_token_file: PathBuf,
+    /// The dashboard password's argon2 hash, written by `mirrorwatch passwd`. Until it exists the
+    /// dashboard only says how to set one (there is no default password).
+    pub password_file: PathBuf,
+    /// How long a login lasts, e.g. "12h".
+    pub session_lifetime: String,
 }
 
 impl Default for WebConfig {
     fn default() -> Self {
-        WebConfig { listen: "0.0.0.0:8080".into(), metrics_token_file: PathBuf::from("/etc/mirrorwatch/metrics.token") }
+        WebConfig {
+            listen: "0.0.0.0:8080".into(),
+            metrics_token_file: PathBuf::from("/etc/mirrorwatch/metrics.token"),
+            password_file: PathBuf::from("/etc/mirrorwatch/dashboard.passwd"),
+            session_lifetime: "12h".into(),
+        }
     }
 }
 
@@ -99,6 +111,8 @@ pub struct MailConfig {
     pub retry_max: String,
     /// SMTP connection and command timeout.
     pub timeout: String,
+    /// Language of the mails: "en" or "ja".
+    pub language: String,
 }
 
 impl Default for MailConfig {
@@ -118,6 +132,7 @@ impl Default for MailConfig {
             retry_initial: "30s".into(),
             retry_max: "1h".into(),
             timeout: "30s".into(),
+            language: "en".into(),
         }
     }
 }
@@ -142,6 +157,16 @@ impl Default for JobsConfig {
             retention: "*/15 * * * *".into(),
             disk: "*/5 * * * *".into(),
             optimize: "30 3 * * *".into(),
+        }
+    }
+}
+
+impl WebConfig {
+    /// How long a dashboard login lasts (at least a minute, at most 30 days).
+    pub fn session_lifetime(&self) -> anyhow::Result<std::time::Duration> {
+        match crate::units::parse_duration(&self.session_lifetime) {
+            Some(s) if (60..=30 * 86_400).contains(&s) => Ok(std::time::Duration::from_secs(s)),
+            _ => anyhow::bail!("[web] session_lifetime {:?}: a duration from 1m to 30d", self.session_lifetime),
         }
     }
 }

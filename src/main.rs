@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use mirrorwatch::commands::{analyze, filter, rules, run, Outcome};
+use mirrorwatch::commands::{analyze, filter, passwd, rules, run, Outcome};
 
 #[derive(Parser)]
 #[command(name = "mirrorwatch", version, about = "Passive network watcher for a mirror port")]
@@ -62,6 +62,19 @@ enum Cmd {
         /// Rule directory: its counters are evaluated and reported.
         #[arg(long)]
         rules: Option<PathBuf>,
+        /// Then serve the dashboard on the result at this address (e.g. 127.0.0.1:8080) until
+        /// stopped; the password comes from [web] password_file (`mirrorwatch passwd`).
+        #[arg(long, value_name = "ADDR")]
+        serve: Option<String>,
+    },
+    /// Set the dashboard password (stored as an argon2 hash in [web] password_file).
+    Passwd {
+        /// Configuration file [default: /etc/mirrorwatch/mirrorwatch.toml]
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Read the password from the first line of standard input instead of asking twice.
+        #[arg(long)]
+        password_stdin: bool,
     },
     /// Rule files.
     Rules {
@@ -95,9 +108,10 @@ fn main() -> ExitCode {
             run::run(run::RunArgs { config, replay, interface, db, rules })
         }
         Cmd::Filter { expr, file, count } => filter::run(filter::FilterArgs { expr, file, count }),
-        Cmd::Analyze { files, db, json, config, rules } => {
-            analyze::run(analyze::AnalyzeArgs { files, db, json, config, rules })
+        Cmd::Analyze { files, db, json, config, rules, serve } => {
+            analyze::run(analyze::AnalyzeArgs { files, db, json, config, rules, serve })
         }
+        Cmd::Passwd { config, password_stdin } => passwd::run(passwd::PasswdArgs { config, password_stdin }),
         Cmd::Rules { cmd: RulesCmd::Check { dir } } => {
             rules::check(dir.unwrap_or_else(|| PathBuf::from("/etc/mirrorwatch/rules")))
         }

@@ -20,6 +20,8 @@ pub struct AnalyzeArgs {
     pub config: Option<PathBuf>,
     /// Rule directory whose counters are evaluated.
     pub rules: Option<PathBuf>,
+    /// Serve the dashboard on the result at this address until stopped.
+    pub serve: Option<String>,
 }
 
 /// Runs every file through `pipeline`, one after the other (TCP state and frame numbers restart
@@ -84,11 +86,31 @@ fn progress_bar(files: &[PathBuf]) -> Option<ProgressBar> {
     Some(pb)
 }
 
-pub fn run(args: AnalyzeArgs) -> anyhow::Result<Outcome> {
+pub fn run(mut args: AnalyzeArgs) -> anyhow::Result<Outcome> {
     let cfg = match &args.config {
         Some(p) => Config::load(p)?,
+        // The dashboard's password file is the box's, if this is one.
+        None if args.serve.is_some() && Path::new(crate::config::DEFAULT_PATH).exists() => {
+            Config::load(Path::new(crate::config::DEFAULT_PATH))?
+        }
         None => Config::default(),
     };
+    // The dashboard reads a database: without --db the result goes to a temporary one.
+    let temp_db = match (&args.serve, &args.db) {
+        (Some(_), None) => {
+            let p = std::env::temp_dir().join(format!("mirrorwatch-analysis-{}.db", std::process::id()));
+            remove_db(&p);
+            args.db = Some(p.clone());
+            Some(p)
+        }
+        _ => None,
+    };
+    // Bind before the analysis, so a taken port is said at once.
+    let listener_check = match &args.serve {
+        Some(addr) => Some(std::net::TcpListener::bind(addr).map_err(|e| anyhow::anyhow!("dashboard on {addr}: {e}"))?),
+        None => None,
+    };
+    drop(listener_check);
     let rules = match &args.rules {
         Some(dir) => match super::rules::load_or_report(dir) {
             Some(r) => Some(r),
@@ -140,7 +162,72 @@ pub fn run(args: AnalyzeArgs) -> anyhow::Result<Outcome> {
     } else {
         print_text(&summary, &reports, args.db.as_deref());
     }
+    if let (Some(addr), Some(db)) = (&args.serve, &args.db) {
+        let served = serve(&cfg, addr, db, &args, &summary);
+        if let Some(t) = &temp_db {
+            remove_db(t);
+        }
+        served?;
+    }
     Ok(Outcome { bad_input })
+}
+
+fn remove_db(p: &Path) {
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", p.display()));
+    }
+}
+
+/// Serves the dashboard on the finished analysis until SIGINT/SIGTERM.
+fn serve(cfg: &Config, addr: &str, db: &Path, args: &AnalyzeArgs, summary: &Summary) -> anyhow::Result<()> {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    let live = Arc::new(crate::web::Live::new());
+    live.publish(summary);
+    if let Some(dir) = &args.rules {
+        if let Ok(r) = crate::rules::RuleSet::load_dir(dir) {
+            live.set_rules(crate::web::RulesStatus {
+                loaded_us: crate::store::wall_us(),
+                files: r.files.len(),
+                counters: r.counters.len(),
+                alerts: r.alerts.len(),
+                error: None,
+            });
+        }
+    }
+    let state = crate::web::WebState::new(crate::web::WebSettings {
+        db: db.to_path_buf(),
+        mode: crate::web::Mode::Analysis,
+        rules_dir: args.rules.clone(),
+        preview_files: args.files.clone(),
+        password_file: cfg.web.password_file.clone(),
+        metrics_token_file: cfg.web.metrics_token_file.clone(),
+        session_lifetime: cfg.web.session_lifetime()?,
+        live,
+    });
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(sig, Arc::clone(&stop))?;
+    }
+    let server = crate::web::Server::start(addr, state, Arc::clone(&stop))?;
+    let host = match server.addr.ip() {
+        ip if ip.is_unspecified() => "localhost".to_string(),
+        std::net::IpAddr::V6(ip) => format!("[{ip}]"),
+        ip => ip.to_string(),
+    };
+    eprintln!("dashboard: http://{host}:{}/  (Ctrl-C to stop)", server.addr.port());
+    if matches!(crate::web::auth::password_state(&cfg.web.password_file), crate::web::auth::PasswordState::Unset) {
+        eprintln!(
+            "no dashboard password yet ({}): set one with `mirrorwatch passwd{}`",
+            cfg.web.password_file.display(),
+            args.config.as_ref().map(|c| format!(" --config {}", c.display())).unwrap_or_default()
+        );
+    }
+    while !stop.load(Ordering::Relaxed) {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    server.stop();
+    Ok(())
 }
 
 fn print_text(s: &Summary, reports: &[FileReport], db: Option<&Path>) {

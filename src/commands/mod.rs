@@ -3,6 +3,7 @@
 
 pub mod analyze;
 pub mod filter;
+pub mod passwd;
 pub mod rules;
 pub mod run;
 

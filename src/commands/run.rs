@@ -21,6 +21,7 @@ use crate::pipeline::{Pipeline, Sink};
 use crate::rules::RuleSet;
 use crate::store::{Backpressure, SqliteSink};
 use crate::time::Ts;
+use crate::web::{Live, RulesStatus};
 
 pub struct RunArgs {
     pub config: Option<PathBuf>,
@@ -41,11 +42,13 @@ const MAIL_POLL: Duration = Duration::from_secs(2);
 struct RuleWatch {
     dir: PathBuf,
     fingerprint: Vec<(PathBuf, u64, Option<SystemTime>)>,
+    /// Where the dashboard reads which rules are in effect.
+    live: Arc<Live>,
 }
 
 impl RuleWatch {
-    fn new(dir: PathBuf) -> RuleWatch {
-        RuleWatch { dir, fingerprint: Vec::new() }
+    fn new(dir: PathBuf, live: Arc<Live>) -> RuleWatch {
+        RuleWatch { dir, fingerprint: Vec::new(), live }
     }
 
     fn scan(&self) -> Vec<(PathBuf, u64, Option<SystemTime>)> {
@@ -85,11 +88,21 @@ impl RuleWatch {
                     r.counters.len(),
                     r.alerts.len()
                 );
+                self.live.set_rules(RulesStatus {
+                    loaded_us: crate::store::wall_us(),
+                    files: r.files.len(),
+                    counters: r.counters.len(),
+                    alerts: r.alerts.len(),
+                    error: None,
+                });
                 Some(r)
             }
             Err(errors) => {
-                for e in errors {
+                for e in &errors {
                     tracing::error!("rules not applied: {e}");
+                }
+                if let Ok(mut st) = self.live.rules.lock() {
+                    st.error = errors.first().map(|e| format!("not applied: {e}"));
                 }
                 None
             }
@@ -202,7 +215,9 @@ pub fn run(args: RunArgs) -> anyhow::Result<Outcome> {
     let db = args.db.clone().unwrap_or_else(|| cfg.store.database());
     let stop = stop_flag()?;
     let rules_dir = args.rules.clone().unwrap_or_else(|| cfg.rules.dir.clone());
-    let mut rules = RuleWatch::new(rules_dir.clone());
+    let live = Arc::new(Live::new());
+    let mut rules = RuleWatch::new(rules_dir.clone(), Arc::clone(&live));
+    let session_lifetime = cfg.web.session_lifetime()?;
     // Configuration mistakes stop the daemon before it starts capturing.
     let plan = crate::jobs::schedule(&cfg.jobs)?;
     let mail_on = crate::mail::enabled(&cfg.mail);
@@ -222,9 +237,38 @@ pub fn run(args: RunArgs) -> anyhow::Result<Outcome> {
     };
     // Stopped after the store has written its last batch, so the mailer sees every alert.
     let bg_stop = Arc::new(AtomicBool::new(false));
+    // The dashboard starts once the store has created or migrated the database.
+    let dashboard = |health: &Arc<crate::store::StoreHealth>| -> anyhow::Result<Option<crate::web::Server>> {
+        if let Ok(mut s) = live.store.lock() {
+            *s = Some(Arc::clone(health));
+        }
+        if cfg.web.listen.is_empty() {
+            return Ok(None);
+        }
+        let state = crate::web::WebState::new(crate::web::WebSettings {
+            db: db.clone(),
+            mode: crate::web::Mode::Daemon,
+            rules_dir: Some(rules_dir.clone()),
+            preview_files: args.replay.iter().cloned().collect(),
+            password_file: cfg.web.password_file.clone(),
+            metrics_token_file: cfg.web.metrics_token_file.clone(),
+            session_lifetime,
+            live: Arc::clone(&live),
+        });
+        let server = crate::web::Server::start(&cfg.web.listen, state, Arc::new(AtomicBool::new(false)))?;
+        tracing::info!("dashboard on http://{}/", server.addr);
+        if matches!(crate::web::auth::password_state(&cfg.web.password_file), crate::web::auth::PasswordState::Unset) {
+            tracing::warn!(
+                "no dashboard password yet ({}): set one with `mirrorwatch passwd`",
+                cfg.web.password_file.display()
+            );
+        }
+        Ok(Some(server))
+    };
 
     if let Some(replay) = &args.replay {
         let sink = SqliteSink::start_with(&db, Backpressure::Block, mail_on)?;
+        let web = dashboard(&sink.health)?;
         let threads = background(&bg_stop);
         let mut p = Pipeline::new(cfg.flows.clone(), cfg.pipeline.clone(), sink);
         p.digest_every_secs = cfg.mail.digest_every_secs();
@@ -242,8 +286,12 @@ pub fn run(args: RunArgs) -> anyhow::Result<Outcome> {
             }
         }
         p.sink.flush();
+        live.publish(&p.summary);
         while !stop.load(Ordering::Relaxed) {
             std::thread::sleep(Duration::from_millis(100));
+        }
+        if let Some(w) = web {
+            w.stop();
         }
         p.sink.finish()?;
         bg_stop.store(true, Ordering::Relaxed);
@@ -254,6 +302,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<Outcome> {
     let mut src = LiveSource::open(&cfg.capture).context("starting live capture")?;
     tracing::info!("capturing on {} (link type {})", cfg.capture.interface, src.link_type().name());
     let sink = SqliteSink::start_with(&db, Backpressure::Drop, mail_on)?;
+    let web = dashboard(&sink.health)?;
     let threads = background(&bg_stop);
     let mut p = Pipeline::new(cfg.flows.clone(), cfg.pipeline.clone(), sink);
     p.digest_every_secs = cfg.mail.digest_every_secs();
@@ -291,6 +340,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<Outcome> {
             }
             health.check(&mut p, now);
             p.tick(now);
+            live.publish(&p.summary);
             if let Some(r) = loader.take() {
                 p.set_rules(r);
             }
@@ -302,6 +352,9 @@ pub fn run(args: RunArgs) -> anyhow::Result<Outcome> {
     }
     p.end_of_file();
     p.finish_alerts();
+    if let Some(w) = web {
+        w.stop();
+    }
     let dropped_events = p.sink.dropped_events;
     p.sink.finish()?;
     bg_stop.store(true, Ordering::Relaxed);

@@ -349,6 +349,12 @@ impl RuleSet {
     /// Loads every `*.toml` of `dir` (sorted by name). Returns all errors of the first bad file
     /// (later files are not checked against a broken one), or the rule set.
     pub fn load_dir(dir: &Path) -> Result<RuleSet, Vec<RuleError>> {
+        RuleSet::load_dir_with(dir, None)
+    }
+
+    /// [`RuleSet::load_dir`] as it would be with `edit` = (file name, text) saved in `dir`
+    /// (a new file or a changed one): what the dashboard's editor checks before saving.
+    pub fn load_dir_with(dir: &Path, edit: Option<(&str, &str)>) -> Result<RuleSet, Vec<RuleError>> {
         let rd = std::fs::read_dir(dir).map_err(|e| {
             vec![RuleError {
                 file: dir.to_path_buf(),
@@ -361,12 +367,22 @@ impl RuleSet {
             .filter_map(|e| e.ok().map(|e| e.path()))
             .filter(|p| p.extension().is_some_and(|e| e == "toml"))
             .collect();
+        let edited = edit.map(|(name, _)| dir.join(name));
+        if let Some(e) = &edited {
+            if !files.contains(e) {
+                files.push(e.clone());
+            }
+        }
         files.sort();
         let mut set = RuleSet::default();
         let mut seen = HashMap::new();
         for f in files {
-            let text = std::fs::read_to_string(&f)
-                .map_err(|e| vec![RuleError { file: f.clone(), line: 0, col: 0, msg: format!("cannot read: {e}") }])?;
+            let text = match (&edited, edit) {
+                (Some(e), Some((_, text))) if *e == f => text.to_string(),
+                _ => std::fs::read_to_string(&f).map_err(|e| {
+                    vec![RuleError { file: f.clone(), line: 0, col: 0, msg: format!("cannot read: {e}") }]
+                })?,
+            };
             let errors = load_text(&f, &text, &mut set, &mut seen);
             if !errors.is_empty() {
                 return Err(errors);

@@ -9,6 +9,7 @@
 //! Counters are upserted (`+=`): a minute that appears twice (time running backwards in a merged
 //! capture, or two files of one day) adds up instead of overwriting.
 
+pub mod dashboard;
 pub mod read;
 pub mod schema;
 

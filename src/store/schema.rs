@@ -109,6 +109,10 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX health_events_ts ON health_events(ts_us);
     -- frames stamped beyond the wall clock, counted at the last trusted minute instead
     ALTER TABLE traffic_minute ADD COLUMN time_jumps INTEGER NOT NULL DEFAULT 0;",
+    // 9: the admin acknowledges an alert episode on the dashboard (wall-clock µs); the lookup
+    // of an alert's evidence goes by alert.
+    "ALTER TABLE alerts ADD COLUMN acked_us INTEGER;
+    CREATE INDEX outbox_alert ON outbox(alert_id) WHERE alert_id IS NOT NULL;",
 ];
 
 /// Current schema version.

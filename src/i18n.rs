@@ -1,0 +1,201 @@
+//! The words of the dashboard and the mails in English and Japanese (the first users are
+//! Japanese branch admins). One table, so a missing translation is a failing test, not an
+//! English word on a Japanese page.
+
+/// A language the dashboard and the mails speak.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Lang {
+    #[default]
+    En,
+    Ja,
+}
+
+impl Lang {
+    pub fn code(self) -> &'static str {
+        match self {
+            Lang::En => "en",
+            Lang::Ja => "ja",
+        }
+    }
+
+    pub fn parse(code: &str) -> Option<Lang> {
+        match code.trim().to_ascii_lowercase().as_str() {
+            "en" => Some(Lang::En),
+            "ja" => Some(Lang::Ja),
+            _ => None,
+        }
+    }
+
+    /// The preferred language of an `Accept-Language` header: the first of en/ja by quality.
+    pub fn from_accept_language(h: &str) -> Lang {
+        let mut best: Option<(f32, Lang)> = None;
+        for part in h.split(',').take(32) {
+            let mut it = part.split(';');
+            let tag = it.next().unwrap_or("").trim().to_ascii_lowercase();
+            let q = it.find_map(|p| p.trim().strip_prefix("q=").and_then(|q| q.parse::<f32>().ok())).unwrap_or(1.0);
+            let primary = tag.split('-').next().unwrap_or("");
+            if let Some(l) = Lang::parse(primary) {
+                if best.is_none_or(|(bq, _)| q > bq) {
+                    best = Some((q, l));
+                }
+            }
+        }
+        best.map(|(_, l)| l).unwrap_or_default()
+    }
+
+    /// The text of `key` in this language; the key itself if the table lacks it (a test makes
+    /// sure it does not).
+    pub fn t(self, key: &str) -> &'static str {
+        match TEXTS.binary_search_by(|(k, _, _)| (*k).cmp(key)) {
+            Ok(i) => match self {
+                Lang::En => TEXTS[i].1,
+                Lang::Ja => TEXTS[i].2,
+            },
+            Err(_) => {
+                debug_assert!(false, "no text for {key:?}");
+                "?"
+            }
+        }
+    }
+}
+
+/// (key, English, Japanese), sorted by key.
+pub const TEXTS: &[(&str, &str, &str)] = &[
+    ("ack", "Acknowledge", "確認済みにする"),
+    ("acked", "acknowledged", "確認済み"),
+    ("active", "active", "発生中"),
+    ("active_alerts", "Active alerts", "発生中のアラート"),
+    ("alerts", "Alerts", "アラート"),
+    ("all", "all", "すべて"),
+    ("app_errors", "Application errors", "アプリケーションエラー"),
+    ("baseline", "Baseline (7 days before)", "ベースライン (直前7日間)"),
+    ("bytes", "Bytes", "バイト"),
+    ("bytes_in", "Bytes in", "受信バイト"),
+    ("bytes_out", "Bytes out", "送信バイト"),
+    ("bytes_per_s", "bytes/s", "バイト/秒"),
+    ("check", "Check and preview", "検査とプレビュー"),
+    ("cleared", "cleared", "解消"),
+    ("client", "Client", "クライアント"),
+    ("code", "Code", "コード"),
+    ("count", "Count", "件数"),
+    ("counter", "Counter", "カウンタ"),
+    ("counters", "Counters", "カウンタ"),
+    ("db_size", "Database", "データベース"),
+    ("disk", "Disk", "ディスク"),
+    ("disk_free", "free", "空き"),
+    ("download", "Download", "ダウンロード"),
+    ("drops", "Capture drops", "キャプチャ取りこぼし"),
+    ("edit", "Edit", "編集"),
+    ("error", "Error", "エラー"),
+    ("errors_found", "Errors", "エラー"),
+    ("evidence", "Evidence", "証拠"),
+    ("examples", "Latest messages", "最新のメッセージ"),
+    ("family", "Family", "種別"),
+    ("file", "File", "ファイル"),
+    ("first_seen", "First seen", "初回"),
+    ("frame", "Frame", "フレーム"),
+    ("frames", "frames", "フレーム"),
+    ("group", "Group", "グループ"),
+    ("groups", "Top groups", "上位グループ"),
+    ("history_of", "History of", "履歴:"),
+    ("host_pair", "Sender → receiver", "送信元 → 宛先"),
+    ("hostname", "Host name", "ホスト名"),
+    ("identities", "Identities", "ID"),
+    ("ip", "IP address", "IPアドレス"),
+    ("key", "Key", "キー"),
+    ("last_packet", "Last packet", "最後のパケット"),
+    ("last_seen", "Last seen", "最終"),
+    ("last_value", "Last minute", "直近1分"),
+    ("login", "Log in", "ログイン"),
+    ("login_failed", "Wrong password.", "パスワードが違います。"),
+    (
+        "login_limited",
+        "Too many attempts: try again in a minute.",
+        "試行回数が多すぎます。1分後にもう一度お試しください。",
+    ),
+    ("logout", "Log out", "ログアウト"),
+    ("lost", "Lost segments", "欠落セグメント"),
+    ("mac", "MAC", "MAC"),
+    ("message", "Message", "メッセージ"),
+    ("mode_analysis", "Offline analysis", "オフライン解析"),
+    ("mode_daemon", "Live capture", "ライブキャプチャ"),
+    ("no_data", "No data in this range.", "この期間のデータはありません。"),
+    ("no_password", "No dashboard password is set yet.", "ダッシュボードのパスワードがまだ設定されていません。"),
+    ("no_password_how", "Set one on the box with:", "本体で次のコマンドを実行して設定してください:"),
+    ("none", "None.", "なし。"),
+    ("outcome", "Outcome", "結果"),
+    ("overview", "Overview", "概要"),
+    ("packets", "Packets", "パケット"),
+    ("packets_per_s", "packets/s", "パケット/秒"),
+    ("password", "Password", "パスワード"),
+    ("preview", "Preview", "プレビュー"),
+    ("preview_over", "Frames matched over", "一致したフレーム数 対象:"),
+    ("private", "private", "プライベート"),
+    ("protocol", "Protocol", "プロトコル"),
+    ("range", "Range", "期間"),
+    ("rate", "Retransmitted", "再送率"),
+    ("realm", "Realm", "レルム"),
+    ("retransmissions", "Retransmissions", "再送"),
+    ("rule", "Rule", "ルール"),
+    ("rules", "Rules", "ルール"),
+    ("rules_loaded", "Rules in effect", "適用中のルール"),
+    ("rules_saved", "Saved; the rules are reloaded.", "保存しました。ルールを再読み込みします。"),
+    (
+        "rules_saved_analysis",
+        "Saved. This dashboard shows a finished analysis: run it again to apply the rules.",
+        "保存しました。この画面は完了した解析の結果です。ルールを反映するには再度解析してください。",
+    ),
+    ("rules_valid", "No errors.", "エラーはありません。"),
+    ("save", "Save", "保存"),
+    ("search", "Search", "検索"),
+    ("search_hint", "user, MAC, IP or host name", "ユーザー、MAC、IP、ホスト名"),
+    ("server", "Server", "サーバー"),
+    ("severity", "Severity", "重要度"),
+    (
+        "shared_mac",
+        "One MAC, several users (a router or NAT behind the port?)",
+        "1つのMACに複数ユーザー (ルーターやNATの疑い)",
+    ),
+    ("since", "Since", "開始"),
+    ("source", "Source", "取得元"),
+    ("state", "State", "状態"),
+    ("store", "Store", "ストア"),
+    ("store_failing", "failing", "書き込み失敗中"),
+    ("store_ok", "writing", "正常"),
+    ("summary", "Summary", "概要"),
+    ("suppressed", "suppressed", "抑制中"),
+    ("time", "Time", "時刻"),
+    ("time_jumps", "Time jumps", "時刻の飛び"),
+    ("times_baseline", "× baseline", "× ベースライン"),
+    ("top_users", "Top users by volume", "通信量の多いユーザー"),
+    ("total", "Total", "合計"),
+    ("traffic", "Traffic", "トラフィック"),
+    ("user", "User", "ユーザー"),
+    ("value", "Value", "値"),
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_is_sorted_unique_and_complete() {
+        for w in TEXTS.windows(2) {
+            assert!(w[0].0 < w[1].0, "{} before {}", w[0].0, w[1].0);
+        }
+        for (k, en, ja) in TEXTS {
+            assert!(!en.is_empty() && !ja.is_empty(), "{k}");
+        }
+        assert_eq!(Lang::Ja.t("alerts"), "アラート");
+        assert_eq!(Lang::En.t("alerts"), "Alerts");
+    }
+
+    #[test]
+    fn accept_language_picks_by_quality() {
+        assert_eq!(Lang::from_accept_language("ja,en-US;q=0.9,en;q=0.8"), Lang::Ja);
+        assert_eq!(Lang::from_accept_language("en-US,en;q=0.9,ja;q=0.8"), Lang::En);
+        assert_eq!(Lang::from_accept_language("fr-FR,ja;q=0.5"), Lang::Ja);
+        assert_eq!(Lang::from_accept_language("de"), Lang::En);
+        assert_eq!(Lang::from_accept_language(""), Lang::En);
+    }
+}

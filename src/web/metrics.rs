@@ -1,0 +1,173 @@
+//! `/metrics`: Prometheus text exposition (format 0.0.4), so a fleet of boxes is watched from one
+//! Prometheus and Grafana. Only with `Authorization: Bearer <token>` from `metrics_token_file`;
+//! without that file the route does not exist (404), a wrong token is 401.
+
+use std::fmt::Write;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+
+use super::auth::{constant_time_eq, metrics_token};
+use super::{WebError, WebState};
+use crate::store::dashboard::{self as q, Range};
+
+/// A label value as Prometheus wants it: backslash, quote and newline escaped.
+pub fn label(v: &str) -> String {
+    let mut s = String::with_capacity(v.len());
+    for c in v.chars() {
+        match c {
+            '\\' => s.push_str("\\\\"),
+            '"' => s.push_str("\\\""),
+            '\n' => s.push_str("\\n"),
+            c => s.push(c),
+        }
+    }
+    s
+}
+
+fn metric(out: &mut String, name: &str, kind: &str, help: &str, samples: &[(String, f64)]) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+    for (labels, v) in samples {
+        let _ = writeln!(out, "{name}{labels} {v}");
+    }
+}
+
+pub async fn metrics(State(st): State<Arc<WebState>>, headers: HeaderMap) -> Result<Response, WebError> {
+    let Some(token) = metrics_token(&st.metrics_token_file) else {
+        return Err(WebError::NotFound);
+    };
+    let given =
+        headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
+    if !given.is_some_and(|g| constant_time_eq(g.trim().as_bytes(), token.as_bytes())) {
+        return Ok((StatusCode::UNAUTHORIZED, [(header::WWW_AUTHENTICATE, "Bearer")], "bearer token required\n")
+            .into_response());
+    }
+    let wall = crate::time::wall_now().secs();
+    let (counters, active, latest) = st
+        .read(move |c| {
+            let anchor = q::anchor(c, wall)?;
+            Ok((q::counters(c, Range::last(anchor, 86_400))?, q::active_alert_counts(c)?, q::latest_minute(c, anchor)?))
+        })
+        .await?;
+    let live = &st.live;
+    let mut out = String::with_capacity(4096);
+    let one = |v: f64| vec![(String::new(), v)];
+    metric(
+        &mut out,
+        "mirrorwatch_packets_total",
+        "counter",
+        "Frames processed since start.",
+        &one(live.packets.load(Ordering::Relaxed) as f64),
+    );
+    metric(
+        &mut out,
+        "mirrorwatch_bytes_total",
+        "counter",
+        "Bytes of the frames processed since start.",
+        &one(live.bytes.load(Ordering::Relaxed) as f64),
+    );
+    metric(
+        &mut out,
+        "mirrorwatch_capture_drops_total",
+        "counter",
+        "Frames the kernel or libpcap dropped since start.",
+        &one(live.drops.load(Ordering::Relaxed) as f64),
+    );
+    let last = live.last_packet_us.load(Ordering::Relaxed);
+    metric(
+        &mut out,
+        "mirrorwatch_last_packet_timestamp_seconds",
+        "gauge",
+        "Packet time of the newest frame.",
+        &one(last as f64 / 1e6),
+    );
+    if let Some(m) = &latest {
+        metric(
+            &mut out,
+            "mirrorwatch_minute_packets",
+            "gauge",
+            "Frames in the newest stored minute.",
+            &one(m.packets as f64),
+        );
+        metric(
+            &mut out,
+            "mirrorwatch_minute_bytes",
+            "gauge",
+            "Bytes in the newest stored minute.",
+            &one(m.bytes as f64),
+        );
+        metric(
+            &mut out,
+            "mirrorwatch_minute_start_seconds",
+            "gauge",
+            "Start of the newest stored minute.",
+            &one(m.minute as f64),
+        );
+    }
+    let health = live.store.lock().ok().and_then(|s| s.clone());
+    let (failing, lost, held) = match &health {
+        Some(h) => (
+            h.failing().is_some() as u8 as f64,
+            h.lost_events.load(Ordering::Relaxed) as f64,
+            h.held_events.load(Ordering::Relaxed) as f64,
+        ),
+        None => (0.0, 0.0, 0.0),
+    };
+    metric(&mut out, "mirrorwatch_store_failing", "gauge", "1 while the database refuses writes.", &one(failing));
+    metric(
+        &mut out,
+        "mirrorwatch_store_lost_events_total",
+        "counter",
+        "Events the store writer gave up on.",
+        &one(lost),
+    );
+    metric(&mut out, "mirrorwatch_store_held_events", "gauge", "Events waiting for the database.", &one(held));
+    let db_bytes: u64 = ["", "-wal"]
+        .iter()
+        .filter_map(|s| std::fs::metadata(format!("{}{s}", st.db.display())).ok())
+        .map(|m| m.len())
+        .sum();
+    metric(&mut out, "mirrorwatch_database_bytes", "gauge", "Size of the database and its WAL.", &one(db_bytes as f64));
+    if let Ok(free) = fs4::available_space(&st.store_dir) {
+        metric(
+            &mut out,
+            "mirrorwatch_disk_free_bytes",
+            "gauge",
+            "Free space where the store lives.",
+            &one(free as f64),
+        );
+    }
+    let samples: Vec<(String, f64)> =
+        counters.iter().map(|c| (format!("{{counter=\"{}\"}}", label(&c.id)), c.last_value as f64)).collect();
+    metric(
+        &mut out,
+        "mirrorwatch_counter_last_minute",
+        "gauge",
+        "Each rule counter's value in its newest stored minute.",
+        &samples,
+    );
+    let mut by_sev: Vec<(String, f64)> = ["critical", "warning", "info"]
+        .iter()
+        .map(|s| (s.to_string(), active.iter().find(|(k, _)| k == s).map(|(_, n)| *n as f64).unwrap_or(0.0)))
+        .collect();
+    for (k, n) in &active {
+        if !by_sev.iter().any(|(s, _)| s == k) {
+            by_sev.push((k.clone(), *n as f64));
+        }
+    }
+    let samples: Vec<(String, f64)> =
+        by_sev.into_iter().map(|(s, n)| (format!("{{severity=\"{}\"}}", label(&s)), n)).collect();
+    metric(&mut out, "mirrorwatch_alerts_active", "gauge", "Alert episodes that have not cleared.", &samples);
+    Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], out).into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn label_values_are_escaped() {
+        assert_eq!(super::label("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
+    }
+}

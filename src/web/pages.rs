@@ -1,0 +1,853 @@
+//! The dashboard's HTML pages: login, overview, counters, identities, retransmissions,
+//! application errors and alerts (the rules editor is in `rules_edit.rs`). Each page asks the
+//! store's dashboard queries once, on a blocking thread, and renders escaped text.
+
+use std::fmt::Write;
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::extract::{Path, Query, Request, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::{Extension, Form};
+use serde::Deserialize;
+
+use super::auth::{self, PasswordState};
+use super::html::{
+    self, bytes, chart, num, page, range_links, table_head, time_secs, time_text, time_us, Series, E, U,
+};
+use super::{client_ip, request_lang, ReqCtx, WebError, WebState};
+use crate::i18n::Lang;
+use crate::store::dashboard::{self as q, Range};
+
+/// `range=1h|24h|7d` (default 24 h), and what some pages filter by.
+#[derive(Debug, Default, Deserialize)]
+pub struct PageQuery {
+    pub range: Option<String>,
+    pub key: Option<String>,
+    pub q: Option<String>,
+    pub family: Option<String>,
+    pub src: Option<String>,
+    pub dst: Option<String>,
+    pub next: Option<String>,
+    pub file: Option<String>,
+    pub saved: Option<String>,
+}
+
+impl PageQuery {
+    /// The range name and its length in seconds.
+    pub fn range(&self) -> (&'static str, i64) {
+        match self.range.as_deref() {
+            Some("1h") => ("1h", 3600),
+            Some("7d") => ("7d", 7 * 86_400),
+            _ => ("24h", 86_400),
+        }
+    }
+}
+
+fn wall_secs() -> i64 {
+    crate::time::wall_now().secs()
+}
+
+/// A path to go back to after login or a language switch: only a local path, never `//host`.
+pub fn safe_next(next: Option<&str>) -> String {
+    match next {
+        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.contains('\\') && !n.contains(['\r', '\n']) => {
+            n.to_string()
+        }
+        _ => "/".into(),
+    }
+}
+
+fn html_ok(body: String) -> Response {
+    Html(body).into_response()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Login
+
+fn password_missing_page(lang: Lang) -> Response {
+    let body = format!(
+        "<p>{}</p><p>{}</p><pre>sudo mirrorwatch passwd</pre>",
+        E(lang.t("no_password")),
+        E(lang.t("no_password_how"))
+    );
+    (StatusCode::SERVICE_UNAVAILABLE, Html(html::bare_page(lang, lang.t("login"), &body))).into_response()
+}
+
+fn login_page(lang: Lang, next: &str, message: Option<&str>) -> String {
+    let msg = message.map(|m| format!("<p class=\"error\" role=\"alert\">{}</p>", E(m))).unwrap_or_default();
+    let body = format!(
+        "{msg}<form method=\"post\" action=\"/login\" class=\"login\">\
+         <input type=\"hidden\" name=\"next\" value=\"{}\">\
+         <label>{} <input type=\"password\" name=\"password\" autocomplete=\"current-password\" autofocus required></label>\
+         <button type=\"submit\">{}</button></form>\
+         <p class=\"lang\"><a href=\"/lang/en?next=/login\">EN</a> <a href=\"/lang/ja?next=/login\">日本語</a></p>",
+        E(next),
+        E(lang.t("password")),
+        E(lang.t("login"))
+    );
+    html::bare_page(lang, lang.t("login"), &body)
+}
+
+pub async fn login_form(State(st): State<Arc<WebState>>, headers: HeaderMap, Query(pq): Query<PageQuery>) -> Response {
+    let lang = request_lang(&headers);
+    match auth::password_state(&st.password_file) {
+        PasswordState::Unset => password_missing_page(lang),
+        PasswordState::Broken(why) => (StatusCode::INTERNAL_SERVER_ERROR, why).into_response(),
+        PasswordState::Set(_) => html_ok(login_page(lang, &safe_next(pq.next.as_deref()), None)),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct LoginForm {
+    pub password: String,
+    #[serde(default)]
+    pub next: String,
+}
+
+pub async fn login(State(st): State<Arc<WebState>>, req: Request) -> Response {
+    let lang = request_lang(req.headers());
+    let ip = client_ip(req.extensions());
+    let Ok(Form(form)) = Form::<LoginForm>::from_request(req, &()).await else {
+        return (StatusCode::BAD_REQUEST, "a password field is needed").into_response();
+    };
+    let hash = match auth::password_state(&st.password_file) {
+        PasswordState::Unset => return password_missing_page(lang),
+        PasswordState::Broken(why) => return (StatusCode::INTERNAL_SERVER_ERROR, why).into_response(),
+        PasswordState::Set(h) => h,
+    };
+    let next = safe_next(Some(&form.next));
+    let wait = st.limiter.lock().ok().and_then(|mut l| l.check(ip, Instant::now()));
+    if let Some(secs) = wait {
+        let page = login_page(lang, &next, Some(lang.t("login_limited")));
+        return (StatusCode::TOO_MANY_REQUESTS, [(header::RETRY_AFTER, secs.to_string())], Html(page)).into_response();
+    }
+    // argon2 takes tens of milliseconds on purpose: not on the async workers.
+    let password = form.password;
+    let ok = tokio::task::spawn_blocking(move || auth::verify_password(&hash, &password)).await.unwrap_or(false);
+    if !ok {
+        if let Ok(mut l) = st.limiter.lock() {
+            l.failed(ip, Instant::now());
+        }
+        tracing::warn!("dashboard: failed login from {ip}");
+        return (StatusCode::UNAUTHORIZED, Html(login_page(lang, &next, Some(lang.t("login_failed"))))).into_response();
+    }
+    if let Ok(mut l) = st.limiter.lock() {
+        l.succeeded(ip);
+    }
+    let Ok(mut sessions) = st.sessions.lock() else {
+        return WebError::Internal("session table poisoned".into()).into_response();
+    };
+    let (id, _) = sessions.create();
+    let max_age = sessions.lifetime().as_secs();
+    let cookie = format!("{}={id}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age}", auth::SESSION_COOKIE);
+    (StatusCode::SEE_OTHER, [(header::SET_COOKIE, cookie), (header::LOCATION, next)]).into_response()
+}
+
+pub async fn logout(State(st): State<Arc<WebState>>, Extension(cx): Extension<ReqCtx>) -> Response {
+    if let Ok(mut s) = st.sessions.lock() {
+        s.remove(&cx.session);
+    }
+    let cookie = format!("{}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0", auth::SESSION_COOKIE);
+    (StatusCode::SEE_OTHER, [(header::SET_COOKIE, cookie), (header::LOCATION, "/login".to_string())]).into_response()
+}
+
+pub async fn set_lang(Path(code): Path<String>, Query(pq): Query<PageQuery>) -> Response {
+    let lang = Lang::parse(&code).unwrap_or_default();
+    let cookie = format!("{}={}; Path=/; SameSite=Strict; Max-Age=31536000", super::LANG_COOKIE, lang.code());
+    (StatusCode::SEE_OTHER, [(header::SET_COOKIE, cookie), (header::LOCATION, safe_next(pq.next.as_deref()))])
+        .into_response()
+}
+
+use axum::extract::FromRequest;
+
+// ---------------------------------------------------------------------------------------------
+// Overview
+
+struct Overview {
+    anchor: i64,
+    latest: Option<q::MinuteTraffic>,
+    series: q::TrafficSeries,
+    totals: q::TrafficTotals,
+    active: Vec<q::Alert>,
+    health: Vec<q::HealthEvent>,
+}
+
+pub async fn overview(State(st): State<Arc<WebState>>, Extension(cx): Extension<ReqCtx>) -> Result<Response, WebError> {
+    let wall = wall_secs();
+    let o = st
+        .read(move |c| {
+            let anchor = q::anchor(c, wall)?;
+            let day = Range::last(anchor, 86_400);
+            Ok(Overview {
+                anchor,
+                latest: q::latest_minute(c, anchor)?,
+                series: q::traffic_series(c, day)?,
+                totals: q::traffic_totals(c, day)?,
+                active: q::alerts(c, true)?,
+                health: q::health_events(c, 5)?,
+            })
+        })
+        .await?;
+    let l = cx.lang;
+    let mut b = String::new();
+    let (pps, bps) = o.latest.as_ref().map(|m| (m.packets as f64 / 60.0, m.bytes as f64 / 60.0)).unwrap_or((0.0, 0.0));
+    let last_packet = st.live.last_packet_us.load(std::sync::atomic::Ordering::Relaxed);
+    let last_packet = if last_packet > 0 {
+        time_us(last_packet)
+    } else {
+        o.latest.as_ref().map(|m| time_secs(m.minute)).unwrap_or_else(|| "–".into())
+    };
+    let store_state = match st.live.store.lock().ok().and_then(|s| s.as_ref().and_then(|h| h.failing())) {
+        Some((since, why)) => {
+            format!("<span class=\"bad\">{} ({})</span> {}", E(l.t("store_failing")), E(&why), time_us(since))
+        }
+        None => format!("<span class=\"good\">{}</span>", E(l.t("store_ok"))),
+    };
+    let db_bytes: u64 = ["", "-wal"]
+        .iter()
+        .filter_map(|s| std::fs::metadata(format!("{}{s}", st.db.display())).ok())
+        .map(|m| m.len())
+        .sum();
+    let disk = match (fs4::available_space(&st.store_dir), fs4::total_space(&st.store_dir)) {
+        (Ok(free), Ok(total)) if total > 0 => format!(
+            "{} {} / {} ({:.0} %)",
+            bytes(free as i64),
+            E(l.t("disk_free")),
+            bytes(total as i64),
+            100.0 * free as f64 / total as f64
+        ),
+        _ => "–".into(),
+    };
+    let _ = write!(
+        b,
+        "<section class=\"tiles\">\
+         <div class=\"tile\"><h2>{}</h2><p class=\"big\" id=\"pps\">{:.1}</p><p>{}</p></div>\
+         <div class=\"tile\"><h2>{}</h2><p class=\"big\">{}</p><p>{}</p></div>\
+         <div class=\"tile\"><h2>{}</h2><p class=\"big\">{}</p><p>24h</p></div>\
+         <div class=\"tile\"><h2>{}</h2><p class=\"big\">{}</p></div>\
+         <div class=\"tile\"><h2>{}</h2><p>{}</p><p>{} {}</p><p>{}: {}</p></div>\
+         <div class=\"tile\"><h2>{}</h2><p>{}</p></div></section>",
+        E(l.t("packets_per_s")),
+        pps,
+        E(l.t("last_value")),
+        E(l.t("bytes_per_s")),
+        bytes(bps as i64),
+        E(l.t("last_value")),
+        E(l.t("drops")),
+        num(o.totals.drops),
+        E(l.t("active_alerts")),
+        o.active.len(),
+        E(l.t("store")),
+        store_state,
+        E(l.t("db_size")),
+        bytes(db_bytes as i64),
+        E(l.t("disk")),
+        disk,
+        E(l.t("last_packet")),
+        last_packet,
+    );
+    let range = (o.anchor - 86_400, o.anchor);
+    let per = o.series.bucket as f64;
+    b.push_str(&chart(
+        &format!("{} · 24h", l.t("packets_per_s")),
+        l.t("packets_per_s"),
+        o.series.bucket,
+        range,
+        &[Series::from_points(l.t("packets"), &o.series.packets, per)],
+    ));
+    b.push_str(&chart(
+        &format!("{} · 24h", l.t("bytes_per_s")),
+        l.t("bytes_per_s"),
+        o.series.bucket,
+        range,
+        &[Series::from_points(l.t("bytes"), &o.series.bytes, per)],
+    ));
+    if o.totals.time_jumps > 0 {
+        let _ = write!(b, "<p class=\"warn\">{}: {}</p>", E(l.t("time_jumps")), num(o.totals.time_jumps));
+    }
+    let _ = write!(b, "<h2>{}</h2>", E(l.t("active_alerts")));
+    b.push_str(&alert_table(l, &cx.csrf, &o.active, 10));
+    if !o.health.is_empty() {
+        let _ = write!(b, "<h2>{}</h2>", E(l.t("store")));
+        b.push_str(&table_head("list", &[l.t("time"), l.t("state"), l.t("count"), l.t("message")]));
+        for h in &o.health {
+            let _ = write!(
+                b,
+                "<tr><td>{}</td><td>{}</td><td class=\"n\">{}</td><td>{}</td></tr>",
+                time_us(h.ts_us),
+                E(&h.kind),
+                num(h.count),
+                E(&h.detail)
+            );
+        }
+        b.push_str("</tbody></table>");
+    }
+    Ok(html_ok(page(&cx.page(&st), l.t("overview"), &b)))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Counters
+
+/// Descriptions of the counters in the rule directory (id -> description).
+pub fn counter_descriptions(st: &WebState) -> Vec<(String, String)> {
+    st.rules_dir
+        .as_deref()
+        .and_then(|d| crate::rules::RuleSet::load_dir(d).ok())
+        .map(|r| r.counters.iter().map(|c| (c.id.clone(), c.description.clone())).collect())
+        .unwrap_or_default()
+}
+
+pub async fn counters(
+    State(st): State<Arc<WebState>>,
+    Extension(cx): Extension<ReqCtx>,
+    Query(pq): Query<PageQuery>,
+) -> Result<Response, WebError> {
+    let (rname, secs) = pq.range();
+    let wall = wall_secs();
+    let (anchor, list) = st
+        .read(move |c| {
+            let anchor = q::anchor(c, wall)?;
+            Ok((anchor, q::counters(c, Range::last(anchor, secs))?))
+        })
+        .await?;
+    let descriptions = counter_descriptions(&st);
+    let l = cx.lang;
+    let mut b = range_links("/counters?", rname);
+    if list.is_empty() {
+        let _ = write!(b, "<p>{}</p>", E(l.t("no_data")));
+    }
+    b.push_str(&table_head(
+        "list",
+        &[l.t("counter"), l.t("summary"), &format!("{} ({rname})", l.t("total")), l.t("last_value"), l.t("time")],
+    ));
+    for c in &list {
+        let desc = descriptions.iter().find(|(id, _)| id == &c.id).map(|(_, d)| d.as_str()).unwrap_or("");
+        let _ = write!(
+            b,
+            "<tr><td><a href=\"/counters/{}?range={rname}\">{}</a>{}</td><td>{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td>{}</td></tr>",
+            U(&c.id),
+            E(&c.id),
+            if c.grouped { " <small>(groups)</small>" } else { "" },
+            E(desc),
+            num(c.total),
+            num(c.last_value),
+            c.last_minute.map(time_secs).unwrap_or_default()
+        );
+    }
+    b.push_str("</tbody></table>");
+    let _ = anchor;
+    Ok(html_ok(page(&cx.page(&st), l.t("counters"), &b)))
+}
+
+pub async fn counter(
+    State(st): State<Arc<WebState>>,
+    Extension(cx): Extension<ReqCtx>,
+    Path(id): Path<String>,
+    Query(pq): Query<PageQuery>,
+) -> Result<Response, WebError> {
+    let (rname, secs) = pq.range();
+    let key = pq.key.clone().unwrap_or_default();
+    let wall = wall_secs();
+    let (id2, key2) = (id.clone(), key.clone());
+    let (range, series, groups) = st
+        .read(move |c| {
+            let anchor = q::anchor(c, wall)?;
+            let r = Range::last(anchor, secs);
+            Ok((r, q::counter_series(c, &id2, &key2, r)?, q::counter_groups(c, &id2, r, 50)?))
+        })
+        .await?;
+    let l = cx.lang;
+    let title = if key.is_empty() { id.clone() } else { format!("{id} · {key}") };
+    let base = if key.is_empty() {
+        format!("/counters/{}?", U(&id))
+    } else {
+        format!("/counters/{}?key={}&", U(&id), U(&key))
+    };
+    let mut b = range_links(&base, rname);
+    let descriptions = counter_descriptions(&st);
+    if let Some((_, d)) = descriptions.iter().find(|(c, _)| c == &id) {
+        let _ = write!(b, "<p>{}</p>", E(d));
+    }
+    if !key.is_empty() {
+        let _ = write!(b, "<p><a href=\"/counters/{}?range={rname}\">← {}</a></p>", U(&id), E(&id));
+    }
+    let total: f64 = series.iter().map(|p| p.v).sum();
+    let unit = format!("/ {} min", range.bucket() / 60);
+    b.push_str(&chart(
+        &format!("{title} · {rname} · {} {}", l.t("total"), num(total as i64)),
+        &unit,
+        range.bucket(),
+        (range.from, range.to),
+        &[Series::from_points(&title, &series, 1.0)],
+    ));
+    if series.is_empty() {
+        let _ = write!(b, "<p>{}</p>", E(l.t("no_data")));
+    }
+    if key.is_empty() && !groups.is_empty() {
+        let _ = write!(b, "<h2>{}</h2>", E(l.t("groups")));
+        b.push_str(&table_head("list", &[l.t("group"), &format!("{} ({rname})", l.t("total"))]));
+        for g in &groups {
+            let _ = write!(
+                b,
+                "<tr><td><a href=\"/counters/{}?key={}&amp;range={rname}\">{}</a></td><td class=\"n\">{}</td></tr>",
+                U(&id),
+                U(&g.key),
+                E(&g.key),
+                num(g.total)
+            );
+        }
+        b.push_str("</tbody></table>");
+    }
+    Ok(html_ok(page(&cx.page(&st), &title, &b)))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Identities
+
+fn identity_rows(l: Lang, rows: &[q::Identity]) -> String {
+    let mut b = table_head(
+        "list identities",
+        &[
+            l.t("user"),
+            l.t("realm"),
+            l.t("hostname"),
+            l.t("mac"),
+            l.t("ip"),
+            l.t("source"),
+            l.t("outcome"),
+            l.t("first_seen"),
+            l.t("last_seen"),
+            l.t("count"),
+        ],
+    );
+    for r in rows {
+        let outcome = if r.error.is_empty() { r.outcome.clone() } else { format!("{} ({})", r.outcome, r.error) };
+        let _ = write!(
+            b,
+            "<tr class=\"{}\"><td class=\"user\">{}</td><td>{}</td><td>{}</td><td><a href=\"/identities/mac/{}\">{}</a></td>\
+             <td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"n\">{}</td></tr>",
+            if r.outcome == "failure" { "failure" } else { "" },
+            E(&r.user),
+            E(&r.realm),
+            E(&r.hostname),
+            U(&r.mac),
+            E(&r.mac),
+            E(&r.ip),
+            E(&r.source),
+            E(&outcome),
+            time_us(r.first_us),
+            time_us(r.last_us),
+            num(r.count)
+        );
+    }
+    b.push_str("</tbody></table>");
+    b
+}
+
+fn shared_mac_list(l: Lang, events: &[q::IdentityEvent]) -> String {
+    if events.is_empty() {
+        return String::new();
+    }
+    let mut b = format!("<section class=\"warnbox\"><h2>{}</h2><ul>", E(l.t("shared_mac")));
+    for e in events.iter().take(20) {
+        let users: Vec<String> = e.users.iter().map(|u| format!("<span class=\"user\">{}</span>", E(u))).collect();
+        let _ = write!(
+            b,
+            "<li>{} <a href=\"/identities/mac/{}\">{}</a> {}: {} ({} {})</li>",
+            time_text(&e.ts),
+            U(&e.mac),
+            E(&e.mac),
+            E(e.ip.as_deref().unwrap_or("")),
+            users.join(", "),
+            E(l.t("frame")),
+            e.frame
+        );
+    }
+    b.push_str("</ul></section>");
+    b
+}
+
+pub async fn identities(
+    State(st): State<Arc<WebState>>,
+    Extension(cx): Extension<ReqCtx>,
+    Query(pq): Query<PageQuery>,
+) -> Result<Response, WebError> {
+    let query = pq.q.clone().unwrap_or_default();
+    let q2 = query.clone();
+    let wall = wall_secs();
+    let (rows, shared, top) = st
+        .read(move |c| {
+            let anchor = q::anchor(c, wall)?;
+            Ok((
+                q::identities(c, &q2)?,
+                q::identity_events(c, "identity.shared_mac", None)?,
+                q::top_users(c, Range::last(anchor, 7 * 86_400), 20)?,
+            ))
+        })
+        .await?;
+    let l = cx.lang;
+    let mut b = format!(
+        "<form method=\"get\" action=\"/identities\" class=\"search\" role=\"search\">\
+         <input type=\"search\" name=\"q\" value=\"{}\" placeholder=\"{}\" aria-label=\"{}\">\
+         <button type=\"submit\">{}</button></form>",
+        E(&query),
+        E(l.t("search_hint")),
+        E(l.t("search")),
+        E(l.t("search"))
+    );
+    b.push_str(&shared_mac_list(l, &shared));
+    b.push_str(&identity_rows(l, &rows));
+    if rows.is_empty() {
+        let _ = write!(b, "<p>{}</p>", E(l.t("none")));
+    }
+    if !top.is_empty() {
+        let _ = write!(b, "<h2>{} (7d)</h2>", E(l.t("top_users")));
+        b.push_str(&table_head("list", &[l.t("user"), l.t("bytes_in"), l.t("bytes_out"), l.t("packets")]));
+        for u in &top {
+            let _ = write!(
+                b,
+                "<tr><td class=\"user\"><a href=\"/identities?q={}\">{}</a></td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td></tr>",
+                U(&u.user),
+                E(&u.user),
+                bytes(u.bytes_in),
+                bytes(u.bytes_out),
+                num(u.packets)
+            );
+        }
+        b.push_str("</tbody></table>");
+    }
+    Ok(html_ok(page(&cx.page(&st), l.t("identities"), &b)))
+}
+
+pub async fn mac_history(
+    State(st): State<Arc<WebState>>,
+    Extension(cx): Extension<ReqCtx>,
+    Path(mac): Path<String>,
+) -> Result<Response, WebError> {
+    let m2 = mac.clone();
+    let (rows, shared) = st
+        .read(move |c| Ok((q::mac_history(c, &m2)?, q::identity_events(c, "identity.shared_mac", Some(&m2))?)))
+        .await?;
+    let l = cx.lang;
+    let mut b = shared_mac_list(l, &shared);
+    b.push_str(&identity_rows(l, &rows));
+    if rows.is_empty() {
+        let _ = write!(b, "<p>{}</p>", E(l.t("none")));
+    }
+    Ok(html_ok(page(&cx.page(&st), &format!("{} {mac}", l.t("history_of")), &b)))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Retransmissions
+
+pub async fn retransmissions(
+    State(st): State<Arc<WebState>>,
+    Extension(cx): Extension<ReqCtx>,
+    Query(pq): Query<PageQuery>,
+) -> Result<Response, WebError> {
+    let (rname, secs) = pq.range();
+    let wall = wall_secs();
+    let (r, series, pairs) = st
+        .read(move |c| {
+            let anchor = q::anchor(c, wall)?;
+            let r = Range::last(anchor, secs);
+            Ok((r, q::traffic_series(c, r)?, q::retrans_pairs(c, r, 100)?))
+        })
+        .await?;
+    let l = cx.lang;
+    let mut b = range_links("/retransmissions?", rname);
+    b.push_str(&chart(
+        &format!("{} ({}) · {rname}", l.t("retransmissions"), l.t("private")),
+        &format!("/ {} min", r.bucket() / 60),
+        r.bucket(),
+        (r.from, r.to),
+        &[Series::from_points(l.t("retransmissions"), &series.retransmissions, 1.0)],
+    ));
+    b.push_str(&pair_table(l, &pairs, rname));
+    if pairs.is_empty() {
+        let _ = write!(b, "<p>{}</p>", E(l.t("none")));
+    }
+    Ok(html_ok(page(&cx.page(&st), l.t("retransmissions"), &b)))
+}
+
+/// Whether a pair stands out: at least 1 % retransmitted and 3 times its own baseline.
+pub fn pair_is_hot(p: &q::PairRetrans) -> bool {
+    p.rate_pct >= 1.0 && p.times_baseline() >= 3.0
+}
+
+fn pair_table(l: Lang, pairs: &[q::PairRetrans], rname: &str) -> String {
+    let mut b = table_head(
+        "list pairs",
+        &[
+            l.t("host_pair"),
+            l.t("packets"),
+            l.t("retransmissions"),
+            l.t("rate"),
+            l.t("baseline"),
+            l.t("times_baseline"),
+            l.t("lost"),
+        ],
+    );
+    for p in pairs {
+        let _ = write!(
+            b,
+            "<tr class=\"{}\"><td><a href=\"/retransmissions/pair?src={}&amp;dst={}&amp;range={rname}\">{} → {}</a>{}</td>\
+             <td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{:.2} %</td><td class=\"n\">{}</td>\
+             <td class=\"n\">{}</td><td class=\"n\">{}</td></tr>",
+            if pair_is_hot(p) { "hot" } else { "" },
+            U(&p.src),
+            U(&p.dst),
+            E(&p.src),
+            E(&p.dst),
+            if p.private { "" } else { " <small>(public)</small>" },
+            num(p.packets),
+            num(p.retransmissions),
+            p.rate_pct,
+            p.baseline_pct.map(|b| format!("{b:.2} %")).unwrap_or_else(|| "–".into()),
+            if p.baseline_pct.is_some() { format!("{:.1}", p.times_baseline()) } else { "new".into() },
+            num(p.lost_segments)
+        );
+    }
+    b.push_str("</tbody></table>");
+    b
+}
+
+pub async fn retrans_pair(
+    State(st): State<Arc<WebState>>,
+    Extension(cx): Extension<ReqCtx>,
+    Query(pq): Query<PageQuery>,
+) -> Result<Response, WebError> {
+    let (rname, secs) = pq.range();
+    let (src, dst) = (pq.src.clone().unwrap_or_default(), pq.dst.clone().unwrap_or_default());
+    let (s2, d2) = (src.clone(), dst.clone());
+    let wall = wall_secs();
+    let (r, (retrans, packets), pair) = st
+        .read(move |c| {
+            let anchor = q::anchor(c, wall)?;
+            let r = Range::last(anchor, secs);
+            let all = q::retrans_pairs(c, r, q::MAX_ROWS)?;
+            Ok((r, q::pair_series(c, &s2, &d2, r)?, all.into_iter().find(|p| p.src == s2 && p.dst == d2)))
+        })
+        .await?;
+    let l = cx.lang;
+    let title = format!("{src} → {dst}");
+    let mut b = range_links(&format!("/retransmissions/pair?src={}&dst={}&", U(&src), U(&dst)), rname);
+    let mut lines = vec![Series::from_points(l.t("retransmissions"), &retrans, 1.0)];
+    // What the pair would retransmit at its own baseline rate, given the packets it sent.
+    if let Some(base) = pair.as_ref().and_then(|p| p.baseline_pct) {
+        lines.push(Series {
+            name: l.t("baseline"),
+            points: packets.iter().map(|p| (p.t, p.v * base / 100.0)).collect(),
+            dashed: true,
+        });
+    }
+    b.push_str(&chart(
+        &format!("{title} · {rname}"),
+        &format!("/ {} min", r.bucket() / 60),
+        r.bucket(),
+        (r.from, r.to),
+        &lines,
+    ));
+    if let Some(p) = &pair {
+        b.push_str(&pair_table(l, std::slice::from_ref(p), rname));
+    } else {
+        let _ = write!(b, "<p>{}</p>", E(l.t("no_data")));
+    }
+    Ok(html_ok(page(&cx.page(&st), &title, &b)))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Application errors
+
+pub async fn errors(
+    State(st): State<Arc<WebState>>,
+    Extension(cx): Extension<ReqCtx>,
+    Query(pq): Query<PageQuery>,
+) -> Result<Response, WebError> {
+    let (rname, secs) = pq.range();
+    let family = pq.family.clone().filter(|f| !f.is_empty());
+    let f2 = family.clone();
+    let wall = wall_secs();
+    let (r, series, kinds, examples) = st
+        .read(move |c| {
+            let anchor = q::anchor(c, wall)?;
+            let r = Range::last(anchor, secs);
+            Ok((
+                r,
+                q::app_error_series(c, f2.as_deref(), r)?,
+                q::app_error_kinds(c, r)?,
+                q::app_error_examples(c, r, f2.as_deref())?,
+            ))
+        })
+        .await?;
+    let l = cx.lang;
+    let base = match &family {
+        Some(f) => format!("/errors?family={}&", U(f)),
+        None => "/errors?".to_string(),
+    };
+    let mut b = range_links(&base, rname);
+    let mut families: Vec<&str> = kinds.iter().map(|k| k.family.as_str()).collect();
+    families.sort_unstable();
+    families.dedup();
+    b.push_str("<p class=\"ranges\">");
+    let _ = write!(b, "<a href=\"/errors?range={rname}\">{}</a> ", E(l.t("all")));
+    for f in families {
+        let _ = write!(b, "<a href=\"/errors?family={}&amp;range={rname}\">{}</a> ", U(f), E(f));
+    }
+    b.push_str("</p>");
+    b.push_str(&chart(
+        &format!("{} · {rname}", l.t("app_errors")),
+        &format!("/ {} min", r.bucket() / 60),
+        r.bucket(),
+        (r.from, r.to),
+        &[Series::from_points(family.as_deref().unwrap_or(l.t("all")), &series, 1.0)],
+    ));
+    b.push_str(&table_head(
+        "list",
+        &[l.t("family"), l.t("code"), l.t("server"), l.t("count"), l.t("first_seen"), l.t("last_seen")],
+    ));
+    for k in kinds.iter().filter(|k| family.as_deref().is_none_or(|f| f == k.family)) {
+        let _ = write!(
+            b,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td class=\"n\">{}</td><td>{}</td><td>{}</td></tr>",
+            E(&k.family),
+            E(&k.code),
+            E(&k.server),
+            num(k.count),
+            time_secs(k.first_minute),
+            time_secs(k.last_minute)
+        );
+    }
+    b.push_str("</tbody></table>");
+    if kinds.is_empty() {
+        let _ = write!(b, "<p>{}</p>", E(l.t("none")));
+    }
+    if !examples.is_empty() {
+        let _ = write!(b, "<h2>{}</h2>", E(l.t("examples")));
+        b.push_str(&table_head(
+            "list",
+            &[l.t("time"), l.t("family"), l.t("code"), l.t("message"), l.t("client"), l.t("server"), l.t("frame")],
+        ));
+        for e in &examples {
+            let _ = write!(
+                b,
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td class=\"msg\">{}</td><td>{}</td><td>{}</td><td class=\"n\">{}</td></tr>",
+                time_us(e.ts_us),
+                E(&e.family),
+                E(&e.code),
+                E(&e.message),
+                E(&e.client),
+                E(&e.server),
+                e.frame
+            );
+        }
+        b.push_str("</tbody></table>");
+    }
+    Ok(html_ok(page(&cx.page(&st), l.t("app_errors"), &b)))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Alerts
+
+fn alert_table(l: Lang, csrf: &str, alerts: &[q::Alert], limit: usize) -> String {
+    if alerts.is_empty() {
+        return format!("<p>{}</p>", E(l.t("none")));
+    }
+    let mut b = table_head(
+        "list alerts",
+        &[l.t("severity"), l.t("rule"), l.t("key"), l.t("summary"), l.t("since"), l.t("state"), l.t("count"), ""],
+    );
+    for a in alerts.iter().take(limit) {
+        let mut state = E(l.t(if a.state == "active" { "active" } else { "cleared" })).to_string();
+        if let Some(c) = a.cleared_us {
+            let _ = write!(state, " {}", time_us(c));
+        }
+        if a.suppressed {
+            let _ = write!(state, " · {}", E(l.t("suppressed")));
+        }
+        let mut actions = String::new();
+        if let Some(n) = a.evidence_bytes {
+            let _ = write!(
+                actions,
+                "<a href=\"/alerts/{}/evidence\" download>{} pcapng ({})</a> ",
+                a.id,
+                E(l.t("evidence")),
+                bytes(n)
+            );
+        }
+        match a.acked_us {
+            Some(t) => {
+                let _ = write!(actions, "{} {}", E(l.t("acked")), time_us(t));
+            }
+            None => {
+                let _ = write!(
+                    actions,
+                    "<form method=\"post\" action=\"/alerts/{}/ack\" class=\"inline\"><input type=\"hidden\" name=\"csrf\" value=\"{}\">\
+                     <button type=\"submit\">{}</button></form>",
+                    a.id,
+                    E(csrf),
+                    E(l.t("ack"))
+                );
+            }
+        }
+        let _ = write!(
+            b,
+            "<tr class=\"sev-{}\"><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"n\">{}</td><td>{}</td></tr>",
+            E(&a.severity),
+            E(&a.severity),
+            E(&a.rule),
+            E(&a.key),
+            E(&a.summary),
+            time_us(a.since_us),
+            state,
+            num(a.count),
+            actions
+        );
+    }
+    b.push_str("</tbody></table>");
+    b
+}
+
+pub async fn alerts(State(st): State<Arc<WebState>>, Extension(cx): Extension<ReqCtx>) -> Result<Response, WebError> {
+    let list = st.read(|c| q::alerts(c, false)).await?;
+    let l = cx.lang;
+    let b = alert_table(l, &cx.csrf, &list, q::MAX_ROWS);
+    Ok(html_ok(page(&cx.page(&st), l.t("alerts"), &b)))
+}
+
+pub async fn ack_alert(State(st): State<Arc<WebState>>, Path(id): Path<i64>) -> Result<Response, WebError> {
+    let now = crate::store::wall_us();
+    if !st.write(move |c| q::acknowledge(c, id, now)).await? {
+        return Err(WebError::NotFound);
+    }
+    Ok(Redirect::to("/alerts").into_response())
+}
+
+pub async fn evidence(State(st): State<Arc<WebState>>, Path(id): Path<i64>) -> Result<Response, WebError> {
+    let (rule, blob) = st.read(move |c| q::alert_evidence(c, id)).await?.ok_or(WebError::NotFound)?;
+    let name: String = rule.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' }).collect();
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/x-pcapng".to_string()),
+            (header::CONTENT_DISPOSITION, format!("attachment; filename=\"mirrorwatch-{id}-{name}.pcapng\"")),
+        ],
+        blob,
+    )
+        .into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn next_is_local_only() {
+        assert_eq!(safe_next(Some("/identities?q=a")), "/identities?q=a");
+        assert_eq!(safe_next(Some("//evil.example/")), "/");
+        assert_eq!(safe_next(Some("https://evil.example/")), "/");
+        assert_eq!(safe_next(Some("/\\evil")), "/");
+        assert_eq!(safe_next(None), "/");
+    }
+}
