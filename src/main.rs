@@ -34,6 +34,9 @@ enum Cmd {
         /// Rule directory (overrides [rules] dir); reloaded when its files change.
         #[arg(long)]
         rules: Option<PathBuf>,
+        /// Dashboard address (overrides [web] listen); "" turns the dashboard off.
+        #[arg(long, value_name = "ADDR")]
+        listen: Option<String>,
     },
     /// Print the frame numbers that match a Wireshark display filter (like tshark -Y).
     #[command(after_help = filter::fields_help())]
@@ -104,8 +107,8 @@ fn main() -> ExitCode {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let result = match cli.cmd {
-        Cmd::Run { config, replay, interface, db, rules } => {
-            run::run(run::RunArgs { config, replay, interface, db, rules })
+        Cmd::Run { config, replay, interface, db, rules, listen } => {
+            run::run(run::RunArgs { config, replay, interface, db, rules, listen })
         }
         Cmd::Filter { expr, file, count } => filter::run(filter::FilterArgs { expr, file, count }),
         Cmd::Analyze { files, db, json, config, rules, serve } => {

@@ -120,7 +120,7 @@ fn the_daemon_rebuilds_baselines_from_the_store_after_a_restart() {
     assert_eq!(analyze(&rules, &rise, None)["alerts"].as_array().unwrap().len(), 0);
     std::fs::write(dir.path().join("m.toml"), format!("[store]\ndir = \"{}\"\n", dir.path().display())).unwrap();
     let daemon = Command::new(env!("CARGO_BIN_EXE_mirrorwatch"))
-        .args(["run", "--config"])
+        .args(["run", "--listen", "", "--config"])
         .arg(dir.path().join("m.toml"))
         .arg("--db")
         .arg(&db)

@@ -131,6 +131,8 @@ fn live_test(tmp: &Path) {
         &[
             env!("CARGO_BIN_EXE_mirrorwatch"),
             "run",
+            "--listen",
+            "",
             "--config",
             "/dev/null",
             "--interface",
@@ -253,7 +255,10 @@ fn kill_9_a_second_after_traffic_loses_nothing() {
     for round in 0..8 {
         let pcap = tmp.path().join(format!("r{round}.pcap"));
         let td = lab.spawn_in("a", &["tcpdump", "-s", "1600", "-U", "-i", &va, "-w", pcap.to_str().unwrap(), "tcp"]);
-        let mw = lab.spawn_in("a", &[mw_bin, "run", "--config", "/dev/null", "--interface", &va, "--db", &db_s]);
+        let mw = lab.spawn_in(
+            "a",
+            &[mw_bin, "run", "--listen", "", "--config", "/dev/null", "--interface", &va, "--db", &db_s],
+        );
         std::thread::sleep(Duration::from_millis(1500));
         for _ in 0..2 {
             let st = Command::new("ip")

@@ -177,7 +177,7 @@ timeout = "5s"
         std::fs::write(dir.join("mirrorwatch.toml"), cfg).unwrap();
         let db = dir.join("mirrorwatch.db");
         let child = Command::new(env!("CARGO_BIN_EXE_mirrorwatch"))
-            .args(["run", "--config"])
+            .args(["run", "--listen", "", "--config"])
             .arg(dir.join("mirrorwatch.toml"))
             .arg("--rules")
             .arg(rules)

@@ -29,7 +29,7 @@ fn replay_daemon_stores_what_analyze_stores_and_stops_on_sigterm() {
     let want = minute_totals(&db_analyze).unwrap();
 
     let mut child = Command::new(env!("CARGO_BIN_EXE_mirrorwatch"))
-        .args(["run", "--config", "/dev/null", "--replay"])
+        .args(["run", "--listen", "", "--config", "/dev/null", "--replay"])
         .arg(&file)
         .arg("--db")
         .arg(&db_run)

@@ -32,6 +32,8 @@ pub struct RunArgs {
     pub db: Option<PathBuf>,
     /// Overrides `[rules] dir`.
     pub rules: Option<PathBuf>,
+    /// Overrides `[web] listen` ("" turns the dashboard off).
+    pub listen: Option<String>,
 }
 
 /// How often the mailer looks at the outbox.
@@ -212,6 +214,9 @@ pub fn run(args: RunArgs) -> anyhow::Result<Outcome> {
     if let Some(i) = &args.interface {
         cfg.capture.interface = i.clone();
     }
+    if let Some(l) = &args.listen {
+        cfg.web.listen = l.clone();
+    }
     let db = args.db.clone().unwrap_or_else(|| cfg.store.database());
     let stop = stop_flag()?;
     let rules_dir = args.rules.clone().unwrap_or_else(|| cfg.rules.dir.clone());
@@ -255,7 +260,14 @@ pub fn run(args: RunArgs) -> anyhow::Result<Outcome> {
             session_lifetime,
             live: Arc::clone(&live),
         });
-        let server = crate::web::Server::start(&cfg.web.listen, state, Arc::new(AtomicBool::new(false)))?;
+        // Capture matters more than the dashboard: a taken port is reported, not fatal.
+        let server = match crate::web::Server::start(&cfg.web.listen, state, Arc::new(AtomicBool::new(false))) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!("dashboard not started: {e:#}");
+                return Ok(None);
+            }
+        };
         tracing::info!("dashboard on http://{}/", server.addr);
         if matches!(crate::web::auth::password_state(&cfg.web.password_file), crate::web::auth::PasswordState::Unset) {
             tracing::warn!(

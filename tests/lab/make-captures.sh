@@ -305,6 +305,7 @@ SNAPLEN=1600 capture lab-hostile-names 0 0 '
     sleep 1
     curl -s -m 5 -o /dev/null -u alice:wonderland "http://$1:8083/"
     curl -s -m 5 -o /dev/null -u "$(printf "mallory\r\nBcc victim@example.com\r\n<script>alert(1)</script>")":pw "http://$1:8083/"
+    curl -s -m 5 -o /dev/null -u "<img src=x onerror=alert(1)>:pw" "http://$1:8083/"
     curl -s -m 5 -o /dev/null "http://$1:8083/fail"'
 # MariaDB: a wrong password (1045), a duplicate key (1062) and a genuine deadlock between two
 # concurrent sessions (1213 / 40001), TLS off.
