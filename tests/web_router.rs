@@ -42,7 +42,6 @@ const FILES: &[&str] = &[
 struct Fixture {
     _dir: tempfile::TempDir,
     db: PathBuf,
-    rules: PathBuf,
     files: Vec<PathBuf>,
     summary: Summary,
     counters: Vec<(String, u64)>,
@@ -66,7 +65,7 @@ fn fixture() -> &'static Fixture {
         let counters = p.counter_totals().into_iter().map(|(id, t)| (id, t.total)).collect();
         let summary = std::mem::take(&mut p.summary);
         p.sink.finish().unwrap();
-        Fixture { _dir: dir, db, rules, files, summary, counters }
+        Fixture { _dir: dir, db, files, summary, counters }
     })
 }
 
