@@ -50,6 +50,11 @@ pub fn anchor(conn: &Connection, wall_secs: i64) -> rusqlite::Result<i64> {
     })
 }
 
+/// The oldest stored traffic minute not before `not_before`.
+pub fn oldest_minute(conn: &Connection, not_before: i64) -> rusqlite::Result<Option<i64>> {
+    conn.query_row("SELECT min(minute) FROM traffic_minute WHERE minute >= ?1", [not_before], |r| r.get(0))
+}
+
 /// Traffic of the whole capture: packets, bytes and drops per bucket.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct TrafficSeries {

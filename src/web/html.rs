@@ -231,14 +231,15 @@ pub fn chart(title: &str, unit: &str, bucket: i64, range: (i64, i64), series: &[
 }
 
 /// The 1 h / 24 h / 7 d switch of a chart page; `base` already has its query (ends in ? or &).
-pub fn range_links(base: &str, current: &str) -> String {
+pub fn range_links(base: &str, current: &str, with_all: bool) -> String {
     let mut h = String::from("<p class=\"ranges\">");
-    for r in ["1h", "24h", "7d"] {
+    let all: &[&str] = if with_all { &["1h", "24h", "7d", "all"] } else { &["1h", "24h", "7d"] };
+    for r in all {
         let _ = write!(
             h,
             "<a href=\"{}range={r}\"{}>{r}</a> ",
             E(base),
-            if r == current { " aria-current=\"true\"" } else { "" }
+            if *r == current { " aria-current=\"true\"" } else { "" }
         );
     }
     h.push_str("</p>");

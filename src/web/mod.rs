@@ -152,6 +152,11 @@ impl WebState {
         })
     }
 
+    /// Whether this dashboard shows a finished analysis (its pages then show all of it).
+    pub fn is_analysis(&self) -> bool {
+        matches!(self.mode, Mode::Analysis)
+    }
+
     fn connection(&self) -> rusqlite::Result<Connection> {
         if let Some(c) = self.pool.lock().ok().and_then(|mut p| p.pop()) {
             return Ok(c);

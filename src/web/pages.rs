@@ -35,14 +35,32 @@ pub struct PageQuery {
 }
 
 impl PageQuery {
-    /// The range name and its length in seconds.
-    pub fn range(&self) -> (&'static str, i64) {
+    /// The range asked for; without one, everything of an analysis, or the daemon's last 24 h.
+    pub fn range_name(&self, analysis: bool) -> &'static str {
         match self.range.as_deref() {
-            Some("1h") => ("1h", 3600),
-            Some("7d") => ("7d", 7 * 86_400),
-            _ => ("24h", 86_400),
+            Some("1h") => "1h",
+            Some("24h") => "24h",
+            Some("7d") => "7d",
+            Some("all") => "all",
+            _ if analysis => "all",
+            _ => "24h",
         }
     }
+}
+
+/// The range a name stands for, ending at `anchor` (the end of the newest stored minute); "all"
+/// starts at the oldest stored minute (at most 400 days back).
+pub fn resolve_range(c: &rusqlite::Connection, anchor: i64, name: &str) -> rusqlite::Result<Range> {
+    let secs = match name {
+        "1h" => 3600,
+        "7d" => 7 * 86_400,
+        "all" => {
+            let oldest = q::oldest_minute(c, anchor - 400 * 86_400)?.unwrap_or(anchor - 3600);
+            return Ok(Range { from: oldest.min(anchor - 3600), to: anchor });
+        }
+        _ => 86_400,
+    };
+    Ok(Range::last(anchor, secs))
 }
 
 fn wall_secs() -> i64 {
@@ -166,7 +184,7 @@ use axum::extract::FromRequest;
 // Overview
 
 struct Overview {
-    anchor: i64,
+    range: Range,
     latest: Option<q::MinuteTraffic>,
     series: q::TrafficSeries,
     totals: q::TrafficTotals,
@@ -174,14 +192,19 @@ struct Overview {
     health: Vec<q::HealthEvent>,
 }
 
-pub async fn overview(State(st): State<Arc<WebState>>, Extension(cx): Extension<ReqCtx>) -> Result<Response, WebError> {
+pub async fn overview(
+    State(st): State<Arc<WebState>>,
+    Extension(cx): Extension<ReqCtx>,
+    Query(pq): Query<PageQuery>,
+) -> Result<Response, WebError> {
     let wall = wall_secs();
+    let rname = pq.range_name(st.is_analysis());
     let o = st
         .read(move |c| {
             let anchor = q::anchor(c, wall)?;
-            let day = Range::last(anchor, 86_400);
+            let day = resolve_range(c, anchor, rname)?;
             Ok(Overview {
-                anchor,
+                range: day,
                 latest: q::latest_minute(c, anchor)?,
                 series: q::traffic_series(c, day)?,
                 totals: q::traffic_totals(c, day)?,
@@ -225,7 +248,7 @@ pub async fn overview(State(st): State<Arc<WebState>>, Extension(cx): Extension<
         "<section class=\"tiles\">\
          <div class=\"tile\"><h2>{}</h2><p class=\"big\" id=\"pps\">{:.1}</p><p>{}</p></div>\
          <div class=\"tile\"><h2>{}</h2><p class=\"big\">{}</p><p>{}</p></div>\
-         <div class=\"tile\"><h2>{}</h2><p class=\"big\">{}</p><p>24h</p></div>\
+         <div class=\"tile\"><h2>{}</h2><p class=\"big\">{}</p><p>{rname}</p></div>\
          <div class=\"tile\"><h2>{}</h2><p class=\"big\">{}</p></div>\
          <div class=\"tile\"><h2>{}</h2><p>{}</p><p>{} {}</p><p>{}: {}</p></div>\
          <div class=\"tile\"><h2>{}</h2><p>{}</p></div></section>",
@@ -248,17 +271,18 @@ pub async fn overview(State(st): State<Arc<WebState>>, Extension(cx): Extension<
         E(l.t("last_packet")),
         last_packet,
     );
-    let range = (o.anchor - 86_400, o.anchor);
+    let range = (o.range.from, o.range.to);
     let per = o.series.bucket as f64;
+    b.push_str(&range_links("/?", rname, st.is_analysis()));
     b.push_str(&chart(
-        &format!("{} · 24h", l.t("packets_per_s")),
+        &format!("{} · {rname}", l.t("packets_per_s")),
         l.t("packets_per_s"),
         o.series.bucket,
         range,
         &[Series::from_points(l.t("packets"), &o.series.packets, per)],
     ));
     b.push_str(&chart(
-        &format!("{} · 24h", l.t("bytes_per_s")),
+        &format!("{} · {rname}", l.t("bytes_per_s")),
         l.t("bytes_per_s"),
         o.series.bucket,
         range,
@@ -304,17 +328,17 @@ pub async fn counters(
     Extension(cx): Extension<ReqCtx>,
     Query(pq): Query<PageQuery>,
 ) -> Result<Response, WebError> {
-    let (rname, secs) = pq.range();
+    let rname = pq.range_name(st.is_analysis());
     let wall = wall_secs();
     let (anchor, list) = st
         .read(move |c| {
             let anchor = q::anchor(c, wall)?;
-            Ok((anchor, q::counters(c, Range::last(anchor, secs))?))
+            Ok((anchor, q::counters(c, resolve_range(c, anchor, rname)?)?))
         })
         .await?;
     let descriptions = counter_descriptions(&st);
     let l = cx.lang;
-    let mut b = range_links("/counters?", rname);
+    let mut b = range_links("/counters?", rname, st.is_analysis());
     if list.is_empty() {
         let _ = write!(b, "<p>{}</p>", E(l.t("no_data")));
     }
@@ -347,14 +371,14 @@ pub async fn counter(
     Path(id): Path<String>,
     Query(pq): Query<PageQuery>,
 ) -> Result<Response, WebError> {
-    let (rname, secs) = pq.range();
+    let rname = pq.range_name(st.is_analysis());
     let key = pq.key.clone().unwrap_or_default();
     let wall = wall_secs();
     let (id2, key2) = (id.clone(), key.clone());
     let (range, series, groups) = st
         .read(move |c| {
             let anchor = q::anchor(c, wall)?;
-            let r = Range::last(anchor, secs);
+            let r = resolve_range(c, anchor, rname)?;
             Ok((r, q::counter_series(c, &id2, &key2, r)?, q::counter_groups(c, &id2, r, 50)?))
         })
         .await?;
@@ -365,7 +389,7 @@ pub async fn counter(
     } else {
         format!("/counters/{}?key={}&", U(&id), U(&key))
     };
-    let mut b = range_links(&base, rname);
+    let mut b = range_links(&base, rname, st.is_analysis());
     let descriptions = counter_descriptions(&st);
     if let Some((_, d)) = descriptions.iter().find(|(c, _)| c == &id) {
         let _ = write!(b, "<p>{}</p>", E(d));
@@ -547,17 +571,17 @@ pub async fn retransmissions(
     Extension(cx): Extension<ReqCtx>,
     Query(pq): Query<PageQuery>,
 ) -> Result<Response, WebError> {
-    let (rname, secs) = pq.range();
+    let rname = pq.range_name(st.is_analysis());
     let wall = wall_secs();
     let (r, series, pairs) = st
         .read(move |c| {
             let anchor = q::anchor(c, wall)?;
-            let r = Range::last(anchor, secs);
+            let r = resolve_range(c, anchor, rname)?;
             Ok((r, q::traffic_series(c, r)?, q::retrans_pairs(c, r, 100)?))
         })
         .await?;
     let l = cx.lang;
-    let mut b = range_links("/retransmissions?", rname);
+    let mut b = range_links("/retransmissions?", rname, st.is_analysis());
     b.push_str(&chart(
         &format!("{} ({}) · {rname}", l.t("retransmissions"), l.t("private")),
         &format!("/ {} min", r.bucket() / 60),
@@ -619,21 +643,22 @@ pub async fn retrans_pair(
     Extension(cx): Extension<ReqCtx>,
     Query(pq): Query<PageQuery>,
 ) -> Result<Response, WebError> {
-    let (rname, secs) = pq.range();
+    let rname = pq.range_name(st.is_analysis());
     let (src, dst) = (pq.src.clone().unwrap_or_default(), pq.dst.clone().unwrap_or_default());
     let (s2, d2) = (src.clone(), dst.clone());
     let wall = wall_secs();
     let (r, (retrans, packets), pair) = st
         .read(move |c| {
             let anchor = q::anchor(c, wall)?;
-            let r = Range::last(anchor, secs);
+            let r = resolve_range(c, anchor, rname)?;
             let all = q::retrans_pairs(c, r, q::MAX_ROWS)?;
             Ok((r, q::pair_series(c, &s2, &d2, r)?, all.into_iter().find(|p| p.src == s2 && p.dst == d2)))
         })
         .await?;
     let l = cx.lang;
     let title = format!("{src} → {dst}");
-    let mut b = range_links(&format!("/retransmissions/pair?src={}&dst={}&", U(&src), U(&dst)), rname);
+    let mut b =
+        range_links(&format!("/retransmissions/pair?src={}&dst={}&", U(&src), U(&dst)), rname, st.is_analysis());
     let mut lines = vec![Series::from_points(l.t("retransmissions"), &retrans, 1.0)];
     // What the pair would retransmit at its own baseline rate, given the packets it sent.
     if let Some(base) = pair.as_ref().and_then(|p| p.baseline_pct) {
@@ -666,14 +691,14 @@ pub async fn errors(
     Extension(cx): Extension<ReqCtx>,
     Query(pq): Query<PageQuery>,
 ) -> Result<Response, WebError> {
-    let (rname, secs) = pq.range();
+    let rname = pq.range_name(st.is_analysis());
     let family = pq.family.clone().filter(|f| !f.is_empty());
     let f2 = family.clone();
     let wall = wall_secs();
     let (r, series, kinds, examples) = st
         .read(move |c| {
             let anchor = q::anchor(c, wall)?;
-            let r = Range::last(anchor, secs);
+            let r = resolve_range(c, anchor, rname)?;
             Ok((
                 r,
                 q::app_error_series(c, f2.as_deref(), r)?,
@@ -687,7 +712,7 @@ pub async fn errors(
         Some(f) => format!("/errors?family={}&", U(f)),
         None => "/errors?".to_string(),
     };
-    let mut b = range_links(&base, rname);
+    let mut b = range_links(&base, rname, st.is_analysis());
     let mut families: Vec<&str> = kinds.iter().map(|k| k.family.as_str()).collect();
     families.sort_unstable();
     families.dedup();

@@ -48,7 +48,7 @@ try {
 
   // Overview: tiles and a drawn chart with data, times in local time.
   await page.goto(cfg.base + "/");
-  await page.waitForSelector("figure.chart svg path.line0");
+  await page.waitForSelector("figure.chart svg path.line0", { state: "attached" });
   const drawn = Number(await page.getAttribute("figure.chart", "data-drawn"));
   check(drawn > 0, `the overview chart is drawn with data (${drawn} points)`);
   const t = await page.$eval("time[data-us]", (e) => [e.textContent, e.title]);
@@ -59,14 +59,14 @@ try {
   await page.goto(cfg.base + "/counters");
   await shot("counters");
   await page.click(`a[href^="/counters/${cfg.chart_counter}?"]`);
-  await page.waitForSelector("figure.chart svg path.line0");
+  await page.waitForSelector("figure.chart svg path.line0", { state: "attached" });
   check(Number(await page.getAttribute("figure.chart", "data-drawn")) > 0, "a counter chart renders with data");
   await shot("counter");
   await page.goto(cfg.base + `/counters/${cfg.grouped_counter}?range=7d`);
   const group = page.locator("table.list a[href*='key=']").first();
   check((await group.count()) > 0, "a grouped counter lists its groups");
   await group.click();
-  await page.waitForSelector("figure.chart svg path.line0");
+  await page.waitForSelector("figure.chart svg path.line0", { state: "attached" });
   check(page.url().includes("key="), "a group links to its own chart");
 
   // Identities: search, hostile names as text, MAC history.
@@ -93,7 +93,7 @@ try {
   check((await page.$$("tr.hot")).length > 0, "a pair far above its baseline is highlighted");
   await shot("retransmissions");
   await page.click("tr.hot a");
-  await page.waitForSelector("figure.chart svg path.line0");
+  await page.waitForSelector("figure.chart svg path.line0", { state: "attached" });
   await shot("retransmissions-pair");
 
   // Application errors.
@@ -135,7 +135,7 @@ try {
   await page.goto(cfg.base + "/");
   await Promise.all([page.waitForURL(/\/$/), page.click("a[lang=ja]")]);
   check((await page.textContent("header nav")).includes("概要"), "the language switch shows Japanese");
-  await page.waitForSelector("figure.chart svg");
+  await page.waitForSelector("figure.chart svg", { state: "attached" });
   await shot("overview-ja");
   await page.goto(cfg.base + "/identities");
   await shot("identities-ja");
