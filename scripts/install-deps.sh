@@ -7,8 +7,15 @@
 #   sqlite3              inspecting the database by hand
 #   python3-aiosmtpd openssl
 #                        the real SMTP server (STARTTLS, AUTH) of the mail tests
+#   chromium nodejs npm fonts-ipafont-gothic
+#                        the dashboard's browser test (playwright-core from npm drives Debian's
+#                        chromium; the font draws the Japanese pages in its screenshots)
 set -euo pipefail
-pkgs=(libpcap-dev tshark tcpdump nftables iproute2 ethtool curl python3 sqlite3 pkg-config python3-aiosmtpd openssl)
+cd "$(dirname "$0")/.."
+pkgs=(libpcap-dev tshark tcpdump nftables iproute2 ethtool curl python3 sqlite3 pkg-config python3-aiosmtpd openssl
+      chromium fonts-ipafont-gothic)
+# Node.js from Debian unless one is installed already (the test needs node and npm, any LTS).
+command -v node >/dev/null && command -v npm >/dev/null || pkgs+=(nodejs npm)
 missing=()
 for p in "${pkgs[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -25,6 +32,11 @@ fi
 # The python3 on PATH may not be Debian's (pyenv): give it aiosmtpd from PyPI then.
 if ! python3 -c 'import aiosmtpd' 2>/dev/null; then
     python3 -m pip install -q aiosmtpd >/dev/null
+fi
+# playwright-core, pinned by tests/web/package-lock.json (it drives the system chromium and
+# downloads no browser).
+if [ ! -d tests/web/node_modules/playwright-core ]; then
+    npm ci --prefix tests/web --no-audit --no-fund --loglevel=error >/dev/null
 fi
 if ! command -v cargo >/dev/null; then
     echo "cargo not found: install a Rust toolchain (>= 1.85), e.g. from rustup.rs, then re-run" >&2

@@ -8,6 +8,7 @@ use serde_json::Value;
 
 use super::{header_text, html_escape, OutboxRow};
 use crate::config::MailConfig;
+use crate::i18n::Lang;
 
 /// Longest subject, in characters.
 const SUBJECT_MAX: usize = 150;
@@ -25,6 +26,8 @@ struct Body {
     list: Vec<String>,
     link: String,
     footer: String,
+    /// "Dashboard" in the mail's language.
+    link_label: &'static str,
 }
 
 impl Body {
@@ -39,7 +42,7 @@ impl Body {
                 t.push_str(&format!("- {}\n", header_text(l, FIELD_MAX)));
             }
         }
-        t.push_str(&format!("\nDashboard: {}\n\n-- \n{}\n", self.link, self.footer));
+        t.push_str(&format!("\n{}: {}\n\n-- \n{}\n", self.link_label, self.link, self.footer));
         t
     }
 
@@ -71,114 +74,144 @@ fn dashboard(cfg: &MailConfig, path: &str) -> String {
     format!("{}{path}", cfg.dashboard_url.trim_end_matches('/'))
 }
 
+/// The language of the mails (`[mail] language`; checked when the mailer starts).
+fn lang(cfg: &MailConfig) -> Lang {
+    Lang::parse(&cfg.language).unwrap_or_default()
+}
+
+/// `en` or `ja` by language: sentences whose word order differs.
+fn by(l: Lang, en: String, ja: String) -> String {
+    match l {
+        Lang::En => en,
+        Lang::Ja => ja,
+    }
+}
+
 fn alert_body(v: &Value, cfg: &MailConfig, users: &dyn Fn(&str) -> Option<String>, id: i64) -> (String, Body) {
+    let l = lang(cfg);
     let ctx = &v["context"];
     let sev = s(v, "severity").to_uppercase();
     let title = if s(v, "description").is_empty() { s(v, "rule") } else { s(v, "description") };
     let subject = format!("[mirrorwatch] {sev} {title}: {}", s(v, "summary"));
-    let mut lines = vec![("What".to_string(), s(v, "summary").to_string())];
+    let mut lines = vec![(l.t("mail_what").to_string(), s(v, "summary").to_string())];
     let mut wher = Vec::new();
     if let Some(ip) = ctx["ip"].as_str() {
-        wher.push(format!("client {ip}"));
+        wher.push(format!("{} {ip}", l.t("mail_client")));
     }
     if let Some(mac) = ctx["mac"].as_str() {
         wher.push(format!("MAC {mac}"));
     }
     let user = ctx["user"].as_str().map(String::from).or_else(|| ctx["ip"].as_str().and_then(users));
     if let Some(u) = user {
-        wher.push(format!("user {u}"));
+        wher.push(format!("{} {u}", l.t("mail_user")));
     }
     if let Some(p) = ctx["peer"].as_str() {
-        wher.push(format!("server {p}"));
+        wher.push(format!("{} {p}", l.t("mail_server")));
     }
     if !s(v, "key").is_empty() {
-        wher.push(format!("key {}", s(v, "key")));
+        wher.push(format!("{} {}", l.t("mail_key"), s(v, "key")));
     }
     if !wher.is_empty() {
-        lines.push(("Where".into(), wher.join(", ")));
+        lines.push((l.t("mail_where").into(), wher.join(", ")));
     }
-    lines.push(("Since".into(), format!("{} (capture time)", s(v, "since"))));
+    lines.push((l.t("mail_since").into(), format!("{} ({})", s(v, "since"), l.t("mail_capture_time"))));
     let mut much = format!("{}", v["count"]);
+    let (value, mins) = (&v["value"], v["window_secs"].as_u64().unwrap_or(0) / 60);
     if let Some(b) = v["baseline"].as_f64() {
-        much = format!(
-            "{} in the last {} min; usual (7-day median) {b:.1}; threshold {:.1}",
-            v["value"],
-            v["window_secs"].as_u64().unwrap_or(0) / 60,
-            v["threshold"].as_f64().unwrap_or(0.0)
+        let t = v["threshold"].as_f64().unwrap_or(0.0);
+        much = by(
+            l,
+            format!("{value} in the last {mins} min; usual (7-day median) {b:.1}; threshold {t:.1}"),
+            format!("直近{mins}分で{value}; 通常 (7日間の中央値) {b:.1}; しきい値 {t:.1}"),
         );
     } else if let Some(t) = v["threshold"].as_f64() {
-        much =
-            format!("{} in the last {} min (threshold {t})", v["value"], v["window_secs"].as_u64().unwrap_or(0) / 60);
+        much = by(
+            l,
+            format!("{value} in the last {mins} min (threshold {t})"),
+            format!("直近{mins}分で{value} (しきい値 {t})"),
+        );
     }
-    lines.push(("How much".into(), much));
+    lines.push((l.t("mail_how_much").into(), much));
     if let (Some(file), Some(frame)) = (ctx["file"].as_str(), ctx["frame"].as_u64()) {
-        lines.push(("Frame".into(), format!("{frame} of {file}")));
+        lines.push((l.t("frame").into(), by(l, format!("{frame} of {file}"), format!("{file} の {frame}"))));
     } else if let Some(frame) = ctx["frame"].as_u64() {
-        lines.push(("Frame".into(), frame.to_string()));
+        lines.push((l.t("frame").into(), frame.to_string()));
     }
-    lines.push(("Severity".into(), s(v, "severity").into()));
-    lines.push(("Rule".into(), s(v, "rule").into()));
+    lines.push((l.t("severity").into(), s(v, "severity").into()));
+    lines.push((l.t("rule").into(), s(v, "rule").into()));
     let body = Body {
         title: format!("{sev}: {title}"),
         lines,
         list: Vec::new(),
         link: dashboard(cfg, &format!("/alerts?id={id}")),
-        footer: "Repeats of this alert are rolled into the digest; no new mail for it until its suppression time has passed."
-            .into(),
+        footer: l.t("mail_footer_alert").into(),
+        link_label: l.t("mail_dashboard"),
     };
     (subject, body)
 }
 
 fn digest_body(v: &Value, cfg: &MailConfig) -> (String, Body) {
+    let l = lang(cfg);
     let lines = v["lines"].as_array().cloned().unwrap_or_default();
-    let subject = format!("[mirrorwatch] digest: {} alert(s) since {}", lines.len(), s(v, "from"));
+    let (n, from, to) = (lines.len(), s(v, "from"), s(v, "to"));
+    let subject = by(
+        l,
+        format!("[mirrorwatch] digest: {n} alert(s) since {from}"),
+        format!("[mirrorwatch] まとめ: {from} 以降のアラート {n} 件"),
+    );
     let list = lines
         .iter()
-        .map(|l| {
-            let state = if l["ongoing"].as_bool().unwrap_or(false) { "still occurring" } else { "cleared" };
-            format!(
-                "[{}] {} — {} more (total {}) since {}, last {}; {state}",
-                s(l, "severity"),
-                s(l, "summary"),
-                l["new"],
-                l["total"],
-                s(l, "since"),
-                s(l, "last")
+        .map(|x| {
+            let state = l.t(if x["ongoing"].as_bool().unwrap_or(false) { "mail_ongoing" } else { "cleared" });
+            let (sev, sum, new, total, since, last) =
+                (s(x, "severity"), s(x, "summary"), &x["new"], &x["total"], s(x, "since"), s(x, "last"));
+            by(
+                l,
+                format!("[{sev}] {sum} — {new} more (total {total}) since {since}, last {last}; {state}"),
+                format!("[{sev}] {sum} — 新たに {new} 件 (合計 {total}) {since} から、最後 {last}; {state}"),
             )
         })
         .collect();
     let body = Body {
-        title: format!("Alerts still occurring or cleared, {} to {}", s(v, "from"), s(v, "to")),
+        title: by(
+            l,
+            format!("Alerts still occurring or cleared, {from} to {to}"),
+            format!("継続中・解消したアラート ({from} 〜 {to})"),
+        ),
         lines: Vec::new(),
         list,
         link: dashboard(cfg, "/alerts"),
-        footer: "One digest per interval: ongoing alerts are summed here instead of one mail each.".into(),
+        footer: l.t("mail_footer_digest").into(),
+        link_label: l.t("mail_dashboard"),
     };
     (subject, body)
 }
 
 fn daily_body(v: &Value, cfg: &MailConfig) -> (String, Body) {
-    let subject = format!("[mirrorwatch] daily report {}", s(v, "day"));
+    let l = lang(cfg);
+    let day = s(v, "day");
+    let subject = by(l, format!("[mirrorwatch] daily report {day}"), format!("[mirrorwatch] 日次レポート {day}"));
     let mut lines = Vec::new();
     for (k, label) in [
-        ("packets", "Packets"),
-        ("bytes", "Bytes"),
-        ("retransmissions", "TCP retransmissions"),
-        ("private_retransmissions", "LAN retransmissions"),
-        ("drops", "Capture drops"),
-        ("app_errors", "App errors"),
-        ("alerts", "Alerts"),
-        ("new_identities", "New identities"),
+        ("packets", "packets"),
+        ("bytes", "bytes"),
+        ("retransmissions", "mail_tcp_retransmissions"),
+        ("private_retransmissions", "mail_lan_retransmissions"),
+        ("drops", "drops"),
+        ("app_errors", "app_errors"),
+        ("alerts", "alerts"),
+        ("new_identities", "mail_new_identities"),
     ] {
-        lines.push((label.to_string(), v[k].to_string()));
+        lines.push((l.t(label).to_string(), v[k].to_string()));
     }
     let list = v["top"].as_array().into_iter().flatten().filter_map(|x| x.as_str().map(String::from)).collect();
     let body = Body {
-        title: format!("The day on the mirror port: {}", s(v, "day")),
+        title: by(l, format!("The day on the mirror port: {day}"), format!("ミラーポートの1日: {day}")),
         lines,
         list,
         link: dashboard(cfg, "/"),
-        footer: "Sent by the daily digest job ([jobs] digest).".into(),
+        footer: l.t("mail_footer_daily").into(),
+        link_label: l.t("mail_dashboard"),
     };
     (subject, body)
 }
@@ -217,4 +250,48 @@ pub fn message(
         None => b.multipart(alternative)?,
     };
     Ok(msg)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn alert_row() -> OutboxRow {
+        let payload = serde_json::json!({
+            "rule": "db-deadlock", "severity": "critical", "summary": "PostgreSQL error 40P01 deadlock detected",
+            "key": "postgresql 40P01 10.0.0.5:5432", "since": "2026-11-30T08:00:00Z", "count": 1,
+            "value": 3, "threshold": 0.0, "window_secs": 300,
+            "context": {"ip": "10.0.0.9", "mac": "02:00:00:00:00:09", "frame": 12, "file": "eth1"}
+        });
+        OutboxRow {
+            id: 1,
+            created_us: 1,
+            kind: "alert".into(),
+            alert_id: Some(1),
+            payload: payload.to_string(),
+            evidence: None,
+            attempts: 0,
+        }
+    }
+
+    fn render(language: &str) -> String {
+        let cfg = MailConfig { language: language.into(), ..Default::default() };
+        let from: Mailbox = "box@example.com".parse().unwrap();
+        let to: Vec<Mailbox> = vec!["admin@example.com".parse().unwrap()];
+        let m = message(&alert_row(), &cfg, &from, &to, |_| Some("alice".into())).unwrap();
+        String::from_utf8_lossy(&m.formatted()).into_owned()
+    }
+
+    #[test]
+    fn mails_follow_the_language_key() {
+        let en = render("en");
+        assert!(en.contains("What") && en.contains("Dashboard:") && en.contains("in the last 5 min"), "{en}");
+        // The Japanese body is base64 or quoted-printable: compare the decoded text part.
+        let cfg = MailConfig { language: "ja".into(), ..Default::default() };
+        let (_, body) = alert_body(&serde_json::from_str(&alert_row().payload).unwrap(), &cfg, &|_| None, 1);
+        let text = body.text();
+        assert!(text.contains("内容") && text.contains("ダッシュボード:") && text.contains("直近5分で3"), "{text}");
+        assert!(!text.contains("What"), "{text}");
+        let _ = render("ja");
+    }
 }

@@ -77,6 +77,11 @@ impl Mailer {
             .map(|t| t.parse::<Mailbox>().with_context(|| format!("[mail] to: \"{t}\"")))
             .collect::<anyhow::Result<Vec<_>>>()?;
         anyhow::ensure!(
+            crate::i18n::Lang::parse(&cfg.language).is_some(),
+            "[mail] language \"{}\": en or ja",
+            cfg.language
+        );
+        anyhow::ensure!(
             matches!(cfg.tls.as_str(), "none" | "starttls" | "tls"),
             "[mail] tls: \"{}\" (expected none, starttls or tls)",
             cfg.tls
