@@ -186,6 +186,8 @@ pub fn retention(conn: &Connection, days: u64) -> anyhow::Result<String> {
     for (sql, p) in [
         ("DELETE FROM traffic_minute WHERE minute < ?1", cut),
         ("DELETE FROM tcp_pair_minute WHERE minute < ?1", cut),
+        // An hour goes once all of it is older than the cut.
+        ("DELETE FROM tcp_pair_hour WHERE hour + 3600 <= ?1", cut),
         ("DELETE FROM counter_minute WHERE minute < ?1", cut),
         ("DELETE FROM user_volume_minute WHERE minute < ?1", cut),
         ("DELETE FROM app_error_minute WHERE minute < ?1", cut),

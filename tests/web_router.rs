@@ -450,6 +450,21 @@ async fn the_api_gives_what_the_pipeline_counted() {
     let rt = get(format!("/api/retransmissions?{all}")).await.json();
     let sum: u64 = rt["pairs"].as_array().unwrap().iter().map(|p| p["retransmissions"].as_u64().unwrap()).sum();
     assert_eq!(sum, u64::from(f.summary.tcp.retransmissions));
+    // The hourly pair sums the retransmissions page reads add up to the minutes.
+    let conn = rusqlite::Connection::open(&f.db).unwrap();
+    let per_hour = |sql: &str| -> Vec<(i64, String, String, i64, i64)> {
+        let mut st = conn.prepare(sql).unwrap();
+        st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
+    };
+    let minutes = per_hour(
+        "SELECT (minute / 3600) * 3600 AS h, src, dst, sum(packets), sum(retransmissions) FROM tcp_pair_minute GROUP BY 1, 2, 3 ORDER BY 1, 2, 3",
+    );
+    let hours = per_hour("SELECT hour, src, dst, packets, retransmissions FROM tcp_pair_hour ORDER BY 1, 2, 3");
+    assert!(!hours.is_empty());
+    assert_eq!(hours, minutes);
     // Identities: every (source, user, outcome) of the summary.
     let ids = get("/api/identities".into()).await.json();
     let got: std::collections::BTreeSet<(String, String, String)> = ids["identities"]

@@ -161,29 +161,42 @@ pub struct CounterInfo {
     pub grouped: bool,
 }
 
-/// Every counter with rows in the store (totals over `r`), by id.
+/// Every counter with rows in the store (totals over `r`), by id. The ids are found by skipping
+/// through the primary key (one probe per counter, not a scan of the table).
 pub fn counters(conn: &Connection, r: Range) -> rusqlite::Result<Vec<CounterInfo>> {
-    let mut st = conn.prepare_cached(
-        "SELECT c.counter,
-                (SELECT coalesce(sum(value),0) FROM counter_minute
-                  WHERE counter = c.counter AND key = '' AND minute >= ?1 AND minute < ?2),
-                c.minute, c.value,
-                EXISTS (SELECT 1 FROM counter_minute WHERE counter = c.counter AND minute = c.minute AND key <> '')
-           FROM counter_minute c
-          WHERE c.key = '' AND c.minute = (SELECT max(minute) FROM counter_minute
-                                            WHERE counter = c.counter AND key = '' AND minute < ?2)
-          ORDER BY c.counter",
+    let mut ids = conn.prepare_cached(
+        "WITH RECURSIVE ids(c) AS (
+            SELECT (SELECT min(counter) FROM counter_minute)
+            UNION ALL SELECT (SELECT min(counter) FROM counter_minute WHERE counter > ids.c) FROM ids WHERE c IS NOT NULL)
+         SELECT c FROM ids WHERE c IS NOT NULL LIMIT 1000",
     )?;
-    let rows = st.query_map([r.from, r.to], |row| {
-        Ok(CounterInfo {
-            id: row.get(0)?,
-            total: row.get(1)?,
-            last_minute: row.get(2)?,
-            last_value: row.get(3)?,
-            grouped: row.get(4)?,
-        })
-    })?;
-    rows.collect()
+    let ids: Vec<String> = ids.query_map([], |row| row.get(0))?.collect::<rusqlite::Result<_>>()?;
+    let mut total = conn.prepare_cached(
+        "SELECT coalesce(sum(value), 0) FROM counter_minute WHERE counter = ?1 AND key = '' AND minute >= ?2 AND minute < ?3",
+    )?;
+    let mut last = conn.prepare_cached(
+        "SELECT minute, value FROM counter_minute WHERE counter = ?1 AND key = '' AND minute < ?2
+          ORDER BY minute DESC LIMIT 1",
+    )?;
+    let mut grouped = conn.prepare_cached(
+        "SELECT EXISTS (SELECT 1 FROM counter_minute WHERE counter = ?1 AND minute = ?2 AND key <> '')",
+    )?;
+    let mut out = Vec::with_capacity(ids.len());
+    for id in ids {
+        let Some((minute, value)) =
+            last.query_row(params![id, r.to], |row| Ok((row.get::<_, i64>(0)?, row.get::<_, i64>(1)?))).optional()?
+        else {
+            continue;
+        };
+        out.push(CounterInfo {
+            total: total.query_row(params![id, r.from, r.to], |row| row.get(0))?,
+            last_minute: Some(minute),
+            last_value: value,
+            grouped: grouped.query_row(params![id, minute], |row| row.get(0))?,
+            id,
+        });
+    }
+    Ok(out)
 }
 
 /// A counter's series: its total (`key` = "") or one group.
@@ -371,21 +384,38 @@ impl PairRetrans {
     }
 }
 
-/// Host pairs with retransmissions in `r`, most retransmissions first.
-pub fn retrans_pairs(conn: &Connection, r: Range, limit: usize) -> rusqlite::Result<Vec<PairRetrans>> {
-    let mut st = conn.prepare_cached(
+/// Host pairs with retransmissions in `r`, most retransmissions first; only `pair` if given.
+/// Whole hours of the range are read from `tcp_pair_hour`, the ragged ends from the minutes.
+pub fn retrans_pairs(
+    conn: &Connection,
+    r: Range,
+    limit: usize,
+    pair: Option<(&str, &str)>,
+) -> rusqlite::Result<Vec<PairRetrans>> {
+    const COLS: &str = "src, dst, packets, bytes, retransmissions, fast_retransmissions, lost_segments, duplicate_acks";
+    let mut st = conn.prepare_cached(&format!(
         "SELECT src, dst, sum(packets), sum(bytes), sum(retransmissions), sum(fast_retransmissions),
                 sum(lost_segments), sum(duplicate_acks)
-           FROM tcp_pair_minute WHERE minute >= ?1 AND minute < ?2
+           FROM (SELECT {COLS} FROM tcp_pair_minute WHERE minute >= ?1 AND minute < ?2
+                 UNION ALL SELECT {COLS} FROM tcp_pair_hour WHERE hour >= ?2 AND hour < ?3
+                 UNION ALL SELECT {COLS} FROM tcp_pair_minute WHERE minute >= ?3 AND minute < ?4)
+          WHERE ?6 IS NULL OR (src = ?6 AND dst = ?7)
           GROUP BY src, dst HAVING sum(retransmissions) > 0
-          ORDER BY sum(retransmissions) DESC, src, dst LIMIT ?3",
-    )?;
+          ORDER BY sum(retransmissions) DESC, src, dst LIMIT ?5"
+    ))?;
+    // The pair's own hours only, through the tcp_pair_hour_series index.
     let mut base = conn.prepare_cached(
-        "SELECT sum(packets), sum(retransmissions) FROM tcp_pair_minute
-          WHERE minute >= ?1 AND minute < ?2 AND src = ?3 AND dst = ?4",
+        "SELECT sum(packets), sum(retransmissions) FROM tcp_pair_hour INDEXED BY tcp_pair_hour_series
+          WHERE src = ?3 AND dst = ?4 AND hour >= ?1 AND hour < ?2",
     )?;
+    // [from, h0) minutes, [h0, h1) hours, [h1, to) minutes; a range inside one hour is all minutes.
+    let (mut h0, mut h1) = ((r.from + 3599).div_euclid(3600) * 3600, r.to.div_euclid(3600) * 3600);
+    if h0 >= h1 {
+        (h0, h1) = (r.to, r.to);
+    }
+    let (ps, pd) = (pair.map(|p| p.0), pair.map(|p| p.1));
     let rows = st
-        .query_map(params![r.from, r.to, limit.min(MAX_ROWS) as i64], |row| {
+        .query_map(params![r.from, h0, h1, r.to, limit.min(MAX_ROWS) as i64, ps, pd], |row| {
             Ok((
                 row.get::<_, String>(0)?,
                 row.get::<_, String>(1)?,
@@ -393,10 +423,13 @@ pub fn retrans_pairs(conn: &Connection, r: Range, limit: usize) -> rusqlite::Res
             ))
         })?
         .collect::<rusqlite::Result<Vec<_>>>()?;
+    // The week before the range, in whole hours.
+    let base_to = r.from.div_euclid(3600) * 3600;
+    let base_from = base_to - 7 * 86_400;
     let mut out = Vec::with_capacity(rows.len());
     for (src, dst, [packets, bytes, retrans, fast, lost, dup]) in rows {
         let (bp, br): (Option<i64>, Option<i64>) =
-            base.query_row(params![r.from - 7 * 86_400, r.from, src, dst], |row| Ok((row.get(0)?, row.get(1)?)))?;
+            base.query_row(params![base_from, base_to, src, dst], |row| Ok((row.get(0)?, row.get(1)?)))?;
         let baseline_pct = match (bp, br) {
             (Some(p), Some(rt)) if p > 0 => Some(100.0 * rt as f64 / p as f64),
             _ => None,

@@ -460,6 +460,8 @@ fn write_batch(conn: &mut Connection, batch: &[StoreEvent], with_outbox: bool) -
         ]),
     );
     let pair_sql = upsert_sql("tcp_pair_minute", &["minute", "src", "dst"], &with_tcp(&["packets", "bytes"]));
+    // The same deltas into the hour (events of the open minute are deltas: they add up).
+    let pair_hour_sql = upsert_sql("tcp_pair_hour", &["hour", "src", "dst"], &with_tcp(&["packets", "bytes"]));
     let flow_cols = with_tcp(&[
         "proto",
         "stream",
@@ -504,6 +506,7 @@ fn write_batch(conn: &mut Connection, batch: &[StoreEvent], with_outbox: bool) -
         )?;
         let mut minute = tx.prepare_cached(&minute_sql)?;
         let mut pair = tx.prepare_cached(&pair_sql)?;
+        let mut pair_hour = tx.prepare_cached(&pair_hour_sql)?;
         let mut flow = tx.prepare_cached(&flow_sql)?;
         let mut app_error = tx.prepare_cached(
             "INSERT INTO app_errors (ts_us, frame, family, code, message, detail, client_ip, client_port,
@@ -673,7 +676,10 @@ fn write_batch(conn: &mut Connection, batch: &[StoreEvent], with_outbox: bool) -
                         (p.packets as i64).into(),
                         (p.bytes as i64).into(),
                     ];
-                    pair.execute(params_from_iter(head.into_iter().chain(tcp_values(&p.tcp))))?;
+                    pair.execute(params_from_iter(head.iter().cloned().chain(tcp_values(&p.tcp))))?;
+                    let mut hour_head = head;
+                    hour_head[0] = p.minute.div_euclid(3600).saturating_mul(3600).into();
+                    pair_hour.execute(params_from_iter(hour_head.into_iter().chain(tcp_values(&p.tcp))))?;
                 }
                 StoreEvent::Flow(f) => {
                     let client = f.client.map(|d| if d == 0 { "a" } else { "b" });

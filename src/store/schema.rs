@@ -113,6 +113,25 @@ const MIGRATIONS: &[&str] = &[
     // of an alert's evidence goes by alert.
     "ALTER TABLE alerts ADD COLUMN acked_us INTEGER;
     CREATE INDEX outbox_alert ON outbox(alert_id) WHERE alert_id IS NOT NULL;",
+    // 10: the dashboard's questions by series. A counter's total over a range reads only that
+    // series' rows (covering index). Host pairs are summed per hour as well: the retransmissions
+    // page sums a day or a week of pairs and each pair's own 7-day baseline from 60 times fewer
+    // rows (on a week of a busy branch: 0.9 s before, see benches/web_pages.sh).
+    "CREATE INDEX counter_minute_series ON counter_minute(counter, key, minute, value);
+    CREATE TABLE tcp_pair_hour (
+        hour INTEGER NOT NULL, src TEXT NOT NULL, dst TEXT NOT NULL,   -- start of the hour, seconds
+        packets INTEGER NOT NULL, bytes INTEGER NOT NULL,
+        retransmissions INTEGER NOT NULL, fast_retransmissions INTEGER NOT NULL,
+        spurious_retransmissions INTEGER NOT NULL, duplicate_acks INTEGER NOT NULL,
+        out_of_order INTEGER NOT NULL, lost_segments INTEGER NOT NULL, zero_windows INTEGER NOT NULL,
+        PRIMARY KEY (hour, src, dst)
+    ) WITHOUT ROWID;
+    CREATE INDEX tcp_pair_hour_series ON tcp_pair_hour(src, dst, hour);
+    INSERT INTO tcp_pair_hour
+        SELECT (minute / 3600) * 3600, src, dst, sum(packets), sum(bytes), sum(retransmissions),
+               sum(fast_retransmissions), sum(spurious_retransmissions), sum(duplicate_acks),
+               sum(out_of_order), sum(lost_segments), sum(zero_windows)
+          FROM tcp_pair_minute GROUP BY 1, 2, 3;",
 ];
 
 /// Current schema version.

@@ -176,7 +176,7 @@ pub async fn retransmissions(
     let w = wall();
     let anchor = st.read(move |c| q::anchor(c, w)).await?;
     let r = aq.resolve(anchor)?;
-    let (pairs, series) = st.read(move |c| Ok((q::retrans_pairs(c, r, 100)?, q::traffic_series(c, r)?))).await?;
+    let (pairs, series) = st.read(move |c| Ok((q::retrans_pairs(c, r, 100, None)?, q::traffic_series(c, r)?))).await?;
     let pairs: Vec<Value> = pairs
         .iter()
         .map(|p| {

@@ -507,7 +507,8 @@ pub async fn identities(
             Ok((
                 q::identities(c, &q2)?,
                 q::identity_events(c, "identity.shared_mac", None)?,
-                q::top_users(c, Range::last(anchor, 7 * 86_400), 20)?,
+                // A day: volume per user and minute is the largest table the page reads.
+                q::top_users(c, Range::last(anchor, 86_400), 20)?,
             ))
         })
         .await?;
@@ -527,7 +528,7 @@ pub async fn identities(
         let _ = write!(b, "<p>{}</p>", E(l.t("none")));
     }
     if !top.is_empty() {
-        let _ = write!(b, "<h2>{} (7d)</h2>", E(l.t("top_users")));
+        let _ = write!(b, "<h2>{} (24h)</h2>", E(l.t("top_users")));
         b.push_str(&table_head("list", &[l.t("user"), l.t("bytes_in"), l.t("bytes_out"), l.t("packets")]));
         for u in &top {
             let _ = write!(
@@ -577,7 +578,7 @@ pub async fn retransmissions(
         .read(move |c| {
             let anchor = q::anchor(c, wall)?;
             let r = resolve_range(c, anchor, rname)?;
-            Ok((r, q::traffic_series(c, r)?, q::retrans_pairs(c, r, 100)?))
+            Ok((r, q::traffic_series(c, r)?, q::retrans_pairs(c, r, 100, None)?))
         })
         .await?;
     let l = cx.lang;
@@ -651,8 +652,8 @@ pub async fn retrans_pair(
         .read(move |c| {
             let anchor = q::anchor(c, wall)?;
             let r = resolve_range(c, anchor, rname)?;
-            let all = q::retrans_pairs(c, r, q::MAX_ROWS)?;
-            Ok((r, q::pair_series(c, &s2, &d2, r)?, all.into_iter().find(|p| p.src == s2 && p.dst == d2)))
+            let pair = q::retrans_pairs(c, r, 1, Some((&s2, &d2)))?.pop();
+            Ok((r, q::pair_series(c, &s2, &d2, r)?, pair))
         })
         .await?;
     let l = cx.lang;
