@@ -6,7 +6,7 @@ import http.client, json, os, sys, threading, time, urllib.parse
 
 host, port, password, stop_file = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
 clients = int(os.environ.get("CLIENTS", "50"))
-paths = ["/api/status", "/api/counters", "/api/counters/lan-retransmissions", "/api/retransmissions",
+paths = ["/api/status", "/api/counters", "/api/counters/bytes-per-client-mac", "/api/retransmissions",
          "/api/app-errors", "/api/identities?q=10.", "/api/alerts", "/", "/retransmissions", "/metrics"]
 
 def login():

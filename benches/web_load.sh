@@ -6,14 +6,15 @@
 # readers' p50/p99 latency, and checks that nothing was lost: every frame is in traffic_minute,
 # no "database is locked", no store failure.
 #
-#   benches/web_load.sh [CONNECTIONS]      (default 100000, 6 frames each)
+#   benches/web_load.sh [CONNECTIONS]      (default 300000, 6 frames each: 1.8 M frames, 2.6 GB)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
-n=${1:-100000}
+n=${1:-300000}
 cd "$root"
 cargo build --release --quiet --bin mirrorwatch --example flood
-cap=$root/target/bench/flood/normal.pcap
+cap=$root/target/bench/web-load-$n/normal.pcap
 [ -f "$cap" ] || target/release/examples/flood "$(dirname "$cap")" "$n"
+rm -f "$(dirname "$cap")/flood.pcap"
 frames=$(target/release/mirrorwatch analyze "$cap" --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["packets"])')
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT

@@ -132,7 +132,8 @@ pub async fn counter(
             Ok((q::counter_series(c, &id2, &k2, r)?, q::counter_groups(c, &id2, r, 50)?, exists))
         })
         .await?;
-    if !exists {
+    // A counter of the rules that has not counted yet is an empty series, not an unknown one.
+    if !exists && !super::pages::counter_descriptions(&st).iter().any(|(c, _)| *c == id) {
         return Err(WebError::NotFound);
     }
     Ok(Json(json!({
