@@ -151,9 +151,9 @@ fn the_dashboard_in_headless_chromium() {
     let pos: Vec<usize> = err.split(':').skip(1).take(2).map(|n| n.trim().parse().unwrap()).collect();
 
     let (_server, base) = serve(&files, &rules, &config);
-    let shots = std::env::var("MIRRORWATCH_SCREENSHOTS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| Path::new(env!("CARGO_MANIFEST_DIR")).join("target/screenshots"));
+    // Relative to the project (node runs in tests/web).
+    let shots = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join(std::env::var("MIRRORWATCH_SCREENSHOTS").unwrap_or_else(|_| "target/screenshots".into()));
     let cfg = serde_json::json!({
         "base": base,
         "password": PASSWORD,
