@@ -299,8 +299,16 @@ pub fn run(args: RunArgs) -> anyhow::Result<Outcome> {
         }
         p.sink.flush();
         live.publish(&p.summary);
+        // Rule files saved meanwhile (the dashboard's editor) are still checked and applied.
+        let mut last_poll = Instant::now();
         while !stop.load(Ordering::Relaxed) {
             std::thread::sleep(Duration::from_millis(100));
+            if last_poll.elapsed() >= Duration::from_secs(1) {
+                last_poll = Instant::now();
+                if let Some(r) = rules.poll() {
+                    p.set_rules(r);
+                }
+            }
         }
         if let Some(w) = web {
             w.stop();
