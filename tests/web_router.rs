@@ -395,6 +395,10 @@ async fn pages_show_the_stored_data() {
     assert!(ev.header(header::CONTENT_DISPOSITION).starts_with(&format!("attachment; filename=\"mirrorwatch-{id}-")));
     assert_eq!(ev.body.as_bytes()[..4], [0x0a, 0x0d, 0x0d, 0x0a], "not a pcapng section header");
     assert_eq!(a.get("/alerts/999999/evidence", Some(&cookie)).await.status, StatusCode::NOT_FOUND);
+    // The alert a mail links to is marked.
+    let linked = a.get(&format!("/alerts?id={id}"), Some(&cookie)).await.body;
+    assert!(linked.contains(&format!("<tr id=\"alert-{id}\" class=\"sev-")), "no anchor");
+    assert_eq!(linked.matches(" focus\"").count(), 1, "exactly the linked alert is marked");
 }
 
 #[tokio::test]

@@ -143,7 +143,7 @@ fn alert_body(v: &Value, cfg: &MailConfig, users: &dyn Fn(&str) -> Option<String
         title: format!("{sev}: {title}"),
         lines,
         list: Vec::new(),
-        link: dashboard(cfg, &format!("/alerts?id={id}")),
+        link: dashboard(cfg, &format!("/alerts?id={id}#alert-{id}")),
         footer: l.t("mail_footer_alert").into(),
         link_label: l.t("mail_dashboard"),
     };

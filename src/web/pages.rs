@@ -778,6 +778,11 @@ pub async fn errors(
 // Alerts
 
 fn alert_table(l: Lang, csrf: &str, alerts: &[q::Alert], limit: usize) -> String {
+    alert_table_focus(l, csrf, alerts, limit, None)
+}
+
+/// The alert table; `focus` (the alert a mail linked to) is marked and can be scrolled to.
+fn alert_table_focus(l: Lang, csrf: &str, alerts: &[q::Alert], limit: usize, focus: Option<i64>) -> String {
     if alerts.is_empty() {
         return format!("<p>{}</p>", E(l.t("none")));
     }
@@ -820,8 +825,10 @@ fn alert_table(l: Lang, csrf: &str, alerts: &[q::Alert], limit: usize) -> String
         }
         let _ = write!(
             b,
-            "<tr class=\"sev-{}\"><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"n\">{}</td><td>{}</td></tr>",
+            "<tr id=\"alert-{}\" class=\"sev-{}{}\"><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"n\">{}</td><td>{}</td></tr>",
+            a.id,
             E(&a.severity),
+            if focus == Some(a.id) { " focus" } else { "" },
             E(&a.severity),
             E(&a.rule),
             E(&a.key),
@@ -836,10 +843,20 @@ fn alert_table(l: Lang, csrf: &str, alerts: &[q::Alert], limit: usize) -> String
     b
 }
 
-pub async fn alerts(State(st): State<Arc<WebState>>, Extension(cx): Extension<ReqCtx>) -> Result<Response, WebError> {
+#[derive(Debug, Default, Deserialize)]
+pub struct AlertQuery {
+    /// The alert a mail links to (`/alerts?id=N#alert-N`).
+    pub id: Option<i64>,
+}
+
+pub async fn alerts(
+    State(st): State<Arc<WebState>>,
+    Extension(cx): Extension<ReqCtx>,
+    Query(aq): Query<AlertQuery>,
+) -> Result<Response, WebError> {
     let list = st.read(|c| q::alerts(c, false)).await?;
     let l = cx.lang;
-    let b = alert_table(l, &cx.csrf, &list, q::MAX_ROWS);
+    let b = alert_table_focus(l, &cx.csrf, &list, q::MAX_ROWS, aq.id);
     Ok(html_ok(page(&cx.page(&st), l.t("alerts"), &b)))
 }
 
