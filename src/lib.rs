@@ -26,5 +26,6 @@ pub mod rules;
 pub mod store;
 pub mod summary;
 pub mod time;
+pub mod transactions;
 pub mod units;
 pub mod web;

@@ -81,9 +81,20 @@ pub struct FileSource {
 }
 
 impl FileSource {
+    /// Opens a capture file; gzip-compressed ones (.pcap.gz, .pcapng.gz) are read as they are,
+    /// like Wireshark does (offsets in messages are then offsets in the uncompressed data).
     pub fn open(path: &Path) -> Result<FileSource, CaptureError> {
-        let file = File::open(path).map_err(|e| CaptureError::Io { offset: 0, reason: e.to_string() })?;
+        use std::io::{Seek, SeekFrom};
+        let io = |e: std::io::Error| CaptureError::Io { offset: 0, reason: e.to_string() };
+        let mut file = File::open(path).map_err(io)?;
         let len = file.metadata().ok().map(|m| m.len());
+        let mut magic = [0u8; 2];
+        let n = file.read(&mut magic).map_err(io)?;
+        file.seek(SeekFrom::Start(0)).map_err(io)?;
+        if n == 2 && magic == [0x1f, 0x8b] {
+            let gz = flate2::read::MultiGzDecoder::new(std::io::BufReader::new(file));
+            return FileSource::from_reader(Box::new(gz));
+        }
         let mut src = FileSource::from_reader(Box::new(file))?;
         src.file_len = len;
         Ok(src)

@@ -1,0 +1,803 @@
+//! Transactions: how each exchange of a capture ended, summarised per service, for the diff of
+//! a normal and a failure capture (`mirrorwatch diff`).
+//!
+//! Fed frame by frame from the pipeline (its decode, TCP analysis and dissector facts), the
+//! [`Tracker`] pairs requests with what answered them — TCP handshake and close, DNS query →
+//! rcode, HTTP request → status, Kerberos request → reply or error, POP/IMAP/SMTP/FTP command →
+//! positive or negative reply, TLS ClientHello → ServerHello or alert, ICMP errors, application
+//! errors — and adds each finished exchange to its service: (protocol, server address and port,
+//! name: DNS type and name, HTTP method, host and path, SNI, Kerberos principal, command verb).
+//! Client ports, transaction ids and times never enter a key, so two runs of the same work line
+//! up. Everything is bounded: pending exchanges live in LRU tables, services are capped, and a
+//! service keeps counts and the first few frames, never every exchange.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::net::IpAddr;
+
+use serde::Serialize;
+
+use crate::bounded::LruMap;
+use crate::decode::{Decoded, Transport};
+use crate::filter::fields::Ctx;
+use crate::pipeline::PacketOutcome;
+use crate::time::Ts;
+
+/// Services kept per capture; beyond it new services are counted, not kept.
+pub const MAX_SERVICES: usize = 20_000;
+/// Connections, DNS queries and Kerberos requests waiting for their answer.
+pub const MAX_PENDING: usize = 65_536;
+/// Frames kept per outcome (the first ones), as evidence.
+const FRAMES_KEPT: usize = 5;
+/// RTT samples kept per service (the first ones) for the median.
+const SAMPLES_KEPT: usize = 256;
+/// HTTP requests waiting on one connection (pipelining).
+const HTTP_PENDING: usize = 32;
+
+/// Which exchange, independent of the run: protocol, server, name.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub struct ServiceKey {
+    pub proto: &'static str,
+    /// "ip:port" ("[v6]:port"), or the unreachable destination of an ICMP error.
+    pub server: String,
+    /// DNS "A name", HTTP "GET host/path", TLS SNI, Kerberos "AS-REQ user@REALM", a command
+    /// verb, an error "family code"; empty for plain TCP.
+    pub name: String,
+}
+
+impl std::fmt::Display for ServiceKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let proto = self.proto.to_uppercase();
+        if self.name.is_empty() {
+            write!(f, "{proto} {}", self.server)
+        } else {
+            write!(f, "{proto} {} {}", self.name, self.server)
+        }
+    }
+}
+
+/// The 5-tuple of the exchange an outcome was first seen in (for the ladder diagram).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct FlowTuple {
+    pub proto: u8,
+    pub client: (IpAddr, u16),
+    pub server: (IpAddr, u16),
+}
+
+/// How often an exchange of a service ended one way, and where.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct OutcomeStat {
+    pub count: u64,
+    /// Frames that carried this outcome (the first few).
+    pub frames: Vec<u64>,
+    /// The request frame of the first one.
+    pub request_frame: u64,
+    /// Whether this is how the exchange normally ends well (established, NOERROR, HTTP 2xx…).
+    pub good: bool,
+    #[serde(skip)]
+    pub flow: Option<FlowTuple>,
+}
+
+/// One service of a capture.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Service {
+    pub outcomes: BTreeMap<String, OutcomeStat>,
+    /// Round trips (µs): TCP handshake, DNS query, HTTP time to first byte… (the first ones).
+    pub rtt_us: Vec<i64>,
+    /// TCP packets of the service's connections and how many were retransmissions.
+    pub packets: u64,
+    pub retransmissions: u64,
+    pub retrans_frames: Vec<u64>,
+}
+
+impl Service {
+    pub fn exchanges(&self) -> u64 {
+        self.outcomes.values().map(|o| o.count).sum()
+    }
+
+    pub fn median_rtt_us(&self) -> Option<i64> {
+        let mut v = self.rtt_us.clone();
+        v.sort_unstable();
+        v.get(v.len() / 2).copied()
+    }
+}
+
+/// A capture summarised as transactions.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct CaptureTx {
+    pub file: String,
+    pub frames: u64,
+    pub services: BTreeMap<ServiceKey, Service>,
+    pub tcp_packets: u64,
+    pub tcp_retransmissions: u64,
+    pub retrans_frames: Vec<u64>,
+    /// Services not kept (beyond [`MAX_SERVICES`]) and exchanges evicted unanswered.
+    pub overflow: u64,
+}
+
+impl CaptureTx {
+    fn service(&mut self, key: ServiceKey) -> Option<&mut Service> {
+        if !self.services.contains_key(&key) && self.services.len() >= MAX_SERVICES {
+            self.overflow += 1;
+            return None;
+        }
+        Some(self.services.entry(key).or_default())
+    }
+
+    fn outcome(&mut self, key: ServiceKey, outcome: String, good: bool, frame: u64, request: u64, flow: Option<FlowTuple>) {
+        if let Some(s) = self.service(key) {
+            let o = s.outcomes.entry(outcome).or_default();
+            if o.count == 0 {
+                o.request_frame = request;
+                o.good = good;
+                o.flow = flow;
+            }
+            o.count += 1;
+            if o.frames.len() < FRAMES_KEPT {
+                o.frames.push(frame);
+            }
+        }
+    }
+
+    fn rtt(&mut self, key: ServiceKey, us: i64) {
+        if let Some(s) = self.service(key) {
+            if s.rtt_us.len() < SAMPLES_KEPT {
+                s.rtt_us.push(us.max(0));
+            }
+        }
+    }
+}
+
+pub fn addr(ip: IpAddr, port: u16) -> String {
+    match ip {
+        IpAddr::V4(v) => format!("{v}:{port}"),
+        IpAddr::V6(v) => format!("[{v}]:{port}"),
+    }
+}
+
+struct PendingHttp {
+    what: String,
+    frame: u64,
+    ts: Ts,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum TextProto {
+    Pop3,
+    Imap,
+    Smtp,
+    Ftp,
+}
+
+impl TextProto {
+    fn for_port(p: u16) -> Option<TextProto> {
+        match p {
+            110 => Some(TextProto::Pop3),
+            143 => Some(TextProto::Imap),
+            25 | 587 => Some(TextProto::Smtp),
+            21 => Some(TextProto::Ftp),
+            _ => None,
+        }
+    }
+    fn name(self) -> &'static str {
+        match self {
+            TextProto::Pop3 => "pop3",
+            TextProto::Imap => "imap",
+            TextProto::Smtp => "smtp",
+            TextProto::Ftp => "ftp",
+        }
+    }
+}
+
+struct PendingCmd {
+    verb: String,
+    tag: String,
+    frame: u64,
+}
+
+struct Conn {
+    client: (IpAddr, u16),
+    server: (IpAddr, u16),
+    saw_syn: bool,
+    syn: (u64, Ts),
+    synack: Option<(u64, Ts)>,
+    http: VecDeque<PendingHttp>,
+    cmd: Option<PendingCmd>,
+    tls: Option<(String, u64, Ts)>,
+    done: bool,
+}
+
+impl Conn {
+    fn tuple(&self) -> FlowTuple {
+        FlowTuple { proto: 6, client: self.client, server: self.server }
+    }
+    fn key(&self, proto: &'static str, name: String) -> ServiceKey {
+        ServiceKey { proto, server: addr(self.server.0, self.server.1), name }
+    }
+}
+
+/// Pairs requests with answers over one capture.
+pub struct Tracker {
+    pub tx: CaptureTx,
+    conns: LruMap<u64, Conn>,
+    /// (client, client port, server, id) -> (type and name, frame, time, server port)
+    dns: LruMap<(IpAddr, u16, IpAddr, u16), (String, u64, Ts, u16)>,
+    krb: LruMap<(IpAddr, u16, IpAddr), (String, u64, Ts)>,
+}
+
+impl Default for Tracker {
+    fn default() -> Self {
+        Tracker::new(String::new())
+    }
+}
+
+const FIN: u16 = 0x001;
+const SYN: u16 = 0x002;
+const RST: u16 = 0x004;
+const ACK: u16 = 0x010;
+
+fn us(a: Ts, b: Ts) -> i64 {
+    a.since(b) / 1000
+}
+
+impl Tracker {
+    pub fn new(file: String) -> Tracker {
+        Tracker {
+            tx: CaptureTx { file, ..Default::default() },
+            conns: LruMap::new(MAX_PENDING),
+            dns: LruMap::new(MAX_PENDING),
+            krb: LruMap::new(MAX_PENDING),
+        }
+    }
+
+    /// One frame, after the pipeline processed it.
+    pub fn observe(&mut self, c: &Ctx<'_, '_>, o: &PacketOutcome) {
+        self.tx.frames += 1;
+        let d = c.d;
+        let Some(ip) = d.ip else { return };
+        match d.transport {
+            Transport::Tcp(t) => self.tcp(c, o, ip.src, ip.dst, t),
+            Transport::Udp(u) => self.udp(c, d, ip.src, ip.dst, u.src_port, u.dst_port),
+            Transport::Icmp(i) if i.is_error() => {
+                if let (Some(q), Some(p)) = (d.quoted_ip, d.quoted_ports) {
+                    let proto = match p.proto {
+                        6 => "tcp",
+                        17 => "udp",
+                        _ => "ip",
+                    };
+                    let what = icmp_error_text(i.v6, i.icmp_type, i.code);
+                    let key = ServiceKey { proto: "icmp", server: addr(q.dst, p.dst_port), name: format!("{proto} to") };
+                    let flow = FlowTuple { proto: p.proto, client: (q.src, p.src_port), server: (q.dst, p.dst_port) };
+                    self.tx.outcome(key, what, false, d.frame, d.frame, Some(flow));
+                }
+            }
+            _ => {}
+        }
+        for e in &c.app.errors {
+            let server = e.server.map(|(ip, p)| addr(ip, p)).unwrap_or_default();
+            let key = ServiceKey { proto: "error", server, name: format!("{} {}", e.family.name(), e.code) };
+            let flow = match (e.client, e.server) {
+                (Some(cl), Some(sv)) => Some(FlowTuple { proto: 6, client: cl, server: sv }),
+                _ => None,
+            };
+            let text = crate::dissect::errors::wire_text(e.message.as_bytes());
+            self.tx.outcome(key, text.chars().take(120).collect(), false, e.frame, e.frame, flow);
+        }
+    }
+
+    fn tcp(&mut self, c: &Ctx<'_, '_>, o: &PacketOutcome, src: IpAddr, dst: IpAddr, t: crate::decode::TcpHeader) {
+        let d = c.d;
+        let Some(stream) = o.stream else { return };
+        let (frame, ts) = (d.frame, d.ts);
+        self.tx.tcp_packets += 1;
+        let retrans = c.tcp.is_retransmission();
+        if retrans {
+            self.tx.tcp_retransmissions += 1;
+            if self.tx.retrans_frames.len() < FRAMES_KEPT {
+                self.tx.retrans_frames.push(frame);
+            }
+        }
+        let syn_only = t.has(SYN) && !t.has(ACK);
+        if !self.conns.contains_key(&stream) {
+            // Without the SYN, the lower port is taken for the server.
+            let (client, server) = if syn_only || (!t.has(SYN) && t.src_port > t.dst_port) {
+                ((src, t.src_port), (dst, t.dst_port))
+            } else {
+                ((dst, t.dst_port), (src, t.src_port))
+            };
+            let conn = Conn {
+                client,
+                server,
+                saw_syn: syn_only,
+                syn: (frame, ts),
+                synack: None,
+                http: VecDeque::new(),
+                cmd: None,
+                tls: None,
+                done: false,
+            };
+            if let Some((_, old)) = self.conns.insert(stream, conn) {
+                self.finish_conn(old);
+            }
+        }
+        let Some(conn) = self.conns.get_mut(&stream) else { return };
+        let from_client = (src, t.src_port) == conn.client;
+        let key = conn.key("tcp", String::new());
+        // Packets and retransmissions per server.
+        if let Some(s) = self.tx.service(key.clone()) {
+            s.packets += 1;
+            if retrans {
+                s.retransmissions += 1;
+                if s.retrans_frames.len() < FRAMES_KEPT {
+                    s.retrans_frames.push(frame);
+                }
+            }
+        }
+        let Some(conn) = self.conns.get_mut(&stream) else { return };
+        if conn.done {
+            return;
+        }
+        if t.has(SYN) && t.has(ACK) && !from_client && conn.synack.is_none() {
+            conn.synack = Some((frame, ts));
+            if conn.saw_syn {
+                let rtt = us(ts, conn.syn.1);
+                let key = conn.key("tcp", String::new());
+                self.tx.rtt(key, rtt);
+            }
+            return;
+        }
+        let tuple = conn.tuple();
+        if t.has(RST) {
+            conn.done = true;
+            if !conn.saw_syn {
+                return;
+            }
+            let (outcome, good) = match (conn.synack.is_some(), from_client) {
+                (false, false) => ("refused: RST answers the SYN", false),
+                (false, true) => ("aborted by the client before an answer", false),
+                (true, false) => ("established, reset by the server", false),
+                (true, true) => ("established, reset by the client", true),
+            };
+            let (req, key) = (conn.syn.0, conn.key("tcp", String::new()));
+            self.tx.outcome(key, outcome.into(), good, frame, req, Some(tuple));
+            return;
+        }
+        if t.has(FIN) {
+            conn.done = true;
+            if conn.saw_syn && conn.synack.is_some() {
+                let (req, key) = (conn.syn.0, conn.key("tcp", String::new()));
+                self.tx.outcome(key, "established, closed by FIN".into(), true, frame, req, Some(tuple));
+            }
+            // The exchanges of the connection that are still waiting see no answer.
+            self.flush_conn_pending(stream);
+            return;
+        }
+        let payload = d.payload;
+        if payload.is_empty() || retrans {
+            return;
+        }
+        let Some(conn) = self.conns.get_mut(&stream) else { return };
+        if from_client {
+            if let Some((method, target)) = http_request(payload) {
+                if conn.http.len() < HTTP_PENDING {
+                    let host = http_host(payload).unwrap_or_default();
+                    conn.http.push_back(PendingHttp { what: format!("{method} {host}{target}"), frame, ts });
+                }
+            } else if let Some(sni) = tls_client_hello_sni(payload) {
+                conn.tls = Some((sni, frame, ts));
+            } else if let Some(p) = TextProto::for_port(conn.server.1) {
+                if let Some((tag, verb)) = command(p, payload) {
+                    conn.cmd = Some(PendingCmd { verb, tag, frame });
+                }
+            }
+            return;
+        }
+        // From the server.
+        if let Some(code) = http_status(payload) {
+            if code >= 200 || code == 101 {
+                if let Some(req) = conn.http.pop_front() {
+                    let key = conn.key("http", req.what);
+                    let rtt = us(ts, req.ts);
+                    self.tx.outcome(key.clone(), format!("HTTP {code}"), code < 400, frame, req.frame, Some(tuple));
+                    self.tx.rtt(key, rtt);
+                }
+            }
+        } else if let Some((sni, req, req_ts)) = conn.tls.take() {
+            match tls_server_answer(payload) {
+                Some((outcome, good)) => {
+                    let key = conn.key("tls", sni);
+                    self.tx.outcome(key.clone(), outcome, good, frame, req, Some(tuple));
+                    self.tx.rtt(key, us(ts, req_ts));
+                }
+                None => conn.tls = Some((sni, req, req_ts)),
+            }
+        } else if let Some(p) = TextProto::for_port(conn.server.1) {
+            if let Some(cmd) = conn.cmd.as_ref() {
+                if let Some((outcome, good)) = reply(p, payload, &cmd.tag) {
+                    let (verb, req) = (cmd.verb.clone(), cmd.frame);
+                    conn.cmd = None;
+                    let key = conn.key(p.name(), verb);
+                    self.tx.outcome(key, outcome, good, frame, req, Some(tuple));
+                }
+            }
+        }
+    }
+
+    /// Requests of a connection that ended without their answer.
+    fn flush_conn_pending(&mut self, stream: u64) {
+        let Some(conn) = self.conns.get_mut(&stream) else { return };
+        let tuple = conn.tuple();
+        let mut out = Vec::new();
+        let server = addr(conn.server.0, conn.server.1);
+        for r in conn.http.drain(..) {
+            out.push((ServiceKey { proto: "http", server: server.clone(), name: r.what }, "no response".to_string(), r.frame));
+        }
+        if let Some((sni, f, _)) = conn.tls.take() {
+            out.push((conn.key("tls", sni), "no ServerHello".to_string(), f));
+        }
+        for (key, what, f) in out {
+            self.tx.outcome(key, what, false, f, f, Some(tuple));
+        }
+    }
+
+    fn finish_conn(&mut self, conn: Conn) {
+        let tuple = conn.tuple();
+        let key = conn.key("tcp", String::new());
+        for r in &conn.http {
+            self.tx.outcome(conn.key("http", r.what.clone()), "no response".into(), false, r.frame, r.frame, Some(tuple));
+        }
+        if let Some((sni, f, _)) = &conn.tls {
+            self.tx.outcome(conn.key("tls", sni.clone()), "no ServerHello".into(), false, *f, *f, Some(tuple));
+        }
+        if conn.done || !conn.saw_syn {
+            return;
+        }
+        match conn.synack {
+            Some(_) => self.tx.outcome(key, "established, open at the end".into(), true, conn.syn.0, conn.syn.0, Some(tuple)),
+            None => self.tx.outcome(key, "no answer to the SYN".into(), false, conn.syn.0, conn.syn.0, Some(tuple)),
+        }
+    }
+
+    fn udp(&mut self, c: &Ctx<'_, '_>, d: &Decoded<'_>, src: IpAddr, dst: IpAddr, sp: u16, dp: u16) {
+        let (frame, ts) = (d.frame, d.ts);
+        // Multicast name services (mDNS, LLMNR) are answered by whoever wants: no exchange.
+        if let Some(dns) = c.app.dns.filter(|x| x.has_header && x.kind == crate::dissect::dns::Kind::Dns) {
+            let p = d.payload;
+            if p.len() < 12 {
+                return;
+            }
+            let id = u16::from_be_bytes([p[0], p[1]]);
+            if !dns.response {
+                let qtype = dns_qtype(p).map(qtype_name).unwrap_or_else(|| "?".into());
+                let name = dns.qname().map(|n| String::from_utf8_lossy(n).into_owned()).unwrap_or_default();
+                if self.dns.insert((src, sp, dst, id), (format!("{qtype} {name}"), frame, ts, dp)).is_some() {
+                    // Evicted unanswered: counted, not reported.
+                    self.tx.overflow += 1;
+                }
+            } else if let Some((what, req, req_ts, _)) = self.dns.remove(&(dst, dp, src, id)) {
+                let ancount = u16::from_be_bytes([p[6], p[7]]);
+                let rcode = rcode_name(dns.rcode);
+                let outcome = if dns.rcode == 0 && ancount == 0 { "NOERROR, no answer records".to_string() } else { rcode };
+                let key = ServiceKey { proto: "dns", server: addr(src, sp), name: what };
+                let flow = FlowTuple { proto: 17, client: (dst, dp), server: (src, sp) };
+                self.tx.outcome(key.clone(), outcome, dns.rcode == 0, frame, req, Some(flow));
+                self.tx.rtt(key, us(ts, req_ts));
+            }
+            return;
+        }
+        if let Some(k) = &c.app.krb {
+            self.kerberos(k, frame, ts, (src, sp), (dst, dp));
+        }
+    }
+
+    fn kerberos(&mut self, k: &crate::identity::kerberos::KrbFields, frame: u64, ts: Ts, src: (IpAddr, u16), dst: (IpAddr, u16)) {
+        let Some(&t) = k.msg_types.first() else { return };
+        match t {
+            10 | 12 => {
+                let who = k.cname.join("/");
+                let realm = k.realms.first().cloned().unwrap_or_default();
+                let kind = if t == 10 { "AS-REQ" } else { "TGS-REQ" };
+                let name = if who.is_empty() { format!("{kind} @{realm}") } else { format!("{kind} {who}@{realm}") };
+                self.krb.insert((src.0, src.1, dst.0), (name, frame, ts));
+            }
+            11 | 13 | 30 => {
+                let Some((name, req, req_ts)) = self.krb.remove(&(dst.0, dst.1, src.0)) else { return };
+                let (outcome, good) = match (t, k.error_code) {
+                    (11, _) => ("AS-REP".to_string(), true),
+                    (13, _) => ("TGS-REP".to_string(), true),
+                    (_, Some(c)) => (format!("KRB-ERROR {c} {}", krb_error_name(c)), c == 25),
+                    _ => ("KRB-ERROR".to_string(), false),
+                };
+                let key = ServiceKey { proto: "kerberos", server: addr(src.0, src.1), name };
+                let flow = FlowTuple { proto: 17, client: dst, server: src };
+                self.tx.outcome(key.clone(), outcome, good, frame, req, Some(flow));
+                self.tx.rtt(key, us(ts, req_ts));
+            }
+            _ => {}
+        }
+    }
+
+    /// The end of the capture: what is still waiting had no answer.
+    pub fn finish(mut self) -> CaptureTx {
+        let conns: Vec<Conn> = self.conns.drain().map(|(_, c)| c).collect();
+        for c in conns {
+            self.finish_conn(c);
+        }
+        let dns: Vec<_> = self.dns.drain().collect();
+        for ((cl, cp, sv, _), (what, f, _, sp)) in dns {
+            let key = ServiceKey { proto: "dns", server: addr(sv, sp), name: what };
+            let flow = FlowTuple { proto: 17, client: (cl, cp), server: (sv, sp) };
+            self.tx.outcome(key, "no answer".into(), false, f, f, Some(flow));
+        }
+        let krb: Vec<_> = self.krb.drain().collect();
+        for ((cl, cp, sv), (name, f, _)) in krb {
+            let key = ServiceKey { proto: "kerberos", server: addr(sv, 88), name };
+            let flow = FlowTuple { proto: 17, client: (cl, cp), server: (sv, 88) };
+            self.tx.outcome(key, "no answer".into(), false, f, f, Some(flow));
+        }
+        self.tx
+    }
+}
+
+/// `METHOD target` of an HTTP/1 request line at the start of a segment (query string dropped:
+/// it carries ids and times that differ between runs).
+fn http_request(p: &[u8]) -> Option<(&'static str, String)> {
+    const METHODS: &[&str] = &["GET", "POST", "HEAD", "PUT", "DELETE", "OPTIONS", "PATCH", "CONNECT"];
+    let sp = p.iter().take(8).position(|b| *b == b' ')?;
+    let method = METHODS.iter().find(|m| m.as_bytes() == &p[..sp])?;
+    let rest = &p[sp + 1..p.len().min(sp + 1 + 2048)];
+    let end = rest.iter().position(|b| *b == b' ' || *b == b'\r' || *b == b'\n')?;
+    if !rest[end..].starts_with(b" HTTP/1.") {
+        return None;
+    }
+    let target = &rest[..end];
+    let target = &target[..target.iter().position(|b| *b == b'?').unwrap_or(target.len())];
+    let text: String = String::from_utf8_lossy(&target[..target.len().min(200)]).chars().filter(|c| !c.is_control()).collect();
+    Some((method, text))
+}
+
+/// The Host header of a request segment.
+fn http_host(p: &[u8]) -> Option<String> {
+    let p = &p[..p.len().min(4096)];
+    for line in p.split(|b| *b == b'\n').skip(1) {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if line.is_empty() {
+            break;
+        }
+        if line.len() > 5 && line[..5].eq_ignore_ascii_case(b"host:") {
+            let v = String::from_utf8_lossy(line[5..].trim_ascii()).chars().filter(|c| !c.is_control()).take(100).collect();
+            return Some(v);
+        }
+    }
+    None
+}
+
+fn http_status(p: &[u8]) -> Option<u16> {
+    if !p.starts_with(b"HTTP/1.") || p.len() < 12 || p[8] != b' ' {
+        return None;
+    }
+    std::str::from_utf8(&p[9..12]).ok()?.parse().ok()
+}
+
+/// The SNI of a TLS ClientHello that starts a segment ("" when it has none).
+fn tls_client_hello_sni(p: &[u8]) -> Option<String> {
+    if p.len() < 43 || p[0] != 0x16 || p[1] != 3 || p[5] != 1 {
+        return None;
+    }
+    let get = |i: usize| p.get(i).copied().map(usize::from);
+    // record(5) handshake(4) version(2) random(32) = 43, then session id.
+    let mut i = 43;
+    i += 1 + get(i)?;
+    let cs = (get(i)? << 8) | get(i + 1)?;
+    i += 2 + cs;
+    i += 1 + get(i)?;
+    let ext_end = i + 2 + ((get(i)? << 8) | get(i + 1)?);
+    i += 2;
+    while i + 4 <= ext_end.min(p.len()) {
+        let typ = (get(i)? << 8) | get(i + 1)?;
+        let len = (get(i + 2)? << 8) | get(i + 3)?;
+        if typ == 0 {
+            // server_name list: len(2) type(1) name_len(2) name
+            let n = (get(i + 7)? << 8) | get(i + 8)?;
+            let name = p.get(i + 9..i + 9 + n)?;
+            return Some(String::from_utf8_lossy(&name[..name.len().min(200)]).into_owned());
+        }
+        i += 4 + len;
+    }
+    Some(String::new())
+}
+
+/// A server's first TLS record: ServerHello, or an alert with its description.
+fn tls_server_answer(p: &[u8]) -> Option<(String, bool)> {
+    if p.len() < 7 || p[1] != 3 {
+        return None;
+    }
+    match (p[0], p[5]) {
+        (0x16, 2) => Some(("ServerHello".into(), true)),
+        (0x15, _) => Some((format!("alert {}", tls_alert_name(p[6])), false)),
+        _ => None,
+    }
+}
+
+fn tls_alert_name(d: u8) -> String {
+    let n = match d {
+        0 => "close_notify",
+        10 => "unexpected_message",
+        20 => "bad_record_mac",
+        40 => "handshake_failure",
+        42 => "bad_certificate",
+        43 => "unsupported_certificate",
+        44 => "certificate_revoked",
+        45 => "certificate_expired",
+        46 => "certificate_unknown",
+        47 => "illegal_parameter",
+        48 => "unknown_ca",
+        50 => "decode_error",
+        51 => "decrypt_error",
+        70 => "protocol_version",
+        71 => "insufficient_security",
+        80 => "internal_error",
+        112 => "unrecognized_name",
+        116 => "certificate_required",
+        120 => "no_application_protocol",
+        _ => return d.to_string(),
+    };
+    format!("{d} {n}")
+}
+
+/// A client command line: (IMAP tag, verb). Only the verb is kept: arguments can be secrets.
+fn command(p: TextProto, payload: &[u8]) -> Option<(String, String)> {
+    let line = payload.split(|b| *b == b'\n').next()?;
+    let mut words = line.split(|b| *b == b' ' || *b == b'\r').filter(|w| !w.is_empty());
+    let (tag, verb) = match p {
+        TextProto::Imap => (words.next()?, words.next()?),
+        _ => (&b""[..], words.next()?),
+    };
+    if verb.is_empty() || verb.len() > 12 || !verb.iter().all(|b| b.is_ascii_alphabetic()) {
+        return None;
+    }
+    let tag = String::from_utf8_lossy(&tag[..tag.len().min(20)]).into_owned();
+    Some((tag, String::from_utf8_lossy(verb).to_ascii_uppercase()))
+}
+
+/// The server's verdict on the pending command, if this segment has it.
+fn reply(p: TextProto, payload: &[u8], tag: &str) -> Option<(String, bool)> {
+    for line in payload.split(|b| *b == b'\n') {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        match p {
+            TextProto::Pop3 => {
+                if line.starts_with(b"+OK") {
+                    return Some(("+OK".into(), true));
+                }
+                if line.starts_with(b"-ERR") {
+                    return Some(("-ERR".into(), false));
+                }
+            }
+            TextProto::Imap => {
+                let mut w = line.split(|b| *b == b' ');
+                if w.next() == Some(tag.as_bytes()) {
+                    let status = String::from_utf8_lossy(w.next().unwrap_or(b"")).to_ascii_uppercase();
+                    let good = status == "OK";
+                    return Some((status, good));
+                }
+            }
+            TextProto::Smtp | TextProto::Ftp => {
+                // The last line of a multi-line reply is "NNN text"; "NNN-" continues.
+                if line.len() >= 3 && line[..3].iter().all(u8::is_ascii_digit) && line.get(3) != Some(&b'-') {
+                    let code = String::from_utf8_lossy(&line[..3]).into_owned();
+                    let good = matches!(line[0], b'1' | b'2' | b'3');
+                    return Some((code, good));
+                }
+            }
+        }
+    }
+    None
+}
+
+fn dns_qtype(p: &[u8]) -> Option<u16> {
+    let mut i = 12;
+    loop {
+        let l = *p.get(i)? as usize;
+        if l == 0 {
+            i += 1;
+            break;
+        }
+        if l & 0xc0 == 0xc0 {
+            i += 2;
+            break;
+        }
+        i += 1 + l;
+    }
+    Some(u16::from_be_bytes([*p.get(i)?, *p.get(i + 1)?]))
+}
+
+fn qtype_name(t: u16) -> String {
+    match t {
+        1 => "A",
+        2 => "NS",
+        5 => "CNAME",
+        6 => "SOA",
+        12 => "PTR",
+        15 => "MX",
+        16 => "TXT",
+        28 => "AAAA",
+        33 => "SRV",
+        65 => "HTTPS",
+        255 => "ANY",
+        _ => return format!("TYPE{t}"),
+    }
+    .to_string()
+}
+
+fn rcode_name(r: u8) -> String {
+    match r {
+        0 => "NOERROR",
+        1 => "FORMERR",
+        2 => "SERVFAIL",
+        3 => "NXDOMAIN",
+        4 => "NOTIMP",
+        5 => "REFUSED",
+        _ => return format!("RCODE{r}"),
+    }
+    .to_string()
+}
+
+fn krb_error_name(c: i32) -> &'static str {
+    match c {
+        6 => "KDC_ERR_C_PRINCIPAL_UNKNOWN",
+        7 => "KDC_ERR_S_PRINCIPAL_UNKNOWN",
+        18 => "KDC_ERR_CLIENT_REVOKED",
+        23 => "KDC_ERR_KEY_EXPIRED",
+        24 => "KDC_ERR_PREAUTH_FAILED",
+        25 => "KDC_ERR_PREAUTH_REQUIRED",
+        31 => "KRB_AP_ERR_BAD_INTEGRITY",
+        32 => "KRB_AP_ERR_TKT_EXPIRED",
+        37 => "KRB_AP_ERR_SKEW",
+        41 => "KRB_AP_ERR_MODIFIED",
+        68 => "KDC_ERR_WRONG_REALM",
+        _ => "",
+    }
+}
+
+fn icmp_error_text(v6: bool, t: u8, code: u8) -> String {
+    let what = match (v6, t, code) {
+        (false, 3, 0) | (true, 1, 3) => "network unreachable",
+        (false, 3, 1) => "host unreachable",
+        (false, 3, 3) | (true, 1, 4) => "port unreachable",
+        (false, 3, 13) | (true, 1, 1) => "administratively prohibited",
+        (false, 3, _) | (true, 1, _) => "destination unreachable",
+        (false, 11, _) | (true, 3, _) => "time exceeded",
+        _ => "ICMP error",
+    };
+    format!("ICMP {what} (type {t} code {code})")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn http_lines() {
+        assert_eq!(http_request(b"GET /a/b?x=1 HTTP/1.1\r\nHost: h\r\n\r\n"), Some(("GET", "/a/b".into())));
+        assert_eq!(http_request(b"GETX / HTTP/1.1\r\n"), None);
+        assert_eq!(http_host(b"GET / HTTP/1.1\r\nhOst: intranet\r\n\r\n").as_deref(), Some("intranet"));
+        assert_eq!(http_status(b"HTTP/1.1 502 Bad Gateway\r\n"), Some(502));
+    }
+
+    #[test]
+    fn commands_keep_only_the_verb() {
+        assert_eq!(command(TextProto::Pop3, b"PASS hunter2\r\n"), Some((String::new(), "PASS".into())));
+        assert_eq!(command(TextProto::Imap, b"a1 LOGIN bob secret\r\n"), Some(("a1".into(), "LOGIN".into())));
+        assert_eq!(command(TextProto::Smtp, b"dXNlcg==\r\n"), None);
+        assert_eq!(reply(TextProto::Imap, b"* CAPABILITY x\r\na1 NO [AUTHENTICATIONFAILED]\r\n", "a1"), Some(("NO".into(), false)));
+        assert_eq!(reply(TextProto::Smtp, b"250-a\r\n250 ok\r\n", ""), Some(("250".into(), true)));
+        assert_eq!(reply(TextProto::Smtp, b"535 5.7.8 no\r\n", ""), Some(("535".into(), false)));
+    }
+
+    #[test]
+    fn dns_qtype_after_the_name() {
+        let mut q = vec![0u8; 12];
+        q.extend_from_slice(b"\x08intranet\x06branch\x03lan\x00\x00\x1c\x00\x01");
+        assert_eq!(dns_qtype(&q), Some(28));
+        assert_eq!(dns_qtype(&q[..20]), None);
+    }
+}
