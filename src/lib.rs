@@ -12,6 +12,7 @@ pub mod capture;
 pub mod commands;
 pub mod config;
 pub mod decode;
+pub mod diff;
 pub mod dissect;
 pub mod event;
 pub mod filter;

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use mirrorwatch::commands::{analyze, filter, passwd, rules, run, Outcome};
+use mirrorwatch::commands::{analyze, diff, filter, passwd, rules, run, Outcome};
 
 #[derive(Parser)]
 #[command(name = "mirrorwatch", version, about = "Passive network watcher for a mirror port")]
@@ -70,6 +70,19 @@ enum Cmd {
         #[arg(long, value_name = "ADDR")]
         serve: Option<String>,
     },
+    /// Which exchanges ended differently in a failure capture than in a normal one.
+    Diff {
+        /// Capture of normal operation (pcap, pcapng, or either gzip-compressed).
+        normal: PathBuf,
+        /// Capture of the failure, taken under the same conditions.
+        failure: PathBuf,
+        /// text (for a terminal), json (for scripts) or html (one file with ladder diagrams).
+        #[arg(long, default_value = "text")]
+        format: String,
+        /// Write the report to this file instead of standard output.
+        #[arg(short = 'o', long = "output")]
+        output: Option<PathBuf>,
+    },
     /// Set the dashboard password (stored as an argon2 hash in [web] password_file).
     Passwd {
         /// Configuration file [default: /etc/mirrorwatch/mirrorwatch.toml]
@@ -114,6 +127,7 @@ fn main() -> ExitCode {
         Cmd::Analyze { files, db, json, config, rules, serve } => {
             analyze::run(analyze::AnalyzeArgs { files, db, json, config, rules, serve })
         }
+        Cmd::Diff { normal, failure, format, output } => diff::run(diff::DiffArgs { normal, failure, format, output }),
         Cmd::Passwd { config, password_stdin } => passwd::run(passwd::PasswdArgs { config, password_stdin }),
         Cmd::Rules { cmd: RulesCmd::Check { dir } } => {
             rules::check(dir.unwrap_or_else(|| PathBuf::from("/etc/mirrorwatch/rules")))

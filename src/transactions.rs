@@ -123,7 +123,15 @@ impl CaptureTx {
         Some(self.services.entry(key).or_default())
     }
 
-    fn outcome(&mut self, key: ServiceKey, outcome: String, good: bool, frame: u64, request: u64, flow: Option<FlowTuple>) {
+    fn outcome(
+        &mut self,
+        key: ServiceKey,
+        outcome: String,
+        good: bool,
+        frame: u64,
+        request: u64,
+        flow: Option<FlowTuple>,
+    ) {
         if let Some(s) = self.service(key) {
             let o = s.outcomes.entry(outcome).or_default();
             if o.count == 0 {
@@ -215,12 +223,16 @@ impl Conn {
     }
 }
 
+/// A DNS query waiting: (client, client port, server, id).
+type DnsKey = (IpAddr, u16, IpAddr, u16);
+/// (type and name, frame, time, server port)
+type DnsQuery = (String, u64, Ts, u16);
+
 /// Pairs requests with answers over one capture.
 pub struct Tracker {
     pub tx: CaptureTx,
     conns: LruMap<u64, Conn>,
-    /// (client, client port, server, id) -> (type and name, frame, time, server port)
-    dns: LruMap<(IpAddr, u16, IpAddr, u16), (String, u64, Ts, u16)>,
+    dns: LruMap<DnsKey, DnsQuery>,
     krb: LruMap<(IpAddr, u16, IpAddr), (String, u64, Ts)>,
 }
 
@@ -265,7 +277,8 @@ impl Tracker {
                         _ => "ip",
                     };
                     let what = icmp_error_text(i.v6, i.icmp_type, i.code);
-                    let key = ServiceKey { proto: "icmp", server: addr(q.dst, p.dst_port), name: format!("{proto} to") };
+                    let key =
+                        ServiceKey { proto: "icmp", server: addr(q.dst, p.dst_port), name: format!("{proto} to") };
                     let flow = FlowTuple { proto: p.proto, client: (q.src, p.src_port), server: (q.dst, p.dst_port) };
                     self.tx.outcome(key, what, false, d.frame, d.frame, Some(flow));
                 }
@@ -429,7 +442,11 @@ impl Tracker {
         let mut out = Vec::new();
         let server = addr(conn.server.0, conn.server.1);
         for r in conn.http.drain(..) {
-            out.push((ServiceKey { proto: "http", server: server.clone(), name: r.what }, "no response".to_string(), r.frame));
+            out.push((
+                ServiceKey { proto: "http", server: server.clone(), name: r.what },
+                "no response".to_string(),
+                r.frame,
+            ));
         }
         if let Some((sni, f, _)) = conn.tls.take() {
             out.push((conn.key("tls", sni), "no ServerHello".to_string(), f));
@@ -443,7 +460,14 @@ impl Tracker {
         let tuple = conn.tuple();
         let key = conn.key("tcp", String::new());
         for r in &conn.http {
-            self.tx.outcome(conn.key("http", r.what.clone()), "no response".into(), false, r.frame, r.frame, Some(tuple));
+            self.tx.outcome(
+                conn.key("http", r.what.clone()),
+                "no response".into(),
+                false,
+                r.frame,
+                r.frame,
+                Some(tuple),
+            );
         }
         if let Some((sni, f, _)) = &conn.tls {
             self.tx.outcome(conn.key("tls", sni.clone()), "no ServerHello".into(), false, *f, *f, Some(tuple));
@@ -452,7 +476,9 @@ impl Tracker {
             return;
         }
         match conn.synack {
-            Some(_) => self.tx.outcome(key, "established, open at the end".into(), true, conn.syn.0, conn.syn.0, Some(tuple)),
+            Some(_) => {
+                self.tx.outcome(key, "established, open at the end".into(), true, conn.syn.0, conn.syn.0, Some(tuple))
+            }
             None => self.tx.outcome(key, "no answer to the SYN".into(), false, conn.syn.0, conn.syn.0, Some(tuple)),
         }
     }
@@ -476,7 +502,8 @@ impl Tracker {
             } else if let Some((what, req, req_ts, _)) = self.dns.remove(&(dst, dp, src, id)) {
                 let ancount = u16::from_be_bytes([p[6], p[7]]);
                 let rcode = rcode_name(dns.rcode);
-                let outcome = if dns.rcode == 0 && ancount == 0 { "NOERROR, no answer records".to_string() } else { rcode };
+                let outcome =
+                    if dns.rcode == 0 && ancount == 0 { "NOERROR, no answer records".to_string() } else { rcode };
                 let key = ServiceKey { proto: "dns", server: addr(src, sp), name: what };
                 let flow = FlowTuple { proto: 17, client: (dst, dp), server: (src, sp) };
                 self.tx.outcome(key.clone(), outcome, dns.rcode == 0, frame, req, Some(flow));
@@ -489,7 +516,14 @@ impl Tracker {
         }
     }
 
-    fn kerberos(&mut self, k: &crate::identity::kerberos::KrbFields, frame: u64, ts: Ts, src: (IpAddr, u16), dst: (IpAddr, u16)) {
+    fn kerberos(
+        &mut self,
+        k: &crate::identity::kerberos::KrbFields,
+        frame: u64,
+        ts: Ts,
+        src: (IpAddr, u16),
+        dst: (IpAddr, u16),
+    ) {
         let Some(&t) = k.msg_types.first() else { return };
         match t {
             10 | 12 => {
@@ -540,7 +574,7 @@ impl Tracker {
 
 /// `METHOD target` of an HTTP/1 request line at the start of a segment (query string dropped:
 /// it carries ids and times that differ between runs).
-fn http_request(p: &[u8]) -> Option<(&'static str, String)> {
+pub(crate) fn http_request(p: &[u8]) -> Option<(&'static str, String)> {
     const METHODS: &[&str] = &["GET", "POST", "HEAD", "PUT", "DELETE", "OPTIONS", "PATCH", "CONNECT"];
     let sp = p.iter().take(8).position(|b| *b == b' ')?;
     let method = METHODS.iter().find(|m| m.as_bytes() == &p[..sp])?;
@@ -551,7 +585,8 @@ fn http_request(p: &[u8]) -> Option<(&'static str, String)> {
     }
     let target = &rest[..end];
     let target = &target[..target.iter().position(|b| *b == b'?').unwrap_or(target.len())];
-    let text: String = String::from_utf8_lossy(&target[..target.len().min(200)]).chars().filter(|c| !c.is_control()).collect();
+    let text: String =
+        String::from_utf8_lossy(&target[..target.len().min(200)]).chars().filter(|c| !c.is_control()).collect();
     Some((method, text))
 }
 
@@ -564,14 +599,15 @@ fn http_host(p: &[u8]) -> Option<String> {
             break;
         }
         if line.len() > 5 && line[..5].eq_ignore_ascii_case(b"host:") {
-            let v = String::from_utf8_lossy(line[5..].trim_ascii()).chars().filter(|c| !c.is_control()).take(100).collect();
+            let v =
+                String::from_utf8_lossy(line[5..].trim_ascii()).chars().filter(|c| !c.is_control()).take(100).collect();
             return Some(v);
         }
     }
     None
 }
 
-fn http_status(p: &[u8]) -> Option<u16> {
+pub(crate) fn http_status(p: &[u8]) -> Option<u16> {
     if !p.starts_with(b"HTTP/1.") || p.len() < 12 || p[8] != b' ' {
         return None;
     }
@@ -579,7 +615,7 @@ fn http_status(p: &[u8]) -> Option<u16> {
 }
 
 /// The SNI of a TLS ClientHello that starts a segment ("" when it has none).
-fn tls_client_hello_sni(p: &[u8]) -> Option<String> {
+pub(crate) fn tls_client_hello_sni(p: &[u8]) -> Option<String> {
     if p.len() < 43 || p[0] != 0x16 || p[1] != 3 || p[5] != 1 {
         return None;
     }
@@ -607,7 +643,7 @@ fn tls_client_hello_sni(p: &[u8]) -> Option<String> {
 }
 
 /// A server's first TLS record: ServerHello, or an alert with its description.
-fn tls_server_answer(p: &[u8]) -> Option<(String, bool)> {
+pub(crate) fn tls_server_answer(p: &[u8]) -> Option<(String, bool)> {
     if p.len() < 7 || p[1] != 3 {
         return None;
     }
@@ -728,7 +764,7 @@ fn qtype_name(t: u16) -> String {
     .to_string()
 }
 
-fn rcode_name(r: u8) -> String {
+pub(crate) fn rcode_name(r: u8) -> String {
     match r {
         0 => "NOERROR",
         1 => "FORMERR",
@@ -788,7 +824,10 @@ mod tests {
         assert_eq!(command(TextProto::Pop3, b"PASS hunter2\r\n"), Some((String::new(), "PASS".into())));
         assert_eq!(command(TextProto::Imap, b"a1 LOGIN bob secret\r\n"), Some(("a1".into(), "LOGIN".into())));
         assert_eq!(command(TextProto::Smtp, b"dXNlcg==\r\n"), None);
-        assert_eq!(reply(TextProto::Imap, b"* CAPABILITY x\r\na1 NO [AUTHENTICATIONFAILED]\r\n", "a1"), Some(("NO".into(), false)));
+        assert_eq!(
+            reply(TextProto::Imap, b"* CAPABILITY x\r\na1 NO [AUTHENTICATIONFAILED]\r\n", "a1"),
+            Some(("NO".into(), false))
+        );
         assert_eq!(reply(TextProto::Smtp, b"250-a\r\n250 ok\r\n", ""), Some(("250".into(), true)));
         assert_eq!(reply(TextProto::Smtp, b"535 5.7.8 no\r\n", ""), Some(("535".into(), false)));
     }

@@ -2,6 +2,7 @@
 //! it needs, and returns whether any input was bad (exit code 1) — `main` only dispatches.
 
 pub mod analyze;
+pub mod diff;
 pub mod filter;
 pub mod passwd;
 pub mod rules;

@@ -1,0 +1,91 @@
+//! `mirrorwatch diff NORMAL FAILURE [--format text|json|html] [-o FILE]`: which exchange ended
+//! differently in a failure capture than in a normal one taken under the same conditions.
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+
+use indicatif::{ProgressBar, ProgressStyle};
+
+use super::Outcome;
+use crate::capture::file::FileSource;
+use crate::capture::PacketSource;
+use crate::pipeline::{NullSink, Pipeline};
+use crate::transactions::{CaptureTx, Tracker};
+
+pub struct DiffArgs {
+    pub normal: PathBuf,
+    pub failure: PathBuf,
+    /// text | json | html
+    pub format: String,
+    pub output: Option<PathBuf>,
+}
+
+/// One capture through the pipeline, summarised as transactions. Memory stays bounded whatever
+/// the file's size: the pipeline's tables and the tracker's are.
+pub fn summarise(path: &Path, pb: Option<&ProgressBar>, done: u64) -> Result<CaptureTx, String> {
+    let name = path.display().to_string();
+    let mut src = FileSource::open(path).map_err(|e| format!("{name}: {e}"))?;
+    let mut p = Pipeline::new(Default::default(), Default::default(), NullSink);
+    p.input.clone_from(&name);
+    let mut t = Tracker::new(name.clone());
+    let mut n = 0u64;
+    loop {
+        match src.next_packet() {
+            Ok(Some(pkt)) => {
+                p.process_with(&pkt, |c, o| t.observe(c, o));
+                n += 1;
+                if n % 16_384 == 0 {
+                    if let Some(pb) = pb {
+                        pb.set_position(done + src.position());
+                    }
+                }
+            }
+            Ok(None) => break,
+            Err(e) => return Err(format!("{name}: {e} (after frame {n})")),
+        }
+    }
+    p.end_of_file();
+    Ok(t.finish())
+}
+
+pub fn run(args: DiffArgs) -> anyhow::Result<Outcome> {
+    if !matches!(args.format.as_str(), "text" | "json" | "html") {
+        anyhow::bail!("--format {:?}: text, json or html", args.format);
+    }
+    let pb = std::io::stderr().is_terminal().then(|| {
+        let total: u64 =
+            [&args.normal, &args.failure].iter().filter_map(|f| std::fs::metadata(f).ok()).map(|m| m.len()).sum();
+        let pb = ProgressBar::new(total);
+        pb.set_style(
+            ProgressStyle::with_template("{spinner} [{elapsed_precise}] {wide_bar} {bytes}/{total_bytes}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        );
+        pb
+    });
+    let normal = summarise(&args.normal, pb.as_ref(), 0);
+    let done = std::fs::metadata(&args.normal).map(|m| m.len()).unwrap_or(0);
+    let failure = summarise(&args.failure, pb.as_ref(), done);
+    if let Some(pb) = pb {
+        pb.finish_and_clear();
+    }
+    let (n, f) = match (normal, failure) {
+        (Ok(n), Ok(f)) => (n, f),
+        (a, b) => {
+            for e in [a.err(), b.err()].into_iter().flatten() {
+                eprintln!("mirrorwatch: {e}");
+            }
+            return Ok(Outcome { bad_input: true });
+        }
+    };
+    let findings = crate::diff::compare(&n, &f);
+    let out = match args.format.as_str() {
+        "json" => serde_json::to_string_pretty(&crate::diff::json(&n, &f, &findings))? + "\n",
+        "html" => crate::diff::html::report(&n, &f, &findings, &args.normal, &args.failure),
+        _ => crate::diff::text(&n, &f, &findings),
+    };
+    match &args.output {
+        Some(p) => std::fs::write(p, out).map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?,
+        None => print!("{out}"),
+    }
+    Ok(Outcome::default())
+}
