@@ -43,7 +43,7 @@ fn reports_equal_the_golden_ones() {
         assert_eq!(got, golden, "{stem}");
         checked += 1;
     }
-    assert!(checked >= 8, "only {checked} golden reports");
+    assert!(checked >= 9, "only {checked} golden reports");
 }
 
 /// The first finding: (kind, service, failure outcome).
@@ -88,6 +88,13 @@ fn the_top_finding_names_the_service_and_how_it_ended() {
             "password authentication failed",
         ),
         ("diff-loss-normal.pcap", "diff-loss-failure.pcap", "retransmissions", "TCP, all connections", " packets ("),
+        (
+            "diff-tls-normal.pcap",
+            "diff-tls-failure.pcap",
+            "changed_outcome",
+            "TLS intranet.branch.lan 10.77.2.20:8443",
+            "alert 70 protocol_version",
+        ),
     ];
     for (n, f, kind, service, outcome) in cases {
         let (k, s, o) = top(n, f);

@@ -67,6 +67,16 @@ if want loss; then
     capture diff-loss-normal 0 "$web" 'for i in 1 2 3; do curl -s -m 30 -o /dev/null "http://$1:8080/big.bin"; done'
     capture diff-loss-failure 5 "$web" 'for i in 1 2 3; do curl -s -m 30 -o /dev/null "http://$1:8080/big.bin"; done'
 fi
+if want tls; then
+    # The server was reconfigured to TLS 1.3 only; the client still speaks at most TLS 1.2: the
+    # ClientHello is answered by an alert (70, protocol_version) instead of a ServerHello.
+    openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=intranet.branch.lan \
+        -keyout "$work/tls.key" -out "$work/tls.crt" >/dev/null 2>&1
+    tls_server() { echo "openssl s_server -accept 8443 -cert $work/tls.crt -key $work/tls.key -www -quiet $1"; }
+    hello='for i in 1 2; do curl -sk -m 5 -o /dev/null --tls-max 1.2 --resolve intranet.branch.lan:8443:$1 https://intranet.branch.lan:8443/; sleep 0.2; done'
+    capture diff-tls-normal 0 "$(tls_server '')" "$hello"
+    capture diff-tls-failure 0 "$(tls_server -tls1_3)" "$hello"
+fi
 pgbin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
 if want db; then
     chmod 755 "$work"
