@@ -172,6 +172,9 @@ fn the_dashboard_in_headless_chromium() {
         "bad_line": pos[0],
         "bad_col": pos[1],
         "screenshots": shots,
+        "diff_normal": Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/diff/diff-web-normal.pcap"),
+        "diff_failure": Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/diff/diff-web-failure.pcap"),
+        "diff_expect": "refused: RST answers the SYN",
     });
     let cfg_path = dir.path().join("e2e.json");
     std::fs::write(&cfg_path, cfg.to_string()).unwrap();
@@ -182,7 +185,17 @@ fn the_dashboard_in_headless_chromium() {
     assert!(out.status.success(), "browser test failed: {}", seen["failed"]);
     assert_eq!(seen["dialogs"], 0);
     assert!(seen["checks"].as_array().unwrap().len() >= 20, "{seen}");
-    for page in ["login", "overview", "counter", "identities", "retransmissions", "errors", "alerts", "rules-error"] {
+    for page in [
+        "login",
+        "overview",
+        "counter",
+        "identities",
+        "retransmissions",
+        "errors",
+        "alerts",
+        "rules-error",
+        "captures-diff",
+    ] {
         assert!(shots.join(format!("{page}.png")).exists(), "no screenshot of {page}");
     }
 }

@@ -186,6 +186,7 @@ const PAGES: &[&str] = &[
     "/alerts/1/evidence",
     "/rules",
     "/rules/edit?file=tcp.toml",
+    "/captures",
 ];
 
 const APIS: &[&str] = &[
@@ -204,6 +205,8 @@ const POSTS: &[(&str, &str)] = &[
     ("/alerts/1/ack", ""),
     ("/rules/save", "file=tcp.toml&text=x"),
     ("/api/rules/check", "{\"file\":\"tcp.toml\",\"text\":\"\"}"),
+    ("/captures/pin", "id=file:0"),
+    ("/captures/upload?name=x.pcap", "not a capture"),
 ];
 
 #[tokio::test]
@@ -643,4 +646,54 @@ async fn japanese_by_accept_language_or_switch() {
     let r = a.get("/identities", Some(&cookie)).await;
     assert!(r.body.contains("<html lang=\"en\">"));
     assert_eq!(a.get("/lang/en?next=https://evil.example/", None).await.header(header::LOCATION), "/");
+}
+
+#[tokio::test]
+async fn captures_are_pinned_uploaded_and_diffed() {
+    let a = app();
+    let (cookie, csrf) = a.login().await;
+    // Without a baseline there is nothing to diff against.
+    assert_eq!(a.get("/captures/diff?id=file:1", Some(&cookie)).await.status, StatusCode::BAD_REQUEST);
+    let page = a.get("/captures", Some(&cookie)).await.body;
+    assert!(page.contains("lab-mail-dovecot.pcap") && page.contains("evidence of alert"), "{page}");
+    // Upload the web server's normal run and the run where it was down.
+    let upload = |name: &str, body: Vec<u8>| {
+        Request::post(format!("/captures/upload?name={name}"))
+            .header(header::COOKIE, &cookie)
+            .header("x-csrf-token", &csrf)
+            .header(header::CONTENT_TYPE, "application/octet-stream")
+            .body(Body::from(body))
+            .unwrap()
+    };
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/diff");
+    for f in ["diff-web-normal.pcap", "diff-web-failure.pcap"] {
+        let r = a.send(upload(f, std::fs::read(dir.join(f)).unwrap())).await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    }
+    let r = a.send(upload("junk.pcap", b"this is no capture".to_vec())).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(r.body.contains("not a capture"));
+    let r = a.send(upload("../../escape.pcap", std::fs::read(dir.join("diff-web-normal.pcap")).unwrap())).await;
+    assert_eq!(r.status, StatusCode::CREATED);
+    assert!(!a.dir.path().join("escape.pcap").exists());
+    // Pin the normal run, diff the failure against it.
+    let r = a
+        .post_form("/captures/pin", Some(&cookie), &format!("csrf={csrf}&id=upload:upload-diff-web-normal.pcap"))
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    assert!(a
+        .get("/captures", Some(&cookie))
+        .await
+        .body
+        .contains("Normal baseline: <strong>diff-web-normal.pcap</strong>"));
+    let r = a.get("/captures/diff?id=upload:upload-diff-web-failure.pcap", Some(&cookie)).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert!(r.body.contains("refused: RST answers the SYN"), "{}", r.body);
+    let csp = r.header(header::CONTENT_SECURITY_POLICY);
+    assert!(csp.starts_with("default-src 'none'; style-src 'unsafe-inline'") && !csp.contains("script"), "{csp}");
+    // Evidence of an alert diffs too (against the pinned run: other services, other outcomes).
+    let caps = a.get("/api/captures", Some(&cookie)).await.json();
+    let id = caps["evidence"][0]["alert_id"].as_i64().unwrap();
+    assert_eq!(a.get(&format!("/captures/diff?id=evidence:{id}"), Some(&cookie)).await.status, StatusCode::OK);
+    assert_eq!(a.get("/captures/diff?id=upload:../../etc/passwd", Some(&cookie)).await.status, StatusCode::BAD_REQUEST);
 }

@@ -189,7 +189,29 @@
     });
   }
 
+  // Captures: the upload goes as the request body, with the CSRF token in a header.
+  function uploader() {
+    var form = document.getElementById("upload-form");
+    if (!form) return;
+    var status = document.getElementById("upload-status");
+    form.addEventListener("submit", function (ev) {
+      ev.preventDefault();
+      var file = document.getElementById("upload-file").files[0];
+      if (!file) return;
+      status.textContent = "…";
+      var csrf = document.querySelector("meta[name=csrf-token]").content;
+      fetch("/captures/upload?name=" + encodeURIComponent(file.name), {
+        method: "POST", credentials: "same-origin", body: file,
+        headers: { "Content-Type": "application/octet-stream", "X-CSRF-Token": csrf }
+      }).then(function (r) {
+        return r.text().then(function (t) { if (!r.ok) throw new Error(t); });
+      }).then(function () { location.reload(); })
+        .catch(function (e) { status.textContent = String(e.message || e); });
+    });
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
+    uploader();
     localTimes(document);
     document.querySelectorAll("figure.chart[data-chart]").forEach(drawChart);
     ruleEditor();

@@ -98,10 +98,13 @@ pub fn run(mut args: AnalyzeArgs) -> anyhow::Result<Outcome> {
     // The dashboard reads a database: without --db the result goes to a temporary one.
     let temp_db = match (&args.serve, &args.db) {
         (Some(_), None) => {
-            let p = std::env::temp_dir().join(format!("mirrorwatch-analysis-{}.db", std::process::id()));
-            remove_db(&p);
+            // Its own directory: the dashboard keeps uploads and evidence beside the database.
+            let d = std::env::temp_dir().join(format!("mirrorwatch-analysis-{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&d);
+            std::fs::create_dir_all(&d)?;
+            let p = d.join("analysis.db");
             args.db = Some(p.clone());
-            Some(p)
+            Some(d)
         }
         _ => None,
     };
@@ -164,18 +167,12 @@ pub fn run(mut args: AnalyzeArgs) -> anyhow::Result<Outcome> {
     }
     if let (Some(addr), Some(db)) = (&args.serve, &args.db) {
         let served = serve(&cfg, addr, db, &args, &summary);
-        if let Some(t) = &temp_db {
-            remove_db(t);
+        if let Some(d) = &temp_db {
+            let _ = std::fs::remove_dir_all(d);
         }
         served?;
     }
     Ok(Outcome { bad_input })
-}
-
-fn remove_db(p: &Path) {
-    for suffix in ["", "-wal", "-shm"] {
-        let _ = std::fs::remove_file(format!("{}{suffix}", p.display()));
-    }
 }
 
 /// Serves the dashboard on the finished analysis until SIGINT/SIGTERM.

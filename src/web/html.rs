@@ -96,6 +96,7 @@ const NAV: &[(&str, &str)] = &[
     ("/retransmissions", "retransmissions"),
     ("/errors", "app_errors"),
     ("/alerts", "alerts"),
+    ("/captures", "captures"),
     ("/rules", "rules"),
 ];
 

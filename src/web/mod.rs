@@ -11,6 +11,7 @@
 pub mod api;
 pub mod assets;
 pub mod auth;
+pub mod captures;
 pub mod html;
 pub mod metrics;
 pub mod pages;
@@ -284,12 +285,15 @@ async fn security_headers(req: Request, next: Next) -> Response {
     let set = |h: &mut HeaderMap, k: &'static str, v: &'static str| {
         h.insert(k, HeaderValue::from_static(v));
     };
-    set(
-        h,
-        "content-security-policy",
-        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; \
+    // A handler may set a stricter or its own policy (the diff report styles itself inline).
+    if !h.contains_key(header::CONTENT_SECURITY_POLICY) {
+        set(
+            h,
+            "content-security-policy",
+            "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; \
          form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
-    );
+        );
+    }
     set(h, "x-content-type-options", "nosniff");
     set(h, "x-frame-options", "DENY");
     set(h, "referrer-policy", "no-referrer");
@@ -329,7 +333,12 @@ async fn require_session(State(st): State<Arc<WebState>>, mut req: Request, next
             Redirect::to(&format!("/login?next={}", html::U(next_q))).into_response()
         };
     };
-    if req.method() == Method::POST {
+    let header_token = req.headers().get("x-csrf-token").and_then(|v| v.to_str().ok()).map(str::to_string);
+    if req.method() == Method::POST
+        && header_token.as_deref().is_some_and(|t| auth::constant_time_eq(t.as_bytes(), sess.csrf.as_bytes()))
+    {
+        // The header carries the token: the body (an upload) is left to the handler's own limit.
+    } else if req.method() == Method::POST {
         let (parts, body) = req.into_parts();
         let Ok(bytes) = axum::body::to_bytes(body, MAX_BODY).await else {
             return (StatusCode::PAYLOAD_TOO_LARGE, "request too large").into_response();
@@ -393,6 +402,10 @@ pub fn router(st: Arc<WebState>) -> Router {
         .route("/alerts", get(pages::alerts))
         .route("/alerts/{id}/ack", post(pages::ack_alert))
         .route("/alerts/{id}/evidence", get(pages::evidence))
+        .route("/captures", get(captures::list))
+        .route("/captures/pin", post(captures::pin))
+        .route("/captures/upload", post(captures::upload))
+        .route("/captures/diff", get(captures::diff))
         .route("/rules", get(rules_edit::list))
         .route("/rules/edit", get(rules_edit::edit))
         .route("/rules/save", post(rules_edit::save))

@@ -131,6 +131,23 @@ try {
   const saved = await page.$eval("#rule-errors li[data-line]", (li) => [Number(li.dataset.line), Number(li.dataset.col)]);
   check(saved[0] === cfg.bad_line && saved[1] === cfg.bad_col, "saving a broken rule file is refused at the same place");
 
+  // Captures: upload a normal and a failure run, pin the normal one, diff the other against it.
+  for (const f of [cfg.diff_normal, cfg.diff_failure]) {
+    await page.goto(cfg.base + "/captures");
+    await page.setInputFiles("#upload-file", f);
+    await Promise.all([page.waitForEvent("load"), page.click("#upload-form button")]);
+  }
+  const base = cfg.diff_normal.split("/").pop();
+  const fail = cfg.diff_failure.split("/").pop();
+  await Promise.all([page.waitForURL(/\/captures$/),
+    page.click(`tr:has(td:text-is("${base}")) form[action="/captures/pin"] button`)]);
+  check((await page.textContent("main p")).includes(base), "a capture is pinned as the normal baseline");
+  await shot("captures");
+  await page.click(`tr:has(td:text-is("${fail}")) a[href^="/captures/diff"]`);
+  await page.waitForSelector(".ladders svg");
+  check((await page.textContent("body")).includes(cfg.diff_expect), `the diff against the baseline says ${cfg.diff_expect}`);
+  await shot("captures-diff");
+
   // Japanese.
   await page.goto(cfg.base + "/");
   await Promise.all([page.waitForURL(/\/$/), page.click("a[lang=ja]")]);

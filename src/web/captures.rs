@@ -1,0 +1,257 @@
+//! The captures page: the captures the box has (the analysed or replayed files, the evidence
+//! kept with alert mails, captures the admin uploads), one of them pinned as the normal
+//! baseline, and the diff of any other against it (`mirrorwatch diff`'s HTML report).
+//!
+//! Uploads and evidence to diff are files under `<store dir>/captures/` (at most
+//! [`MAX_UPLOADS`] uploads of [`UPLOAD_MAX`] bytes, the oldest removed first), so the disk they
+//! take is bounded. The report is served with its own CSP: inline style, no script at all.
+
+use std::fmt::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use axum::extract::{Query, Request, State};
+use axum::http::{header, StatusCode};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::{Extension, Form};
+use serde::Deserialize;
+
+use super::html::{bytes, page, table_head, time_us, E, U};
+use super::{ReqCtx, WebError, WebState};
+
+/// Largest upload.
+pub const UPLOAD_MAX: usize = 64 * 1024 * 1024;
+/// Uploads kept; the oldest goes first.
+pub const MAX_UPLOADS: usize = 8;
+
+fn dir(st: &WebState) -> PathBuf {
+    st.store_dir.join("captures")
+}
+
+/// A capture the page can pin or diff: `file:N` (an analysed or replayed file), `evidence:ID`
+/// (an alert's evidence), `upload:NAME`.
+#[derive(Clone, Debug)]
+struct Capture {
+    id: String,
+    label: String,
+    bytes: u64,
+    when_us: Option<i64>,
+}
+
+fn uploads(st: &WebState) -> Vec<(String, PathBuf, u64, std::time::SystemTime)> {
+    let mut v: Vec<_> = std::fs::read_dir(dir(st))
+        .map(|rd| {
+            rd.filter_map(|e| e.ok())
+                .filter_map(|e| {
+                    let name = e.file_name().to_string_lossy().into_owned();
+                    let m = e.metadata().ok()?;
+                    name.starts_with("upload-")
+                        .then(|| (name, e.path(), m.len(), m.modified().unwrap_or(std::time::UNIX_EPOCH)))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort_by_key(|u| std::cmp::Reverse(u.3));
+    v
+}
+
+async fn list_captures(st: &Arc<WebState>) -> Result<Vec<Capture>, WebError> {
+    let mut out: Vec<Capture> = st
+        .preview_files
+        .iter()
+        .enumerate()
+        .map(|(i, p)| Capture {
+            id: format!("file:{i}"),
+            label: p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
+            bytes: std::fs::metadata(p).map(|m| m.len()).unwrap_or(0),
+            when_us: None,
+        })
+        .collect();
+    for (name, _, len, _) in uploads(st) {
+        out.push(Capture {
+            label: name.trim_start_matches("upload-").to_string(),
+            id: format!("upload:{name}"),
+            bytes: len,
+            when_us: None,
+        });
+    }
+    let ev = st.read(crate::store::dashboard::captures).await?;
+    for c in ev {
+        out.push(Capture {
+            id: format!("evidence:{}", c.alert_id),
+            label: format!("evidence of alert {} ({})", c.alert_id, c.rule),
+            bytes: c.bytes as u64,
+            when_us: Some(c.since_us),
+        });
+    }
+    Ok(out)
+}
+
+/// The file a capture id stands for (evidence is written out under the captures directory).
+async fn resolve(st: &Arc<WebState>, id: &str) -> Result<PathBuf, WebError> {
+    let bad = || WebError::BadRequest(format!("no capture {id:?}"));
+    match id.split_once(':') {
+        Some(("file", n)) => st.preview_files.get(n.parse::<usize>().map_err(|_| bad())?).cloned().ok_or_else(bad),
+        Some(("upload", name)) => {
+            let ok = name.starts_with("upload-") && !name.contains(['/', '\\']) && !name.contains("..");
+            let p = dir(st).join(name);
+            (ok && p.is_file()).then_some(p).ok_or_else(bad)
+        }
+        Some(("evidence", n)) => {
+            let alert: i64 = n.parse().map_err(|_| bad())?;
+            let (_, blob) =
+                st.read(move |c| crate::store::dashboard::alert_evidence(c, alert)).await?.ok_or_else(bad)?;
+            let p = dir(st).join(format!("evidence-{alert}.pcapng"));
+            std::fs::create_dir_all(dir(st)).map_err(|e| WebError::Internal(e.to_string()))?;
+            std::fs::write(&p, blob).map_err(|e| WebError::Internal(e.to_string()))?;
+            Ok(p)
+        }
+        _ => Err(bad()),
+    }
+}
+
+fn baseline_file(st: &WebState) -> PathBuf {
+    dir(st).join("baseline")
+}
+
+fn baseline(st: &WebState) -> Option<String> {
+    std::fs::read_to_string(baseline_file(st)).ok().map(|s| s.trim().to_string()).filter(|s| !s.is_empty())
+}
+
+pub async fn list(State(st): State<Arc<WebState>>, Extension(cx): Extension<ReqCtx>) -> Result<Response, WebError> {
+    let caps = list_captures(&st).await?;
+    let pinned = baseline(&st);
+    let l = cx.lang;
+    let mut b = String::new();
+    match pinned.as_ref().and_then(|p| caps.iter().find(|c| &c.id == p)) {
+        Some(c) => {
+            let _ = write!(b, "<p>{}: <strong>{}</strong></p>", E(l.t("baseline_pinned")), E(&c.label));
+        }
+        None => {
+            let _ = write!(b, "<p>{}</p>", E(l.t("baseline_none")));
+        }
+    }
+    b.push_str(&table_head("list", &[l.t("file"), l.t("bytes"), l.t("time"), "", ""]));
+    for c in &caps {
+        let is_base = pinned.as_deref() == Some(c.id.as_str());
+        let diff = if pinned.is_some() && !is_base {
+            format!("<a href=\"/captures/diff?id={}\">{}</a>", U(&c.id), E(l.t("diff_against")))
+        } else {
+            String::new()
+        };
+        let pin = if is_base {
+            format!("<strong>{}</strong>", E(l.t("baseline_pinned")))
+        } else {
+            format!(
+                "<form method=\"post\" action=\"/captures/pin\" class=\"inline\"><input type=\"hidden\" name=\"csrf\" value=\"{}\">\
+                 <input type=\"hidden\" name=\"id\" value=\"{}\"><button type=\"submit\">{}</button></form>",
+                E(&cx.csrf),
+                E(&c.id),
+                E(l.t("pin"))
+            )
+        };
+        let _ = write!(
+            b,
+            "<tr><td>{}</td><td class=\"n\">{}</td><td>{}</td><td>{pin}</td><td>{diff}</td></tr>",
+            E(&c.label),
+            bytes(c.bytes as i64),
+            c.when_us.map(time_us).unwrap_or_default()
+        );
+    }
+    b.push_str("</tbody></table>");
+    let _ = write!(
+        b,
+        "<h2>{}</h2><form id=\"upload-form\" class=\"search\"><input type=\"file\" id=\"upload-file\" accept=\".pcap,.pcapng,.gz,.cap\" required>\
+         <button type=\"submit\">{}</button></form><p id=\"upload-status\" aria-live=\"polite\"></p>",
+        E(l.t("upload")),
+        E(l.t("upload"))
+    );
+    Ok(Html(page(&cx.page(&st), l.t("captures"), &b)).into_response())
+}
+
+#[derive(Deserialize)]
+pub struct PinForm {
+    pub id: String,
+}
+
+pub async fn pin(State(st): State<Arc<WebState>>, Form(f): Form<PinForm>) -> Result<Response, WebError> {
+    resolve(&st, &f.id).await?;
+    std::fs::create_dir_all(dir(&st)).map_err(|e| WebError::Internal(e.to_string()))?;
+    std::fs::write(baseline_file(&st), &f.id).map_err(|e| WebError::Internal(e.to_string()))?;
+    Ok(Redirect::to("/captures").into_response())
+}
+
+#[derive(Deserialize)]
+pub struct UploadQuery {
+    pub name: String,
+}
+
+/// `POST /captures/upload?name=F` with the capture as the body (the page's script sends it with
+/// the CSRF header). The file must open as a capture, or it is not kept.
+pub async fn upload(
+    State(st): State<Arc<WebState>>,
+    Query(q): Query<UploadQuery>,
+    req: Request,
+) -> Result<Response, WebError> {
+    let body = axum::body::to_bytes(req.into_body(), UPLOAD_MAX)
+        .await
+        .map_err(|_| WebError::BadRequest(format!("a capture of at most {} MiB", UPLOAD_MAX >> 20)))?;
+    let clean: String =
+        q.name.chars().filter(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_')).take(80).collect();
+    let clean = clean.trim_start_matches('.').to_string();
+    if clean.is_empty() {
+        return Err(WebError::BadRequest("a file name is needed".into()));
+    }
+    let d = dir(&st);
+    std::fs::create_dir_all(&d).map_err(|e| WebError::Internal(e.to_string()))?;
+    let path = d.join(format!("upload-{clean}"));
+    let tmp = d.join(format!(".upload-{clean}.tmp"));
+    std::fs::write(&tmp, &body).map_err(|e| WebError::Internal(e.to_string()))?;
+    if let Err(e) = crate::capture::file::FileSource::open(&tmp) {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(WebError::BadRequest(format!("{clean}: not a capture ({e})")));
+    }
+    std::fs::rename(&tmp, &path).map_err(|e| WebError::Internal(e.to_string()))?;
+    for (_, old, _, _) in uploads(&st).into_iter().skip(MAX_UPLOADS) {
+        let _ = std::fs::remove_file(old);
+    }
+    Ok((StatusCode::CREATED, "uploaded").into_response())
+}
+
+#[derive(Deserialize)]
+pub struct DiffQuery {
+    pub id: String,
+}
+
+/// The diff of a capture against the pinned baseline, as the self-contained HTML report.
+pub async fn diff(State(st): State<Arc<WebState>>, Query(q): Query<DiffQuery>) -> Result<Response, WebError> {
+    let base = baseline(&st).ok_or_else(|| WebError::BadRequest("pin a baseline first".into()))?;
+    let (normal, failure) = (resolve(&st, &base).await?, resolve(&st, &q.id).await?);
+    let _slot = st.preview_slot.acquire().await.map_err(|_| WebError::Internal("shutting down".into()))?;
+    let html = tokio::task::spawn_blocking(move || -> Result<String, String> {
+        let n = crate::commands::diff::summarise(&normal, None, 0)?;
+        let f = crate::commands::diff::summarise(&failure, None, 0)?;
+        let findings = crate::diff::compare(&n, &f);
+        Ok(crate::diff::html::report(&n, &f, &findings, &normal, &failure))
+    })
+    .await
+    .map_err(|e| WebError::Internal(e.to_string()))?
+    .map_err(WebError::BadRequest)?;
+    Ok((
+        [
+            // The report styles itself inline and runs nothing.
+            (
+                header::CONTENT_SECURITY_POLICY,
+                "default-src 'none'; style-src 'unsafe-inline'; img-src data:; frame-ancestors 'none'; base-uri 'none'; form-action 'none'",
+            ),
+            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+        ],
+        html,
+    )
+        .into_response())
+}
+
+/// For tests: the captures directory of a dashboard.
+pub fn captures_dir(store_dir: &Path) -> PathBuf {
+    store_dir.join("captures")
+}
