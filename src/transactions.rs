@@ -794,7 +794,7 @@ fn krb_error_name(c: i32) -> &'static str {
     }
 }
 
-fn icmp_error_text(v6: bool, t: u8, code: u8) -> String {
+pub(crate) fn icmp_error_text(v6: bool, t: u8, code: u8) -> String {
     let what = match (v6, t, code) {
         (false, 3, 0) | (true, 1, 3) => "network unreachable",
         (false, 3, 1) => "host unreachable",

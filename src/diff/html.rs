@@ -35,13 +35,20 @@ pub fn ladder(file: &Path, flow: FlowTuple, mark: &[u64]) -> Vec<Step> {
     while let Ok(Some(pkt)) = src.next_packet() {
         let d = decode::decode(&pkt);
         let Some(ip) = d.ip else { continue };
-        let (sp, dp) = match d.transport {
-            Transport::Tcp(t) if flow.proto == 6 => (t.src_port, t.dst_port),
-            Transport::Udp(u) if flow.proto == 17 => (u.src_port, u.dst_port),
+        let (from_client, to_client) = match d.transport {
+            Transport::Tcp(t) if flow.proto == 6 => ends(flow, (ip.src, t.src_port), (ip.dst, t.dst_port)),
+            Transport::Udp(u) if flow.proto == 17 => ends(flow, (ip.src, u.src_port), (ip.dst, u.dst_port)),
+            // An ICMP error about the exchange's packets: drawn as the server side's answer.
+            Transport::Icmp(_) => match (d.quoted_ip, d.quoted_ports) {
+                (Some(q), Some(p))
+                    if p.proto == flow.proto && ends(flow, (q.src, p.src_port), (q.dst, p.dst_port)).0 =>
+                {
+                    (false, true)
+                }
+                _ => continue,
+            },
             _ => continue,
         };
-        let from_client = (ip.src, sp) == flow.client && (ip.dst, dp) == flow.server;
-        let to_client = (ip.src, sp) == flow.server && (ip.dst, dp) == flow.client;
         if !from_client && !to_client {
             continue;
         }
@@ -75,6 +82,11 @@ pub fn ladder(file: &Path, flow: FlowTuple, mark: &[u64]) -> Vec<Step> {
         steps = v;
     }
     steps
+}
+
+/// (from the client, to the client) for a packet between `src` and `dst`.
+fn ends(flow: FlowTuple, src: (std::net::IpAddr, u16), dst: (std::net::IpAddr, u16)) -> (bool, bool) {
+    (src == flow.client && dst == flow.server, src == flow.server && dst == flow.client)
 }
 
 /// What a frame says, for the arrow: TCP flags and length, and the application's words (never
@@ -122,6 +134,7 @@ fn label(d: &decode::Decoded<'_>, from_client: bool) -> String {
                 _ => format!("UDP len {}", d.payload.len()),
             }
         }
+        Transport::Icmp(i) => tx::icmp_error_text(i.v6, i.icmp_type, i.code),
         _ => String::new(),
     }
 }
