@@ -220,3 +220,40 @@ fn the_html_report_opens_in_chromium() {
         assert!(seen["arrows"].as_u64().unwrap() >= 2, "{seen}");
     }
 }
+
+#[test]
+fn logins_and_errors_of_lab_captures_are_paired_with_their_verdicts() {
+    let lab = common::lab_dir();
+    let base = "lab-dns-dnsmasq.pcap";
+    let findings = |f: &str| -> Vec<(String, String)> {
+        let j: Value = serde_json::from_str(&diff_in(&lab, base, f, "json")).unwrap();
+        j["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| (x["service"].as_str().unwrap().to_string(), x["failure"].as_str().unwrap().to_string()))
+            .collect()
+    };
+    let has = |all: &[(String, String)], service: &str, outcome: &str| {
+        assert!(all.iter().any(|(s, o)| s == service && o.contains(outcome)), "{service} / {outcome} not in {all:#?}");
+    };
+    let krb = findings("lab-kerberos-kdc.pcap");
+    has(&krb, "KERBEROS AS-REQ bob@BRANCH.LAN 10.77.2.20:88", "KRB-ERROR 24 KDC_ERR_PREAUTH_FAILED");
+    has(&krb, "KERBEROS AS-REQ nobody@BRANCH.LAN 10.77.2.20:88", "KRB-ERROR 6 KDC_ERR_C_PRINCIPAL_UNKNOWN");
+    let mail = findings("lab-mail-dovecot.pcap");
+    has(&mail, "IMAP LOGIN 10.77.2.20:143", "NO ×1");
+    has(&mail, "POP3 PASS 10.77.2.20:110", "-ERR ×1");
+    let ftp = findings("lab-ftp-smtp-logins.pcap");
+    has(&ftp, "FTP PASS 10.77.2.20:21", "530 ×2");
+    has(&ftp, "SMTP AUTH 10.77.2.20:587", "535 ×2");
+    let web = findings("lab-http-nginx-5xx.pcap");
+    has(&web, "HTTP GET 10.77.2.20:8082/app 10.77.2.20:8082", "HTTP 502");
+    has(&web, "ERROR http 503 10.77.2.20:8082", "Service Temporarily Unavailable");
+    // No password reaches a report: only command verbs are kept.
+    for f in ["lab-mail-dovecot.pcap", "lab-ftp-smtp-logins.pcap", "lab-kerberos-kdc.pcap"] {
+        let all = diff_in(&lab, base, f, "json") + &diff_in(&lab, base, f, "html");
+        for secret in ["wonderland", "builder", "letmein", "wrongpw", "wrongpass"] {
+            assert!(!all.contains(secret), "{secret} in the report of {f}");
+        }
+    }
+}
