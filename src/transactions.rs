@@ -388,6 +388,12 @@ impl Tracker {
         if payload.is_empty() || retrans {
             return;
         }
+        // Kerberos over TCP (large tickets): the dissector reports the message in the frame
+        // that completes it.
+        if let Some(k) = &c.app.krb {
+            self.kerberos(k, frame, ts, (src, t.src_port), (dst, t.dst_port));
+            return;
+        }
         let Some(conn) = self.conns.get_mut(&stream) else { return };
         if from_client {
             if let Some((method, target)) = http_request(payload) {

@@ -289,7 +289,8 @@ pub fn text(n: &CaptureTx, f: &CaptureTx, findings: &[Finding]) -> String {
     let mut t = String::new();
     let head = |tx: &CaptureTx| {
         let ex: u64 = tx.services.values().map(Service::exchanges).sum();
-        format!("{} frames, {ex} exchanges with {} services", tx.frames, tx.services.len())
+        let n = tx.services.len();
+        format!("{} frames, {ex} exchanges with {n} service{}", tx.frames, if n == 1 { "" } else { "s" })
     };
     wrap(&mut t, &format!("normal:  {} ({})", n.file, head(n)), "         ");
     wrap(&mut t, &format!("failure: {} ({})", f.file, head(f)), "         ");
@@ -298,7 +299,10 @@ pub fn text(n: &CaptureTx, f: &CaptureTx, findings: &[Finding]) -> String {
         t.push_str("No differences: every service ended its exchanges as in the normal capture.\n");
         return t;
     }
-    t.push_str(&format!("{} differences, most important first:\n\n", findings.len()));
+    t.push_str(&match findings.len() {
+        1 => "1 difference:\n\n".to_string(),
+        n => format!("{n} differences, most important first:\n\n"),
+    });
     for (i, x) in findings.iter().enumerate().take(TEXT_MAX) {
         wrap(&mut t, &format!("{}. [{}] {}: {}", i + 1, x.severity, x.kind.replace('_', " "), x.service), "   ");
         wrap(&mut t, &format!("   normal:  {}{}", x.normal, frames_text(&x.normal_frames)), "            ");
