@@ -10,9 +10,26 @@ use crate::flow::tcp::TcpAnalysis;
 use crate::flow::{FlowTableStats, TcpCounts};
 use crate::time::Ts;
 
-const LAYERS: [Layer; 7] = [Layer::Link, Layer::Vlan, Layer::Ipv4, Layer::Ipv6, Layer::Tcp, Layer::Udp, Layer::Icmp];
-const REASONS: [StopReason; 4] =
-    [StopReason::Truncated, StopReason::Malformed, StopReason::TooManyTags, StopReason::UnsupportedLink];
+const LAYERS: [Layer; 11] = [
+    Layer::Link,
+    Layer::Vlan,
+    Layer::Ipv4,
+    Layer::Ipv6,
+    Layer::Tcp,
+    Layer::Udp,
+    Layer::Icmp,
+    Layer::Gre,
+    Layer::Vxlan,
+    Layer::Pppoe,
+    Layer::Mpls,
+];
+const REASONS: [StopReason; 5] = [
+    StopReason::Truncated,
+    StopReason::Malformed,
+    StopReason::TooManyTags,
+    StopReason::UnsupportedLink,
+    StopReason::Unsupported,
+];
 
 fn layer_name(l: Layer) -> &'static str {
     match l {
@@ -23,6 +40,10 @@ fn layer_name(l: Layer) -> &'static str {
         Layer::Tcp => "tcp",
         Layer::Udp => "udp",
         Layer::Icmp => "icmp",
+        Layer::Gre => "gre",
+        Layer::Vxlan => "vxlan",
+        Layer::Pppoe => "pppoe",
+        Layer::Mpls => "mpls",
     }
 }
 
@@ -32,6 +53,7 @@ fn reason_name(r: StopReason) -> &'static str {
         StopReason::Malformed => "malformed",
         StopReason::TooManyTags => "too_many_tags",
         StopReason::UnsupportedLink => "unsupported_link",
+        StopReason::Unsupported => "unsupported",
     }
 }
 
@@ -50,7 +72,7 @@ pub struct CaptureCounters {
     /// Frames stamped beyond the wall clock (see `time::FUTURE_TOLERANCE_SECS`).
     pub time_jumps: u64,
     /// Frames whose decoding stopped early, by (layer, reason).
-    pub stops: [[u64; 4]; 7],
+    pub stops: [[u64; 5]; 11],
 }
 
 /// Totals of a run (one or more files).

@@ -90,7 +90,7 @@ pub fn decode_link(d: &mut Decoded<'_>, b: &[u8]) -> Option<(u16, usize)> {
 }
 
 /// Walks 802.1Q / 802.1ad tags starting at `off`, whose type field said `ty`.
-fn decode_tags(d: &mut Decoded<'_>, b: &[u8], mut ty: u16, mut off: usize) -> Option<(u16, usize)> {
+pub(super) fn decode_tags(d: &mut Decoded<'_>, b: &[u8], mut ty: u16, mut off: usize) -> Option<(u16, usize)> {
     loop {
         let svlan = match ty {
             super::ETHERTYPE_VLAN | super::ETHERTYPE_QINQ_OLD => false,

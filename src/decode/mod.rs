@@ -31,6 +31,11 @@ pub enum Layer {
     Tcp,
     Udp,
     Icmp,
+    /// GRE, and ERSPAN inside it.
+    Gre,
+    Vxlan,
+    Pppoe,
+    Mpls,
 }
 
 /// Why decoding stopped before the transport payload.
@@ -45,6 +50,9 @@ pub enum StopReason {
     TooManyTags,
     /// Link type the decoder does not know.
     UnsupportedLink,
+    /// A tunnel or encapsulation whose content is not opened (GRE version 1, an unknown GRE
+    /// protocol, an MPLS pseudowire, a tunnel inside a tunnel): counted, never skipped silently.
+    Unsupported,
 }
 
 impl StopReason {
@@ -196,7 +204,34 @@ pub struct Decoded<'a> {
     /// The whole captured frame, for `frame contains` and payload scans.
     pub data: &'a [u8],
     pub stop: Option<Stop>,
+    /// Encapsulations the frame came through ([`ENCAP_GRE`]…): the frame is analysed as the
+    /// packet inside them, as if captured directly, and these stay visible to filters.
+    pub encap: u8,
+    /// The outer IP header of a GRE or VXLAN tunnel whose inner packet is `ip`.
+    pub outer_ip: Option<IpHeader>,
+    /// The outer UDP header of a VXLAN tunnel.
+    pub outer_udp: Option<UdpHeader>,
+    /// Tunnel ids: VXLAN VNI, PPPoE session, first MPLS label, GRE protocol type.
+    pub vxlan_vni: Option<u32>,
+    pub pppoe_session: Option<u16>,
+    pub mpls_label: Option<u32>,
+    pub gre_proto: Option<u16>,
 }
+
+pub const ENCAP_GRE: u8 = 1;
+pub const ENCAP_ERSPAN: u8 = 2;
+pub const ENCAP_VXLAN: u8 = 4;
+pub const ENCAP_PPPOES: u8 = 8;
+pub const ENCAP_MPLS: u8 = 16;
+
+pub const ETHERTYPE_PPPOE_SESSION: u16 = 0x8864;
+pub const ETHERTYPE_MPLS: u16 = 0x8847;
+pub const ETHERTYPE_MPLS_MCAST: u16 = 0x8848;
+pub const IPPROTO_GRE: u8 = 47;
+/// VXLAN's IANA port (Wireshark decodes it there by default).
+pub const VXLAN_PORT: u16 = 4789;
+/// Labels walked in an MPLS stack at most.
+const MAX_MPLS_LABELS: usize = 8;
 
 impl<'a> Decoded<'a> {
     pub fn vlans(&self) -> &[u16] {
@@ -261,17 +296,165 @@ pub fn decode<'a>(pkt: &RawPacket<'a>) -> Decoded<'a> {
         ip_payload: &[],
         data: pkt.data,
         stop: None,
+        encap: 0,
+        outer_ip: None,
+        outer_udp: None,
+        vxlan_vni: None,
+        pppoe_session: None,
+        mpls_label: None,
+        gre_proto: None,
     };
     let Some((net_type, off)) = link::decode_link(&mut d, pkt.data) else {
         return d;
     };
     d.net_type = Some(net_type);
-    let rest = &pkt.data[off..];
-    match net_type {
-        ETHERTYPE_IPV4 | ETHERTYPE_IPV6 => decode_ip(&mut d, rest, off as u32),
+    decode_net(&mut d, net_type, pkt.data, off);
+    d
+}
+
+/// The network layer of ethertype `ty` at `b[off..]`: IP, or IP inside PPPoE or MPLS.
+fn decode_net<'a>(d: &mut Decoded<'a>, ty: u16, b: &'a [u8], off: usize) {
+    let rest = &b[off.min(b.len())..];
+    let base = off as u32;
+    match ty {
+        ETHERTYPE_IPV4 | ETHERTYPE_IPV6 => decode_ip(d, rest, base),
+        ETHERTYPE_PPPOE_SESSION => {
+            // ver/type, code, session id, length; then the PPP protocol.
+            if rest.len() < 8 {
+                return stop(d, Layer::Pppoe, StopReason::Truncated, base);
+            }
+            d.encap |= ENCAP_PPPOES;
+            d.pppoe_session = Some(u16::from_be_bytes([rest[2], rest[3]]));
+            match u16::from_be_bytes([rest[6], rest[7]]) {
+                0x0021 | 0x0057 => decode_ip(d, &rest[8..], base + 8),
+                _ => {} // LCP, IPCP, authentication: PPP's own business
+            }
+        }
+        ETHERTYPE_MPLS | ETHERTYPE_MPLS_MCAST => {
+            d.encap |= ENCAP_MPLS;
+            let mut i = 0;
+            loop {
+                if rest.len() < i + 4 {
+                    return stop(d, Layer::Mpls, StopReason::Truncated, base + i as u32);
+                }
+                let e = u32::from_be_bytes([rest[i], rest[i + 1], rest[i + 2], rest[i + 3]]);
+                if d.mpls_label.is_none() {
+                    d.mpls_label = Some(e >> 12);
+                }
+                i += 4;
+                if e & 0x100 != 0 {
+                    break;
+                }
+                if i / 4 >= MAX_MPLS_LABELS {
+                    return stop(d, Layer::Mpls, StopReason::TooManyTags, base + i as u32);
+                }
+            }
+            // After the bottom of the stack: IP by its version nibble (a pseudowire starts
+            // with a control word of 0 and is not opened).
+            match rest.get(i).map(|v| v >> 4) {
+                Some(4 | 6) => decode_ip(d, &rest[i..], base + i as u32),
+                _ => stop(d, Layer::Mpls, StopReason::Unsupported, base + i as u32),
+            }
+        }
         _ => {} // ARP, LLDP, …: link-layer facts only
     }
-    d
+}
+
+/// The Ethernet frame inside a tunnel (GRE bridging, ERSPAN, VXLAN): its MACs and tags replace
+/// the outer ones, its packet is analysed as if captured directly.
+fn decode_inner_ethernet<'a>(d: &mut Decoded<'a>, b: &'a [u8], base: u32) {
+    if b.len() < 14 {
+        return stop(d, Layer::Link, StopReason::Truncated, base);
+    }
+    begin_inner(d);
+    let mut mac = [0u8; 6];
+    mac.copy_from_slice(&b[0..6]);
+    d.eth_dst = Some(mac);
+    mac.copy_from_slice(&b[6..12]);
+    d.eth_src = Some(mac);
+    d.vlan_count = 0;
+    d.svlan_count = 0;
+    let ty = u16::from_be_bytes([b[12], b[13]]);
+    if ty <= 1500 {
+        return;
+    }
+    let Some((net, off)) = link::decode_tags(d, b, ty, 14) else { return };
+    d.net_type = Some(net);
+    decode_net(d, net, b, off);
+}
+
+/// The outer packet of a tunnel becomes the "outer" layer; the inner one is decoded next.
+fn begin_inner(d: &mut Decoded<'_>) {
+    if d.outer_ip.is_none() {
+        d.outer_ip = d.ip.take();
+    } else {
+        d.ip = None;
+    }
+    if let Transport::Udp(u) = d.transport {
+        d.outer_udp = Some(u);
+    }
+    d.transport = Transport::None;
+    d.payload = &[];
+}
+
+/// GRE (RFC 2784/2890), and ERSPAN types I, II and III inside it.
+fn decode_gre<'a>(d: &mut Decoded<'a>, b: &'a [u8], base: u32) {
+    if d.encap & (ENCAP_GRE | ENCAP_VXLAN) != 0 {
+        // A tunnel inside a tunnel: one level is opened.
+        d.payload = b;
+        return stop(d, Layer::Gre, StopReason::Unsupported, base);
+    }
+    if b.len() < 4 {
+        return stop(d, Layer::Gre, StopReason::Truncated, base);
+    }
+    d.encap |= ENCAP_GRE;
+    let flags = u16::from_be_bytes([b[0], b[1]]);
+    let proto = u16::from_be_bytes([b[2], b[3]]);
+    d.gre_proto = Some(proto);
+    if flags & 0x7 != 0 {
+        // Version 1 is PPTP's enhanced GRE.
+        d.payload = b;
+        return stop(d, Layer::Gre, StopReason::Unsupported, base);
+    }
+    let seq = flags & 0x1000 != 0;
+    let len = 4 + 4 * ((flags & 0x8000 != 0) as usize + (flags & 0x2000 != 0) as usize + seq as usize);
+    if b.len() < len {
+        return stop(d, Layer::Gre, StopReason::Truncated, base);
+    }
+    let inner = &b[len..];
+    let ib = base + len as u32;
+    match proto {
+        ETHERTYPE_IPV4 | ETHERTYPE_IPV6 => {
+            begin_inner(d);
+            decode_ip(d, inner, ib);
+        }
+        0x6558 => decode_inner_ethernet(d, inner, ib),
+        0x88be => {
+            d.encap |= ENCAP_ERSPAN;
+            // Type II has an 8-byte header (the GRE sequence number is set); type I none.
+            let h = if seq { 8 } else { 0 };
+            if inner.len() < h {
+                return stop(d, Layer::Gre, StopReason::Truncated, ib);
+            }
+            decode_inner_ethernet(d, &inner[h..], ib + h as u32);
+        }
+        0x22eb => {
+            d.encap |= ENCAP_ERSPAN;
+            // Type III: 12 bytes, and an 8-byte platform subheader when the O flag is set.
+            if inner.len() < 12 {
+                return stop(d, Layer::Gre, StopReason::Truncated, ib);
+            }
+            let h = if inner[11] & 0x01 != 0 { 20 } else { 12 };
+            if inner.len() < h {
+                return stop(d, Layer::Gre, StopReason::Truncated, ib);
+            }
+            decode_inner_ethernet(d, &inner[h..], ib + h as u32);
+        }
+        _ => {
+            d.payload = inner;
+            stop(d, Layer::Gre, StopReason::Unsupported, ib);
+        }
+    }
 }
 
 fn stop(d: &mut Decoded<'_>, layer: Layer, reason: StopReason, offset: u32) {
@@ -413,13 +596,23 @@ fn decode_transport<'a>(d: &mut Decoded<'a>, proto: u8, captured: &'a [u8], decl
             if captured.len() < 8 {
                 return stop(d, Layer::Udp, trunc_or_malformed(declared, 8), base);
             }
-            d.transport = Transport::Udp(UdpHeader {
+            let u = UdpHeader {
                 src_port: u16::from_be_bytes([captured[0], captured[1]]),
                 dst_port: u16::from_be_bytes([captured[2], captured[3]]),
                 length: u16::from_be_bytes([captured[4], captured[5]]),
-            });
+            };
+            d.transport = Transport::Udp(u);
             d.payload = &captured[8..];
+            // VXLAN (RFC 7348): flags with the I bit, VNI; then the Ethernet frame.
+            let p = d.payload;
+            if u.dst_port == VXLAN_PORT && p.len() >= 8 && p[0] & 0x08 != 0 && d.encap & (ENCAP_GRE | ENCAP_VXLAN) == 0
+            {
+                d.encap |= ENCAP_VXLAN;
+                d.vxlan_vni = Some(u32::from_be_bytes([0, p[4], p[5], p[6]]));
+                decode_inner_ethernet(d, &p[8..], base + 16);
+            }
         }
+        IPPROTO_GRE => decode_gre(d, captured, base),
         IPPROTO_ICMP | IPPROTO_ICMPV6 => {
             if captured.len() < 4 {
                 return stop(d, Layer::Icmp, trunc_or_malformed(declared, 4), base);

@@ -154,3 +154,105 @@ fn tso_total_length_zero_uses_the_captured_length() {
     f[14 + 3] = 0;
     assert_eq!(dec(LinkType::ETHERNET, &f).tcp().unwrap().seg_len, 3000);
 }
+
+/// `f` (an Ethernet frame from `tcp_frame`) with its IP packet moved behind `encap` and the
+/// ethertype `ty`.
+fn reencapsulate(f: &[u8], ty: u16, encap: &[u8]) -> Vec<u8> {
+    let mut out = f[..12].to_vec();
+    out.extend_from_slice(&ty.to_be_bytes());
+    out.extend_from_slice(encap);
+    out.extend_from_slice(&f[14..]);
+    out
+}
+
+#[test]
+fn pppoe_session_carries_ip() {
+    let f = tcp_frame([10, 0, 0, 1], [10, 0, 0, 2], 40000, 80, 7, 9, 0x18, 5);
+    let ip_len = (f.len() - 14 + 2) as u16;
+    let mut hdr = vec![0x11, 0x00, 0x12, 0x34];
+    hdr.extend_from_slice(&ip_len.to_be_bytes());
+    hdr.extend_from_slice(&[0x00, 0x21]);
+    let p = reencapsulate(&f, ETHERTYPE_PPPOE_SESSION, &hdr);
+    let d = dec(LinkType::ETHERNET, &p);
+    assert_eq!(d.encap, ENCAP_PPPOES);
+    assert_eq!(d.pppoe_session, Some(0x1234));
+    assert_eq!(d.tcp().map(|t| t.dst_port), Some(80));
+    assert_eq!(d.payload, b"xxxxx");
+    // LCP is PPP's own business: no IP, no stop.
+    let mut lcp = hdr.clone();
+    lcp[6..8].copy_from_slice(&[0xc0, 0x21]);
+    let l = reencapsulate(&f, ETHERTYPE_PPPOE_SESSION, &lcp);
+    let d = dec(LinkType::ETHERNET, &l);
+    assert!(d.ip.is_none() && d.stop.is_none());
+    for cut in 14..22 {
+        let d = dec(LinkType::ETHERNET, &p[..cut]);
+        assert_eq!(d.stop.map(|s| (s.layer, s.reason)), Some((Layer::Pppoe, StopReason::Truncated)), "cut {cut}");
+    }
+}
+
+#[test]
+fn mpls_label_stack_then_ip_or_a_counted_pseudowire() {
+    let f = tcp_frame([10, 0, 0, 1], [10, 0, 0, 2], 40000, 80, 7, 9, 0x18, 5);
+    // Label 100, then label 200 with the bottom-of-stack bit.
+    let labels = [0x00, 0x06, 0x40, 0x40, 0x00, 0x0c, 0x81, 0x40];
+    let m = reencapsulate(&f, ETHERTYPE_MPLS, &labels);
+    let d = dec(LinkType::ETHERNET, &m);
+    assert_eq!((d.encap, d.mpls_label), (ENCAP_MPLS, Some(100)));
+    assert_eq!(d.ip.map(|i| i.src.to_string()).as_deref(), Some("10.0.0.1"));
+    assert!(d.tcp().is_some());
+    // A pseudowire control word (0) after the stack is not opened, and says so.
+    let mut pw = labels.to_vec();
+    pw.extend_from_slice(&[0, 0, 0, 0]);
+    let m = reencapsulate(&f, ETHERTYPE_MPLS, &pw);
+    let d = dec(LinkType::ETHERNET, &m);
+    assert_eq!(d.stop.map(|s| (s.layer, s.reason)), Some((Layer::Mpls, StopReason::Unsupported)));
+    // A stack that never ends is bounded.
+    let endless = [0x00, 0x06, 0x40, 0x40].repeat(20);
+    let m = reencapsulate(&f, ETHERTYPE_MPLS, &endless);
+    let d = dec(LinkType::ETHERNET, &m);
+    assert!(d.stop.is_some());
+}
+
+#[test]
+fn gre_versions_and_protocols_it_does_not_open_are_counted() {
+    // Outer IPv4 (proto 47) carrying GRE version 1 (PPTP), then an unknown GRE protocol.
+    let inner = tcp_frame([10, 0, 0, 1], [10, 0, 0, 2], 40000, 80, 7, 9, 0x18, 5);
+    for (flags, proto) in [(0x0001u16, 0x880bu16), (0x0000, 0x1234)] {
+        let mut gre = flags.to_be_bytes().to_vec();
+        gre.extend_from_slice(&proto.to_be_bytes());
+        gre.extend_from_slice(&inner[14..]);
+        let mut f = inner[..14].to_vec();
+        let total = (20 + gre.len()) as u16;
+        f.extend_from_slice(&[
+            0x45,
+            0,
+            (total >> 8) as u8,
+            total as u8,
+            0,
+            0,
+            0,
+            0,
+            64,
+            47,
+            0,
+            0,
+            192,
+            0,
+            2,
+            1,
+            192,
+            0,
+            2,
+            2,
+        ]);
+        f.extend_from_slice(&gre);
+        let d = dec(LinkType::ETHERNET, &f);
+        assert_eq!(d.encap & ENCAP_GRE, ENCAP_GRE);
+        assert_eq!(
+            d.stop.map(|s| (s.layer, s.reason)),
+            Some((Layer::Gre, StopReason::Unsupported)),
+            "{flags:x} {proto:x}"
+        );
+        assert!(d.tcp().is_none());
+    }
+}

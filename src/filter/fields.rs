@@ -119,7 +119,9 @@ pub struct FieldDef {
 }
 
 fn ip_layers<'p>(c: &Ctx<'p, '_>) -> impl Iterator<Item = (u8, IpHeader)> + 'p {
-    [c.d.ip, c.d.quoted_ip].into_iter().flatten().enumerate().map(|(i, h)| (i as u8 + 1, h))
+    // Outermost first, as Wireshark numbers layers: a tunnel's outer header, the packet, an
+    // ICMP error's quote.
+    [c.d.outer_ip, c.d.ip, c.d.quoted_ip].into_iter().flatten().enumerate().map(|(i, h)| (i as u8 + 1, h))
 }
 
 fn v4_layers<'p>(c: &Ctx<'p, '_>) -> impl Iterator<Item = (u8, IpHeader)> + 'p {
@@ -180,12 +182,13 @@ fn tcp_ports(c: &Ctx<'_, '_>) -> impl Iterator<Item = (u8, u16, u16)> {
 }
 
 fn udp_ports(c: &Ctx<'_, '_>) -> impl Iterator<Item = (u8, u16, u16)> {
+    let tunnel = c.d.outer_udp.map(|u| (u.src_port, u.dst_port));
     let outer = match c.d.transport {
         Transport::Udp(u) => Some((u.src_port, u.dst_port)),
         _ => None,
     };
     let quoted = c.d.quoted_ports.filter(|q| q.proto == crate::decode::IPPROTO_UDP).map(|q| (q.src_port, q.dst_port));
-    outer.into_iter().chain(quoted).enumerate().map(|(i, (s, d))| (i as u8 + 1, s, d))
+    tunnel.into_iter().chain(outer).chain(quoted).enumerate().map(|(i, (s, d))| (i as u8 + 1, s, d))
 }
 
 macro_rules! tcp_bit {
@@ -261,6 +264,51 @@ pub static FIELDS: &[FieldDef] = &[
     f("icmp", FType::Proto, |c, o| {
         if matches!(c.d.transport, Transport::Icmp(i) if !i.v6) {
             o.push(1, Val::Bytes(&[]))
+        }
+    }),
+    f("gre", FType::Proto, |c, o| {
+        if c.d.encap & crate::decode::ENCAP_GRE != 0 {
+            o.push(1, Val::Bytes(&[]))
+        }
+    }),
+    f("erspan", FType::Proto, |c, o| {
+        if c.d.encap & crate::decode::ENCAP_ERSPAN != 0 {
+            o.push(1, Val::Bytes(&[]))
+        }
+    }),
+    f("vxlan", FType::Proto, |c, o| {
+        if c.d.encap & crate::decode::ENCAP_VXLAN != 0 {
+            o.push(1, Val::Bytes(&[]))
+        }
+    }),
+    f("pppoes", FType::Proto, |c, o| {
+        if c.d.encap & crate::decode::ENCAP_PPPOES != 0 {
+            o.push(1, Val::Bytes(&[]))
+        }
+    }),
+    f("mpls", FType::Proto, |c, o| {
+        if c.d.encap & crate::decode::ENCAP_MPLS != 0 {
+            o.push(1, Val::Bytes(&[]))
+        }
+    }),
+    f("gre.proto", FType::UInt, |c, o| {
+        if let Some(p) = c.d.gre_proto {
+            o.push(1, Val::U(p as u64))
+        }
+    }),
+    f("vxlan.vni", FType::UInt, |c, o| {
+        if let Some(v) = c.d.vxlan_vni {
+            o.push(1, Val::U(v as u64))
+        }
+    }),
+    f("pppoes.session_id", FType::UInt, |c, o| {
+        if let Some(v) = c.d.pppoe_session {
+            o.push(1, Val::U(v as u64))
+        }
+    }),
+    f("mpls.label", FType::UInt, |c, o| {
+        if let Some(v) = c.d.mpls_label {
+            o.push(1, Val::U(v as u64))
         }
     }),
     f("icmpv6", FType::Proto, |c, o| {

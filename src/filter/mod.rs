@@ -144,11 +144,23 @@ impl Dep {
             Dep::Http => c.app.http.is_none(),
             Dep::AppError => c.app.errors.is_empty(),
             Dep::Tcp => !matches!(d.transport, T::Tcp(_)) && d.quoted_ports.is_none_or(|q| q.proto != 6),
-            Dep::Udp => !matches!(d.transport, T::Udp(_)) && d.quoted_ports.is_none_or(|q| q.proto != 17),
+            Dep::Udp => {
+                !matches!(d.transport, T::Udp(_))
+                    && d.quoted_ports.is_none_or(|q| q.proto != 17)
+                    && d.outer_udp.is_none()
+            }
             Dep::Icmp4 => !matches!(d.transport, T::Icmp(i) if !i.v6),
             Dep::Icmp6 => !matches!(d.transport, T::Icmp(i) if i.v6),
-            Dep::Ip4 => !d.ip.is_some_and(|i| i.is_v4()) && !d.quoted_ip.is_some_and(|i| i.is_v4()),
-            Dep::Ip6 => d.ip.is_none_or(|i| i.is_v4()) && d.quoted_ip.is_none_or(|i| i.is_v4()),
+            Dep::Ip4 => {
+                !d.ip.is_some_and(|i| i.is_v4())
+                    && !d.quoted_ip.is_some_and(|i| i.is_v4())
+                    && !d.outer_ip.is_some_and(|i| i.is_v4())
+            }
+            Dep::Ip6 => {
+                d.ip.is_none_or(|i| i.is_v4())
+                    && d.quoted_ip.is_none_or(|i| i.is_v4())
+                    && d.outer_ip.is_none_or(|i| i.is_v4())
+            }
             Dep::Eth => d.eth_dst.is_none(),
             Dep::Vlan => d.vlan_count == 0,
             Dep::Svlan => d.svlan_count == 0,
@@ -809,7 +821,8 @@ fn eval(n: &Node, c: &Ctx<'_, '_>) -> bool {
     match n {
         Node::ExistsFast(dep) => !dep.absent(c),
         Node::CmpFast { get, op, lit, general } => {
-            if c.d.quoted_ip.is_some() {
+            // Several IP layers (an ICMP quote, a tunnel): the fast single-layer read is not it.
+            if c.d.quoted_ip.is_some() || c.d.outer_ip.is_some() {
                 return eval(general, c);
             }
             match get(c) {
@@ -827,7 +840,8 @@ fn eval(n: &Node, c: &Ctx<'_, '_>) -> bool {
             }
         }
         Node::CmpFastVal { get, op, lit, general } => {
-            if c.d.quoted_ip.is_some() {
+            // Several IP layers (an ICMP quote, a tunnel): the fast single-layer read is not it.
+            if c.d.quoted_ip.is_some() || c.d.outer_ip.is_some() {
                 return eval(general, c);
             }
             match get(c) {

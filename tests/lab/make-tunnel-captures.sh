@@ -1,0 +1,106 @@
+#!/usr/bin/env bash
+# Regenerates the tunnelled lab captures in tests/data/tunnel/: HTTP downloads between the lab
+# namespaces (netns.sh) through 3 % loss, delivered to the capture point inside a tunnel, as a
+# remote mirror session or an overlay delivers them.
+#   lab-tunnel-vxlan        a VXLAN overlay (Linux vxlan devices, VNI 100) between cli and srv
+#   lab-tunnel-erspan2/3    an ERSPAN type II / III mirror session of the server port
+#   lab-tunnel-gretap       a GRE transparent-Ethernet-bridging mirror session (0x6558)
+#   lab-tunnel-gre-ip       IP packets in plain GRE with a key (0x0800)
+# This kernel has vxlan but no gre/erspan devices, so the mirror sessions are made by a small
+# sender (mirror.py) that sniffs the server port with AF_PACKET and sends each frame to the
+# collector in the tunnel's headers over a raw IP socket (protocol 47), as a switch's mirror
+# session would; tcpdump captures what arrives. tshark (tests/tshark_tunnels.rs) is the oracle.
+# Needs root, iproute2, nftables, tcpdump, editcap, curl, python3.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+out=${TUNNEL_OUT:-$here/../data/tunnel}
+. "$here/netns.sh"
+P=mwtun
+mkdir -p "$out"
+work=$(mktemp -d)
+trap 'lab_down $P; rm -rf "$work"' EXIT
+mkdir -p "$work/www"
+head -c 200000 /dev/urandom > "$work/www/big.bin"
+cat > "$work/mirror.py" <<'PY'
+# mirror.py IFACE COLLECTOR KIND: every frame seen on IFACE, sent to COLLECTOR in GRE.
+import socket, struct, sys
+iface, collector, kind = sys.argv[1], sys.argv[2], sys.argv[3]
+rx = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(3))
+rx.bind((iface, 0))
+tx = socket.socket(socket.AF_INET, socket.SOCK_RAW, 47)
+seq = 0
+while True:
+    frame, addr = rx.recvfrom(65535)
+    seq += 1
+    if kind == "erspan2":
+        # GRE with the sequence bit, protocol 0x88be; ERSPAN II: ver 1, VLAN 0, session 123.
+        hdr = struct.pack("!HHI", 0x1000, 0x88BE, seq) + struct.pack("!HHI", 0x1000, 123, 0)
+    elif kind == "erspan3":
+        # GRE with the sequence bit, protocol 0x22eb; ERSPAN III: ver 2, session 77, timestamp,
+        # SGT 0, hardware id 7, ingress, no platform subheader.
+        hdr = struct.pack("!HHI", 0x1000, 0x22EB, seq) + struct.pack("!HHIHH", 0x2000, 77, seq * 1000, 0, 7 << 4)
+    elif kind == "gretap":
+        hdr = struct.pack("!HH", 0x0000, 0x6558)
+    else:  # gre-ip: the IP packet (without Ethernet) in GRE with key 42
+        if frame[12:14] != b"\x08\x00":
+            continue
+        frame = frame[14:]
+        hdr = struct.pack("!HHI", 0x2000, 0x0800, 42)
+    try:
+        tx.sendto(hdr + frame, (collector, 0))
+    except OSError:
+        pass
+PY
+
+downloads='for i in 1 2 3; do curl -s -m 30 -o /dev/null "http://$1:8080/big.bin"; done'
+
+capture_mirror() { # name kind
+    local name=$1 kind=$2
+    lab_up $P
+    lab_loss $P 3
+    ip netns exec $P-srv python3 -m http.server 8080 --bind 10.77.2.20 --directory "$work/www" >/dev/null 2>&1 &
+    # Room for a full frame in the tunnel on the way to the collector, as on a mirror uplink.
+    ip -n $P-rtr link set $P-r0 mtu 9000; ip -n $P-cli link set $P-c0 mtu 9000
+    # The mirror session: the server port's frames, to a collector on the client side.
+    ip netns exec $P-rtr python3 "$work/mirror.py" "$P-r1" 10.77.1.10 "$kind" &
+    sleep 1
+    ip netns exec $P-cli tcpdump -q -s 1600 -U -i "$P-c0" -w "$work/$name.pcap" "ip proto 47" 2>/dev/null &
+    local td=$!
+    sleep 1
+    ip netns exec $P-cli bash -c "$downloads" -- 10.77.2.20 || true
+    sleep 1
+    kill "$td"; wait "$td" 2>/dev/null || true
+    lab_down $P
+    editcap -F pcap "$work/$name.pcap" "$out/$name.pcap"
+    echo "$name: $(capinfos -c -M "$out/$name.pcap" | awk '/Number of packets/ {print $4}') packets"
+}
+
+capture_vxlan() {
+    local name=lab-tunnel-vxlan
+    lab_up $P
+    lab_loss $P 3
+    ip -n $P-cli link add vx0 type vxlan id 100 local 10.77.1.10 remote 10.77.2.20 dstport 4789
+    ip -n $P-srv link add vx0 type vxlan id 100 local 10.77.2.20 remote 10.77.1.10 dstport 4789
+    ip -n $P-cli link set vx0 address 02:00:00:00:05:01
+    ip -n $P-srv link set vx0 address 02:00:00:00:05:02
+    ip -n $P-cli addr add 10.89.5.1/24 dev vx0; ip -n $P-srv addr add 10.89.5.2/24 dev vx0
+    ip -n $P-cli link set vx0 up mtu 1400; ip -n $P-srv link set vx0 up mtu 1400
+    ip netns exec $P-srv python3 -m http.server 8080 --bind 10.89.5.2 --directory "$work/www" >/dev/null 2>&1 &
+    sleep 1
+    ip netns exec $P-rtr tcpdump -q -s 1600 -U -i "$P-r0" -w "$work/$name.pcap" 2>/dev/null &
+    local td=$!
+    sleep 1
+    ip netns exec $P-cli bash -c "$downloads" -- 10.89.5.2 || true
+    sleep 1
+    kill "$td"; wait "$td" 2>/dev/null || true
+    lab_down $P
+    editcap -F pcap "$work/$name.pcap" "$out/$name.pcap"
+    echo "$name: $(capinfos -c -M "$out/$name.pcap" | awk '/Number of packets/ {print $4}') packets"
+}
+
+capture_vxlan
+capture_mirror lab-tunnel-erspan2 erspan2
+capture_mirror lab-tunnel-erspan3 erspan3
+capture_mirror lab-tunnel-gretap gretap
+capture_mirror lab-tunnel-gre-ip gre-ip
+ls -la "$out"

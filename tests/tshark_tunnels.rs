@@ -1,0 +1,92 @@
+//! Tunnelled traffic against the oracle: HTTP downloads through 3 % loss, captured inside a
+//! VXLAN overlay, ERSPAN type II and III and GRE mirror sessions, and plain GRE
+//! (tests/lab/make-tunnel-captures.sh). The inner frames are analysed as if captured directly,
+//! the outer headers stay visible to filters: for every expression, the frame numbers must be
+//! the ones `tshark -Y` gives.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn tunnel_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/tunnel")
+}
+
+fn ours(expr: &str, file: &Path) -> Vec<u64> {
+    let o = Command::new(env!("CARGO_BIN_EXE_mirrorwatch")).args(["filter", expr]).arg(file).output().unwrap();
+    assert!(o.status.success(), "{expr}: {}", String::from_utf8_lossy(&o.stderr));
+    String::from_utf8_lossy(&o.stdout).lines().map(|l| l.trim().parse().unwrap()).collect()
+}
+
+fn theirs(expr: &str, file: &Path) -> Vec<u64> {
+    common::tshark_fields(file, Some(expr), &["frame.number"]).iter().map(|r| r[0].parse().unwrap()).collect()
+}
+
+const EXPRESSIONS: &[&str] = &[
+    "tcp",
+    "tcp.analysis.flags",
+    "tcp.analysis.retransmission",
+    "tcp.analysis.fast_retransmission",
+    "tcp.analysis.duplicate_ack",
+    "tcp.analysis.lost_segment",
+    "tcp.analysis.out_of_order",
+    "tcp.flags.syn == 1 && tcp.flags.ack == 0",
+    "tcp.port == 8080",
+    "tcp.len > 1000",
+    "ip.addr == 10.77.2.20",
+    "ip.src == 10.77.1.10",
+    "ip.dst == 10.89.5.2",
+    "udp",
+    "udp.port == 4789",
+    "gre",
+    "erspan",
+    "vxlan",
+    "vxlan.vni == 100",
+    "gre.proto == 0x88be",
+    "gre.proto == 0x22eb",
+    "gre.proto == 0x6558",
+    "gre.proto == 0x0800",
+    "icmpv6",
+    "http.request.method == \"GET\"",
+    "frame contains \"HTTP/1.0 200\"",
+];
+
+#[test]
+fn tunnelled_frames_match_tshark() {
+    if !common::have_tshark() {
+        return;
+    }
+    let files = common::captures_in(&tunnel_dir());
+    assert_eq!(files.len(), 5, "{files:?}");
+    let mut compared = 0;
+    for f in &files {
+        for e in EXPRESSIONS {
+            let (a, b) = (ours(e, f), theirs(e, f));
+            assert_eq!(a, b, "{} -Y '{e}'", f.display());
+            compared += 1;
+        }
+        // The inner TCP is what is analysed: as many TCP frames as tshark sees, none skipped.
+        assert!(!theirs("tcp", f).is_empty());
+    }
+    assert_eq!(compared, files.len() * EXPRESSIONS.len());
+}
+
+#[test]
+fn tunnels_are_opened_not_counted_as_stopped() {
+    for f in common::captures_in(&tunnel_dir()) {
+        let o = Command::new(env!("CARGO_BIN_EXE_mirrorwatch")).arg("analyze").arg(&f).arg("--json").output().unwrap();
+        let j: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        let stops = &j["capture"]["stopped_layers"];
+        for layer in ["gre", "vxlan"] {
+            assert!(
+                stops.as_object().is_none_or(|m| !m.keys().any(|k| k.starts_with(layer))),
+                "{}: {stops}",
+                f.display()
+            );
+        }
+        // Retransmissions are found inside the tunnel, between the inner private addresses.
+        assert!(j["tcp"]["retransmissions"].as_u64().unwrap() > 0, "{}", f.display());
+        assert!(j["tcp"]["private_retransmissions"].as_u64().unwrap() > 0, "{}", f.display());
+    }
+}
