@@ -21,6 +21,7 @@ pub mod i18n;
 pub mod identity;
 pub mod jobs;
 pub mod mail;
+pub mod notify;
 pub mod pipeline;
 pub mod redact;
 pub mod rules;

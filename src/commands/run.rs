@@ -288,6 +288,8 @@ pub fn run(args: RunArgs) -> anyhow::Result<Outcome> {
             p.set_rules(r);
         }
         restore_alerts(&mut p, &db);
+        let mut notifier = crate::notify::Notifier::from_env();
+        notifier.ready(&format!("replaying {}", replay.display()));
         let reports = super::analyze::process_files(&mut p, std::slice::from_ref(replay), None);
         p.finish_alerts();
         let bad_input = reports.iter().any(|r| r.error.is_some());
@@ -308,8 +310,10 @@ pub fn run(args: RunArgs) -> anyhow::Result<Outcome> {
                 if let Some(r) = rules.poll() {
                     p.set_rules(r);
                 }
+                notifier.tick(crate::notify::writer_healthy(&p.sink.health));
             }
         }
+        notifier.stopping();
         if let Some(w) = web {
             w.stop();
         }
@@ -331,6 +335,9 @@ pub fn run(args: RunArgs) -> anyhow::Result<Outcome> {
     }
     restore_alerts(&mut p, &db);
     let loader = RuleLoader::spawn(rules, Arc::clone(&bg_stop))?;
+    let mut notifier = crate::notify::Notifier::from_env();
+    notifier.ready(&format!("capturing on {}", cfg.capture.interface));
+    let mut last_status = Instant::now();
     let mut health = HealthWatch { last_report: None };
     let mut last_tick = Instant::now();
     let mut last_dropped = 0u64;
@@ -361,11 +368,21 @@ pub fn run(args: RunArgs) -> anyhow::Result<Outcome> {
             health.check(&mut p, now);
             p.tick(now);
             live.publish(&p.summary);
+            // Fed from this loop only: a capture loop that stops turning stops feeding it.
+            notifier.tick(crate::notify::writer_healthy(&p.sink.health));
+            if last_status.elapsed() >= Duration::from_secs(10) {
+                last_status = Instant::now();
+                notifier.status(&format!(
+                    "capturing on {}: {} frames, {} dropped",
+                    cfg.capture.interface, p.summary.packets, last_dropped
+                ));
+            }
             if let Some(r) = loader.take() {
                 p.set_rules(r);
             }
         }
     }
+    notifier.stopping();
     // Let the kernel hand over what it still holds, then account for it.
     while let Ok(Some(pkt)) = src.next_packet() {
         p.process(&pkt);

@@ -91,6 +91,9 @@ pub struct StoreHealth {
     /// Events waiting in the writer for the store to accept them.
     pub held_events: AtomicU64,
     pub last_error: Mutex<String>,
+    /// Wall-clock µs at which the writer began the write it is in; 0 while it is not writing
+    /// (idle, or waiting out a backoff). The systemd watchdog stops when a write hangs.
+    pub writing_since_us: AtomicI64,
 }
 
 impl StoreHealth {
@@ -336,7 +339,10 @@ impl Writer {
     /// back, so a retry cannot count anything twice).
     fn write_oldest(&mut self) -> anyhow::Result<()> {
         let Some(batch) = self.held.front() else { return Ok(()) };
-        match write_batch(&mut self.conn, batch, self.outbox) {
+        self.health.writing_since_us.store(wall_us(), Ordering::Relaxed);
+        let written = write_batch(&mut self.conn, batch, self.outbox);
+        self.health.writing_since_us.store(0, Ordering::Relaxed);
+        match written {
             Ok(()) => {
                 let b = self.held.pop_front().expect("non-empty");
                 self.held_events -= b.len();
