@@ -2,7 +2,7 @@
 # Installs the Debian packages mirrorwatch builds and tests with (idempotent, needs root or sudo).
 #   libpcap-dev          live capture (pcap crate)
 #   tshark               the oracle of the differential tests
-#   tcpdump nftables iproute2 ethtool curl python3
+#   tcpdump nftables iproute2 ethtool curl python3 iputils-ping
 #                        lab captures and the live-capture test (network namespaces)
 #   sqlite3              inspecting the database by hand
 #   python3-aiosmtpd openssl
@@ -13,7 +13,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 pkgs=(libpcap-dev tshark tcpdump nftables iproute2 ethtool curl python3 sqlite3 pkg-config python3-aiosmtpd openssl
-      chromium fonts-ipafont-gothic)
+      chromium fonts-ipafont-gothic iputils-ping)
 # Node.js from Debian unless one is installed already (the test needs node and npm, any LTS).
 command -v node >/dev/null && command -v npm >/dev/null || pkgs+=(nodejs npm)
 missing=()

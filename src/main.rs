@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use mirrorwatch::commands::{analyze, diff, filter, passwd, rules, run, Outcome};
+use mirrorwatch::commands::{analyze, diff, filter, passwd, prepare_port, rules, run, Outcome};
 
 #[derive(Parser)]
 #[command(name = "mirrorwatch", version, about = "Passive network watcher for a mirror port")]
@@ -83,6 +83,16 @@ enum Cmd {
         #[arg(short = 'o', long = "output")]
         output: Option<PathBuf>,
     },
+    /// Make the capture interface listen-only: up, promiscuous, no address, no IPv6
+    /// autoconfiguration, no ARP (run as root before the daemon; the unit does).
+    PreparePort {
+        /// Configuration file, for [capture] interface [default: /etc/mirrorwatch/mirrorwatch.toml]
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// The interface (overrides [capture] interface).
+        #[arg(long)]
+        interface: Option<String>,
+    },
     /// Set the dashboard password (stored as an argon2 hash in [web] password_file).
     Passwd {
         /// Configuration file [default: /etc/mirrorwatch/mirrorwatch.toml]
@@ -128,6 +138,9 @@ fn main() -> ExitCode {
             analyze::run(analyze::AnalyzeArgs { files, db, json, config, rules, serve })
         }
         Cmd::Diff { normal, failure, format, output } => diff::run(diff::DiffArgs { normal, failure, format, output }),
+        Cmd::PreparePort { config, interface } => {
+            prepare_port::run(prepare_port::PreparePortArgs { config, interface })
+        }
         Cmd::Passwd { config, password_stdin } => passwd::run(passwd::PasswdArgs { config, password_stdin }),
         Cmd::Rules { cmd: RulesCmd::Check { dir } } => {
             rules::check(dir.unwrap_or_else(|| PathBuf::from("/etc/mirrorwatch/rules")))

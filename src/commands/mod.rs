@@ -5,6 +5,7 @@ pub mod analyze;
 pub mod diff;
 pub mod filter;
 pub mod passwd;
+pub mod prepare_port;
 pub mod rules;
 pub mod run;
 
