@@ -133,13 +133,25 @@ impl SqliteSink {
     /// `outbox`: whether mailed alerts are queued for the mailer. Without a `[mail]` section
     /// nothing would ever send (and delete) them, so alerts are stored without outbox rows.
     pub fn start_with(path: &Path, mode: Backpressure, outbox: bool) -> anyhow::Result<SqliteSink> {
-        let conn = open(path)?;
+        // A database that cannot be opened for a passing reason (a full disk, a medium that is
+        // not there yet) is opened by the writer later, with the same retries as its writes:
+        // capture and analysis start anyway. Anything else (a schema from a newer version, a
+        // file that is no database) stops here.
+        let conn = match open(path) {
+            Ok(c) => Some(c),
+            Err(e) if is_transient(&e) => {
+                tracing::error!("store not opened yet, retrying in the writer: {e:#}");
+                None
+            }
+            Err(e) => return Err(e),
+        };
+        let path = path.to_path_buf();
         let (tx, rx) = sync_channel::<Vec<StoreEvent>>(QUEUE_BATCHES);
         let health = Arc::new(StoreHealth::default());
         let h = Arc::clone(&health);
         let writer = std::thread::Builder::new()
             .name("store-writer".into())
-            .spawn(move || Writer::new(conn, mode, h, outbox).run(rx))
+            .spawn(move || Writer::new(path, conn, mode, h, outbox).run(rx))
             .context("starting the store writer thread")?;
         Ok(SqliteSink {
             tx: Some(tx),
@@ -228,7 +240,9 @@ fn is_transient(e: &anyhow::Error) -> bool {
 /// The writer thread: writes batches in order, holding them (bounded) and retrying with backoff
 /// while the database refuses, and resuming by itself.
 struct Writer {
-    conn: Connection,
+    path: std::path::PathBuf,
+    /// `None` until the database could be opened.
+    conn: Option<Connection>,
     mode: Backpressure,
     health: Arc<StoreHealth>,
     held: VecDeque<Vec<StoreEvent>>,
@@ -245,9 +259,16 @@ struct Writer {
 }
 
 impl Writer {
-    fn new(conn: Connection, mode: Backpressure, health: Arc<StoreHealth>, outbox: bool) -> Writer {
+    fn new(
+        path: std::path::PathBuf,
+        conn: Option<Connection>,
+        mode: Backpressure,
+        health: Arc<StoreHealth>,
+        outbox: bool,
+    ) -> Writer {
         Writer {
             outbox,
+            path,
             conn,
             mode,
             health,
@@ -340,7 +361,18 @@ impl Writer {
     fn write_oldest(&mut self) -> anyhow::Result<()> {
         let Some(batch) = self.held.front() else { return Ok(()) };
         self.health.writing_since_us.store(wall_us(), Ordering::Relaxed);
-        let written = write_batch(&mut self.conn, batch, self.outbox);
+        let written = match &mut self.conn {
+            Some(c) => write_batch(c, batch, self.outbox),
+            None => match open(&self.path) {
+                Ok(mut c) => {
+                    tracing::info!("store opened: {}", self.path.display());
+                    let r = write_batch(&mut c, batch, self.outbox);
+                    self.conn = Some(c);
+                    r
+                }
+                Err(e) => Err(e),
+            },
+        };
         self.health.writing_since_us.store(0, Ordering::Relaxed);
         match written {
             Ok(()) => {
@@ -407,13 +439,13 @@ impl Writer {
         if self.spell_lost > 0 {
             rows.push((now, "store.lost", self.spell_lost, "events dropped while the store failed".to_string()));
         }
+        let Some(conn) = &self.conn else { return };
         let res: rusqlite::Result<()> = rows.iter().try_for_each(|(ts, kind, n, detail)| {
-            self.conn
-                .execute(
-                    "INSERT INTO health_events (ts_us, kind, count, detail) VALUES (?1, ?2, ?3, ?4)",
-                    rusqlite::params![ts, kind, *n as i64, detail],
-                )
-                .map(|_| ())
+            conn.execute(
+                "INSERT INTO health_events (ts_us, kind, count, detail) VALUES (?1, ?2, ?3, ?4)",
+                rusqlite::params![ts, kind, *n as i64, detail],
+            )
+            .map(|_| ())
         });
         if let Err(e) = res {
             tracing::warn!("store health events not recorded: {e}");
