@@ -79,6 +79,7 @@ pub const TEXTS: &[(&str, &str, &str)] = &[
     ("check", "Check and preview", "検査とプレビュー"),
     ("cleared", "cleared", "解消"),
     ("client", "Client", "クライアント"),
+    ("clock_unsynced", "The clock is not synchronised; retention waits and times may be wrong", "時刻が同期されていません。保持処理は待機中で、時刻が正しくない可能性があります"),
     ("code", "Code", "コード"),
     ("count", "Count", "件数"),
     ("counter", "Counter", "カウンタ"),

@@ -176,7 +176,15 @@ fn dir_size(p: &Path) -> u64 {
 /// than `days` of wall time, and never measured from a minute beyond the wall clock (a frame
 /// stamped 2099 must not make retention delete every real row).
 pub fn retention(conn: &Connection, days: u64) -> anyhow::Result<String> {
-    let wall = crate::time::wall_now().secs();
+    retention_at(conn, days, crate::time::wall_now().secs())
+}
+
+/// [`retention`] with the wall clock given: nothing is deleted while the clock is not set (a Pi
+/// that booted in 1970 would measure thirty days back from the wrong year).
+pub fn retention_at(conn: &Connection, days: u64, wall: i64) -> anyhow::Result<String> {
+    if wall < crate::time::CLOCK_FLOOR_SECS {
+        return Ok("the clock is not set yet: retention waits".into());
+    }
     let newest = crate::store::read::newest_minute(conn, wall)?;
     let Some(newest) = newest else { return Ok("nothing stored yet".into()) };
     let cut = newest.min(wall).saturating_sub((days as i64).saturating_mul(86_400));

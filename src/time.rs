@@ -40,6 +40,38 @@ impl Ts {
 /// minute in 2099 that retention would measure from, nor move the alert windows.
 pub const FUTURE_TOLERANCE_SECS: i64 = 86_400;
 
+/// No clock that reads earlier than this (2026-01-01T00:00:00Z, before this release) is right:
+/// a Raspberry Pi has no real-time clock and boots in 1970 (or at fake-hwclock's last save)
+/// until NTP sets it. Minutes stamped before it never become what retention or a baseline is
+/// measured from.
+pub const CLOCK_FLOOR_SECS: i64 = 1_767_225_600;
+
+/// Where systemd-timesyncd says it has synchronised the clock (the file exists once it has).
+pub const TIMESYNC_DIR: &str = "/run/systemd/timesync";
+
+/// Whether the wall clock can be trusted, and if not, why.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct ClockStatus {
+    pub synchronized: bool,
+    pub reason: String,
+}
+
+/// The clock is synchronised unless it reads before [`CLOCK_FLOOR_SECS`], or systemd-timesyncd
+/// runs (its directory `timesync_dir` exists) and has not said `synchronized` yet. (With
+/// another NTP client, a clock past the floor is taken as set.)
+pub fn clock_status(now_secs: i64, timesync_dir: &std::path::Path) -> ClockStatus {
+    if now_secs < CLOCK_FLOOR_SECS {
+        return ClockStatus {
+            synchronized: false,
+            reason: format!("the clock reads {}: not set yet (no real-time clock?)", Ts(now_secs * NANOS_PER_SEC)),
+        };
+    }
+    if timesync_dir.is_dir() && !timesync_dir.join("synchronized").exists() {
+        return ClockStatus { synchronized: false, reason: "waiting for systemd-timesyncd to synchronise".into() };
+    }
+    ClockStatus { synchronized: true, reason: String::new() }
+}
+
 /// The wall clock (only for judging packet time, never instead of it).
 pub fn wall_now() -> Ts {
     let d = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
@@ -77,6 +109,23 @@ impl fmt::Display for Ts {
             sod % 60,
             self.subsec_nanos() / 1000
         )
+    }
+}
+
+#[cfg(test)]
+mod clock_tests {
+    use super::*;
+
+    #[test]
+    fn a_clock_in_1970_or_before_timesyncd_is_not_synchronised() {
+        let dir = tempfile::tempdir().unwrap();
+        let none = dir.path().join("absent");
+        assert!(!clock_status(0, &none).synchronized);
+        assert!(clock_status(0, &none).reason.contains("1970-01-01"));
+        assert!(clock_status(CLOCK_FLOOR_SECS + 10, &none).synchronized);
+        assert!(!clock_status(CLOCK_FLOOR_SECS + 10, dir.path()).synchronized);
+        std::fs::write(dir.path().join("synchronized"), "").unwrap();
+        assert!(clock_status(CLOCK_FLOOR_SECS + 10, dir.path()).synchronized);
     }
 }
 

@@ -62,3 +62,42 @@ fn a_frame_in_2099_and_one_in_1971_cannot_empty_the_store() {
         "the 1971 minute is old: deleted"
     );
 }
+
+/// A Pi boots in 1970 until NTP sets the clock: minutes stamped then are kept (counted) but are
+/// never what retention or the alert baselines measure from, and retention waits while the
+/// wall clock itself reads 1970.
+#[test]
+fn a_clock_that_starts_in_1970_reaches_neither_retention_nor_baselines() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("mw.db");
+    let conn = mirrorwatch::store::open(&db).unwrap();
+    let now = mirrorwatch::time::wall_now().secs() / 60 * 60;
+    let boot = 600; // 1970-01-01T00:10:00Z
+    for m in [boot, boot + 60, now - 120, now - 60] {
+        conn.execute(
+            "INSERT INTO traffic_minute (minute, packets, bytes, tcp_packets, udp_packets, other_packets, truncated,
+               decode_errors, drops, retransmissions, fast_retransmissions, spurious_retransmissions, duplicate_acks,
+               out_of_order, lost_segments, zero_windows, private_retransmissions)
+             VALUES (?1, 10, 1000, 10, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)",
+            [m],
+        )
+        .unwrap();
+        conn.execute("INSERT INTO counter_minute (minute, counter, key, value) VALUES (?1, 'c', '', 5)", [m]).unwrap();
+    }
+    let count = || -> i64 { conn.query_row("SELECT count(*) FROM traffic_minute", [], |r| r.get(0)).unwrap() };
+    // While the clock reads 1970: nothing is measured from it, nothing is deleted.
+    assert_eq!(mirrorwatch::store::read::newest_minute(&conn, boot + 120).unwrap(), None);
+    let msg = mirrorwatch::jobs::retention_at(&conn, 30, boot + 120).unwrap();
+    assert!(msg.contains("not set"), "{msg}");
+    assert_eq!(count(), 4);
+    // Once set: the baselines rebuilt at a restart hold no 1970 minute (all four are stored)…
+    let h = mirrorwatch::store::read::alert_history(&db, &["c".to_string()]).unwrap();
+    assert_eq!(h.minutes.len(), 2, "{:?}", h.minutes.iter().map(|r| r.minute).collect::<Vec<_>>());
+    assert!(h.minutes.iter().all(|r| r.minute >= mirrorwatch::time::CLOCK_FLOOR_SECS));
+    // …and retention measures from the real newest minute; the real minutes stay.
+    assert_eq!(mirrorwatch::store::read::newest_minute(&conn, now).unwrap(), Some(now - 60));
+    mirrorwatch::jobs::retention_at(&conn, 30, now).unwrap();
+    let real: i64 =
+        conn.query_row("SELECT count(*) FROM traffic_minute WHERE minute >= ?1", [now - 120], |r| r.get(0)).unwrap();
+    assert_eq!(real, 2);
+}

@@ -338,6 +338,13 @@ pub fn run(args: RunArgs) -> anyhow::Result<Outcome> {
     let mut notifier = crate::notify::Notifier::from_env();
     notifier.ready(&format!("capturing on {}", cfg.capture.interface));
     let mut last_status = Instant::now();
+    // A Pi boots without a real-time clock: say so until NTP has set it (retention waits; the
+    // stored minutes of that time never become what retention or a baseline measures from).
+    let timesync = std::path::Path::new(crate::time::TIMESYNC_DIR);
+    let mut clock = crate::time::clock_status(crate::time::wall_now().secs(), timesync);
+    if !clock.synchronized {
+        tracing::warn!("clock not synchronised: {}", clock.reason);
+    }
     let mut health = HealthWatch { last_report: None };
     let mut last_tick = Instant::now();
     let mut last_dropped = 0u64;
@@ -372,9 +379,20 @@ pub fn run(args: RunArgs) -> anyhow::Result<Outcome> {
             notifier.tick(crate::notify::writer_healthy(&p.sink.health));
             if last_status.elapsed() >= Duration::from_secs(10) {
                 last_status = Instant::now();
+                let now_clock = crate::time::clock_status(now.secs(), timesync);
+                if now_clock.synchronized != clock.synchronized {
+                    match now_clock.synchronized {
+                        true => tracing::info!("clock synchronised"),
+                        false => tracing::warn!("clock not synchronised: {}", now_clock.reason),
+                    }
+                    clock = now_clock;
+                }
                 notifier.status(&format!(
-                    "capturing on {}: {} frames, {} dropped",
-                    cfg.capture.interface, p.summary.packets, last_dropped
+                    "capturing on {}: {} frames, {} dropped{}",
+                    cfg.capture.interface,
+                    p.summary.packets,
+                    last_dropped,
+                    if clock.synchronized { "" } else { "; clock not synchronised" }
                 ));
             }
             if let Some(r) = loader.take() {

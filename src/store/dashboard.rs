@@ -44,7 +44,12 @@ pub struct Point {
 /// Where "now" is for the dashboard: the end of the newest stored minute that is not beyond the
 /// wall clock, or the wall clock when nothing is stored yet.
 pub fn anchor(conn: &Connection, wall_secs: i64) -> rusqlite::Result<i64> {
-    Ok(match super::read::newest_minute(conn, wall_secs)? {
+    // Display only: a capture from 2010 analysed today is shown at its own time (retention and
+    // baselines, unlike the pages, ignore minutes from before the clock floor).
+    let limit = wall_secs.saturating_add(crate::time::FUTURE_TOLERANCE_SECS);
+    let newest: Option<i64> =
+        conn.query_row("SELECT max(minute) FROM traffic_minute WHERE minute <= ?1", [limit], |r| r.get(0))?;
+    Ok(match newest {
         Some(m) => m + 60,
         None => wall_secs.div_euclid(60) * 60 + 60,
     })

@@ -24,9 +24,14 @@ pub fn newest_counter_minute(conn: &Connection, wall: i64) -> rusqlite::Result<O
 
 fn newest_in(conn: &Connection, table: &str, wall: i64) -> rusqlite::Result<Option<i64>> {
     let limit = wall.saturating_add(FUTURE_TOLERANCE_SECS);
-    conn.query_row(&format!("SELECT max(minute) FROM {table} WHERE minute <= ?1"), [limit], |r| r.get(0))
-        .optional()
-        .map(Option::flatten)
+    // Nor from a clock that was not set (a Pi in 1970 before NTP).
+    conn.query_row(
+        &format!("SELECT max(minute) FROM {table} WHERE minute <= ?1 AND minute >= ?2"),
+        [limit, crate::time::CLOCK_FLOOR_SECS],
+        |r| r.get(0),
+    )
+    .optional()
+    .map(Option::flatten)
 }
 
 /// What the alert engine needs back after a restart: the stored minutes of the followed
@@ -43,7 +48,7 @@ pub fn alert_history(db: &Path, counters: &[String]) -> rusqlite::Result<AlertHi
     conn.busy_timeout(std::time::Duration::from_secs(10))?;
     let mut minutes = Vec::new();
     if let Some(newest) = newest_counter_minute(&conn, crate::time::wall_now().secs())? {
-        let from = newest - crate::rules::alerts::BASELINE_DAYS * 86_400;
+        let from = (newest - crate::rules::alerts::BASELINE_DAYS * 86_400).max(crate::time::CLOCK_FLOOR_SECS - 60);
         let mut st = conn.prepare(
             "SELECT minute, key, value FROM counter_minute WHERE counter = ?1 AND minute > ?2 ORDER BY minute, key",
         )?;

@@ -67,7 +67,8 @@ pub async fn status(State(st): State<Arc<WebState>>) -> Result<Json<Value>, WebE
     let (newest, latest, active) = st
         .read(move |c| {
             let anchor = q::anchor(c, w)?;
-            Ok((crate::store::read::newest_minute(c, w)?, q::latest_minute(c, anchor)?, q::active_alert_counts(c)?))
+            let latest = q::latest_minute(c, anchor)?;
+            Ok((latest.as_ref().map(|m| m.minute), latest, q::active_alert_counts(c)?))
         })
         .await?;
     let live = &st.live;
@@ -99,6 +100,7 @@ pub async fn status(State(st): State<Arc<WebState>>) -> Result<Json<Value>, WebE
         "latest_minute": latest,
         "store": store,
         "rules": rules,
+        "clock": crate::time::clock_status(w, std::path::Path::new(crate::time::TIMESYNC_DIR)),
         "active_alerts": active.into_iter().collect::<std::collections::BTreeMap<_, _>>(),
         "disk": {
             "free_bytes": fs4::available_space(&st.store_dir).ok(),

@@ -116,6 +116,14 @@ pub async fn metrics(State(st): State<Arc<WebState>>, headers: HeaderMap) -> Res
         ),
         None => (0.0, 0.0, 0.0),
     };
+    let clock = crate::time::clock_status(wall, std::path::Path::new(crate::time::TIMESYNC_DIR));
+    metric(
+        &mut out,
+        "mirrorwatch_clock_synchronized",
+        "gauge",
+        "1 once the wall clock is set (NTP).",
+        &one(clock.synchronized as u8 as f64),
+    );
     metric(&mut out, "mirrorwatch_store_failing", "gauge", "1 while the database refuses writes.", &one(failing));
     metric(
         &mut out,

@@ -288,6 +288,10 @@ pub async fn overview(
         range,
         &[Series::from_points(l.t("bytes"), &o.series.bytes, per)],
     ));
+    let clock = crate::time::clock_status(wall, std::path::Path::new(crate::time::TIMESYNC_DIR));
+    if !clock.synchronized && !st.is_analysis() {
+        let _ = write!(b, "<p class=\"warn\">{}: {}</p>", E(l.t("clock_unsynced")), E(&clock.reason));
+    }
     if o.totals.time_jumps > 0 {
         let _ = write!(b, "<p class=\"warn\">{}: {}</p>", E(l.t("time_jumps")), num(o.totals.time_jumps));
     }
