@@ -39,8 +39,7 @@ capture() {
     sleep 1
     kill "$td"; wait "$td" 2>/dev/null || true
     lab_down $P
-    editcap -F pcap "$work/$name.pcap" "$out/$name.pcap"
-    echo "$name: $(capinfos -c -M "$out/$name.pcap" | awk '/Number of packets/ {print $4}') packets"
+    lab_save "$work" "$name" "$out"
 }
 
 web='python3 -m http.server 8080 --bind 10.77.2.20 --directory '"$work"'/www'

@@ -71,8 +71,7 @@ capture_mirror() { # name kind
     sleep 1
     kill "$td"; wait "$td" 2>/dev/null || true
     lab_down $P
-    editcap -F pcap "$work/$name.pcap" "$out/$name.pcap"
-    echo "$name: $(capinfos -c -M "$out/$name.pcap" | awk '/Number of packets/ {print $4}') packets"
+    lab_save "$work" "$name" "$out"
 }
 
 capture_vxlan() {
@@ -94,8 +93,7 @@ capture_vxlan() {
     sleep 1
     kill "$td"; wait "$td" 2>/dev/null || true
     lab_down $P
-    editcap -F pcap "$work/$name.pcap" "$out/$name.pcap"
-    echo "$name: $(capinfos -c -M "$out/$name.pcap" | awk '/Number of packets/ {print $4}') packets"
+    lab_save "$work" "$name" "$out"
 }
 
 capture_vxlan

@@ -67,3 +67,10 @@ lab_down() {
     for h in cli rtr srv; do ip netns del "$p-$h" 2>/dev/null || true; done
     return 0
 }
+
+# lab_save WORK NAME OUT: the capture WORK/NAME.pcap as classic pcap in OUT (tcpdump may write
+# pcapng-capable variants; frames unchanged), and how many frames it has.
+lab_save() {
+    editcap -F pcap "$1/$2.pcap" "$3/$2.pcap"
+    echo "$2: $(capinfos -c -M "$3/$2.pcap" | awk '/Number of packets/ {print $4}') packets"
+}
