@@ -20,6 +20,16 @@ impl Drop for Mount {
     }
 }
 
+/// The daemon, stopped whatever happens to the test.
+struct Daemon(std::process::Child);
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 fn free_bytes(p: &Path) -> u64 {
     fs4::available_space(p).unwrap()
 }
@@ -54,18 +64,20 @@ fn a_full_disk_stops_writing_and_loses_nothing_once_freed() {
     std::fs::write(&filler, vec![0u8; room.saturating_sub(8 * 1024) as usize]).ok();
     assert!(free_bytes(&store) < 64 * 1024, "{} bytes free", free_bytes(&store));
     let capture = common::lab_dir().join("lab-http-bulk-loss2.pcap");
-    let mut daemon = Command::new(env!("CARGO_BIN_EXE_mirrorwatch"))
-        .args(["run", "--listen", "", "--config", "/dev/null", "--replay"])
-        .arg(&capture)
-        .arg("--db")
-        .arg(&db)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut daemon = Daemon(
+        Command::new(env!("CARGO_BIN_EXE_mirrorwatch"))
+            .args(["run", "--listen", "", "--config", "/dev/null", "--replay"])
+            .arg(&capture)
+            .arg("--db")
+            .arg(&db)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
     // Full: writes fail and are held.
     std::thread::sleep(Duration::from_secs(4));
-    assert!(daemon.try_wait().unwrap().is_none(), "the daemon died of a full disk");
+    assert!(daemon.0.try_wait().unwrap().is_none(), "the daemon died of a full disk");
     // (Not even a reader can open the database now: SQLite needs room for its shared memory.)
     assert!(rusqlite::Connection::open(&db).and_then(|c| c.query_row("SELECT 1", [], |r| r.get::<_, i64>(0))).is_err());
     // Freed: the writer resumes by itself and writes everything it held.
@@ -81,10 +93,10 @@ fn a_full_disk_stops_writing_and_loses_nothing_once_freed() {
         assert!(Instant::now() < deadline, "only {} of {frames} frames stored after freeing", stored(&conn) - 79);
         std::thread::sleep(Duration::from_millis(200));
     }
-    let _ = Command::new("kill").args(["-TERM", &daemon.id().to_string()]).status();
-    let status = daemon.wait().unwrap();
+    let _ = Command::new("kill").args(["-TERM", &daemon.0.id().to_string()]).status();
+    let status = daemon.0.wait().unwrap();
     let mut err = String::new();
-    std::io::Read::read_to_string(&mut daemon.stderr.take().unwrap(), &mut err).unwrap();
+    std::io::Read::read_to_string(&mut daemon.0.stderr.take().unwrap(), &mut err).unwrap();
     assert!(status.success(), "{err}");
     assert!(err.contains("store failing") && err.contains("store recovered"), "{err}");
     assert_eq!(stored(&conn) - 79, frames);

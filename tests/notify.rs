@@ -7,6 +7,15 @@ use std::os::unix::net::UnixDatagram;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// Kills the daemon if the test fails before it stops it.
+struct Guard(u32);
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        let _ = Command::new("kill").args(["-KILL", &self.0.to_string()]).stderr(Stdio::null()).status();
+    }
+}
+
 #[test]
 fn ready_watchdog_and_stopping_reach_the_notify_socket() {
     let dir = tempfile::tempdir().unwrap();
@@ -23,6 +32,7 @@ fn ready_watchdog_and_stopping_reach_the_notify_socket() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
+    let _guard = Guard(child.id());
     let mut got: Vec<String> = Vec::new();
     let mut buf = [0u8; 512];
     let deadline = Instant::now() + Duration::from_secs(20);
