@@ -32,7 +32,7 @@ fn ready_watchdog_and_stopping_reach_the_notify_socket() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let _guard = Guard(child.id());
+    let guard = Guard(child.id());
     let mut got: Vec<String> = Vec::new();
     let mut buf = [0u8; 512];
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -52,6 +52,8 @@ fn ready_watchdog_and_stopping_reach_the_notify_socket() {
         assert!(t0.elapsed() < Duration::from_secs(5), "still running 5 s after SIGTERM");
         std::thread::sleep(Duration::from_millis(20));
     };
+    // Exited and reaped: its pid is no longer ours to signal.
+    std::mem::forget(guard);
     assert!(status.success(), "{status:?}");
     let mut rest = Vec::new();
     while let Ok(n) = rx.recv(&mut buf) {
