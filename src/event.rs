@@ -23,8 +23,11 @@ pub struct MinuteStats {
     pub other_packets: u64,
     pub truncated: u64,
     pub decode_errors: u64,
-    /// Frames the capture lost (kernel/interface drops), live capture only.
+    /// Frames the capture lost (kernel buffer and interface drops together), live capture only.
     pub drops: u64,
+    /// The part of `drops` the interface or its driver lost (the rest the kernel's capture
+    /// buffer: the box did not read fast enough).
+    pub if_drops: u64,
     pub tcp: TcpCounts,
     /// Retransmissions between two private addresses (the "bad cable" signal).
     pub private_retransmissions: u64,
@@ -47,6 +50,7 @@ impl MinuteStats {
             truncated: self.truncated - e.truncated,
             decode_errors: self.decode_errors - e.decode_errors,
             drops: self.drops - e.drops,
+            if_drops: self.if_drops - e.if_drops,
             tcp: self.tcp.minus(&e.tcp),
             private_retransmissions: self.private_retransmissions - e.private_retransmissions,
             time_jumps: self.time_jumps - e.time_jumps,

@@ -90,6 +90,8 @@ pub const TEXTS: &[(&str, &str, &str)] = &[
     ("disk_free", "free", "空き"),
     ("download", "Download", "ダウンロード"),
     ("drops", "Capture drops", "キャプチャ取りこぼし"),
+    ("drops_interface", "interface", "インターフェース"),
+    ("drops_kernel", "kernel buffer", "カーネルバッファ"),
     ("edit", "Edit", "編集"),
     ("error", "Error", "エラー"),
     ("errors_found", "Errors", "エラー"),

@@ -495,16 +495,21 @@ impl<S: Sink> Pipeline<S> {
         self.drain_alerts();
     }
 
-    /// Adds capture drops (live sources) to the current minute.
-    pub fn add_drops(&mut self, now: Ts, drops: u64) {
+    /// Adds capture drops (live sources) to the current minute: `kernel` lost by the kernel's
+    /// capture buffer (the box read too slowly), `interface` by the interface or its driver.
+    pub fn add_drops(&mut self, now: Ts, kernel: u64, interface: u64) {
+        let drops = kernel + interface;
         if drops == 0 {
             return;
         }
         let minute = now.minute();
         let m = self.cur.get_or_insert_with(|| MinuteStats { minute, ..Default::default() });
         m.drops += drops;
+        m.if_drops += interface;
         self.summary.capture.drops += drops;
-        let summary = format!("the capture lost {drops} frames (interface or kernel buffer overrun)");
+        let summary = format!(
+            "the capture lost {drops} frames ({kernel} in the kernel's capture buffer, {interface} at the interface)"
+        );
         self.box_event("capture.drops", String::new(), now, drops, summary);
     }
 
@@ -743,9 +748,9 @@ mod tests {
         let mut p = Pipeline::new(FlowConfig::default(), PipelineConfig::default(), Vec::new());
         p.set_rules(rules);
         let t = |s: i64| Ts::from_secs_nanos(1_700_000_000 + s, 0);
-        p.add_drops(t(0), 60); // 60 in the window: below the threshold
-        p.add_drops(t(1), 50); // 110: fires
-        p.add_drops(t(2), 500); // ongoing: no second notice
+        p.add_drops(t(0), 50, 10); // 60 in the window: below the threshold
+        p.add_drops(t(1), 50, 0); // 110: fires
+        p.add_drops(t(2), 0, 500); // ongoing: no second notice
         p.tick(t(700)); // ten quiet minutes: cleared
         let notices: Vec<(alerts::State, bool)> = p
             .sink
@@ -757,5 +762,11 @@ mod tests {
             .collect();
         assert_eq!(notices, vec![(alerts::State::New, true), (alerts::State::Cleared, false)]);
         assert_eq!(p.summary.capture.drops, 610);
+        // Each minute keeps the total and the interface's share.
+        let (drops, if_drops) = p.sink.iter().fold((0, 0), |(d, i), e| match e {
+            StoreEvent::Minute(m) => (d + m.drops, i + m.if_drops),
+            _ => (d, i),
+        });
+        assert_eq!((drops, if_drops), (610, 510));
     }
 }

@@ -348,6 +348,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<Outcome> {
     let mut health = HealthWatch { last_report: None };
     let mut last_tick = Instant::now();
     let mut last_dropped = 0u64;
+    let (mut last_kernel_drops, mut last_if_drops) = (0u64, 0u64);
     let mut result = Ok(());
     while !stop.load(Ordering::Relaxed) {
         match src.next_packet() {
@@ -365,11 +366,18 @@ pub fn run(args: RunArgs) -> anyhow::Result<Outcome> {
             last_tick = Instant::now();
             let now = crate::time::wall_now();
             if let Some(d) = src.drops() {
-                let total = d.dropped + d.if_dropped;
-                if total > last_dropped {
-                    tracing::error!("capture dropped {} frames in the last second", total - last_dropped);
-                    p.add_drops(now, total - last_dropped);
-                    last_dropped = total;
+                // Counters of libpcap: they only grow (a reset would show as no new drops).
+                let kernel = d.dropped.saturating_sub(last_kernel_drops);
+                let interface = d.if_dropped.saturating_sub(last_if_drops);
+                if kernel + interface > 0 {
+                    tracing::error!(
+                        "capture dropped {} frames in the last second ({kernel} kernel buffer, {interface} interface)",
+                        kernel + interface
+                    );
+                    p.add_drops(now, kernel, interface);
+                    last_kernel_drops = last_kernel_drops.max(d.dropped);
+                    last_if_drops = last_if_drops.max(d.if_dropped);
+                    last_dropped = last_kernel_drops + last_if_drops;
                 }
             }
             health.check(&mut p, now);

@@ -131,6 +131,8 @@ pub struct TrafficTotals {
     pub packets: i64,
     pub bytes: i64,
     pub drops: i64,
+    /// The part of `drops` lost at the interface (the rest in the kernel's capture buffer).
+    pub if_drops: i64,
     pub retransmissions: i64,
     pub private_retransmissions: i64,
     pub time_jumps: i64,
@@ -140,7 +142,7 @@ pub fn traffic_totals(conn: &Connection, r: Range) -> rusqlite::Result<TrafficTo
     conn.query_row(
         "SELECT coalesce(sum(packets),0), coalesce(sum(bytes),0), coalesce(sum(drops),0),
                 coalesce(sum(retransmissions),0), coalesce(sum(private_retransmissions),0),
-                coalesce(sum(time_jumps),0)
+                coalesce(sum(time_jumps),0), coalesce(sum(if_drops),0)
            FROM traffic_minute WHERE minute >= ?1 AND minute < ?2",
         [r.from, r.to],
         |row| {
@@ -151,6 +153,7 @@ pub fn traffic_totals(conn: &Connection, r: Range) -> rusqlite::Result<TrafficTo
                 retransmissions: row.get(3)?,
                 private_retransmissions: row.get(4)?,
                 time_jumps: row.get(5)?,
+                if_drops: row.get(6)?,
             })
         },
     )

@@ -495,6 +495,7 @@ fn write_batch(conn: &mut Connection, batch: &[StoreEvent], with_outbox: bool) -
             "drops",
             "private_retransmissions",
             "time_jumps",
+            "if_drops",
         ]),
     );
     let pair_sql = upsert_sql("tcp_pair_minute", &["minute", "src", "dst"], &with_tcp(&["packets", "bytes"]));
@@ -691,7 +692,7 @@ fn write_batch(conn: &mut Connection, batch: &[StoreEvent], with_outbox: bool) -
                     }
                 }
                 StoreEvent::Minute(m) => {
-                    let head: [Value; 11] = [
+                    let head: [Value; 12] = [
                         m.minute.into(),
                         (m.packets as i64).into(),
                         (m.bytes as i64).into(),
@@ -703,6 +704,7 @@ fn write_batch(conn: &mut Connection, batch: &[StoreEvent], with_outbox: bool) -
                         (m.drops as i64).into(),
                         (m.private_retransmissions as i64).into(),
                         (m.time_jumps as i64).into(),
+                        (m.if_drops as i64).into(),
                     ];
                     minute.execute(params_from_iter(head.into_iter().chain(tcp_values(&m.tcp))))?;
                 }

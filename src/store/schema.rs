@@ -132,6 +132,9 @@ const MIGRATIONS: &[&str] = &[
                sum(fast_retransmissions), sum(spurious_retransmissions), sum(duplicate_acks),
                sum(out_of_order), sum(lost_segments), sum(zero_windows)
           FROM tcp_pair_minute GROUP BY 1, 2, 3;",
+    // 11: of the frames the capture lost (`drops`), those the interface or its driver lost; the
+    // rest the kernel's capture buffer lost (the box did not read fast enough).
+    "ALTER TABLE traffic_minute ADD COLUMN if_drops INTEGER NOT NULL DEFAULT 0;",
 ];
 
 /// Current schema version.

@@ -248,7 +248,7 @@ pub async fn overview(
         "<section class=\"tiles\">\
          <div class=\"tile\"><h2>{}</h2><p class=\"big\" id=\"pps\">{:.1}</p><p>{}</p></div>\
          <div class=\"tile\"><h2>{}</h2><p class=\"big\">{}</p><p>{}</p></div>\
-         <div class=\"tile\"><h2>{}</h2><p class=\"big\">{}</p><p>{rname}</p></div>\
+         <div class=\"tile\"><h2>{}</h2><p class=\"big\">{}</p><p>{rname}{}</p></div>\
          <div class=\"tile\"><h2>{}</h2><p class=\"big\">{}</p></div>\
          <div class=\"tile\"><h2>{}</h2><p>{}</p><p>{} {}</p><p>{}: {}</p></div>\
          <div class=\"tile\"><h2>{}</h2><p>{}</p></div></section>",
@@ -260,6 +260,17 @@ pub async fn overview(
         E(l.t("last_value")),
         E(l.t("drops")),
         num(o.totals.drops),
+        if o.totals.drops > 0 {
+            format!(
+                " · {} {} / {} {}",
+                E(l.t("drops_kernel")),
+                num(o.totals.drops - o.totals.if_drops),
+                E(l.t("drops_interface")),
+                num(o.totals.if_drops)
+            )
+        } else {
+            String::new()
+        },
         E(l.t("active_alerts")),
         o.active.len(),
         E(l.t("store")),
