@@ -212,6 +212,11 @@ struct Conn {
     cmd: Option<PendingCmd>,
     tls: Option<(String, u64, Ts)>,
     done: bool,
+    /// Packets and retransmissions, added to the server's service when the connection ends
+    /// (not looked up per packet).
+    packets: u64,
+    retransmissions: u64,
+    retrans_frames: Vec<u64>,
 }
 
 impl Conn {
@@ -327,6 +332,9 @@ impl Tracker {
                 cmd: None,
                 tls: None,
                 done: false,
+                packets: 0,
+                retransmissions: 0,
+                retrans_frames: Vec::new(),
             };
             if let Some((_, old)) = self.conns.insert(stream, conn) {
                 self.finish_conn(old);
@@ -334,18 +342,13 @@ impl Tracker {
         }
         let Some(conn) = self.conns.get_mut(&stream) else { return };
         let from_client = (src, t.src_port) == conn.client;
-        let key = conn.key("tcp", String::new());
-        // Packets and retransmissions per server.
-        if let Some(s) = self.tx.service(key.clone()) {
-            s.packets += 1;
-            if retrans {
-                s.retransmissions += 1;
-                if s.retrans_frames.len() < FRAMES_KEPT {
-                    s.retrans_frames.push(frame);
-                }
+        conn.packets += 1;
+        if retrans {
+            conn.retransmissions += 1;
+            if conn.retrans_frames.len() < FRAMES_KEPT {
+                conn.retrans_frames.push(frame);
             }
         }
-        let Some(conn) = self.conns.get_mut(&stream) else { return };
         if conn.done {
             return;
         }
@@ -465,6 +468,14 @@ impl Tracker {
     fn finish_conn(&mut self, conn: Conn) {
         let tuple = conn.tuple();
         let key = conn.key("tcp", String::new());
+        if let Some(s) = self.tx.service(key.clone()) {
+            s.packets += conn.packets;
+            s.retransmissions += conn.retransmissions;
+            // The first ones of all its connections, whatever order they end in.
+            s.retrans_frames.extend(&conn.retrans_frames);
+            s.retrans_frames.sort_unstable();
+            s.retrans_frames.truncate(FRAMES_KEPT);
+        }
         for r in &conn.http {
             self.tx.outcome(
                 conn.key("http", r.what.clone()),

@@ -32,8 +32,23 @@ pub fn process_files<S: Sink>(
     files: &[PathBuf],
     progress: Option<&ProgressBar>,
 ) -> Vec<FileReport> {
+    process_files_with(pipeline, files, progress.map(|pb| (pb, 0)), |_, _| {})
+}
+
+/// [`process_files`], handing each frame's analysis to `on_frame` (the diff's transaction
+/// tracker) as the pipeline finishes it. The progress bar may already hold `done` bytes of
+/// other input.
+pub fn process_files_with<S: Sink>(
+    pipeline: &mut Pipeline<S>,
+    files: &[PathBuf],
+    progress: Option<(&ProgressBar, u64)>,
+    mut on_frame: impl FnMut(&crate::filter::fields::Ctx<'_, '_>, &crate::pipeline::PacketOutcome),
+) -> Vec<FileReport> {
     let mut reports = Vec::with_capacity(files.len());
-    let mut done_bytes = 0u64;
+    let (progress, mut done_bytes) = match progress {
+        Some((pb, done)) => (Some(pb), done),
+        None => (None, 0),
+    };
     for path in files {
         let name = path.display().to_string();
         let mut src = match FileSource::open(path) {
@@ -49,7 +64,7 @@ pub fn process_files<S: Sink>(
         loop {
             match src.next_packet() {
                 Ok(Some(pkt)) => {
-                    pipeline.process(&pkt);
+                    pipeline.process_with(&pkt, &mut on_frame);
                     packets += 1;
                     if packets % 16_384 == 0 {
                         if let Some(pb) = progress {

@@ -7,8 +7,6 @@ use std::path::{Path, PathBuf};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use super::Outcome;
-use crate::capture::file::FileSource;
-use crate::capture::PacketSource;
 use crate::pipeline::{NullSink, Pipeline};
 use crate::transactions::{CaptureTx, Tracker};
 
@@ -24,28 +22,15 @@ pub struct DiffArgs {
 /// the file's size: the pipeline's tables and the tracker's are.
 pub fn summarise(path: &Path, pb: Option<&ProgressBar>, done: u64) -> Result<CaptureTx, String> {
     let name = path.display().to_string();
-    let mut src = FileSource::open(path).map_err(|e| format!("{name}: {e}"))?;
     let mut p = Pipeline::new(Default::default(), Default::default(), NullSink);
-    p.input.clone_from(&name);
-    let mut t = Tracker::new(name.clone());
-    let mut n = 0u64;
-    loop {
-        match src.next_packet() {
-            Ok(Some(pkt)) => {
-                p.process_with(&pkt, |c, o| t.observe(c, o));
-                n += 1;
-                if n % 16_384 == 0 {
-                    if let Some(pb) = pb {
-                        pb.set_position(done + src.position());
-                    }
-                }
-            }
-            Ok(None) => break,
-            Err(e) => return Err(format!("{name}: {e} (after frame {n})")),
-        }
+    let mut t = Tracker::new(name);
+    let reports = super::analyze::process_files_with(&mut p, &[path.to_path_buf()], pb.map(|pb| (pb, done)), |c, o| {
+        t.observe(c, o)
+    });
+    match reports.into_iter().next().and_then(|r| r.error) {
+        Some(e) => Err(e),
+        None => Ok(t.finish()),
     }
-    p.end_of_file();
-    Ok(t.finish())
 }
 
 pub fn run(args: DiffArgs) -> anyhow::Result<Outcome> {
