@@ -72,7 +72,7 @@ pub struct CaptureCounters {
     /// Frames stamped beyond the wall clock (see `time::FUTURE_TOLERANCE_SECS`).
     pub time_jumps: u64,
     /// Frames whose decoding stopped early, by (layer, reason).
-    pub stops: [[u64; 5]; 11],
+    pub stops: [[u64; REASONS.len()]; LAYERS.len()],
 }
 
 /// Totals of a run (one or more files).

@@ -130,10 +130,9 @@ pub fn compare(n: &CaptureTx, f: &CaptureTx) -> Vec<Finding> {
                 let b_good = b.outcomes.values().any(|o| o.good);
                 let lost_good = a_good && !b_good;
                 if new_bad.is_some() || lost_good {
-                    let (fk, fo) = new_bad.or_else(|| first_frames(b, |_, _| true)).expect("outcomes");
+                    let (_, fo) = new_bad.or_else(|| first_frames(b, |_, _| true)).expect("outcomes");
                     let (_, no) =
                         first_frames(a, |_, o| o.good).or_else(|| first_frames(a, |_, _| true)).expect("outcomes");
-                    let _ = fk;
                     out.push(Finding {
                         kind: "changed_outcome",
                         service: service.clone(),

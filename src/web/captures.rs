@@ -7,7 +7,7 @@
 //! take is bounded. The report is served with its own CSP: inline style, no script at all.
 
 use std::fmt::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use axum::extract::{Query, Request, State};
@@ -249,9 +249,4 @@ pub async fn diff(State(st): State<Arc<WebState>>, Query(q): Query<DiffQuery>) -
         html,
     )
         .into_response())
-}
-
-/// For tests: the captures directory of a dashboard.
-pub fn captures_dir(store_dir: &Path) -> PathBuf {
-    store_dir.join("captures")
 }

@@ -133,11 +133,7 @@ pub async fn metrics(State(st): State<Arc<WebState>>, headers: HeaderMap) -> Res
         &one(lost),
     );
     metric(&mut out, "mirrorwatch_store_held_events", "gauge", "Events waiting for the database.", &one(held));
-    let db_bytes: u64 = ["", "-wal"]
-        .iter()
-        .filter_map(|s| std::fs::metadata(format!("{}{s}", st.db.display())).ok())
-        .map(|m| m.len())
-        .sum();
+    let db_bytes = st.database_bytes();
     metric(&mut out, "mirrorwatch_database_bytes", "gauge", "Size of the database and its WAL.", &one(db_bytes as f64));
     if let Ok(free) = fs4::available_space(&st.store_dir) {
         metric(

@@ -153,6 +153,15 @@ impl WebState {
         })
     }
 
+    /// Bytes of the database and its write-ahead log.
+    pub fn database_bytes(&self) -> u64 {
+        ["", "-wal"]
+            .iter()
+            .filter_map(|s| std::fs::metadata(format!("{}{s}", self.db.display())).ok())
+            .map(|m| m.len())
+            .sum()
+    }
+
     /// Whether this dashboard shows a finished analysis (its pages then show all of it).
     pub fn is_analysis(&self) -> bool {
         matches!(self.mode, Mode::Analysis)

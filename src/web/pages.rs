@@ -6,7 +6,7 @@ use std::fmt::Write;
 use std::sync::Arc;
 use std::time::Instant;
 
-use axum::extract::{Path, Query, Request, State};
+use axum::extract::{FromRequest, Path, Query, Request, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::{Extension, Form};
@@ -178,8 +178,6 @@ pub async fn set_lang(Path(code): Path<String>, Query(pq): Query<PageQuery>) -> 
         .into_response()
 }
 
-use axum::extract::FromRequest;
-
 // ---------------------------------------------------------------------------------------------
 // Overview
 
@@ -228,11 +226,7 @@ pub async fn overview(
         }
         None => format!("<span class=\"good\">{}</span>", E(l.t("store_ok"))),
     };
-    let db_bytes: u64 = ["", "-wal"]
-        .iter()
-        .filter_map(|s| std::fs::metadata(format!("{}{s}", st.db.display())).ok())
-        .map(|m| m.len())
-        .sum();
+    let db_bytes = st.database_bytes();
     let disk = match (fs4::available_space(&st.store_dir), fs4::total_space(&st.store_dir)) {
         (Ok(free), Ok(total)) if total > 0 => format!(
             "{} {} / {} ({:.0} %)",
@@ -345,10 +339,10 @@ pub async fn counters(
 ) -> Result<Response, WebError> {
     let rname = pq.range_name(st.is_analysis());
     let wall = wall_secs();
-    let (anchor, list) = st
+    let list = st
         .read(move |c| {
             let anchor = q::anchor(c, wall)?;
-            Ok((anchor, q::counters(c, resolve_range(c, anchor, rname)?)?))
+            q::counters(c, resolve_range(c, anchor, rname)?)
         })
         .await?;
     let descriptions = counter_descriptions(&st);
@@ -376,7 +370,6 @@ pub async fn counters(
         );
     }
     b.push_str("</tbody></table>");
-    let _ = anchor;
     Ok(html_ok(page(&cx.page(&st), l.t("counters"), &b)))
 }
 

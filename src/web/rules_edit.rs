@@ -313,8 +313,12 @@ pub async fn check(
     let loaded = {
         let (d2, name, text) = (dir.clone(), body.file.clone(), body.text.clone());
         tokio::task::spawn_blocking(move || {
-            // Only the edited file's rules are previewed: they are what the admin is changing.
-            RuleSet::load_dir_with(&d2, Some((&name, &text))).and_then(|_| RuleSet::parse_text(&d2.join(&name), &text))
+            // Only the edited file's counters are previewed: they are what the admin is changing.
+            RuleSet::load_dir_with(&d2, Some((&name, &text))).map(|mut set| {
+                let edited = d2.join(&name);
+                set.counters.retain(|c| c.file == edited);
+                set
+            })
         })
         .await
         .map_err(|e| WebError::Internal(e.to_string()))?
