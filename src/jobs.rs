@@ -106,22 +106,24 @@ impl Jobs {
         let avail = fs4::available_space(&probe)?;
         let total = fs4::total_space(&probe)?.max(1);
         let used = dir_size(&probe);
+        // The pcap ring fills its share of the budget by design and gives it back on demand:
+        // what counts is the rest, and the free space with what the ring would return.
+        let ring = dir_size(&probe.join("ring"));
         let budget = parse_size(&self.cfg.store.disk_budget).unwrap_or(u64::MAX);
-        let low = avail * 100 / total < 5 || used > budget / 10 * 9;
-        let msg =
-            format!("{} free of {}; store uses {} of a {} budget", mib(avail), mib(total), mib(used), mib(budget));
+        let low = crate::store::ring::disk_low(avail + ring, total, used - ring.min(used), budget);
+        let msg = format!(
+            "{} free of {}; store uses {} of a {} budget ({} of it pcap ring)",
+            mib(avail),
+            mib(total),
+            mib(used),
+            mib(budget),
+            mib(ring)
+        );
         if low {
             raise_disk_low(conn, &self.rules_dir, &probe, &msg)?;
         } else {
             // Space is back: the episodes of the disk.low rules end (the next shortage is new).
-            let mut n = 0;
-            for r in disk_rules(&self.rules_dir) {
-                n += conn.execute(
-                    "UPDATE alerts SET state = 'cleared', cleared_us = ?1 WHERE state = 'active' AND rule = ?2 AND key = ?3",
-                    params![wall_us(), r.id, probe.display().to_string()],
-                )?;
-            }
-            if n > 0 {
+            if clear_disk_low(conn, &self.rules_dir, &probe, wall_us())? > 0 {
                 tracing::info!("disk.low cleared: {msg}");
             }
         }
@@ -303,27 +305,37 @@ fn disk_rules(rules_dir: &Path) -> Vec<crate::rules::AlertRule> {
 
 /// Records a `disk.low` alert for every rule that follows it, honouring its suppression.
 fn raise_disk_low(conn: &Connection, rules_dir: &Path, dir: &Path, msg: &str) -> anyhow::Result<()> {
-    let now = wall_us();
+    raise_disk_low_at(conn, rules_dir, dir, msg, wall_us())
+}
+
+/// [`raise_disk_low`] for a shortage that began at `since` (wall-clock µs). An episode that is
+/// still active is not raised again.
+pub fn raise_disk_low_at(conn: &Connection, rules_dir: &Path, dir: &Path, msg: &str, since: i64) -> anyhow::Result<()> {
     let key = dir.display().to_string();
     for r in &disk_rules(rules_dir) {
+        let active: bool = conn.query_row(
+            "SELECT EXISTS (SELECT 1 FROM alerts WHERE rule = ?1 AND key = ?2 AND state = 'active')",
+            params![r.id, key],
+            |x| x.get(0),
+        )?;
         let last: Option<i64> = conn
             .query_row("SELECT max(since_us) FROM alerts WHERE rule = ?1 AND key = ?2", params![r.id, key], |x| {
                 x.get(0)
             })
             .optional()?
             .flatten();
-        if last.is_some_and(|t| now - t < r.suppress_secs as i64 * 1_000_000) {
+        if active || last.is_some_and(|t| since - t < r.suppress_secs as i64 * 1_000_000) {
             continue;
         }
         let summary = format!("storage almost full at {key}: {msg}");
         conn.execute(
             "INSERT INTO alerts (rule, key, severity, since_us, state, summary, count, mail, suppressed, context)
              VALUES (?1, ?2, ?3, ?4, 'active', ?5, 1, ?6, 0, '{}')",
-            params![r.id, key, r.severity, now, summary, r.mail],
+            params![r.id, key, r.severity, since, summary, r.mail],
         )?;
         if r.mail {
             let id = conn.last_insert_rowid();
-            let ts = crate::time::Ts(now * 1000).rfc3339();
+            let ts = crate::time::Ts(since * 1000).rfc3339();
             let payload = json!({
                 "rule": r.id, "description": r.description, "key": key, "severity": r.severity, "state": "new",
                 "ts": ts, "since": ts, "summary": summary, "count": 1, "window_secs": r.window_secs,
@@ -331,11 +343,24 @@ fn raise_disk_low(conn: &Connection, rules_dir: &Path, dir: &Path, msg: &str) ->
             });
             conn.execute(
                 "INSERT INTO outbox (created_us, kind, alert_id, payload, next_try_us) VALUES (?1, 'alert', ?2, ?3, ?1)",
-                params![now, id, payload.to_string()],
+                params![wall_us(), id, payload.to_string()],
             )?;
         }
     }
     Ok(())
+}
+
+/// Ends the active `disk.low` episodes of `dir` (the next shortage is a new one). Returns how
+/// many ended.
+pub fn clear_disk_low(conn: &Connection, rules_dir: &Path, dir: &Path, now: i64) -> anyhow::Result<usize> {
+    let mut n = 0;
+    for r in disk_rules(rules_dir) {
+        n += conn.execute(
+            "UPDATE alerts SET state = 'cleared', cleared_us = ?1 WHERE state = 'active' AND rule = ?2 AND key = ?3",
+            params![now, r.id, dir.display().to_string()],
+        )?;
+    }
+    Ok(n)
 }
 
 #[cfg(test)]

@@ -25,6 +25,21 @@ pub fn parse_duration(s: &str) -> Option<u64> {
     num.parse::<u64>().ok().filter(|n| *n > 0).and_then(|n| n.checked_mul(mult))
 }
 
+/// A size for people: "812 B", "3.4 KiB", "1.2 GiB".
+pub fn format_size(b: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = b as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u + 1 < UNITS.len() {
+        v /= 1024.0;
+        u += 1;
+    }
+    match u {
+        0 => format!("{b} B"),
+        _ => format!("{v:.1} {}", UNITS[u]),
+    }
+}
+
 /// Parses "4GiB", "500MB", "1024" (bytes); overflow is `None`.
 pub fn parse_size(s: &str) -> Option<u64> {
     let s = s.trim();

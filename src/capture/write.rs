@@ -1,7 +1,9 @@
-//! Writing frames as pcapng: the evidence attached to alert mails and offered for download.
-//! One section, one interface per link type, Enhanced Packet Blocks with nanosecond stamps.
+//! Writing frames as pcapng: the pcap ring, the evidence windows cut from it, and the evidence
+//! attached to alert mails. One section, one interface per link type, Enhanced Packet Blocks
+//! with nanosecond stamps.
 
 use crate::rules::alerts::Evidence;
+use crate::time::Ts;
 
 fn block(out: &mut Vec<u8>, kind: u32, body: &[u8]) {
     let pad = (4 - body.len() % 4) % 4;
@@ -13,46 +15,107 @@ fn block(out: &mut Vec<u8>, kind: u32, body: &[u8]) {
     out.extend_from_slice(&len.to_le_bytes());
 }
 
-/// The frames as a pcapng file (little-endian, `if_tsresol` = 9).
-pub fn pcapng(frames: &[Evidence]) -> Vec<u8> {
-    let mut out = Vec::new();
-    // Section header: byte-order magic, version 1.0, section length unknown.
-    let mut shb = Vec::new();
+/// Block type of an Enhanced Packet Block.
+pub const EPB: u32 = 6;
+
+/// A section header block: byte-order magic, version 1.0, section length unknown.
+pub fn section_header(out: &mut Vec<u8>) {
+    let mut shb = Vec::with_capacity(16);
     shb.extend_from_slice(&0x1a2b_3c4du32.to_le_bytes());
     shb.extend_from_slice(&1u16.to_le_bytes());
     shb.extend_from_slice(&0u16.to_le_bytes());
     shb.extend_from_slice(&(-1i64).to_le_bytes());
-    block(&mut out, 0x0a0d_0d0a, &shb);
-    let mut links: Vec<u16> = Vec::new();
-    for f in frames {
-        if !links.contains(&f.link) {
-            links.push(f.link);
-            let mut idb = Vec::new();
-            idb.extend_from_slice(&f.link.to_le_bytes());
-            idb.extend_from_slice(&0u16.to_le_bytes());
-            idb.extend_from_slice(&0u32.to_le_bytes()); // snaplen: unlimited
-                                                        // if_tsresol = 9 (nanoseconds), then end of options.
-            idb.extend_from_slice(&[9, 0, 1, 0, 9, 0, 0, 0, 0, 0, 0, 0]);
-            block(&mut out, 1, &idb);
+    block(out, 0x0a0d_0d0a, &shb);
+}
+
+/// An interface description block for `link` with nanosecond time stamps (`if_tsresol` = 9).
+pub fn interface_block(out: &mut Vec<u8>, link: u16) {
+    let mut idb = Vec::with_capacity(20);
+    idb.extend_from_slice(&link.to_le_bytes());
+    idb.extend_from_slice(&0u16.to_le_bytes());
+    idb.extend_from_slice(&0u32.to_le_bytes()); // snaplen: unlimited
+    idb.extend_from_slice(&[9, 0, 1, 0, 9, 0, 0, 0, 0, 0, 0, 0]);
+    block(out, 1, &idb);
+}
+
+/// Bytes [`packet_block`] appends for `caplen` captured bytes.
+pub fn packet_block_len(caplen: usize) -> usize {
+    32 + caplen.div_ceil(4) * 4
+}
+
+/// Appends an Enhanced Packet Block, without redaction (the caller decides; see [`Writer`]).
+pub fn packet_block(out: &mut Vec<u8>, iface: u32, ts: Ts, orig_len: u32, data: &[u8]) {
+    let ns = ts.0.max(0) as u64;
+    let pad = (4 - data.len() % 4) % 4;
+    let len = (32 + data.len() + pad) as u32;
+    out.extend_from_slice(&EPB.to_le_bytes());
+    out.extend_from_slice(&len.to_le_bytes());
+    out.extend_from_slice(&iface.to_le_bytes());
+    out.extend_from_slice(&((ns >> 32) as u32).to_le_bytes());
+    out.extend_from_slice(&(ns as u32).to_le_bytes());
+    out.extend_from_slice(&(data.len() as u32).to_le_bytes());
+    out.extend_from_slice(&orig_len.max(data.len() as u32).to_le_bytes());
+    out.extend_from_slice(data);
+    out.extend(std::iter::repeat_n(0u8, pad));
+    out.extend_from_slice(&len.to_le_bytes());
+}
+
+/// A pcapng file written frame by frame: one section, one interface per link type, described
+/// when first used. Frames are redacted unless the caller says they already are (frames read
+/// back from the pcap ring, which holds only redacted frames).
+pub struct Writer<W: std::io::Write> {
+    out: W,
+    links: Vec<u16>,
+    buf: Vec<u8>,
+    redact: bool,
+    pub frames: u64,
+    pub bytes: u64,
+}
+
+impl<W: std::io::Write> Writer<W> {
+    pub fn new(mut out: W, redact: bool) -> std::io::Result<Writer<W>> {
+        let mut buf = Vec::with_capacity(2048);
+        section_header(&mut buf);
+        out.write_all(&buf)?;
+        let bytes = buf.len() as u64;
+        Ok(Writer { out, links: Vec::new(), buf, redact, frames: 0, bytes })
+    }
+
+    pub fn write(&mut self, link: u16, ts: Ts, orig_len: u32, data: &[u8]) -> std::io::Result<()> {
+        self.buf.clear();
+        let iface = match self.links.iter().position(|l| *l == link) {
+            Some(i) => i,
+            None => {
+                interface_block(&mut self.buf, link);
+                self.links.push(link);
+                self.links.len() - 1
+            }
+        } as u32;
+        let at = self.buf.len();
+        packet_block(&mut self.buf, iface, ts, orig_len, data);
+        if self.redact {
+            // Evidence leaves the box (mail, download): credentials are overwritten here.
+            let d = &mut self.buf[at + 28..at + 28 + data.len()];
+            crate::redact::frame(link, orig_len, ts, d);
         }
+        self.out.write_all(&self.buf)?;
+        self.frames += 1;
+        self.bytes += self.buf.len() as u64;
+        Ok(())
     }
+
+    pub fn into_inner(self) -> W {
+        self.out
+    }
+}
+
+/// The frames as a pcapng file (little-endian, `if_tsresol` = 9), credentials overwritten.
+pub fn pcapng(frames: &[Evidence]) -> Vec<u8> {
+    let mut w = Writer::new(Vec::new(), true).expect("writing to memory");
     for f in frames {
-        let iface = links.iter().position(|l| *l == f.link).unwrap_or(0) as u32;
-        let ns = f.ts.0.max(0) as u64;
-        // Evidence leaves the box (mail, download): credentials are overwritten here, the one
-        // place every evidence file is written.
-        let mut data = f.data.clone();
-        crate::redact::frame(f.link, f.orig_len, f.ts, &mut data);
-        let mut epb = Vec::with_capacity(20 + data.len());
-        epb.extend_from_slice(&iface.to_le_bytes());
-        epb.extend_from_slice(&((ns >> 32) as u32).to_le_bytes());
-        epb.extend_from_slice(&(ns as u32).to_le_bytes());
-        epb.extend_from_slice(&(data.len() as u32).to_le_bytes());
-        epb.extend_from_slice(&f.orig_len.max(data.len() as u32).to_le_bytes());
-        epb.extend_from_slice(&data);
-        block(&mut out, 6, &epb);
+        w.write(f.link, f.ts, f.orig_len, &f.data).expect("writing to memory");
     }
-    out
+    w.into_inner()
 }
 
 #[cfg(test)]
@@ -60,7 +123,6 @@ mod tests {
     use super::*;
     use crate::capture::file::FileSource;
     use crate::capture::PacketSource;
-    use crate::time::Ts;
 
     #[test]
     fn our_reader_reads_back_what_we_write() {

@@ -218,9 +218,30 @@ pub fn run(args: RunArgs) -> anyhow::Result<Outcome> {
         cfg.web.listen = l.clone();
     }
     let db = args.db.clone().unwrap_or_else(|| cfg.store.database());
+    let live = Arc::new(Live::new());
+    // `--db` moves the whole store: the ring and the evidence live beside the database.
+    if let Some(dir) = args.db.as_ref().and_then(|d| d.parent()) {
+        cfg.store.dir = if dir.as_os_str().is_empty() { PathBuf::from(".") } else { dir.to_path_buf() };
+    }
     let stop = stop_flag()?;
     let rules_dir = args.rules.clone().unwrap_or_else(|| cfg.rules.dir.clone());
-    let live = Arc::new(Live::new());
+    let ring_settings = match cfg.store.ring {
+        true => Some(crate::store::ring::RingSettings::from_config(&cfg.store, &db, &rules_dir)?),
+        false => None,
+    };
+    let evidence_window = match cfg.store.ring {
+        true => Some(cfg.store.evidence_window()?),
+        false => None,
+    };
+    // Started once the store has created or migrated the database (the ring reads its windows).
+    let start_ring = || -> anyhow::Result<Option<crate::store::ring::Ring>> {
+        let Some(s) = ring_settings.clone() else { return Ok(None) };
+        let ring = crate::store::ring::Ring::start(s)?;
+        if let Ok(mut r) = live.ring.lock() {
+            *r = Some(Arc::clone(&ring.stats));
+        }
+        Ok(Some(ring))
+    };
     let mut rules = RuleWatch::new(rules_dir.clone(), Arc::clone(&live));
     let session_lifetime = cfg.web.session_lifetime()?;
     // Configuration mistakes stop the daemon before it starts capturing.
@@ -279,7 +300,8 @@ pub fn run(args: RunArgs) -> anyhow::Result<Outcome> {
     };
 
     if let Some(replay) = &args.replay {
-        let sink = SqliteSink::start_with(&db, Backpressure::Block, mail_on)?;
+        let sink = SqliteSink::start_opts(&db, Backpressure::Block, mail_on, evidence_window)?;
+        let mut ring = start_ring()?;
         let web = dashboard(&sink.health)?;
         let threads = background(&bg_stop);
         let mut p = Pipeline::new(cfg.flows.clone(), cfg.pipeline.clone(), sink);
@@ -290,7 +312,18 @@ pub fn run(args: RunArgs) -> anyhow::Result<Outcome> {
         restore_alerts(&mut p, &db);
         let mut notifier = crate::notify::Notifier::from_env();
         notifier.ready(&format!("replaying {}", replay.display()));
-        let reports = super::analyze::process_files(&mut p, std::slice::from_ref(replay), None);
+        let reports = super::analyze::process_files_with(&mut p, std::slice::from_ref(replay), None, |ctx, _| {
+            if let Some(r) = ring.as_mut() {
+                r.push(&crate::capture::RawPacket {
+                    frame: ctx.d.frame,
+                    ts: ctx.d.ts,
+                    orig_len: ctx.d.frame_len,
+                    link: ctx.d.link,
+                    interface: 0,
+                    data: ctx.d.data,
+                });
+            }
+        });
         p.finish_alerts();
         let bad_input = reports.iter().any(|r| r.error.is_some());
         for r in &reports {
@@ -301,6 +334,11 @@ pub fn run(args: RunArgs) -> anyhow::Result<Outcome> {
         }
         p.sink.flush();
         live.publish(&p.summary);
+        if let Some(r) = ring.as_mut() {
+            // Once the store has written the last alerts, their windows are cut from what there is.
+            p.sink.wait_idle(Duration::from_secs(30));
+            r.end_of_input();
+        }
         // Rule files saved meanwhile (the dashboard's editor) are still checked and applied.
         let mut last_poll = Instant::now();
         while !stop.load(Ordering::Relaxed) {
@@ -318,6 +356,9 @@ pub fn run(args: RunArgs) -> anyhow::Result<Outcome> {
             w.stop();
         }
         p.sink.finish()?;
+        if let Some(r) = ring {
+            r.finish();
+        }
         bg_stop.store(true, Ordering::Relaxed);
         threads.into_iter().for_each(|t| t.join().unwrap_or(()));
         return Ok(Outcome { bad_input });
@@ -325,7 +366,8 @@ pub fn run(args: RunArgs) -> anyhow::Result<Outcome> {
 
     let mut src = LiveSource::open(&cfg.capture).context("starting live capture")?;
     tracing::info!("capturing on {} (link type {})", cfg.capture.interface, src.link_type().name());
-    let sink = SqliteSink::start_with(&db, Backpressure::Drop, mail_on)?;
+    let sink = SqliteSink::start_opts(&db, Backpressure::Drop, mail_on, evidence_window)?;
+    let mut ring = start_ring()?;
     let web = dashboard(&sink.health)?;
     let threads = background(&bg_stop);
     let mut p = Pipeline::new(cfg.flows.clone(), cfg.pipeline.clone(), sink);
@@ -354,6 +396,9 @@ pub fn run(args: RunArgs) -> anyhow::Result<Outcome> {
         match src.next_packet() {
             Ok(Some(pkt)) => {
                 p.process(&pkt);
+                if let Some(r) = ring.as_mut() {
+                    r.push(&pkt);
+                }
             }
             Ok(None) => {}
             Err(e) => {
@@ -382,6 +427,9 @@ pub fn run(args: RunArgs) -> anyhow::Result<Outcome> {
             }
             health.check(&mut p, now);
             p.tick(now);
+            if let Some(r) = ring.as_mut() {
+                r.flush();
+            }
             live.publish(&p.summary);
             // Fed from this loop only: a capture loop that stops turning stops feeding it.
             notifier.tick(crate::notify::writer_healthy(&p.sink.health));
@@ -412,6 +460,9 @@ pub fn run(args: RunArgs) -> anyhow::Result<Outcome> {
     // Let the kernel hand over what it still holds, then account for it.
     while let Ok(Some(pkt)) = src.next_packet() {
         p.process(&pkt);
+        if let Some(r) = ring.as_mut() {
+            r.push(&pkt);
+        }
     }
     p.end_of_file();
     p.finish_alerts();
@@ -420,6 +471,9 @@ pub fn run(args: RunArgs) -> anyhow::Result<Outcome> {
     }
     let dropped_events = p.sink.dropped_events;
     p.sink.finish()?;
+    if let Some(r) = ring {
+        r.finish();
+    }
     bg_stop.store(true, Ordering::Relaxed);
     drop(loader);
     threads.into_iter().for_each(|t| t.join().unwrap_or(()));

@@ -88,6 +88,10 @@ pub struct Notice {
     pub context: Context,
     #[serde(skip)]
     pub evidence: Vec<Evidence>,
+    /// About the traffic (not the box's own health): the frames around it are kept as an
+    /// evidence window when the pcap ring runs.
+    #[serde(skip)]
+    pub traffic: bool,
 }
 
 fn ser_ts<S: serde::Serializer>(t: &Ts, s: S) -> Result<S::Ok, S::Error> {
@@ -677,8 +681,12 @@ fn notice(
         suppressed: rule.mail && state == State::New && recently,
         context: ks.context.clone(),
         evidence: if state == State::New { ks.evidence.clone() } else { Vec::new() },
+        traffic: !matches!(&rule.source, AlertSource::Event(e) if BOX_EVENTS.contains(&e.as_str())),
     }))
 }
+
+/// Events about the box itself: no evidence window is cut for them.
+const BOX_EVENTS: [&str; 3] = ["capture.drops", "disk.low", "store.failing"];
 
 #[cfg(test)]
 mod tests {

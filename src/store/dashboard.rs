@@ -578,6 +578,10 @@ pub struct Alert {
     pub acked_us: Option<i64>,
     /// Size of the evidence pcapng kept with the alert's mail, if any.
     pub evidence_bytes: Option<i64>,
+    /// The evidence window cut from the pcap ring: its id, state and size.
+    pub window_id: Option<i64>,
+    pub window_state: Option<String>,
+    pub window_bytes: Option<i64>,
 }
 
 /// Alert episodes, active ones first, then the newest.
@@ -585,8 +589,9 @@ pub fn alerts(conn: &Connection, active_only: bool) -> rusqlite::Result<Vec<Aler
     let mut st = conn.prepare_cached(&format!(
         "SELECT a.id, a.rule, a.key, a.severity, a.state, a.since_us, a.cleared_us, a.summary, a.count,
                 a.value, a.baseline, a.threshold, a.mail, a.suppressed, a.acked_us,
-                (SELECT max(length(evidence)) FROM outbox o WHERE o.alert_id = a.id)
-           FROM alerts a WHERE ?1 = 0 OR a.state = 'active'
+                (SELECT max(length(evidence)) FROM outbox o WHERE o.alert_id = a.id),
+                e.id, e.state, e.bytes
+           FROM alerts a LEFT JOIN evidence e ON e.id = a.evidence_id WHERE ?1 = 0 OR a.state = 'active'
           ORDER BY a.state = 'active' DESC, a.since_us DESC LIMIT {MAX_ROWS}"
     ))?;
     let rows = st.query_map([active_only as i64], |r| {
@@ -607,6 +612,9 @@ pub fn alerts(conn: &Connection, active_only: bool) -> rusqlite::Result<Vec<Aler
             suppressed: r.get(13)?,
             acked_us: r.get(14)?,
             evidence_bytes: r.get(15)?,
+            window_id: r.get(16)?,
+            window_state: r.get(17)?,
+            window_bytes: r.get(18)?,
         })
     })?;
     rows.collect()
@@ -649,6 +657,80 @@ pub fn captures(conn: &Connection) -> rusqlite::Result<Vec<Capture>> {
         Ok(Capture { alert_id: r.get(0)?, rule: r.get(1)?, since_us: r.get(2)?, bytes: r.get(3)? })
     })?;
     rows.collect()
+}
+
+/// An evidence window cut from the pcap ring (or waiting to be), newest first.
+#[derive(Clone, Debug, Serialize)]
+pub struct Window {
+    pub id: i64,
+    pub alert_id: i64,
+    pub rule: String,
+    /// The alert, and the window's bounds (packet time, µs).
+    pub at_us: i64,
+    pub from_us: i64,
+    pub to_us: i64,
+    /// pending | kept | empty | skipped | failed
+    pub state: String,
+    /// File name under `<store dir>/evidence/`.
+    pub file: Option<String>,
+    pub frames: Option<i64>,
+    pub bytes: Option<i64>,
+    pub note: Option<String>,
+}
+
+const WINDOW_COLS: &str = "e.id, e.alert_id, coalesce(a.rule, ''), e.at_us, e.from_us, e.to_us, e.state, e.file, e.frames, e.bytes, e.note";
+
+fn window_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Window> {
+    Ok(Window {
+        id: r.get(0)?,
+        alert_id: r.get(1)?,
+        rule: r.get(2)?,
+        at_us: r.get(3)?,
+        from_us: r.get(4)?,
+        to_us: r.get(5)?,
+        state: r.get(6)?,
+        file: r.get(7)?,
+        frames: r.get(8)?,
+        bytes: r.get(9)?,
+        note: r.get(10)?,
+    })
+}
+
+pub fn windows(conn: &Connection) -> rusqlite::Result<Vec<Window>> {
+    let mut st = conn.prepare_cached(&format!(
+        "SELECT {WINDOW_COLS} FROM evidence e LEFT JOIN alerts a ON a.id = e.alert_id
+          ORDER BY e.id DESC LIMIT {MAX_ROWS}"
+    ))?;
+    let rows = st.query_map([], window_row)?;
+    rows.collect()
+}
+
+pub fn window(conn: &Connection, id: i64) -> rusqlite::Result<Option<Window>> {
+    conn.query_row(
+        &format!("SELECT {WINDOW_COLS} FROM evidence e LEFT JOIN alerts a ON a.id = e.alert_id WHERE e.id = ?1"),
+        [id],
+        window_row,
+    )
+    .optional()
+}
+
+/// The evidence window of an alert (alerts close together share one).
+pub fn window_of_alert(conn: &Connection, alert_id: i64) -> rusqlite::Result<Option<Window>> {
+    conn.query_row(
+        &format!(
+            "SELECT {WINDOW_COLS} FROM alerts x JOIN evidence e ON e.id = x.evidence_id
+               LEFT JOIN alerts a ON a.id = e.alert_id WHERE x.id = ?1"
+        ),
+        [alert_id],
+        window_row,
+    )
+    .optional()
+}
+
+/// Forgets a window the admin deleted (its file is removed by the caller); its alerts stay.
+pub fn delete_window(conn: &Connection, id: i64) -> rusqlite::Result<bool> {
+    conn.execute("UPDATE alerts SET evidence_id = NULL WHERE evidence_id = ?1", [id])?;
+    Ok(conn.execute("DELETE FROM evidence WHERE id = ?1", [id])? > 0)
 }
 
 /// The newest evidence blobs (for the rule preview on a live box), newest first, at most

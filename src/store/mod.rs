@@ -11,6 +11,7 @@
 
 pub mod dashboard;
 pub mod read;
+pub mod ring;
 pub mod schema;
 
 use std::collections::VecDeque;
@@ -94,6 +95,8 @@ pub struct StoreHealth {
     /// Wall-clock µs at which the writer began the write it is in; 0 while it is not writing
     /// (idle, or waiting out a backoff). The systemd watchdog stops when a write hangs.
     pub writing_since_us: AtomicI64,
+    /// Events written, since start.
+    pub written_events: AtomicU64,
 }
 
 impl StoreHealth {
@@ -112,6 +115,8 @@ pub struct SqliteSink {
     mode: Backpressure,
     /// Events dropped because the writer could not keep up (live mode only).
     pub dropped_events: u64,
+    /// Events handed to the writer (or dropped on the way), since start.
+    sent_events: u64,
     /// The writer's health (shared with the writer thread).
     pub health: Arc<StoreHealth>,
     writer: Option<JoinHandle<anyhow::Result<WriterStats>>>,
@@ -133,6 +138,17 @@ impl SqliteSink {
     /// `outbox`: whether mailed alerts are queued for the mailer. Without a `[mail]` section
     /// nothing would ever send (and delete) them, so alerts are stored without outbox rows.
     pub fn start_with(path: &Path, mode: Backpressure, outbox: bool) -> anyhow::Result<SqliteSink> {
+        Self::start_opts(path, mode, outbox, None)
+    }
+
+    /// [`start_with`](Self::start_with); `evidence_window` (µs before and after): each new
+    /// alert about the traffic gets an evidence window for the pcap ring to cut.
+    pub fn start_opts(
+        path: &Path,
+        mode: Backpressure,
+        outbox: bool,
+        evidence_window: Option<(i64, i64)>,
+    ) -> anyhow::Result<SqliteSink> {
         // A database that cannot be opened for a passing reason (a full disk, a medium that is
         // not there yet) is opened by the writer later, with the same retries as its writes:
         // capture and analysis start anyway. Anything else (a schema from a newer version, a
@@ -151,7 +167,7 @@ impl SqliteSink {
         let h = Arc::clone(&health);
         let writer = std::thread::Builder::new()
             .name("store-writer".into())
-            .spawn(move || Writer::new(path, conn, mode, h, outbox).run(rx))
+            .spawn(move || Writer::new(path, conn, mode, h, outbox, evidence_window).run(rx))
             .context("starting the store writer thread")?;
         Ok(SqliteSink {
             tx: Some(tx),
@@ -159,9 +175,26 @@ impl SqliteSink {
             batch_started: Instant::now(),
             mode,
             dropped_events: 0,
+            sent_events: 0,
             health,
             writer: Some(writer),
         })
+    }
+
+    /// Hands over what is batched and waits (at most `timeout`) until the writer has written
+    /// or given up on every event sent so far.
+    pub fn wait_idle(&mut self, timeout: Duration) {
+        self.send_batch();
+        let t0 = Instant::now();
+        while t0.elapsed() < timeout {
+            let done = self.health.written_events.load(Ordering::Relaxed)
+                + self.health.lost_events.load(Ordering::Relaxed)
+                + self.dropped_events;
+            if done >= self.sent_events {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     fn send_batch(&mut self) {
@@ -170,6 +203,7 @@ impl SqliteSink {
         }
         let batch = std::mem::replace(&mut self.batch, Vec::with_capacity(BATCH_MAX));
         self.batch_started = Instant::now();
+        self.sent_events += batch.len() as u64;
         let Some(tx) = &self.tx else { return };
         match self.mode {
             Backpressure::Block => {
@@ -256,6 +290,7 @@ struct Writer {
     spell_lost: u64,
     last_health_log: Option<Instant>,
     outbox: bool,
+    evidence_window: Option<(i64, i64)>,
 }
 
 impl Writer {
@@ -265,9 +300,11 @@ impl Writer {
         mode: Backpressure,
         health: Arc<StoreHealth>,
         outbox: bool,
+        evidence_window: Option<(i64, i64)>,
     ) -> Writer {
         Writer {
             outbox,
+            evidence_window,
             path,
             conn,
             mode,
@@ -362,11 +399,11 @@ impl Writer {
         let Some(batch) = self.held.front() else { return Ok(()) };
         self.health.writing_since_us.store(wall_us(), Ordering::Relaxed);
         let written = match &mut self.conn {
-            Some(c) => write_batch(c, batch, self.outbox),
+            Some(c) => write_batch(c, batch, self.outbox, self.evidence_window),
             None => match open(&self.path) {
                 Ok(mut c) => {
                     tracing::info!("store opened: {}", self.path.display());
-                    let r = write_batch(&mut c, batch, self.outbox);
+                    let r = write_batch(&mut c, batch, self.outbox, self.evidence_window);
                     self.conn = Some(c);
                     r
                 }
@@ -381,6 +418,7 @@ impl Writer {
                 self.health.held_events.store(self.held_events as u64, Ordering::Relaxed);
                 self.stats.batches += 1;
                 self.stats.events += b.len() as u64;
+                self.health.written_events.fetch_add(b.len() as u64, Ordering::Relaxed);
                 self.attempts = 0;
                 self.backoff = RETRY_MIN;
                 if self.health.failing_since_us.load(Ordering::Relaxed) != 0 {
@@ -480,7 +518,12 @@ fn with_tcp(cols: &[&'static str]) -> Vec<&'static str> {
     cols.iter().copied().chain(TcpCounts::COLUMNS).collect()
 }
 
-fn write_batch(conn: &mut Connection, batch: &[StoreEvent], with_outbox: bool) -> anyhow::Result<()> {
+fn write_batch(
+    conn: &mut Connection,
+    batch: &[StoreEvent],
+    with_outbox: bool,
+    evidence_window: Option<(i64, i64)>,
+) -> anyhow::Result<()> {
     let minute_sql = upsert_sql(
         "traffic_minute",
         &["minute"],
@@ -586,8 +629,16 @@ fn write_batch(conn: &mut Connection, batch: &[StoreEvent], with_outbox: bool) -
                                 n.suppressed,
                                 serde_json::to_string(&n.context)?,
                             ])?;
+                            // The episode's row (an upsert does not always set last_insert_rowid).
+                            let id: i64 = tx.query_row(
+                                "SELECT id FROM alerts WHERE rule = ?1 AND key = ?2 AND since_us = ?3",
+                                rusqlite::params![n.rule, n.key, n.since.0 / 1000],
+                                |r| r.get(0),
+                            )?;
+                            if let (Some((before, after)), true) = (evidence_window, n.traffic) {
+                                ring::add_window(&tx, id, n.ts.0 / 1000, before, after)?;
+                            }
                             if n.mail && with_outbox {
-                                let id = tx.last_insert_rowid();
                                 let pcap = (!n.evidence.is_empty()).then(|| crate::capture::write::pcapng(&n.evidence));
                                 outbox.execute(rusqlite::params![
                                     wall_us(),

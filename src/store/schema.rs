@@ -135,6 +135,18 @@ const MIGRATIONS: &[&str] = &[
     // 11: of the frames the capture lost (`drops`), those the interface or its driver lost; the
     // rest the kernel's capture buffer lost (the box did not read fast enough).
     "ALTER TABLE traffic_minute ADD COLUMN if_drops INTEGER NOT NULL DEFAULT 0;",
+    // 12: evidence windows cut from the pcap ring around alerts (packet-time µs; the file is
+    // under <store dir>/evidence/). Written with the alert, so a window pending at a crash is
+    // still cut after the restart. Alerts close together share a window.
+    "CREATE TABLE evidence (
+        id INTEGER PRIMARY KEY, alert_id INTEGER NOT NULL,
+        from_us INTEGER NOT NULL, to_us INTEGER NOT NULL, at_us INTEGER NOT NULL,
+        created_us INTEGER NOT NULL,            -- wall clock
+        state TEXT NOT NULL,                    -- pending | kept | empty | skipped | failed
+        file TEXT, frames INTEGER, bytes INTEGER, note TEXT, cut_us INTEGER
+    );
+    CREATE INDEX evidence_pending ON evidence(state) WHERE state = 'pending';
+    ALTER TABLE alerts ADD COLUMN evidence_id INTEGER;",
 ];
 
 /// Current schema version.

@@ -99,6 +99,7 @@ pub async fn status(State(st): State<Arc<WebState>>) -> Result<Json<Value>, WebE
         "newest_minute": newest,
         "latest_minute": latest,
         "store": store,
+        "ring": ring_json(&st),
         "rules": rules,
         "clock": crate::time::clock_status(w, std::path::Path::new(crate::time::TIMESYNC_DIR)),
         "active_alerts": active.into_iter().collect::<std::collections::BTreeMap<_, _>>(),
@@ -202,6 +203,26 @@ pub async fn alerts(State(st): State<Arc<WebState>>) -> Result<Json<Value>, WebE
 
 pub async fn captures(State(st): State<Arc<WebState>>) -> Result<Json<Value>, WebError> {
     let list = st.read(q::captures).await?;
+    let windows = st.read(q::windows).await?;
     let files: Vec<String> = st.preview_files.iter().map(|p| p.display().to_string()).collect();
-    Ok(Json(json!({"evidence": list, "analysed_files": files})))
+    Ok(Json(json!({"evidence": list, "windows": windows, "ring": ring_json(&st), "analysed_files": files})))
+}
+
+/// The pcap ring's state (`null` when no ring runs).
+pub fn ring_json(st: &WebState) -> Value {
+    let Some(r) = st.live.ring.lock().ok().and_then(|r| r.clone()) else { return Value::Null };
+    let l = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+    let ns = |a: &std::sync::atomic::AtomicI64| {
+        let v = a.load(Ordering::Relaxed);
+        (v > 0).then_some(v / 1000)
+    };
+    let failing = r.failing_since_us.load(Ordering::Relaxed);
+    json!({
+        "files": l(&r.files), "bytes": l(&r.bytes),
+        "oldest_us": ns(&r.oldest_ns), "newest_us": ns(&r.newest_ns),
+        "frames_written": l(&r.frames_written), "frames_lost": l(&r.frames_lost),
+        "files_deleted": l(&r.files_deleted), "evidence_bytes": l(&r.evidence_bytes),
+        "failing_since_us": (failing > 0).then_some(failing),
+        "error": (failing > 0).then(|| r.error.lock().map(|e| e.clone()).unwrap_or_default()),
+    })
 }

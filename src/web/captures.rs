@@ -1,6 +1,8 @@
 //! The captures page: the captures the box has (the analysed or replayed files, the evidence
-//! kept with alert mails, captures the admin uploads), one of them pinned as the normal
-//! baseline, and the diff of any other against it (`mirrorwatch diff`'s HTML report).
+//! windows cut from the pcap ring around alerts, the evidence kept with alert mails, captures
+//! the admin uploads), one of them pinned as the normal baseline, and the diff of any other
+//! against it (`mirrorwatch diff`'s HTML report). Evidence windows are kept until the admin
+//! deletes them here.
 //!
 //! Uploads and evidence to diff are files under `<store dir>/captures/` (at most
 //! [`MAX_UPLOADS`] uploads of [`UPLOAD_MAX`] bytes, the oldest removed first), so the disk they
@@ -28,14 +30,22 @@ fn dir(st: &WebState) -> PathBuf {
     st.store_dir.join("captures")
 }
 
-/// A capture the page can pin or diff: `file:N` (an analysed or replayed file), `evidence:ID`
-/// (an alert's evidence), `upload:NAME`.
+/// A capture the page can pin or diff: `file:N` (an analysed or replayed file), `window:ID`
+/// (an evidence window), `evidence:ID` (an alert's mailed evidence), `upload:NAME`.
 #[derive(Clone, Debug)]
 struct Capture {
     id: String,
     label: String,
     bytes: u64,
     when_us: Option<i64>,
+    /// An evidence window: its id (download and delete links).
+    window: Option<i64>,
+}
+
+/// The file of a kept evidence window.
+fn window_file(st: &WebState, w: &crate::store::dashboard::Window) -> Option<PathBuf> {
+    let name = w.file.as_deref().filter(|n| n.starts_with("window-") && !n.contains(['/', '\\']))?;
+    Some(crate::store::ring::evidence_dir(&st.store_dir).join(name)).filter(|p| p.is_file())
 }
 
 fn uploads(st: &WebState) -> Vec<(String, PathBuf, u64, std::time::SystemTime)> {
@@ -65,14 +75,28 @@ async fn list_captures(st: &Arc<WebState>) -> Result<Vec<Capture>, WebError> {
             label: p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
             bytes: std::fs::metadata(p).map(|m| m.len()).unwrap_or(0),
             when_us: None,
+            window: None,
         })
         .collect();
+    for w in st.read(crate::store::dashboard::windows).await? {
+        if w.state != "kept" {
+            continue;
+        }
+        out.push(Capture {
+            id: format!("window:{}", w.id),
+            label: format!("evidence window of alert {} ({}), {} frames", w.alert_id, w.rule, w.frames.unwrap_or(0)),
+            bytes: w.bytes.unwrap_or(0) as u64,
+            when_us: Some(w.at_us),
+            window: Some(w.id),
+        });
+    }
     for (name, _, len, _) in uploads(st) {
         out.push(Capture {
             label: name.trim_start_matches("upload-").to_string(),
             id: format!("upload:{name}"),
             bytes: len,
             when_us: None,
+            window: None,
         });
     }
     let ev = st.read(crate::store::dashboard::captures).await?;
@@ -82,6 +106,7 @@ async fn list_captures(st: &Arc<WebState>) -> Result<Vec<Capture>, WebError> {
             label: format!("evidence of alert {} ({})", c.alert_id, c.rule),
             bytes: c.bytes as u64,
             when_us: Some(c.since_us),
+            window: None,
         });
     }
     Ok(out)
@@ -96,6 +121,11 @@ async fn resolve(st: &Arc<WebState>, id: &str) -> Result<PathBuf, WebError> {
             let ok = name.starts_with("upload-") && !name.contains(['/', '\\']) && !name.contains("..");
             let p = dir(st).join(name);
             (ok && p.is_file()).then_some(p).ok_or_else(bad)
+        }
+        Some(("window", n)) => {
+            let id: i64 = n.parse().map_err(|_| bad())?;
+            let w = st.read(move |c| crate::store::dashboard::window(c, id)).await?.ok_or_else(bad)?;
+            window_file(st, &w).ok_or_else(bad)
         }
         Some(("evidence", n)) => {
             let alert: i64 = n.parse().map_err(|_| bad())?;
@@ -131,7 +161,7 @@ pub async fn list(State(st): State<Arc<WebState>>, Extension(cx): Extension<ReqC
             let _ = write!(b, "<p>{}</p>", E(l.t("baseline_none")));
         }
     }
-    b.push_str(&table_head("list", &[l.t("file"), l.t("bytes"), l.t("time"), "", ""]));
+    b.push_str(&table_head("list", &[l.t("file"), l.t("bytes"), l.t("time"), "", "", ""]));
     for c in &caps {
         let is_base = pinned.as_deref() == Some(c.id.as_str());
         let diff = if pinned.is_some() && !is_base {
@@ -150,9 +180,20 @@ pub async fn list(State(st): State<Arc<WebState>>, Extension(cx): Extension<ReqC
                 E(l.t("pin"))
             )
         };
+        let manage = match c.window {
+            Some(w) => format!(
+                "<a href=\"/captures/window/{w}\" download>{}</a> \
+                 <form method=\"post\" action=\"/captures/window/{w}/delete\" class=\"inline\">\
+                 <input type=\"hidden\" name=\"csrf\" value=\"{}\"><button type=\"submit\">{}</button></form>",
+                E(l.t("download")),
+                E(&cx.csrf),
+                E(l.t("delete"))
+            ),
+            None => String::new(),
+        };
         let _ = write!(
             b,
-            "<tr><td>{}</td><td class=\"n\">{}</td><td>{}</td><td>{pin}</td><td>{diff}</td></tr>",
+            "<tr><td>{}</td><td class=\"n\">{}</td><td>{}</td><td>{pin}</td><td>{diff}</td><td>{manage}</td></tr>",
             E(&c.label),
             bytes(c.bytes as i64),
             c.when_us.map(time_us).unwrap_or_default()
@@ -167,6 +208,52 @@ pub async fn list(State(st): State<Arc<WebState>>, Extension(cx): Extension<ReqC
         E(l.t("upload"))
     );
     Ok(Html(page(&cx.page(&st), l.t("captures"), &b)).into_response())
+}
+
+/// `GET /captures/window/{id}`: an evidence window's pcapng.
+pub async fn window_download(
+    State(st): State<Arc<WebState>>,
+    axum::extract::Path(id): axum::extract::Path<i64>,
+) -> Result<Response, WebError> {
+    let w = st.read(move |c| crate::store::dashboard::window(c, id)).await?.ok_or(WebError::NotFound)?;
+    let path = window_file(&st, &w).ok_or(WebError::NotFound)?;
+    // At most `evidence_max` (32 MiB by default), read off the async workers.
+    let body = tokio::task::spawn_blocking(move || std::fs::read(&path))
+        .await
+        .map_err(|e| WebError::Internal(e.to_string()))?
+        .map_err(|e| WebError::Internal(e.to_string()))?;
+    let rule: String = w.rule.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' }).collect();
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/x-pcapng".to_string()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"mirrorwatch-window-{id}-alert-{}-{rule}.pcapng\"", w.alert_id),
+            ),
+        ],
+        body,
+    )
+        .into_response())
+}
+
+/// `POST /captures/window/{id}/delete`: the admin no longer needs this evidence. A window still
+/// being cut is refused (it would be written again).
+pub async fn window_delete(
+    State(st): State<Arc<WebState>>,
+    axum::extract::Path(id): axum::extract::Path<i64>,
+) -> Result<Response, WebError> {
+    let w = st.read(move |c| crate::store::dashboard::window(c, id)).await?.ok_or(WebError::NotFound)?;
+    if w.state == "pending" {
+        return Err(WebError::BadRequest("this evidence window is still being cut: delete it once it is kept".into()));
+    }
+    if let Some(p) = window_file(&st, &w) {
+        std::fs::remove_file(&p).map_err(|e| WebError::Internal(e.to_string()))?;
+    }
+    st.write(move |c| crate::store::dashboard::delete_window(c, id)).await?;
+    if baseline(&st).as_deref() == Some(format!("window:{id}").as_str()) {
+        let _ = std::fs::remove_file(baseline_file(&st));
+    }
+    Ok(Redirect::to("/captures").into_response())
 }
 
 #[derive(Deserialize)]

@@ -144,6 +144,32 @@ pub async fn metrics(State(st): State<Arc<WebState>>, headers: HeaderMap) -> Res
             &one(free as f64),
         );
     }
+    if let Some(r) = live.ring.lock().ok().and_then(|r| r.clone()) {
+        let v = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed) as f64;
+        metric(&mut out, "mirrorwatch_ring_bytes", "gauge", "Size of the pcap ring.", &one(v(&r.bytes)));
+        metric(&mut out, "mirrorwatch_ring_files", "gauge", "Files in the pcap ring.", &one(v(&r.files)));
+        metric(
+            &mut out,
+            "mirrorwatch_ring_frames_lost_total",
+            "counter",
+            "Frames analysed but not kept in the pcap ring (disk too slow, full or gone).",
+            &one(v(&r.frames_lost)),
+        );
+        metric(
+            &mut out,
+            "mirrorwatch_ring_failing",
+            "gauge",
+            "1 while the pcap ring cannot write.",
+            &one((r.failing_since_us.load(Ordering::Relaxed) > 0) as u8 as f64),
+        );
+        metric(
+            &mut out,
+            "mirrorwatch_evidence_bytes",
+            "gauge",
+            "Evidence windows kept until the admin deletes them.",
+            &one(v(&r.evidence_bytes)),
+        );
+    }
     let samples: Vec<(String, f64)> =
         counters.iter().map(|c| (format!("{{counter=\"{}\"}}", label(&c.id)), c.last_value as f64)).collect();
     metric(

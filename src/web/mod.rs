@@ -72,6 +72,8 @@ pub struct Live {
     pub last_packet_us: AtomicI64,
     pub started_us: AtomicI64,
     pub store: Mutex<Option<Arc<StoreHealth>>>,
+    /// The pcap ring, when the daemon runs one.
+    pub ring: Mutex<Option<Arc<crate::store::ring::RingStats>>>,
     pub rules: Mutex<RulesStatus>,
 }
 
@@ -415,6 +417,8 @@ pub fn router(st: Arc<WebState>) -> Router {
         .route("/captures/pin", post(captures::pin))
         .route("/captures/upload", post(captures::upload))
         .route("/captures/diff", get(captures::diff))
+        .route("/captures/window/{id}", get(captures::window_download))
+        .route("/captures/window/{id}/delete", post(captures::window_delete))
         .route("/rules", get(rules_edit::list))
         .route("/rules/edit", get(rules_edit::edit))
         .route("/rules/save", post(rules_edit::save))

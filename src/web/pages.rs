@@ -226,6 +226,40 @@ pub async fn overview(
         }
         None => format!("<span class=\"good\">{}</span>", E(l.t("store_ok"))),
     };
+    let ring = match st.live.ring.lock().ok().and_then(|r| r.clone()) {
+        None => String::new(),
+        Some(r) => {
+            use std::sync::atomic::Ordering::Relaxed;
+            let mut t = format!(
+                "<p>{}: {} {} · {}",
+                E(l.t("pcap_ring")),
+                num(r.files.load(Relaxed) as i64),
+                E(l.t("files")),
+                bytes(r.bytes.load(Relaxed) as i64)
+            );
+            let oldest = r.oldest_ns.load(Relaxed);
+            if oldest > 0 {
+                let _ = write!(t, " · {} {}", E(l.t("since")), time_us(oldest / 1000));
+            }
+            let lost = r.frames_lost.load(Relaxed);
+            if lost > 0 {
+                let _ = write!(t, " · <span class=\"warn\">{} {}</span>", num(lost as i64), E(l.t("ring_lost")));
+            }
+            let failing = r.failing_since_us.load(Relaxed);
+            if failing > 0 {
+                let why = r.error.lock().map(|e| e.clone()).unwrap_or_default();
+                let _ = write!(
+                    t,
+                    " · <span class=\"bad\">{} ({})</span> {}",
+                    E(l.t("ring_failing")),
+                    E(&why),
+                    time_us(failing)
+                );
+            }
+            t.push_str("</p>");
+            t
+        }
+    };
     let db_bytes = st.database_bytes();
     let disk = match (fs4::available_space(&st.store_dir), fs4::total_space(&st.store_dir)) {
         (Ok(free), Ok(total)) if total > 0 => format!(
@@ -244,7 +278,7 @@ pub async fn overview(
          <div class=\"tile\"><h2>{}</h2><p class=\"big\">{}</p><p>{}</p></div>\
          <div class=\"tile\"><h2>{}</h2><p class=\"big\">{}</p><p>{rname}{}</p></div>\
          <div class=\"tile\"><h2>{}</h2><p class=\"big\">{}</p></div>\
-         <div class=\"tile\"><h2>{}</h2><p>{}</p><p>{} {}</p><p>{}: {}</p></div>\
+         <div class=\"tile\"><h2>{}</h2><p>{}</p><p>{} {}</p><p>{}: {}</p>{ring}</div>\
          <div class=\"tile\"><h2>{}</h2><p>{}</p></div></section>",
         E(l.t("packets_per_s")),
         pps,
@@ -807,6 +841,20 @@ fn alert_table_focus(l: Lang, csrf: &str, alerts: &[q::Alert], limit: usize, foc
             let _ = write!(state, " · {}", E(l.t("suppressed")));
         }
         let mut actions = String::new();
+        match (a.window_id, a.window_state.as_deref()) {
+            (Some(w), Some("kept")) => {
+                let _ = write!(
+                    actions,
+                    "<a href=\"/captures/window/{w}\" download>{} ({})</a> ",
+                    E(l.t("evidence_window")),
+                    bytes(a.window_bytes.unwrap_or(0))
+                );
+            }
+            (Some(_), Some("pending")) => {
+                let _ = write!(actions, "{}: {} ", E(l.t("evidence_window")), E(l.t("window_pending")));
+            }
+            _ => {}
+        }
         if let Some(n) = a.evidence_bytes {
             let _ = write!(
                 actions,
