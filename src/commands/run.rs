@@ -301,7 +301,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<Outcome> {
 
     if let Some(replay) = &args.replay {
         let sink = SqliteSink::start_opts(&db, Backpressure::Block, mail_on, evidence_window)?;
-        let mut ring = start_ring()?;
+        let mut ring = start_ring()?.map(|r| r.blocking());
         let web = dashboard(&sink.health)?;
         let threads = background(&bg_stop);
         let mut p = Pipeline::new(cfg.flows.clone(), cfg.pipeline.clone(), sink);

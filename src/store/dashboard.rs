@@ -678,7 +678,8 @@ pub struct Window {
     pub note: Option<String>,
 }
 
-const WINDOW_COLS: &str = "e.id, e.alert_id, coalesce(a.rule, ''), e.at_us, e.from_us, e.to_us, e.state, e.file, e.frames, e.bytes, e.note";
+const WINDOW_COLS: &str =
+    "e.id, e.alert_id, coalesce(a.rule, ''), e.at_us, e.from_us, e.to_us, e.state, e.file, e.frames, e.bytes, e.note";
 
 fn window_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Window> {
     Ok(Window {

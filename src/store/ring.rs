@@ -65,7 +65,8 @@ pub struct RingSettings {
 impl RingSettings {
     pub fn from_config(cfg: &crate::config::StoreConfig, db: &Path, rules_dir: &Path) -> anyhow::Result<RingSettings> {
         let size = |key: &str, v: &str| {
-            crate::units::parse_size(v).ok_or_else(|| anyhow::anyhow!("[store] {key} = {v:?}: not a size like \"64MiB\""))
+            crate::units::parse_size(v)
+                .ok_or_else(|| anyhow::anyhow!("[store] {key} = {v:?}: not a size like \"64MiB\""))
         };
         let budget = size("disk_budget", &cfg.disk_budget)?;
         // At least eight files fit in the budget, so deleting the oldest frees a useful share.
@@ -134,6 +135,8 @@ pub struct Ring {
     cur: Option<Chunk>,
     pub stats: Arc<RingStats>,
     thread: Option<JoinHandle<()>>,
+    /// Files: wait for a free buffer rather than leave a frame out.
+    blocking: bool,
 }
 
 impl Ring {
@@ -143,7 +146,13 @@ impl Ring {
         let chunks = (s.buffer as usize / CHUNK_BYTES).max(2);
         let (free_tx, free) = sync_channel(chunks);
         for _ in 0..chunks {
-            free_tx.send(Chunk { buf: Vec::with_capacity(CHUNK_BYTES), link: 0, frames: 0, oldest_ns: 0, newest_ns: 0 })?;
+            free_tx.send(Chunk {
+                buf: Vec::with_capacity(CHUNK_BYTES),
+                link: 0,
+                frames: 0,
+                oldest_ns: 0,
+                newest_ns: 0,
+            })?;
         }
         // The writer holds at most every buffer: sends never block.
         let (tx, rx) = sync_channel(chunks + 1);
@@ -154,7 +163,14 @@ impl Ring {
             .name("pcap-ring".into())
             .spawn(move || w.run(rx))
             .context("starting the pcap ring thread")?;
-        Ok(Ring { tx: Some(tx), free, cur: None, stats, thread: Some(thread) })
+        Ok(Ring { tx: Some(tx), free, cur: None, stats, thread: Some(thread), blocking: false })
+    }
+
+    /// A replayed file waits for the disk instead of leaving frames out (live capture never
+    /// waits).
+    pub fn blocking(mut self) -> Ring {
+        self.blocking = true;
+        self
     }
 
     /// Copies one frame into the ring's buffers; never blocks.
@@ -166,7 +182,11 @@ impl Ring {
             }
         }
         if self.cur.is_none() {
-            match self.free.try_recv() {
+            let next = match self.blocking {
+                true => self.free.recv().map_err(|_| ()),
+                false => self.free.try_recv().map_err(|_| ()),
+            };
+            match next {
                 Ok(mut c) => {
                     c.buf.clear();
                     c.frames = 0;
@@ -198,6 +218,7 @@ impl Ring {
     pub fn flush(&mut self) {
         if let (Some(c), Some(tx)) = (self.cur.take(), &self.tx) {
             if c.frames > 0 {
+                // Never blocks: the channel holds every buffer there is.
                 let _ = tx.try_send(Msg::Chunk(c));
             } else {
                 self.cur = Some(c);
@@ -403,7 +424,7 @@ impl RingWriter {
 
     fn append(&mut self, c: &Chunk) -> anyhow::Result<()> {
         let len = c.buf.len() as u64;
-        let full = self.files.back().is_some_and(|f| f.bytes + len > self.s.file_size);
+        let full = self.files.back().is_some_and(|f| f.bytes + len > self.file_size());
         if self.cur.as_ref().is_none_or(|cur| cur.link != c.link) || full {
             self.open_file(c.link, c.oldest_ns)?;
         }
@@ -412,7 +433,7 @@ impl RingWriter {
             // The disk is full: the oldest ring files give their room back, and the next chunk
             // goes to a new file.
             if e.raw_os_error() == Some(28) {
-                self.make_room(true);
+                self.make_room(true, 0);
             }
             return Err(e).context("appending to the ring file");
         }
@@ -425,7 +446,8 @@ impl RingWriter {
 
     fn open_file(&mut self, link: u16, first_ns: i64) -> anyhow::Result<()> {
         self.cur = None;
-        self.make_room(false);
+        // Room for the whole new file, so the ring stays within the budget as it grows.
+        self.make_room(false, self.file_size());
         let dir = self.s.ring_dir();
         std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
         let seq = self.next_seq;
@@ -450,6 +472,13 @@ impl RingWriter {
         Ok(())
     }
 
+    /// Size of a ring file: as configured, but at most a sixteenth of the file system (a small
+    /// stick still holds a ring of many files).
+    fn file_size(&self) -> u64 {
+        let (_, total) = fs_space(&self.s.store_dir);
+        self.s.file_size.min(total / 16).max(64 * 1024)
+    }
+
     /// Bytes under the budget besides the ring: the database, the evidence and the uploads.
     fn others(&self) -> u64 {
         let db = ["", "-wal", "-shm"]
@@ -471,14 +500,17 @@ impl RingWriter {
 
     /// Deletes the oldest ring files while the store is over its budget or the file system is
     /// nearly full. The current file stays; so do files a pending window needs, unless the disk
-    /// itself is full (`disk_full`: a write has just failed for lack of space).
-    fn make_room(&mut self, disk_full: bool) {
+    /// itself is full (`disk_full`: a write has just failed for lack of space). `incoming`: bytes
+    /// about to be written.
+    fn make_room(&mut self, disk_full: bool, incoming: u64) {
         let others = self.others();
         let mut ring = self.ring_bytes();
         let (mut avail, total) = fs_space(&self.s.store_dir);
         let reserve = (total / 20).min(RESERVE_MAX);
         let keep = usize::from(self.cur.is_some());
-        while self.files.len() > keep && (others + ring > self.s.budget || avail < reserve || disk_full) {
+        while self.files.len() > keep
+            && (others + ring + incoming > self.s.budget || avail < reserve + incoming || disk_full)
+        {
             let oldest = &self.files[0];
             let pinned = self.pending.iter().any(|w| w.from_us.saturating_mul(1000) <= oldest.last_ns);
             if pinned && !disk_full && avail >= reserve {
@@ -529,7 +561,7 @@ impl RingWriter {
                 self.conn = None;
             }
         }
-        self.make_room(false);
+        self.make_room(false, 0);
         self.cut_ready();
         if self.last_disk_check.is_none_or(|t| t.elapsed() >= Duration::from_secs(10)) {
             self.last_disk_check = Some(Instant::now());
@@ -593,7 +625,8 @@ impl RingWriter {
         let evidence_now = self.stats.evidence_bytes.load(Ordering::Relaxed);
         if evidence_now > self.s.budget / 2 || others > self.s.budget {
             let note = "not kept: evidence already uses half of disk_budget; delete old evidence on the captures page";
-            self.db()?.execute("UPDATE evidence SET state = 'skipped', note = ?2 WHERE id = ?1", params![w.id, note])?;
+            self.db()?
+                .execute("UPDATE evidence SET state = 'skipped', note = ?2 WHERE id = ?1", params![w.id, note])?;
             tracing::warn!("evidence window {}: {note}", w.id);
             self.pending.retain(|p| p.id != w.id);
             return Ok(());
@@ -777,7 +810,9 @@ fn redact_blocks(link: u16, buf: &mut [u8]) {
 
 fn dir_bytes(p: &Path) -> u64 {
     std::fs::read_dir(p)
-        .map(|rd| rd.filter_map(|e| e.ok()).filter_map(|e| e.metadata().ok()).filter(|m| m.is_file()).map(|m| m.len()).sum())
+        .map(|rd| {
+            rd.filter_map(|e| e.ok()).filter_map(|e| e.metadata().ok()).filter(|m| m.is_file()).map(|m| m.len()).sum()
+        })
         .unwrap_or(0)
 }
 
@@ -841,11 +876,33 @@ mod tests {
         let mut f = Vec::new();
         f.extend_from_slice(&[0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 0x08, 0x00]);
         let total = 20 + 20 + payload.len();
-        f.extend_from_slice(&[0x45, 0, (total >> 8) as u8, total as u8, 0, 0, 0x40, 0, 64, 6, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2]);
+        f.extend_from_slice(&[
+            0x45,
+            0,
+            (total >> 8) as u8,
+            total as u8,
+            0,
+            0,
+            0x40,
+            0,
+            64,
+            6,
+            0,
+            0,
+            10,
+            0,
+            0,
+            1,
+            10,
+            0,
+            0,
+            2,
+        ]);
         f.extend_from_slice(&[0xc0, 0x00, 0, 110, 0, 0, 0, 1, 0, 0, 0, 1, 0x50, 0x18, 0xff, 0xff, 0, 0, 0, 0]);
         f.extend_from_slice(payload);
         let mut buf = Vec::new();
-        let pkt = RawPacket { frame: 1, ts: Ts(1), orig_len: f.len() as u32, link: LinkType(1), interface: 0, data: &f };
+        let pkt =
+            RawPacket { frame: 1, ts: Ts(1), orig_len: f.len() as u32, link: LinkType(1), interface: 0, data: &f };
         write::packet_block(&mut buf, 0, pkt.ts, pkt.orig_len, pkt.data);
         let len = buf.len();
         redact_blocks(1, &mut buf);
