@@ -447,7 +447,19 @@ impl RingWriter {
     fn open_file(&mut self, link: u16, first_ns: i64) -> anyhow::Result<()> {
         self.cur = None;
         // Room for the whole new file, so the ring stays within the budget as it grows.
-        self.make_room(false, self.file_size());
+        let size = self.file_size();
+        self.make_room(false, size);
+        // Short of space even with its old files gone: the ring stops, and the rest of the disk
+        // stays for the database, which matters more.
+        let (avail, total) = fs_space(&self.s.store_dir);
+        let reserve = (total / 20).min(RESERVE_MAX);
+        if avail < reserve + size {
+            anyhow::bail!(
+                "no room for a ring file: {} free, the ring leaves {} to the database",
+                crate::units::format_size(avail),
+                crate::units::format_size(reserve)
+            );
+        }
         let dir = self.s.ring_dir();
         std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
         let seq = self.next_seq;
