@@ -384,6 +384,11 @@ impl RingWriter {
         // the restart (their rows stay).
         self.cur = None;
         self.publish();
+        tracing::info!(
+            "pcap ring: {} frames kept, {} left out (disk too slow, full or gone)",
+            self.stats.frames_written.load(Ordering::Relaxed),
+            self.stats.frames_lost.load(Ordering::Relaxed)
+        );
     }
 
     fn write_chunk(&mut self, c: &mut Chunk) {
