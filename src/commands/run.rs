@@ -300,7 +300,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<Outcome> {
     };
 
     if let Some(replay) = &args.replay {
-        let sink = SqliteSink::start_opts(&db, Backpressure::Block, mail_on, evidence_window)?;
+        let sink = SqliteSink::start_opts(&db, Backpressure::Block, mail_on, evidence_window, true)?;
         let mut ring = start_ring()?.map(|r| r.blocking());
         let web = dashboard(&sink.health)?;
         let threads = background(&bg_stop);
@@ -366,7 +366,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<Outcome> {
 
     let mut src = LiveSource::open(&cfg.capture).context("starting live capture")?;
     tracing::info!("capturing on {} (link type {})", cfg.capture.interface, src.link_type().name());
-    let sink = SqliteSink::start_opts(&db, Backpressure::Drop, mail_on, evidence_window)?;
+    let sink = SqliteSink::start_opts(&db, Backpressure::Drop, mail_on, evidence_window, true)?;
     let mut ring = start_ring()?;
     let web = dashboard(&sink.health)?;
     let threads = background(&bg_stop);

@@ -3,8 +3,10 @@
 //! The pipeline never touches the database: [`SqliteSink`] buffers [`StoreEvent`]s and hands
 //! them in batches (at most [`BATCH_MAX`] events or one second old) over a bounded channel to the
 //! writer thread, which writes each batch in one transaction. SD cards and USB sticks wear with
-//! every write, so batching is the point, not an optimisation. The database runs in WAL mode with
-//! `synchronous=NORMAL`: a power cut loses at most the last batch and never corrupts the file.
+//! every write, so batching is the point, not an optimisation. The database runs in WAL mode and
+//! never corrupts on a crash. The daemon syncs each batch (`synchronous=FULL`: one fsync a
+//! second at most), so a power cut loses at most the last second; `analyze` leaves it to the
+//! kernel (`NORMAL`).
 //!
 //! Counters are upserted (`+=`): a minute that appears twice (time running backwards in a merged
 //! capture, or two files of one day) adds up instead of overwriting.
@@ -68,6 +70,17 @@ pub fn open(path: &Path) -> anyhow::Result<Connection> {
     // not fill up behind a lock) and its health current while another connection writes.
     conn.busy_timeout(Duration::from_millis(250))?;
     Ok(conn)
+}
+
+/// [`open`], and with `durable` every commit synced to disk before it returns: in WAL mode
+/// `synchronous=NORMAL` syncs only at checkpoints, so a power cut could take back minutes of
+/// commits; `FULL` costs one fsync per batch (at most about one a second in the daemon).
+fn open_durable(path: &Path, durable: bool) -> anyhow::Result<Connection> {
+    let c = open(path)?;
+    if durable {
+        c.pragma_update(None, "synchronous", "FULL")?;
+    }
+    Ok(c)
 }
 
 /// Whether a full queue blocks the pipeline (files: lose nothing) or drops the batch and counts
@@ -138,22 +151,25 @@ impl SqliteSink {
     /// `outbox`: whether mailed alerts are queued for the mailer. Without a `[mail]` section
     /// nothing would ever send (and delete) them, so alerts are stored without outbox rows.
     pub fn start_with(path: &Path, mode: Backpressure, outbox: bool) -> anyhow::Result<SqliteSink> {
-        Self::start_opts(path, mode, outbox, None)
+        Self::start_opts(path, mode, outbox, None, false)
     }
 
     /// [`start_with`](Self::start_with); `evidence_window` (µs before and after): each new
-    /// alert about the traffic gets an evidence window for the pcap ring to cut.
+    /// alert about the traffic gets an evidence window for the pcap ring to cut. `durable`: each
+    /// batch is on disk when its transaction ends (`synchronous=FULL`, one fsync a second), so a
+    /// power cut loses at most the last second; without it (files) the kernel decides when.
     pub fn start_opts(
         path: &Path,
         mode: Backpressure,
         outbox: bool,
         evidence_window: Option<(i64, i64)>,
+        durable: bool,
     ) -> anyhow::Result<SqliteSink> {
         // A database that cannot be opened for a passing reason (a full disk, a medium that is
         // not there yet) is opened by the writer later, with the same retries as its writes:
         // capture and analysis start anyway. Anything else (a schema from a newer version, a
         // file that is no database) stops here.
-        let conn = match open(path) {
+        let conn = match open_durable(path, durable) {
             Ok(c) => Some(c),
             Err(e) if is_transient(&e) => {
                 tracing::error!("store not opened yet, retrying in the writer: {e:#}");
@@ -167,7 +183,7 @@ impl SqliteSink {
         let h = Arc::clone(&health);
         let writer = std::thread::Builder::new()
             .name("store-writer".into())
-            .spawn(move || Writer::new(path, conn, mode, h, outbox, evidence_window).run(rx))
+            .spawn(move || Writer::new(path, conn, mode, h, outbox, evidence_window, durable).run(rx))
             .context("starting the store writer thread")?;
         Ok(SqliteSink {
             tx: Some(tx),
@@ -291,6 +307,7 @@ struct Writer {
     last_health_log: Option<Instant>,
     outbox: bool,
     evidence_window: Option<(i64, i64)>,
+    durable: bool,
 }
 
 impl Writer {
@@ -301,10 +318,12 @@ impl Writer {
         health: Arc<StoreHealth>,
         outbox: bool,
         evidence_window: Option<(i64, i64)>,
+        durable: bool,
     ) -> Writer {
         Writer {
             outbox,
             evidence_window,
+            durable,
             path,
             conn,
             mode,
@@ -400,7 +419,7 @@ impl Writer {
         self.health.writing_since_us.store(wall_us(), Ordering::Relaxed);
         let written = match &mut self.conn {
             Some(c) => write_batch(c, batch, self.outbox, self.evidence_window),
-            None => match open(&self.path) {
+            None => match open_durable(&self.path, self.durable) {
                 Ok(mut c) => {
                     tracing::info!("store opened: {}", self.path.display());
                     let r = write_batch(&mut c, batch, self.outbox, self.evidence_window);
