@@ -41,6 +41,12 @@ ip -n $P-box link set ${P}c up
 ip -n $P-tx link set ${P}t up
 ip netns exec $P-box target/release/mirrorwatch prepare-port --interface ${P}c >/dev/null
 
+# Sends the trace at $1 packets/s; prints the rate tcpreplay reached.
+send() {
+    ip netns exec $P-tx tcpreplay -q -i ${P}t --pps="$1" "$work/trace.pcap" 2>&1 |
+        sed -n 's/.*Rated: [0-9.]* Bps, [0-9.]* Mbps, \([0-9.]*\) pps.*/\1/p' | head -1
+}
+
 printf '%-12s %8s %9s %9s %9s %12s %s\n' tool rate/s sent got dropped "sent at/s" "pcap ring"
 for rate in $rates; do
     # mirrorwatch: a fresh store each time; drops are what the daemon stored per minute.
@@ -51,8 +57,7 @@ for rate in $rates; do
     daemon=$!
     until grep -q "capturing on" "$work/mw.log"; do sleep 0.1; done
     sleep 1
-    out=$(ip netns exec $P-tx tcpreplay -q -i ${P}t --pps="$rate" "$work/trace.pcap" 2>&1)
-    actual=$(sed -n 's/.*Rated: [0-9.]* Bps, [0-9.]* Mbps, \([0-9.]*\) pps.*/\1/p' <<<"$out" | head -1)
+    actual=$(send "$rate")
     sleep 3
     kill -TERM $daemon; wait $daemon || true; daemon=
     read -r got dropped < <(sqlite3 -separator ' ' "$work/store/mirrorwatch.db" \
@@ -65,8 +70,7 @@ for rate in $rates; do
     td=$!
     until grep -q "listening on" "$work/td.log"; do sleep 0.1; done
     sleep 1
-    out=$(ip netns exec $P-tx tcpreplay -q -i ${P}t --pps="$rate" "$work/trace.pcap" 2>&1)
-    actual=$(sed -n 's/.*Rated: [0-9.]* Bps, [0-9.]* Mbps, \([0-9.]*\) pps.*/\1/p' <<<"$out" | head -1)
+    actual=$(send "$rate")
     sleep 2
     kill -INT $td; wait $td || true
     got=$(sed -n 's/^\([0-9]*\) packets captured.*/\1/p' "$work/td.log")

@@ -6,32 +6,13 @@
 
 mod common;
 
-use base64::Engine;
 use mirrorwatch::capture::file::FileSource;
 use mirrorwatch::capture::{LinkType, PacketSource, RawPacket};
 use mirrorwatch::decode::{decode, Transport};
 use mirrorwatch::rules::alerts::Evidence;
 
-const USERS_PASSWORDS: &[(&str, &str)] = &[
-    ("alice", "wonderland"),
-    ("alice", "mistyped"),
-    ("bob", "builder"),
-    ("bob", "nobuilder"),
-    ("carol", "guess"),
-    ("carol", "letmein"),
-    ("alice", "wrongpass"),
-];
-
 fn secrets() -> Vec<Vec<u8>> {
-    let b64 = |s: &[u8]| base64::engine::general_purpose::STANDARD.encode(s).into_bytes();
-    let mut v = Vec::new();
-    for (u, p) in USERS_PASSWORDS {
-        v.push(p.as_bytes().to_vec());
-        v.push(b64(p.as_bytes()));
-        v.push(b64(format!("{u}:{p}").as_bytes()));
-        v.push(b64(format!("\0{u}\0{p}").as_bytes()));
-    }
-    v
+    common::lab_secrets()
 }
 
 fn frames(file: &str) -> Vec<Evidence> {

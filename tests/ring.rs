@@ -14,28 +14,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use base64::Engine;
-
-const PASSWORDS: &[(&str, &str)] = &[
-    ("alice", "wonderland"),
-    ("alice", "mistyped"),
-    ("bob", "builder"),
-    ("bob", "nobuilder"),
-    ("carol", "guess"),
-    ("carol", "letmein"),
-    ("alice", "wrongpass"),
-];
-
 fn secrets() -> Vec<Vec<u8>> {
-    let b64 = |s: &[u8]| base64::engine::general_purpose::STANDARD.encode(s).into_bytes();
-    let mut v = Vec::new();
-    for (u, p) in PASSWORDS {
-        v.push(p.as_bytes().to_vec());
-        v.push(b64(p.as_bytes()));
-        v.push(b64(format!("{u}:{p}").as_bytes()));
-        v.push(b64(format!("\0{u}\0{p}").as_bytes()));
-    }
-    v
+    common::lab_secrets()
 }
 
 fn contains(hay: &[u8], needle: &[u8]) -> bool {

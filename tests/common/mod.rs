@@ -140,3 +140,29 @@ pub fn our_streams(file: &Path) -> BTreeMap<u64, u64> {
     }
     m
 }
+
+/// The passwords of the lab login captures (tests/lab), by user.
+pub const LAB_PASSWORDS: &[(&str, &str)] = &[
+    ("alice", "wonderland"),
+    ("alice", "mistyped"),
+    ("bob", "builder"),
+    ("bob", "nobuilder"),
+    ("carol", "guess"),
+    ("carol", "letmein"),
+    ("alice", "wrongpass"),
+];
+
+/// Every form a lab password can take on the wire: plain, base64, base64 of `user:password`
+/// (HTTP Basic) and of SASL PLAIN's `\0user\0password`.
+pub fn lab_secrets() -> Vec<Vec<u8>> {
+    use base64::Engine;
+    let b64 = |s: &[u8]| base64::engine::general_purpose::STANDARD.encode(s).into_bytes();
+    let mut v = Vec::new();
+    for (u, p) in LAB_PASSWORDS {
+        v.push(p.as_bytes().to_vec());
+        v.push(b64(p.as_bytes()));
+        v.push(b64(format!("{u}:{p}").as_bytes()));
+        v.push(b64(format!("\0{u}\0{p}").as_bytes()));
+    }
+    v
+}
