@@ -245,7 +245,12 @@ pub fn run(args: RunArgs) -> anyhow::Result<Outcome> {
     let mut rules = RuleWatch::new(rules_dir.clone(), Arc::clone(&live));
     let session_lifetime = cfg.web.session_lifetime()?;
     // Configuration mistakes stop the daemon before it starts capturing.
-    let plan = crate::jobs::schedule(&cfg.jobs)?;
+    let mut plan = crate::jobs::schedule(&cfg.jobs)?;
+    // The ring watches the disk every 10 s (and records a shortage the full disk kept it from
+    // recording); the cron watchdog is for a daemon without a ring.
+    if ring_settings.is_some() {
+        plan.retain(|(j, _)| *j != crate::jobs::Job::Disk);
+    }
     let mail_on = crate::mail::enabled(&cfg.mail);
     let mailer = match mail_on {
         true => Some(crate::mail::Mailer::new(&cfg.mail, &db)?),

@@ -237,10 +237,7 @@ impl Ring {
     /// Writes what is buffered and stops the writer.
     pub fn finish(mut self) {
         self.flush();
-        self.tx = None;
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
+        // Drop closes the channel and joins the writer.
     }
 }
 
@@ -265,6 +262,8 @@ struct RingFile {
 struct Current {
     file: File,
     link: u16,
+    /// Size at which this file is closed (fixed when it was opened).
+    limit: u64,
 }
 
 /// An evidence window waiting to be cut (a row of the `evidence` table).
@@ -336,8 +335,9 @@ impl RingWriter {
             let first = FileSource::open(&path).ok().and_then(|mut f| f.next_packet().ok().flatten().map(|p| p.ts.0));
             match first {
                 Some(first_ns) => {
+                    // A file of an earlier run ends where the next one begins.
                     if let Some(prev) = self.files.back_mut() {
-                        prev.last_ns = prev.last_ns.max(first_ns);
+                        prev.last_ns = first_ns;
                     }
                     self.files.push_back(RingFile { path, first_ns, last_ns: i64::MAX, bytes });
                 }
@@ -392,11 +392,11 @@ impl RingWriter {
     }
 
     fn write_chunk(&mut self, c: &mut Chunk) {
-        redact_blocks(c.link, &mut c.buf);
         if self.retry_at.is_some_and(|t| Instant::now() < t) {
             self.stats.frames_lost.fetch_add(c.frames as u64, Ordering::Relaxed);
             return;
         }
+        redact_blocks(c.link, &mut c.buf);
         match self.append(c) {
             Ok(()) => {
                 if self.retry_at.take().is_some() {
@@ -429,8 +429,8 @@ impl RingWriter {
 
     fn append(&mut self, c: &Chunk) -> anyhow::Result<()> {
         let len = c.buf.len() as u64;
-        let full = self.files.back().is_some_and(|f| f.bytes + len > self.file_size());
-        if self.cur.as_ref().is_none_or(|cur| cur.link != c.link) || full {
+        let full = |cur: &Current| self.files.back().is_some_and(|f| f.bytes + len > cur.limit);
+        if self.cur.as_ref().is_none_or(|cur| cur.link != c.link || full(cur)) {
             self.open_file(c.link, c.oldest_ns)?;
         }
         let cur = self.cur.as_mut().expect("opened");
@@ -457,7 +457,7 @@ impl RingWriter {
         // Short of space even with its old files gone: the ring stops, and the rest of the disk
         // stays for the database, which matters more.
         let (avail, total) = fs_space(&self.s.store_dir);
-        let reserve = (total / 20).min(RESERVE_MAX);
+        let reserve = reserve(total);
         if avail < reserve + size {
             anyhow::bail!(
                 "no room for a ring file: {} free, the ring leaves {} to the database",
@@ -485,7 +485,7 @@ impl RingWriter {
         }
         self.next_seq += 1;
         self.files.push_back(RingFile { path, first_ns, last_ns: first_ns, bytes: head.len() as u64 });
-        self.cur = Some(Current { file, link });
+        self.cur = Some(Current { file, link, limit: size });
         Ok(())
     }
 
@@ -523,7 +523,7 @@ impl RingWriter {
         let others = self.others();
         let mut ring = self.ring_bytes();
         let (mut avail, total) = fs_space(&self.s.store_dir);
-        let reserve = (total / 20).min(RESERVE_MAX);
+        let reserve = reserve(total);
         let keep = usize::from(self.cur.is_some());
         while self.files.len() > keep
             && (others + ring + incoming > self.s.budget || avail < reserve + incoming || disk_full)
@@ -628,7 +628,6 @@ impl RingWriter {
                 self.attempts.remove(&w.id);
             }
         }
-        self.pending.retain(|w| !self.attempts.contains_key(&w.id) || self.attempts[&w.id] < 3);
     }
 
     /// Copies the frames of one window from the ring into its evidence file. At most
@@ -747,6 +746,11 @@ impl RingWriter {
             self.conn = None;
         }
     }
+}
+
+/// Free space the ring leaves to the database on a file system of `total` bytes.
+fn reserve(total: u64) -> u64 {
+    (total / 20).min(RESERVE_MAX)
 }
 
 /// Whether the store is short of disk: under 5 % of the file system free (counting what the
@@ -934,6 +938,35 @@ mod tests {
         write::packet_block(&mut buf, 0, Ts(1), 4, &[1, 2, 3, 4]);
         buf.truncate(buf.len() - 3);
         redact_blocks(1, &mut buf); // no panic, nothing read past the end
+    }
+
+    #[test]
+    fn files_of_an_earlier_run_end_where_the_next_begins() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("ring")).unwrap();
+        for (seq, t) in [(3u64, 1_000i64), (4, 5_000)] {
+            let path = dir.path().join("ring").join(format!("ring-{seq:08}-20260101T000000Z.pcapng"));
+            let mut w = write::Writer::new(File::create(path).unwrap(), false).unwrap();
+            w.write(1, Ts(t), 4, &[1, 2, 3, 4]).unwrap();
+            w.write(1, Ts(t + 100), 4, &[1, 2, 3, 4]).unwrap();
+        }
+        let s = RingSettings {
+            store_dir: dir.path().to_path_buf(),
+            db: dir.path().join("m.db"),
+            budget: 1 << 30,
+            file_size: 1 << 20,
+            buffer: 1 << 20,
+            evidence_max: 1 << 20,
+            rules_dir: dir.path().to_path_buf(),
+        };
+        let (free, _rx) = sync_channel(1);
+        let mut w = RingWriter::new(s, Arc::new(RingStats::default()), free);
+        w.scan();
+        let spans: Vec<(i64, i64)> = w.files.iter().map(|f| (f.first_ns, f.last_ns)).collect();
+        assert_eq!(spans[0], (1_000, 5_000));
+        assert_eq!(spans[1].0, 5_000);
+        assert!(spans[1].1 < i64::MAX, "the newest ends by now at the latest");
+        assert_eq!(w.next_seq, 5, "new files continue the numbering");
     }
 
     #[test]
