@@ -4,6 +4,7 @@
 #   tshark               the oracle of the differential tests
 #   tcpdump nftables iproute2 ethtool curl python3 iputils-ping
 #                        lab captures and the live-capture test (network namespaces)
+#   postgresql           the real database whose deadlock the live end-to-end test catches
 #   sqlite3              inspecting the database by hand
 #   python3-aiosmtpd openssl
 #                        the real SMTP server (STARTTLS, AUTH) of the mail tests
@@ -13,7 +14,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 pkgs=(libpcap-dev tshark tcpdump nftables iproute2 ethtool curl python3 sqlite3 pkg-config python3-aiosmtpd openssl
-      chromium fonts-ipafont-gothic iputils-ping)
+      chromium fonts-ipafont-gothic iputils-ping postgresql)
 # Node.js from Debian unless one is installed already (the test needs node and npm, any LTS).
 command -v node >/dev/null && command -v npm >/dev/null || pkgs+=(nodejs npm)
 missing=()

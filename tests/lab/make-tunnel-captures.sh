@@ -21,36 +21,6 @@ work=$(mktemp -d)
 trap 'lab_down $P; rm -rf "$work"' EXIT
 mkdir -p "$work/www"
 head -c 200000 /dev/urandom > "$work/www/big.bin"
-cat > "$work/mirror.py" <<'PY'
-# mirror.py IFACE COLLECTOR KIND: every frame seen on IFACE, sent to COLLECTOR in GRE.
-import socket, struct, sys
-iface, collector, kind = sys.argv[1], sys.argv[2], sys.argv[3]
-rx = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(3))
-rx.bind((iface, 0))
-tx = socket.socket(socket.AF_INET, socket.SOCK_RAW, 47)
-seq = 0
-while True:
-    frame, addr = rx.recvfrom(65535)
-    seq += 1
-    if kind == "erspan2":
-        # GRE with the sequence bit, protocol 0x88be; ERSPAN II: ver 1, VLAN 0, session 123.
-        hdr = struct.pack("!HHI", 0x1000, 0x88BE, seq) + struct.pack("!HHI", 0x1000, 123, 0)
-    elif kind == "erspan3":
-        # GRE with the sequence bit, protocol 0x22eb; ERSPAN III: ver 2, session 77, timestamp,
-        # SGT 0, hardware id 7, ingress, no platform subheader.
-        hdr = struct.pack("!HHI", 0x1000, 0x22EB, seq) + struct.pack("!HHIHH", 0x2000, 77, seq * 1000, 0, 7 << 4)
-    elif kind == "gretap":
-        hdr = struct.pack("!HH", 0x0000, 0x6558)
-    else:  # gre-ip: the IP packet (without Ethernet) in GRE with key 42
-        if frame[12:14] != b"\x08\x00":
-            continue
-        frame = frame[14:]
-        hdr = struct.pack("!HHI", 0x2000, 0x0800, 42)
-    try:
-        tx.sendto(hdr + frame, (collector, 0))
-    except OSError:
-        pass
-PY
 
 downloads='for i in 1 2 3; do curl -s -m 30 -o /dev/null "http://$1:8080/big.bin"; done'
 
@@ -62,7 +32,7 @@ capture_mirror() { # name kind
     # Room for a full frame in the tunnel on the way to the collector, as on a mirror uplink.
     ip -n $P-rtr link set $P-r0 mtu 9000; ip -n $P-cli link set $P-c0 mtu 9000
     # The mirror session: the server port's frames, to a collector on the client side.
-    ip netns exec $P-rtr python3 "$work/mirror.py" "$P-r1" 10.77.1.10 "$kind" &
+    ip netns exec $P-rtr python3 "$here/mirror.py" "$P-r1" 10.77.1.10 "$kind" &
     sleep 1
     ip netns exec $P-cli tcpdump -q -s 1600 -U -i "$P-c0" -w "$work/$name.pcap" "ip proto 47" 2>/dev/null &
     local td=$!
