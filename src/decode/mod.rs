@@ -215,6 +215,9 @@ pub struct Decoded<'a> {
     pub vxlan_vni: Option<u32>,
     pub pppoe_session: Option<u16>,
     pub mpls_label: Option<u32>,
+    /// Where the MPLS label stack is in `data`, and how many entries it has (filters see
+    /// every label, as Wireshark's `mpls.label` does).
+    pub mpls_stack: (u16, u8),
     pub gre_proto: Option<u16>,
 }
 
@@ -302,6 +305,7 @@ pub fn decode<'a>(pkt: &RawPacket<'a>) -> Decoded<'a> {
         vxlan_vni: None,
         pppoe_session: None,
         mpls_label: None,
+        mpls_stack: (0, 0),
         gre_proto: None,
     };
     let Some((net_type, off)) = link::decode_link(&mut d, pkt.data) else {
@@ -332,6 +336,8 @@ fn decode_net<'a>(d: &mut Decoded<'a>, ty: u16, b: &'a [u8], off: usize) {
         }
         ETHERTYPE_MPLS | ETHERTYPE_MPLS_MCAST => {
             d.encap |= ENCAP_MPLS;
+            // Offset in the frame (a stack inside a tunnel's frame counts from the outer start).
+            let at = (rest.as_ptr() as usize).wrapping_sub(d.data.as_ptr() as usize);
             let mut i = 0;
             loop {
                 if rest.len() < i + 4 {
@@ -342,6 +348,7 @@ fn decode_net<'a>(d: &mut Decoded<'a>, ty: u16, b: &'a [u8], off: usize) {
                     d.mpls_label = Some(e >> 12);
                 }
                 i += 4;
+                d.mpls_stack = (u16::try_from(at).unwrap_or(0), (i / 4) as u8);
                 if e & 0x100 != 0 {
                     break;
                 }

@@ -198,6 +198,7 @@ fn mpls_label_stack_then_ip_or_a_counted_pseudowire() {
     let m = reencapsulate(&f, ETHERTYPE_MPLS, &labels);
     let d = dec(LinkType::ETHERNET, &m);
     assert_eq!((d.encap, d.mpls_label), (ENCAP_MPLS, Some(100)));
+    assert_eq!(d.mpls_stack, (14, 2), "both labels, after the Ethernet header");
     assert_eq!(d.ip.map(|i| i.src.to_string()).as_deref(), Some("10.0.0.1"));
     assert!(d.tcp().is_some());
     // A pseudowire control word (0) after the stack is not opened, and says so.

@@ -281,6 +281,7 @@ pub static FIELDS: &[FieldDef] = &[
             o.push(1, Val::Bytes(&[]))
         }
     }),
+    // Wireshark puts a PPPoE session under `pppoes` (its header fields are `pppoe.*`).
     f("pppoes", FType::Proto, |c, o| {
         if c.d.encap & crate::decode::ENCAP_PPPOES != 0 {
             o.push(1, Val::Bytes(&[]))
@@ -301,14 +302,17 @@ pub static FIELDS: &[FieldDef] = &[
             o.push(1, Val::U(v as u64))
         }
     }),
-    f("pppoes.session_id", FType::UInt, |c, o| {
+    f("pppoe.session_id", FType::UInt, |c, o| {
         if let Some(v) = c.d.pppoe_session {
             o.push(1, Val::U(v as u64))
         }
     }),
     f("mpls.label", FType::UInt, |c, o| {
-        if let Some(v) = c.d.mpls_label {
-            o.push(1, Val::U(v as u64))
+        let (at, n) = c.d.mpls_stack;
+        for i in 0..n as usize {
+            if let Some(e) = c.d.data.get(at as usize + 4 * i..at as usize + 4 * i + 4) {
+                o.push(i as u8 + 1, Val::U((u32::from_be_bytes([e[0], e[1], e[2], e[3]]) >> 12) as u64))
+            }
         }
     }),
     f("icmpv6", FType::Proto, |c, o| {

@@ -69,6 +69,10 @@ pub fn tshark_fields(file: &Path, filter: Option<&str>, fields: &[&str]) -> Vec<
         cmd.args(["-e", f]);
     }
     let out = cmd.output().expect("running tshark");
+    // A filter tshark refuses (a field Wireshark does not have) prints nothing: that must fail
+    // the comparison, not read as "no frame matches".
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success() || err.contains("appears to"), "tshark -r {} -Y {filter:?}: {err}", file.display());
     String::from_utf8_lossy(&out.stdout).lines().map(|l| l.split('\t').map(str::to_owned).collect()).collect()
 }
 
