@@ -1,5 +1,6 @@
 //! Tunnelled traffic against the oracle: HTTP downloads through 3 % loss, captured inside a
-//! VXLAN overlay, ERSPAN type II and III and GRE mirror sessions, and plain GRE
+//! VXLAN overlay, ERSPAN type II and III and GRE mirror sessions, plain GRE, and as a WAN port
+//! carries them: in a PPPoE session (untagged, VLAN, QinQ) and under MPLS labels
 //! (tests/lab/make-tunnel-captures.sh). The inner frames are analysed as if captured directly,
 //! the outer headers stay visible to filters: for every expression, the frame numbers must be
 //! the ones `tshark -Y` gives.
@@ -48,6 +49,13 @@ const EXPRESSIONS: &[&str] = &[
     "gre.proto == 0x6558",
     "gre.proto == 0x0800",
     "icmpv6",
+    "pppoes",
+    "pppoe.session_id == 0x1234",
+    "vlan",
+    "vlan.id == 10",
+    "mpls",
+    "mpls.label == 100",
+    "mpls.label == 200",
     "http.request.method == \"GET\"",
     "frame contains \"HTTP/1.0 200\"",
 ];
@@ -55,10 +63,10 @@ const EXPRESSIONS: &[&str] = &[
 #[test]
 fn tunnelled_frames_match_tshark() {
     if !common::have_tshark() {
-        return;
+        return common::skip_or_fail("tshark is not installed");
     }
     let files = common::captures_in(&tunnel_dir());
-    assert_eq!(files.len(), 5, "{files:?}");
+    assert_eq!(files.len(), 9, "{files:?}");
     let mut compared = 0;
     for f in &files {
         for e in EXPRESSIONS {
@@ -78,7 +86,7 @@ fn tunnels_are_opened_not_counted_as_stopped() {
         let o = Command::new(env!("CARGO_BIN_EXE_mirrorwatch")).arg("analyze").arg(&f).arg("--json").output().unwrap();
         let j: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
         let stops = &j["capture"]["stopped_layers"];
-        for layer in ["gre", "vxlan"] {
+        for layer in ["gre", "vxlan", "pppoe", "mpls"] {
             assert!(
                 stops.as_object().is_none_or(|m| !m.keys().any(|k| k.starts_with(layer))),
                 "{}: {stops}",

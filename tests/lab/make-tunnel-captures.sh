@@ -6,10 +6,14 @@
 #   lab-tunnel-erspan2/3    an ERSPAN type II / III mirror session of the server port
 #   lab-tunnel-gretap       a GRE transparent-Ethernet-bridging mirror session (0x6558)
 #   lab-tunnel-gre-ip       IP packets in plain GRE with a key (0x0800)
-# This kernel has vxlan but no gre/erspan devices, so the mirror sessions are made by a small
-# sender (mirror.py) that sniffs the server port with AF_PACKET and sends each frame to the
-# collector in the tunnel's headers over a raw IP socket (protocol 47), as a switch's mirror
-# session would; tcpdump captures what arrives. tshark (tests/tshark_tunnels.rs) is the oracle.
+#   lab-wan-pppoe[-vlan|-qinq]  the server port's IP packets in a PPPoE session (untagged, in
+#                           VLAN 10, in QinQ 100/10), as a WAN port carries them
+#   lab-wan-mpls            the same under two MPLS labels (100, 200)
+# This kernel has vxlan but no gre/erspan devices, no PPP and no MPLS forwarding, so the mirror
+# sessions are made by a small sender (mirror.py) that sniffs the server port with AF_PACKET
+# and sends each frame to the collector in the tunnel's headers over a raw IP socket (protocol
+# 47), as a switch's mirror session would, and the WAN encapsulations by the same sender
+# wrapping each IP packet and sending it on a veth; tcpdump captures what arrives. tshark (tests/tshark_tunnels.rs) is the oracle.
 # Needs root, iproute2, nftables, tcpdump, editcap, curl, python3.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -32,9 +36,32 @@ capture_mirror() { # name kind
     # Room for a full frame in the tunnel on the way to the collector, as on a mirror uplink.
     ip -n $P-rtr link set $P-r0 mtu 9000; ip -n $P-cli link set $P-c0 mtu 9000
     # The mirror session: the server port's frames, to a collector on the client side.
-    ip netns exec $P-rtr python3 "$here/mirror.py" "$P-r1" 10.77.1.10 "$kind" &
+    ip netns exec $P-rtr python3 "$here/mirror.py" "$P-r1" 10.77.1.10 "$kind" >/dev/null &
     sleep 1
     ip netns exec $P-cli tcpdump -q -s 1600 -U -i "$P-c0" -w "$work/$name.pcap" "ip proto 47" 2>/dev/null &
+    local td=$!
+    sleep 1
+    ip netns exec $P-cli bash -c "$downloads" -- 10.77.2.20 || true
+    sleep 1
+    kill "$td"; wait "$td" 2>/dev/null || true
+    lab_down $P
+    lab_save "$work" "$name" "$out"
+}
+
+capture_wan() { # name kind
+    local name=$1 kind=$2
+    lab_up $P
+    lab_loss $P 3
+    ip netns exec $P-srv python3 -m http.server 8080 --bind 10.77.2.20 --directory "$work/www" >/dev/null 2>&1 &
+    # The WAN link: a veth pair in the router, silent but for what the sender puts on it.
+    ip -n $P-rtr link add $P-w0 type veth peer name $P-w1
+    for i in $P-w0 $P-w1; do
+        ip netns exec $P-rtr sysctl -qw net.ipv6.conf.$i.disable_ipv6=1
+        ip -n $P-rtr link set $i mtu 9000 up
+    done
+    ip netns exec $P-rtr python3 "$here/mirror.py" "$P-r1" "$P-w0" "$kind" >/dev/null &
+    sleep 1
+    ip netns exec $P-rtr tcpdump -q -s 1600 -U -i "$P-w1" -w "$work/$name.pcap" 2>/dev/null &
     local td=$!
     sleep 1
     ip netns exec $P-cli bash -c "$downloads" -- 10.77.2.20 || true
@@ -66,9 +93,9 @@ capture_vxlan() {
     lab_save "$work" "$name" "$out"
 }
 
-capture_vxlan
-capture_mirror lab-tunnel-erspan2 erspan2
-capture_mirror lab-tunnel-erspan3 erspan3
-capture_mirror lab-tunnel-gretap gretap
-capture_mirror lab-tunnel-gre-ip gre-ip
+# ONLY=GLOB (e.g. ONLY='lab-wan-*') makes only the captures whose names match.
+want() { [ -z "${ONLY:-}" ] || [[ $1 == $ONLY ]]; }
+want lab-tunnel-vxlan && capture_vxlan
+for k in erspan2 erspan3 gretap gre-ip; do want lab-tunnel-$k && capture_mirror lab-tunnel-$k $k; done
+for k in pppoe pppoe-vlan pppoe-qinq mpls; do want lab-wan-$k && capture_wan lab-wan-$k $k; done
 ls -la "$out"
