@@ -28,6 +28,9 @@ pub struct MinuteStats {
     /// The part of `drops` the interface or its driver lost (the rest the kernel's capture
     /// buffer: the box did not read fast enough).
     pub if_drops: u64,
+    /// Frames analysed but left out of the pcap ring (the disk too slow, full or gone): not
+    /// part of `drops`, the analysis has them.
+    pub ring_drops: u64,
     pub tcp: TcpCounts,
     /// Retransmissions between two private addresses (the "bad cable" signal).
     pub private_retransmissions: u64,
@@ -51,6 +54,7 @@ impl MinuteStats {
             decode_errors: self.decode_errors - e.decode_errors,
             drops: self.drops - e.drops,
             if_drops: self.if_drops - e.if_drops,
+            ring_drops: self.ring_drops - e.ring_drops,
             tcp: self.tcp.minus(&e.tcp),
             private_retransmissions: self.private_retransmissions - e.private_retransmissions,
             time_jumps: self.time_jumps - e.time_jumps,

@@ -496,21 +496,29 @@ impl<S: Sink> Pipeline<S> {
     }
 
     /// Adds capture drops (live sources) to the current minute: `kernel` lost by the kernel's
-    /// capture buffer (the box read too slowly), `interface` by the interface or its driver.
-    pub fn add_drops(&mut self, now: Ts, kernel: u64, interface: u64) {
+    /// capture buffer (the box read too slowly), `interface` by the interface or its driver;
+    /// `ring`: frames analysed but not kept in the pcap ring (stored apart: analysis has them).
+    pub fn add_drops(&mut self, now: Ts, kernel: u64, interface: u64, ring: u64) {
         let drops = kernel + interface;
-        if drops == 0 {
+        if drops + ring == 0 {
             return;
         }
         let minute = now.minute();
         let m = self.cur.get_or_insert_with(|| MinuteStats { minute, ..Default::default() });
         m.drops += drops;
         m.if_drops += interface;
+        m.ring_drops += ring;
         self.summary.capture.drops += drops;
-        let summary = format!(
-            "the capture lost {drops} frames ({kernel} in the kernel's capture buffer, {interface} at the interface)"
-        );
-        self.box_event("capture.drops", String::new(), now, drops, summary);
+        let summary = match ring {
+            0 => format!(
+                "the capture lost {drops} frames ({kernel} in the kernel's capture buffer, {interface} at the interface)"
+            ),
+            _ => format!(
+                "the capture lost {drops} frames ({kernel} in the kernel's capture buffer, {interface} at the interface); \
+                 {ring} analysed frames were not kept in the pcap ring"
+            ),
+        };
+        self.box_event("capture.drops", String::new(), now, drops + ring, summary);
     }
 
     /// An event about the box itself (`capture.drops`, `store.failing`) for the alerts that
@@ -748,9 +756,9 @@ mod tests {
         let mut p = Pipeline::new(FlowConfig::default(), PipelineConfig::default(), Vec::new());
         p.set_rules(rules);
         let t = |s: i64| Ts::from_secs_nanos(1_700_000_000 + s, 0);
-        p.add_drops(t(0), 50, 10); // 60 in the window: below the threshold
-        p.add_drops(t(1), 50, 0); // 110: fires
-        p.add_drops(t(2), 0, 500); // ongoing: no second notice
+        p.add_drops(t(0), 50, 10, 0); // 60 in the window: below the threshold
+        p.add_drops(t(1), 50, 0, 0); // 110: fires
+        p.add_drops(t(2), 0, 500, 0); // ongoing: no second notice
         p.tick(t(700)); // ten quiet minutes: cleared
         let notices: Vec<(alerts::State, bool)> = p
             .sink

@@ -235,6 +235,18 @@ fn the_ring_stops_on_a_full_disk_resumes_when_freed_and_disk_low_is_raised_and_c
     assert_eq!(state, "cleared");
     assert!(cleared.is_some());
     assert_eq!(conn.query_row("PRAGMA integrity_check", [], |r| r.get::<_, String>(0)).unwrap(), "ok");
+    // The frames the ring could not keep are stored per minute (userland drops), all of those
+    // the ring counted but the last second's.
+    let ring_drops: i64 =
+        conn.query_row("SELECT coalesce(sum(ring_drops), 0) FROM traffic_minute", [], |r| r.get(0)).unwrap();
+    let log_text = std::fs::read_to_string(&log).unwrap();
+    let left_out: i64 = log_text
+        .split("frames kept, ")
+        .nth(1)
+        .and_then(|t| t.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .expect("the ring's last word");
+    assert!(ring_drops > 0 && ring_drops <= left_out, "{ring_drops} stored of {left_out} left out");
     // The newest ring file holds pings captured after the disk was freed, and reads cleanly.
     let mut files: Vec<_> = std::fs::read_dir(&ring_dir).unwrap().filter_map(|e| e.ok()).map(|e| e.path()).collect();
     files.sort();

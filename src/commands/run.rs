@@ -395,7 +395,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<Outcome> {
     let mut health = HealthWatch { last_report: None };
     let mut last_tick = Instant::now();
     let mut last_dropped = 0u64;
-    let (mut last_kernel_drops, mut last_if_drops) = (0u64, 0u64);
+    let (mut last_kernel_drops, mut last_if_drops, mut last_ring_lost) = (0u64, 0u64, 0u64);
     let mut result = Ok(());
     while !stop.load(Ordering::Relaxed) {
         match src.next_packet() {
@@ -415,21 +415,26 @@ pub fn run(args: RunArgs) -> anyhow::Result<Outcome> {
         if last_tick.elapsed() >= Duration::from_secs(1) {
             last_tick = Instant::now();
             let now = crate::time::wall_now();
+            // Frames the ring left out in the last second (userland: the disk did not take them).
+            let ring_lost = ring.as_ref().map_or(0, |r| r.stats.frames_lost.load(Ordering::Relaxed));
+            let ring_new = ring_lost - last_ring_lost;
+            last_ring_lost = ring_lost;
+            let (mut kernel, mut interface) = (0, 0);
             if let Some(d) = src.drops() {
                 // Counters of libpcap: they only grow (a reset would show as no new drops).
-                let kernel = d.dropped.saturating_sub(last_kernel_drops);
-                let interface = d.if_dropped.saturating_sub(last_if_drops);
+                kernel = d.dropped.saturating_sub(last_kernel_drops);
+                interface = d.if_dropped.saturating_sub(last_if_drops);
                 if kernel + interface > 0 {
                     tracing::error!(
                         "capture dropped {} frames in the last second ({kernel} kernel buffer, {interface} interface)",
                         kernel + interface
                     );
-                    p.add_drops(now, kernel, interface);
                     last_kernel_drops = last_kernel_drops.max(d.dropped);
                     last_if_drops = last_if_drops.max(d.if_dropped);
                     last_dropped = last_kernel_drops + last_if_drops;
                 }
             }
+            p.add_drops(now, kernel, interface, ring_new);
             health.check(&mut p, now);
             p.tick(now);
             if let Some(r) = ring.as_mut() {

@@ -133,6 +133,8 @@ pub struct TrafficTotals {
     pub drops: i64,
     /// The part of `drops` lost at the interface (the rest in the kernel's capture buffer).
     pub if_drops: i64,
+    /// Frames analysed but not kept in the pcap ring.
+    pub ring_drops: i64,
     pub retransmissions: i64,
     pub private_retransmissions: i64,
     pub time_jumps: i64,
@@ -142,7 +144,7 @@ pub fn traffic_totals(conn: &Connection, r: Range) -> rusqlite::Result<TrafficTo
     conn.query_row(
         "SELECT coalesce(sum(packets),0), coalesce(sum(bytes),0), coalesce(sum(drops),0),
                 coalesce(sum(retransmissions),0), coalesce(sum(private_retransmissions),0),
-                coalesce(sum(time_jumps),0), coalesce(sum(if_drops),0)
+                coalesce(sum(time_jumps),0), coalesce(sum(if_drops),0), coalesce(sum(ring_drops),0)
            FROM traffic_minute WHERE minute >= ?1 AND minute < ?2",
         [r.from, r.to],
         |row| {
@@ -154,6 +156,7 @@ pub fn traffic_totals(conn: &Connection, r: Range) -> rusqlite::Result<TrafficTo
                 private_retransmissions: row.get(4)?,
                 time_jumps: row.get(5)?,
                 if_drops: row.get(6)?,
+                ring_drops: row.get(7)?,
             })
         },
     )

@@ -558,6 +558,7 @@ fn write_batch(
             "private_retransmissions",
             "time_jumps",
             "if_drops",
+            "ring_drops",
         ]),
     );
     let pair_sql = upsert_sql("tcp_pair_minute", &["minute", "src", "dst"], &with_tcp(&["packets", "bytes"]));
@@ -762,7 +763,7 @@ fn write_batch(
                     }
                 }
                 StoreEvent::Minute(m) => {
-                    let head: [Value; 12] = [
+                    let head: [Value; 13] = [
                         m.minute.into(),
                         (m.packets as i64).into(),
                         (m.bytes as i64).into(),
@@ -775,6 +776,7 @@ fn write_batch(
                         (m.private_retransmissions as i64).into(),
                         (m.time_jumps as i64).into(),
                         (m.if_drops as i64).into(),
+                        (m.ring_drops as i64).into(),
                     ];
                     minute.execute(params_from_iter(head.into_iter().chain(tcp_values(&m.tcp))))?;
                 }

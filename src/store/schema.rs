@@ -147,6 +147,9 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX evidence_pending ON evidence(state) WHERE state = 'pending';
     ALTER TABLE alerts ADD COLUMN evidence_id INTEGER;",
+    // 13: frames analysed but left out of the pcap ring, per minute (userland drops: the
+    // capture has them, the disk did not take them).
+    "ALTER TABLE traffic_minute ADD COLUMN ring_drops INTEGER NOT NULL DEFAULT 0;",
 ];
 
 /// Current schema version.

@@ -226,6 +226,22 @@ pub async fn overview(
         }
         None => format!("<span class=\"good\">{}</span>", E(l.t("store_ok"))),
     };
+    // Where the drops happened: the kernel's buffer or the interface (lost to analysis), and
+    // the frames the pcap ring could not keep (analysed all the same).
+    let mut drops_detail = String::new();
+    if o.totals.drops > 0 {
+        let _ = write!(
+            drops_detail,
+            " · {} {} / {} {}",
+            E(l.t("drops_kernel")),
+            num(o.totals.drops - o.totals.if_drops),
+            E(l.t("drops_interface")),
+            num(o.totals.if_drops)
+        );
+    }
+    if o.totals.ring_drops > 0 {
+        let _ = write!(drops_detail, " · {} {}", E(l.t("ring_lost")), num(o.totals.ring_drops));
+    }
     let ring = match st.live.ring.lock().ok().and_then(|r| r.clone()) {
         None => String::new(),
         Some(r) => {
@@ -288,17 +304,7 @@ pub async fn overview(
         E(l.t("last_value")),
         E(l.t("drops")),
         num(o.totals.drops),
-        if o.totals.drops > 0 {
-            format!(
-                " · {} {} / {} {}",
-                E(l.t("drops_kernel")),
-                num(o.totals.drops - o.totals.if_drops),
-                E(l.t("drops_interface")),
-                num(o.totals.if_drops)
-            )
-        } else {
-            String::new()
-        },
+        drops_detail,
         E(l.t("active_alerts")),
         o.active.len(),
         E(l.t("store")),
