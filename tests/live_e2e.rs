@@ -154,52 +154,52 @@ struct Findings {
     alerts: BTreeSet<(String, String)>,
 }
 
-fn from_api(api: &Api) -> Findings {
-    let ids = api.get("/api/identities?q=");
-    let logins = ids["identities"]
-        .as_array()
+/// (MAC, user) of every identity with a user.
+fn logins(list: &Value) -> BTreeSet<(String, String)> {
+    list.as_array()
         .unwrap()
         .iter()
         .filter(|i| i["user"].as_str().is_some_and(|u| !u.is_empty()))
         .map(|i| (i["mac"].as_str().unwrap_or("").to_string(), i["user"].as_str().unwrap().to_string()))
-        .collect();
-    let mut counts: std::collections::BTreeMap<(String, String), u64> = Default::default();
-    for e in api.get("/api/app-errors?range=24h")["kinds"].as_array().unwrap() {
-        *counts.entry((e["family"].as_str().unwrap().into(), e["code"].as_str().unwrap().into())).or_default() +=
-            e["count"].as_u64().unwrap();
-    }
-    let errors = counts.into_iter().map(|((f, c), n)| (f, c, n)).collect();
-    let r = api.get("/api/retransmissions?range=24h");
-    let retransmissions = r["pairs"].as_array().unwrap().iter().map(|p| p["retransmissions"].as_u64().unwrap()).sum();
-    let alerts = api.get("/api/alerts")["alerts"]
-        .as_array()
+        .collect()
+}
+
+/// (rule, key) of every alert.
+fn rule_keys(list: &Value) -> BTreeSet<(String, String)> {
+    list.as_array()
         .unwrap()
         .iter()
         .map(|a| (a["rule"].as_str().unwrap().to_string(), a["key"].as_str().unwrap().to_string()))
-        .collect();
-    Findings { logins, errors, retransmissions, alerts }
+        .collect()
+}
+
+/// Application errors summed by (family, code), each item counting `count(item)`.
+fn by_code(list: &Value, count: impl Fn(&Value) -> u64) -> BTreeSet<(String, String, u64)> {
+    let mut counts: std::collections::BTreeMap<(String, String), u64> = Default::default();
+    for e in list.as_array().unwrap() {
+        *counts.entry((e["family"].as_str().unwrap().into(), e["code"].as_str().unwrap().into())).or_default() +=
+            count(e);
+    }
+    counts.into_iter().map(|((f, c), n)| (f, c, n)).collect()
+}
+
+fn from_api(api: &Api) -> Findings {
+    let r = api.get("/api/retransmissions?range=24h");
+    Findings {
+        logins: logins(&api.get("/api/identities?q=")["identities"]),
+        errors: by_code(&api.get("/api/app-errors?range=24h")["kinds"], |e| e["count"].as_u64().unwrap()),
+        retransmissions: r["pairs"].as_array().unwrap().iter().map(|p| p["retransmissions"].as_u64().unwrap()).sum(),
+        alerts: rule_keys(&api.get("/api/alerts")["alerts"]),
+    }
 }
 
 fn from_analyze(v: &Value) -> Findings {
-    let logins = v["identities"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|i| i["user"].as_str().is_some_and(|u| !u.is_empty()))
-        .map(|i| (i["mac"].as_str().unwrap_or("").to_string(), i["user"].as_str().unwrap().to_string()))
-        .collect();
-    let mut counts: std::collections::BTreeMap<(String, String), u64> = Default::default();
-    for e in v["app_errors"].as_array().unwrap() {
-        *counts.entry((e["family"].as_str().unwrap().into(), e["code"].as_str().unwrap().into())).or_default() += 1;
+    Findings {
+        logins: logins(&v["identities"]),
+        errors: by_code(&v["app_errors"], |_| 1),
+        retransmissions: v["tcp"]["retransmissions"].as_u64().unwrap(),
+        alerts: rule_keys(&v["alerts"]),
     }
-    let errors = counts.into_iter().map(|((f, c), n)| (f, c, n)).collect();
-    let alerts = v["alerts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|a| (a["rule"].as_str().unwrap().to_string(), a["key"].as_str().unwrap().to_string()))
-        .collect();
-    Findings { logins, errors, retransmissions: v["tcp"]["retransmissions"].as_u64().unwrap(), alerts }
 }
 
 /// `mirrorwatch analyze --rules rules --json` over capture files.

@@ -28,6 +28,20 @@ head -c 200000 /dev/urandom > "$work/www/big.bin"
 
 downloads='for i in 1 2 3; do curl -s -m 30 -o /dev/null "http://$1:8080/big.bin"; done'
 
+# record NS IFACE NAME SERVER [FILTER]: tcpdump on IFACE in NS while the client downloads from
+# SERVER, then the lab goes down and the capture is saved as NAME.
+record() {
+    local ns=$1 iface=$2 name=$3 server=$4 filter=${5:-}
+    ip netns exec "$ns" tcpdump -q -s 1600 -U -i "$iface" -w "$work/$name.pcap" $filter 2>/dev/null &
+    local td=$!
+    sleep 1
+    ip netns exec $P-cli bash -c "$downloads" -- "$server" || true
+    sleep 1
+    kill "$td"; wait "$td" 2>/dev/null || true
+    lab_down $P
+    lab_save "$work" "$name" "$out"
+}
+
 capture_mirror() { # name kind
     local name=$1 kind=$2
     lab_up $P
@@ -38,14 +52,7 @@ capture_mirror() { # name kind
     # The mirror session: the server port's frames, to a collector on the client side.
     ip netns exec $P-rtr python3 "$here/mirror.py" "$P-r1" 10.77.1.10 "$kind" >/dev/null &
     sleep 1
-    ip netns exec $P-cli tcpdump -q -s 1600 -U -i "$P-c0" -w "$work/$name.pcap" "ip proto 47" 2>/dev/null &
-    local td=$!
-    sleep 1
-    ip netns exec $P-cli bash -c "$downloads" -- 10.77.2.20 || true
-    sleep 1
-    kill "$td"; wait "$td" 2>/dev/null || true
-    lab_down $P
-    lab_save "$work" "$name" "$out"
+    record $P-cli "$P-c0" "$name" 10.77.2.20 "ip proto 47"
 }
 
 capture_wan() { # name kind
@@ -61,14 +68,7 @@ capture_wan() { # name kind
     done
     ip netns exec $P-rtr python3 "$here/mirror.py" "$P-r1" "$P-w0" "$kind" >/dev/null &
     sleep 1
-    ip netns exec $P-rtr tcpdump -q -s 1600 -U -i "$P-w1" -w "$work/$name.pcap" 2>/dev/null &
-    local td=$!
-    sleep 1
-    ip netns exec $P-cli bash -c "$downloads" -- 10.77.2.20 || true
-    sleep 1
-    kill "$td"; wait "$td" 2>/dev/null || true
-    lab_down $P
-    lab_save "$work" "$name" "$out"
+    record $P-rtr "$P-w1" "$name" 10.77.2.20
 }
 
 capture_vxlan() {
@@ -83,14 +83,7 @@ capture_vxlan() {
     ip -n $P-cli link set vx0 up mtu 1400; ip -n $P-srv link set vx0 up mtu 1400
     ip netns exec $P-srv python3 -m http.server 8080 --bind 10.89.5.2 --directory "$work/www" >/dev/null 2>&1 &
     sleep 1
-    ip netns exec $P-rtr tcpdump -q -s 1600 -U -i "$P-r0" -w "$work/$name.pcap" 2>/dev/null &
-    local td=$!
-    sleep 1
-    ip netns exec $P-cli bash -c "$downloads" -- 10.89.5.2 || true
-    sleep 1
-    kill "$td"; wait "$td" 2>/dev/null || true
-    lab_down $P
-    lab_save "$work" "$name" "$out"
+    record $P-rtr "$P-r0" "$name" 10.89.5.2
 }
 
 # ONLY=GLOB (e.g. ONLY='lab-wan-*') makes only the captures whose names match.
