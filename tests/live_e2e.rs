@@ -5,7 +5,8 @@
 //! programs make the three field cases:
 //! - rising LAN retransmissions: HTTP downloads through 3 % loss on the bridge (nftables);
 //! - a shared MAC: two users log in (HTTP Basic) from one MAC;
-//! - a database deadlock: two psql sessions against a real PostgreSQL.
+//! - a database deadlock: two psql sessions against a real PostgreSQL (with a wrong password,
+//!   a duplicate key and a division by zero before it: tests/lab/pg-deadlock.sh).
 //!
 //! Two daemons run: one captures the bridge, one the collector's port (ERSPAN). Both mail a
 //! real SMTP server. What each dashboard API and mailbox says must equal what
@@ -232,18 +233,6 @@ fn subjects(dir: &Path) -> Vec<String> {
         .collect()
 }
 
-const DEADLOCK: &str = r#"
-export PGHOST=$1 PGUSER=app PGDATABASE=shop PGPASSWORD=apppw PGSSLMODE=disable
-psql -q -v ON_ERROR_STOP=1 >/dev/null 2>&1 <<SQL &
-begin; update items set name = 'a' where id = 1; select pg_sleep(1); update items set name = 'a' where id = 2; commit;
-SQL
-sleep 0.3
-psql -q -v ON_ERROR_STOP=1 >/dev/null 2>&1 <<SQL
-begin; update items set name = 'b' where id = 2; select pg_sleep(1); update items set name = 'b' where id = 1; commit;
-SQL
-wait
-"#;
-
 #[test]
 fn field_cases_on_a_bridge_and_through_an_erspan_mirror_match_analyze_of_a_tcpdump() {
     let root = Command::new("id").arg("-u").output().is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0");
@@ -447,9 +436,8 @@ fn field_cases_on_a_bridge_and_through_an_erspan_mirror_match_analyze_of_a_tcpdu
     };
     client("curl -s -m 10 -u alice:wonderland http://10.78.0.20:8080/index.html; curl -s -m 10 -u bob:builder http://10.78.0.20:8080/index.html");
     client("for i in 1 2 3; do curl -s -m 30 --limit-rate 4M -o /dev/null http://10.78.0.20:8080/big.bin; done");
-    let dl = dir.join("deadlock.sh");
-    std::fs::write(&dl, DEADLOCK).unwrap();
-    client(&format!("bash {} 10.78.0.20", dl.display()));
+    let pg_client = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/lab/pg-deadlock.sh");
+    client(&format!("bash {} 10.78.0.20", pg_client.display()));
     std::thread::sleep(Duration::from_secs(2));
     lab.stop(mi, "-TERM");
     lab.stop(td, "-INT");

@@ -221,20 +221,6 @@ if want lab-pgsql-errors; then
     chmod 755 "$work"; mkdir -p "$work/pg" "$work/pgsock"; chown postgres: "$work/pg" "$work/pgsock"
     runuser -u postgres -- "$pgbin/initdb" -D "$work/pg" -A trust -U postgres >/dev/null
     printf 'host all all 0.0.0.0/0 scram-sha-256\n' >> "$work/pg/pg_hba.conf"
-    cat > "$work/pg-deadlock.sh" <<'SH'
-export PGHOST=$1 PGUSER=app PGDATABASE=shop PGSSLMODE=prefer PGGSSENCMODE=prefer PGPASSWORD=apppw
-PGPASSWORD=nope psql -c 'select 1' >/dev/null 2>&1
-psql -q -c "insert into items values (1, 'first')" >/dev/null 2>&1
-psql -q -c 'select 1/0' >/dev/null 2>&1
-psql -q -v ON_ERROR_STOP=1 >/dev/null 2>&1 <<SQL &
-begin; update items set name = 'a' where id = 1; select pg_sleep(1); update items set name = 'a' where id = 2; commit;
-SQL
-sleep 0.3
-psql -q -v ON_ERROR_STOP=1 >/dev/null 2>&1 <<SQL
-begin; update items set name = 'b' where id = 2; select pg_sleep(1); update items set name = 'b' where id = 1; commit;
-SQL
-wait
-SH
 fi
 SNAPLEN=1600 capture lab-pgsql-errors 0 0 '
     ip netns exec '"$P"'-srv runuser -u postgres -- '"$pgbin"'/postgres -D '"$work"'/pg -c listen_addresses=10.77.2.20 \
@@ -242,7 +228,7 @@ SNAPLEN=1600 capture lab-pgsql-errors 0 0 '
     sleep 3
     ip netns exec '"$P"'-srv runuser -u postgres -- psql -h '"$work"'/pgsock -q -c "create user app password '"'"'apppw'"'"'" -c "create database shop owner app" >/dev/null
     ip netns exec '"$P"'-srv runuser -u postgres -- psql -h '"$work"'/pgsock -q -U app -d shop -c "create table items (id int primary key, name text); insert into items values (1, '"'"'x'"'"'), (2, '"'"'y'"'"')" >/dev/null
-    bash '"$work"'/pg-deadlock.sh "$1"'
+    bash '"$here"'/pg-deadlock.sh "$1"'
 # A flood: one client pipelines 10 000 failing queries (22012 division by zero) on one
 # connection to the real PostgreSQL; the answers arrive packed into full-size segments, errors
 # split across them. The alert tests expect one mail and a digest, not 10 000 mails.
