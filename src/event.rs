@@ -5,7 +5,7 @@
 
 use std::net::IpAddr;
 
-use crate::dissect::errors::{AppError, Family};
+use crate::analyzers::errors::{AppError, Family};
 use crate::flow::{FlowRow, TcpCounts};
 use crate::identity::volume::Volume;
 use crate::identity::IdentityFact;

@@ -15,11 +15,10 @@ use anyhow::Context as _;
 use chrono::{DateTime, Utc};
 use croner::parser::{CronParser, Seconds};
 use croner::Cron;
-use rusqlite::{params, Connection, OptionalExtension};
+use rusqlite::{params, Connection};
 use serde_json::json;
 
 use crate::config::{Config, JobsConfig};
-use crate::rules::{AlertSource, RuleSet};
 use crate::store::wall_us;
 use crate::units::parse_size;
 
@@ -120,10 +119,10 @@ impl Jobs {
             mib(ring)
         );
         if low {
-            raise_disk_low(conn, &self.rules_dir, &probe, &msg)?;
+            crate::store::disk_alerts::raise_disk_low(conn, &self.rules_dir, &probe, &msg)?;
         } else {
             // Space is back: the episodes of the disk.low rules end (the next shortage is new).
-            if clear_disk_low(conn, &self.rules_dir, &probe, wall_us())? > 0 {
+            if crate::store::disk_alerts::clear_disk_low(conn, &self.rules_dir, &probe, wall_us())? > 0 {
                 tracing::info!("disk.low cleared: {msg}");
             }
         }
@@ -295,72 +294,6 @@ pub fn daily_digest(conn: &Connection, mail: bool) -> anyhow::Result<String> {
         )?;
     }
     Ok(format!("daily report for {day}: {packets} packets, {errors} app errors, {alerts} alerts"))
-}
-
-/// The alert rules that follow `disk.low` (none while the rule files do not load).
-fn disk_rules(rules_dir: &Path) -> Vec<crate::rules::AlertRule> {
-    let Ok(rules) = RuleSet::load_dir(rules_dir) else { return Vec::new() };
-    rules.alerts.into_iter().filter(|a| matches!(&a.source, AlertSource::Event(e) if e == "disk.low")).collect()
-}
-
-/// Records a `disk.low` alert for every rule that follows it, honouring its suppression.
-fn raise_disk_low(conn: &Connection, rules_dir: &Path, dir: &Path, msg: &str) -> anyhow::Result<()> {
-    raise_disk_low_at(conn, rules_dir, dir, msg, wall_us())
-}
-
-/// [`raise_disk_low`] for a shortage that began at `since` (wall-clock µs). An episode that is
-/// still active is not raised again.
-pub fn raise_disk_low_at(conn: &Connection, rules_dir: &Path, dir: &Path, msg: &str, since: i64) -> anyhow::Result<()> {
-    let key = dir.display().to_string();
-    for r in &disk_rules(rules_dir) {
-        let active: bool = conn.query_row(
-            "SELECT EXISTS (SELECT 1 FROM alerts WHERE rule = ?1 AND key = ?2 AND state = 'active')",
-            params![r.id, key],
-            |x| x.get(0),
-        )?;
-        let last: Option<i64> = conn
-            .query_row("SELECT max(since_us) FROM alerts WHERE rule = ?1 AND key = ?2", params![r.id, key], |x| {
-                x.get(0)
-            })
-            .optional()?
-            .flatten();
-        if active || last.is_some_and(|t| since - t < r.suppress_secs as i64 * 1_000_000) {
-            continue;
-        }
-        let summary = format!("storage almost full at {key}: {msg}");
-        conn.execute(
-            "INSERT INTO alerts (rule, key, severity, since_us, state, summary, count, mail, suppressed, context)
-             VALUES (?1, ?2, ?3, ?4, 'active', ?5, 1, ?6, 0, '{}')",
-            params![r.id, key, r.severity, since, summary, r.mail],
-        )?;
-        if r.mail {
-            let id = conn.last_insert_rowid();
-            let ts = crate::time::Ts(since * 1000).rfc3339();
-            let payload = json!({
-                "rule": r.id, "description": r.description, "key": key, "severity": r.severity, "state": "new",
-                "ts": ts, "since": ts, "summary": summary, "count": 1, "window_secs": r.window_secs,
-                "context": {},
-            });
-            conn.execute(
-                "INSERT INTO outbox (created_us, kind, alert_id, payload, next_try_us) VALUES (?1, 'alert', ?2, ?3, ?1)",
-                params![wall_us(), id, payload.to_string()],
-            )?;
-        }
-    }
-    Ok(())
-}
-
-/// Ends the active `disk.low` episodes of `dir` (the next shortage is a new one). Returns how
-/// many ended.
-pub fn clear_disk_low(conn: &Connection, rules_dir: &Path, dir: &Path, now: i64) -> anyhow::Result<usize> {
-    let mut n = 0;
-    for r in disk_rules(rules_dir) {
-        n += conn.execute(
-            "UPDATE alerts SET state = 'cleared', cleared_us = ?1 WHERE state = 'active' AND rule = ?2 AND key = ?3",
-            params![now, r.id, dir.display().to_string()],
-        )?;
-    }
-    Ok(n)
 }
 
 #[cfg(test)]

@@ -7,13 +7,14 @@
 //! live.
 #![forbid(unsafe_code)]
 
+pub mod analyzers;
 pub mod bounded;
 pub mod capture;
 pub mod commands;
 pub mod config;
 pub mod decode;
 pub mod diff;
-pub mod dissect;
+pub mod escape;
 pub mod event;
 pub mod filter;
 pub mod flow;
@@ -22,8 +23,8 @@ pub mod identity;
 pub mod jobs;
 pub mod mail;
 pub mod notify;
+pub mod offline;
 pub mod pipeline;
-pub mod redact;
 pub mod rules;
 pub mod store;
 pub mod summary;

@@ -10,11 +10,12 @@
 use std::collections::HashMap;
 use std::net::IpAddr;
 
+use crate::analyzers::errors::{AppError, Family};
+use crate::analyzers::{Analyzers, AppFacts, FlowApp, FlowRef};
+use crate::capture::mask::{offset_in, Masks};
 use crate::capture::RawPacket;
 use crate::decode::reassembly::Reassembler;
 use crate::decode::{self, Decoded, Transport};
-use crate::dissect::errors::{AppError, Family};
-use crate::dissect::{AppFacts, Dissectors};
 use crate::filter::fields::Ctx;
 use crate::flow::tcp::TcpAnalysis;
 use crate::flow::{FlowConfig, FlowRecord, FlowTable, TcpCounts};
@@ -40,11 +41,23 @@ pub struct PipelineConfig {
     pub max_groups: usize,
     /// Groups stored per counter and minute (largest first); the rest are summed as "other".
     pub top_groups: usize,
+    /// Bytes the application analyzers may hold between segments, all flows together (lines,
+    /// messages and error texts cut across segments; see `analyzers::budget`), like "16MiB".
+    pub analyzer_buffers: String,
+}
+
+impl PipelineConfig {
+    /// `analyzer_buffers` in bytes.
+    pub fn analyzer_buffer_bytes(&self) -> anyhow::Result<usize> {
+        crate::units::parse_size(&self.analyzer_buffers).map(|b| b as usize).ok_or_else(|| {
+            anyhow::anyhow!("[pipeline] analyzer_buffers = {:?}: not a size like \"16MiB\"", self.analyzer_buffers)
+        })
+    }
 }
 
 impl Default for PipelineConfig {
     fn default() -> Self {
-        PipelineConfig { max_host_pairs: 4096, max_groups: 1000, top_groups: 20 }
+        PipelineConfig { max_host_pairs: 4096, max_groups: 1000, top_groups: 20, analyzer_buffers: "16MiB".into() }
     }
 }
 
@@ -66,13 +79,7 @@ pub struct PacketOutcome {
     pub stream: Option<u64>,
 }
 
-/// RFC 1918 / RFC 4193 private addresses (the `tcp.private_retransmissions` definition).
-pub fn is_private(ip: &IpAddr) -> bool {
-    match ip {
-        IpAddr::V4(v4) => v4.is_private(),
-        IpAddr::V6(v6) => (v6.segments()[0] & 0xfe00) == 0xfc00,
-    }
-}
+pub use crate::decode::is_private;
 
 #[derive(Clone, Copy, Default, PartialEq, Eq)]
 struct PairAgg {
@@ -106,7 +113,7 @@ struct Stored {
 }
 
 pub struct Pipeline<S: Sink> {
-    pub flows: FlowTable,
+    pub flows: FlowTable<FlowApp>,
     reassembler: Reassembler,
     /// Reused buffer for reassembled datagrams.
     datagram: Vec<u8>,
@@ -118,9 +125,12 @@ pub struct Pipeline<S: Sink> {
     pub summary: Summary,
     pub sink: S,
     counters: Option<CounterEngine>,
-    dissectors: Dissectors,
+    analyzers: Analyzers,
     /// Facts of the frame being processed (reused, not copied per packet).
     app: AppFacts,
+    /// Analyzer buffers the budget refused before this pipeline began (the summary counts its
+    /// own).
+    refused_before: u64,
     identity_events: IdentityEvents,
     /// Traffic per logged-in user; public so the run summary can read its totals.
     pub user_volume: UserVolume,
@@ -156,9 +166,13 @@ struct EvidenceRing {
 const EVIDENCE_FRAMES: usize = 8;
 
 impl EvidenceRing {
-    fn keep(&mut self, d: &Decoded<'_>) {
+    /// Keeps a copy of the frame, its credentials masked.
+    fn keep(&mut self, d: &Decoded<'_>, masks: &Masks) {
         if self.frames.len() < EVIDENCE_FRAMES {
             self.frames.push(Evidence { ts: d.ts, link: d.link.0, orig_len: d.frame_len, data: d.data.to_vec() });
+            if let Some(f) = self.frames.last_mut() {
+                masks.apply(&mut f.data);
+            }
             return;
         }
         let slot = &mut self.frames[self.next];
@@ -168,6 +182,7 @@ impl EvidenceRing {
         slot.orig_len = d.frame_len;
         slot.data.clear();
         slot.data.extend_from_slice(d.data);
+        masks.apply(&mut slot.data);
     }
 
     /// Oldest first.
@@ -180,6 +195,7 @@ impl EvidenceRing {
 
 impl<S: Sink> Pipeline<S> {
     pub fn new(flow_cfg: FlowConfig, cfg: PipelineConfig, sink: S) -> Pipeline<S> {
+        crate::analyzers::budget::set_max(cfg.analyzer_buffer_bytes().unwrap_or(crate::analyzers::budget::DEFAULT_MAX));
         let pairs = PairMap::with_capacity_and_hasher(cfg.max_host_pairs, Default::default());
         Pipeline {
             flows: FlowTable::new(flow_cfg),
@@ -193,8 +209,9 @@ impl<S: Sink> Pipeline<S> {
             summary: Summary::default(),
             sink,
             counters: None,
-            dissectors: Dissectors::default(),
+            analyzers: Analyzers::default(),
             app: AppFacts::default(),
+            refused_before: crate::analyzers::budget::refused(),
             identity_events: IdentityEvents::default(),
             user_volume: UserVolume::default(),
             error_minute: HashMap::default(),
@@ -238,8 +255,8 @@ impl<S: Sink> Pipeline<S> {
     }
 
     /// Restores alert state after a restart from the history the store read
-    /// ([`crate::store::read::alert_history`]); see [`AlertEngine::restore_minute`].
-    pub fn restore_alerts(&mut self, h: &crate::store::read::AlertHistory) {
+    /// (`store::read::alert_history`); see [`AlertEngine::restore_minute`].
+    pub fn restore_alerts(&mut self, h: &alerts::AlertHistory) {
         let Some(engine) = self.alerts.as_mut() else { return };
         for r in &h.minutes {
             engine.restore_minute(r);
@@ -306,8 +323,13 @@ impl<S: Sink> Pipeline<S> {
         if self.cur.is_some_and(|m| m.minute != minute) {
             self.flush_minute();
         }
-        let sink = &mut self.sink;
-        let fo = self.flows.process(d, &mut |rec: FlowRecord| sink.send(StoreEvent::Flow(rec.row())));
+        // Exchanges and logins of this frame, and of flows that end while it is processed.
+        self.app.exchanges.clear();
+        let (sink, analyzers, app) = (&mut self.sink, &mut self.analyzers, &mut self.app);
+        let fo = self.flows.process(d, &mut |mut rec: FlowRecord<FlowApp>| {
+            analyzers.flow_end(&mut rec.flow.app, rec.flow.stream, app);
+            sink.send(StoreEvent::Flow(rec.row()))
+        });
 
         let m = self.cur.get_or_insert_with(|| MinuteStats { minute, ..Default::default() });
         m.packets += 1;
@@ -347,19 +369,25 @@ impl<S: Sink> Pipeline<S> {
         }
         self.summary.observe(d, &fo.tcp, private_retrans, truncated, decode_error);
         let stream = fo.slot.map(|_| fo.stream);
-        self.dissectors.dissect(d, &fo.tcp, fo.slot.map(|s| (s, fo.dir, fo.stream)), &mut self.app);
-        if !self.dissectors.identities.is_empty() {
+        let flow = fo.slot.and_then(|s| self.flows.app_mut(s)).map(|app| FlowRef {
+            app,
+            dir: fo.dir,
+            stream: fo.stream,
+            syn_dir: fo.client_dir,
+        });
+        self.analyzers.frame(d, &fo.tcp, flow, &mut self.app);
+        if !self.app.logins.is_empty() {
             self.take_identities();
         }
         if let Some(c) = self.counters.as_mut() {
             c.observe(&Ctx { d, tcp: &fo.tcp, stream, app: &self.app });
             // User patterns (`app_error = true` counters) become application errors too.
             for &i in &c.matched_patterns {
-                self.app.errors.push(pattern_error(d, c.id(i), stream));
+                self.app.errors.push(pattern_error(d, &self.app.masks, c.id(i), stream));
             }
             for &i in &c.matched_evidence {
                 if let Some(r) = self.evidence.get_mut(i) {
-                    r.keep(d);
+                    r.keep(d, &self.app.masks);
                 }
             }
         }
@@ -396,7 +424,13 @@ impl<S: Sink> Pipeline<S> {
                     frame: Some(e.frame),
                     file: (!self.input.is_empty()).then(|| self.input.clone()),
                 },
-                evidence: Some(alerts::EvidenceFrame { ts: d.ts, link: d.link.0, orig_len: d.frame_len, data: d.data }),
+                evidence: Some(alerts::EvidenceFrame {
+                    ts: d.ts,
+                    link: d.link.0,
+                    orig_len: d.frame_len,
+                    data: d.data,
+                    masks: self.app.masks,
+                }),
             };
             engine.event(ev, |f| f.matches(&ctx), &mut self.alert_out);
         }
@@ -444,7 +478,8 @@ impl<S: Sink> Pipeline<S> {
 
     fn take_identities(&mut self) {
         let mut events = Vec::new();
-        for f in self.dissectors.identities.drain(..) {
+        let logins = std::mem::take(&mut self.app.logins);
+        for f in logins {
             self.summary.identities.add(&f);
             if let (Some(ip), Some(user), crate::identity::Outcome::Success) = (f.ip, &f.user, f.outcome) {
                 if self.user_by_ip.len() < MAX_USER_BY_IP || self.user_by_ip.contains_key(&ip) {
@@ -638,18 +673,33 @@ impl<S: Sink> Pipeline<S> {
     /// End of one input file: flushes the minute and every open flow (frame numbers and TCP
     /// state are per file, as in Wireshark).
     pub fn end_of_file(&mut self) {
-        self.summary.app_error_overflow += self.dissectors.take_error_overflow();
         self.flush_minute();
-        let sink = &mut self.sink;
-        self.flows.drain(&mut |rec: FlowRecord| sink.send(StoreEvent::Flow(rec.row())));
-        self.dissectors.clear();
-        self.dissectors.flush_identities();
+        let (sink, analyzers, app) = (&mut self.sink, &mut self.analyzers, &mut self.app);
+        self.flows.drain(&mut |mut rec: FlowRecord<FlowApp>| {
+            analyzers.flow_end(&mut rec.flow.app, rec.flow.stream, app);
+            sink.send(StoreEvent::Flow(rec.row()))
+        });
+        self.analyzers.flush(&mut self.app);
         self.take_identities();
+        let refused = crate::analyzers::budget::refused();
+        self.summary.app_error_overflow += refused.saturating_sub(self.refused_before);
+        self.refused_before = refused;
         self.summary.identity_overflow = self.summary.identities.overflow + self.identity_events.overflow;
         self.summary.user_volume_overflow_bytes = self.user_volume.overflow_bytes;
         let stats = std::mem::take(&mut self.flows.stats);
         self.summary.add_flow_stats(&stats);
         self.sink.flush();
+    }
+
+    /// The credential masks of the frame processed last (offsets in its data), for whoever keeps
+    /// the frame (the pcap ring).
+    pub fn masks(&self) -> &Masks {
+        &self.app.masks
+    }
+
+    /// Exchanges reported since the last frame (those of the flows the end of a file closed).
+    pub fn take_exchanges(&mut self) -> Vec<crate::analyzers::Exchange> {
+        std::mem::take(&mut self.app.exchanges)
     }
 
     /// End of the whole input (`analyze`, the end of a replay, daemon shutdown): the last
@@ -681,17 +731,23 @@ impl<S: Sink> Pipeline<S> {
 }
 
 /// A frame matched by a counter with `app_error = true`: the error is the counter's id, the
-/// message the start of the payload (printable, bounded).
-fn pattern_error(d: &Decoded<'_>, id: &str, stream: Option<u64>) -> AppError {
+/// message the start of the payload (printable, bounded, credentials masked).
+fn pattern_error(d: &Decoded<'_>, masks: &Masks, id: &str, stream: Option<u64>) -> AppError {
     let ports = match d.transport {
         Transport::Tcp(t) => Some((t.src_port, t.dst_port)),
         Transport::Udp(u) => Some((u.src_port, u.dst_port)),
         _ => None,
     };
     let p = if d.payload.is_empty() { d.data } else { d.payload };
-    let (sp, dp) = ports.unwrap_or((0, 0));
-    // The message is built from wire bytes: credentials are overwritten first.
-    let p = crate::redact::copy(sp, dp, matches!(d.transport, Transport::Tcp(_)), &p[..p.len().min(200)]);
+    let mut p = p[..p.len().min(200)].to_vec();
+    match offset_in(d.data, d.payload).filter(|_| !d.payload.is_empty()) {
+        Some(at) => masks.apply_at(at, &mut p),
+        None if d.payload.is_empty() => masks.apply(&mut p),
+        // A reassembled datagram's payload is not in the frame: its credentials are not known
+        // byte by byte, so none of it is shown.
+        None if !masks.is_empty() => p.fill(crate::capture::mask::MASK_BYTE),
+        None => {}
+    }
     let text: String = String::from_utf8_lossy(&p).chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
     let (src, dst) = match (d.ip, ports) {
         (Some(ip), Some((sp, dp))) => (Some((ip.src, sp)), Some((ip.dst, dp))),

@@ -198,7 +198,7 @@ impl Summary {
         }
     }
 
-    pub fn add_app_error(&mut self, file: &str, e: &crate::dissect::errors::AppError) {
+    pub fn add_app_error(&mut self, file: &str, e: &crate::analyzers::errors::AppError) {
         if self.app_errors.len() >= MAX_APP_ERRORS {
             self.app_error_overflow += 1;
             return;

@@ -1,17 +1,19 @@
 //! Transactions: how each exchange of a capture ended, summarised per service, for the diff of
 //! a normal and a failure capture (`mirrorwatch diff`).
 //!
-//! Fed frame by frame from the pipeline (its decode, TCP analysis and dissector facts), the
-//! [`Tracker`] pairs requests with what answered them — TCP handshake and close, DNS query →
-//! rcode, HTTP request → status, Kerberos request → reply or error, POP/IMAP/SMTP/FTP command →
-//! positive or negative reply, TLS ClientHello → ServerHello or alert, ICMP errors, application
-//! errors — and adds each finished exchange to its service: (protocol, server address and port,
+//! Fed frame by frame from the pipeline (its decode, TCP analysis and the analyzers' facts), the
+//! [`Tracker`] pairs TCP handshakes with how the connection ended, DNS queries with their rcode
+//! and Kerberos requests with their reply or error, and takes the exchanges the analyzers paired
+//! themselves — HTTP request → status, POP/IMAP/SMTP/FTP command → reply, TLS ClientHello →
+//! ServerHello or alert — with ICMP errors and application errors. Each finished exchange is
+//! added to its service: (protocol, server address and port,
 //! name: DNS type and name, HTTP method, host and path, SNI, Kerberos principal, command verb).
 //! Client ports, transaction ids and times never enter a key, so two runs of the same work line
 //! up. Everything is bounded: pending exchanges live in LRU tables, services are capped, and a
-//! service keeps counts and the first few frames, never every exchange.
+//! service keeps counts and the first few frames, never every exchange. No payload is parsed
+//! here: the analyzers did.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 use serde::Serialize;
@@ -30,8 +32,6 @@ pub const MAX_PENDING: usize = 65_536;
 const FRAMES_KEPT: usize = 5;
 /// RTT samples kept per service (the first ones) for the median.
 const SAMPLES_KEPT: usize = 256;
-/// HTTP requests waiting on one connection (pipelining).
-const HTTP_PENDING: usize = 32;
 
 /// Which exchange, independent of the run: protocol, server, name.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -162,55 +162,12 @@ pub fn addr(ip: IpAddr, port: u16) -> String {
     }
 }
 
-struct PendingHttp {
-    what: String,
-    frame: u64,
-    ts: Ts,
-}
-
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum TextProto {
-    Pop3,
-    Imap,
-    Smtp,
-    Ftp,
-}
-
-impl TextProto {
-    fn for_port(p: u16) -> Option<TextProto> {
-        match p {
-            110 => Some(TextProto::Pop3),
-            143 => Some(TextProto::Imap),
-            25 | 587 => Some(TextProto::Smtp),
-            21 => Some(TextProto::Ftp),
-            _ => None,
-        }
-    }
-    fn name(self) -> &'static str {
-        match self {
-            TextProto::Pop3 => "pop3",
-            TextProto::Imap => "imap",
-            TextProto::Smtp => "smtp",
-            TextProto::Ftp => "ftp",
-        }
-    }
-}
-
-struct PendingCmd {
-    verb: String,
-    tag: String,
-    frame: u64,
-}
-
 struct Conn {
     client: (IpAddr, u16),
     server: (IpAddr, u16),
     saw_syn: bool,
     syn: (u64, Ts),
     synack: Option<(u64, Ts)>,
-    http: VecDeque<PendingHttp>,
-    cmd: Option<PendingCmd>,
-    tls: Option<(String, u64, Ts)>,
     done: bool,
     /// Packets and retransmissions, added to the server's service when the connection ends
     /// (not looked up per packet).
@@ -290,6 +247,9 @@ impl Tracker {
             }
             _ => {}
         }
+        for x in &c.app.exchanges {
+            self.exchange(x);
+        }
         for e in &c.app.errors {
             let server = e.server.map(|(ip, p)| addr(ip, p)).unwrap_or_default();
             let key = ServiceKey { proto: "error", server, name: format!("{} {}", e.family.name(), e.code) };
@@ -297,7 +257,7 @@ impl Tracker {
                 (Some(cl), Some(sv)) => Some(FlowTuple { proto: 6, client: cl, server: sv }),
                 _ => None,
             };
-            let text = crate::dissect::errors::wire_text(e.message.as_bytes());
+            let text = crate::analyzers::errors::wire_text(e.message.as_bytes());
             self.tx.outcome(key, text.chars().take(120).collect(), false, e.frame, e.frame, flow);
         }
     }
@@ -328,9 +288,6 @@ impl Tracker {
                 saw_syn: syn_only,
                 syn: (frame, ts),
                 synack: None,
-                http: VecDeque::new(),
-                cmd: None,
-                tls: None,
                 done: false,
                 packets: 0,
                 retransmissions: 0,
@@ -383,85 +340,29 @@ impl Tracker {
                 let (req, key) = (conn.syn.0, conn.key("tcp", String::new()));
                 self.tx.outcome(key, "established, closed by FIN".into(), true, frame, req, Some(tuple));
             }
-            // The exchanges of the connection that are still waiting see no answer.
-            self.flush_conn_pending(stream);
             return;
         }
-        let payload = d.payload;
-        if payload.is_empty() || retrans {
+        if d.payload.is_empty() || retrans {
             return;
         }
-        // Kerberos over TCP (large tickets): the dissector reports the message in the frame
+        // Kerberos over TCP (large tickets): the analyzer reports the message in the frame
         // that completes it.
         if let Some(k) = &c.app.krb {
             self.kerberos(k, frame, ts, (src, t.src_port), (dst, t.dst_port));
-            return;
-        }
-        let Some(conn) = self.conns.get_mut(&stream) else { return };
-        if from_client {
-            if let Some((method, target)) = http_request(payload) {
-                if conn.http.len() < HTTP_PENDING {
-                    let host = http_host(payload).unwrap_or_default();
-                    conn.http.push_back(PendingHttp { what: format!("{method} {host}{target}"), frame, ts });
-                }
-            } else if let Some(sni) = tls_client_hello_sni(payload) {
-                conn.tls = Some((sni, frame, ts));
-            } else if let Some(p) = TextProto::for_port(conn.server.1) {
-                if let Some((tag, verb)) = command(p, payload) {
-                    conn.cmd = Some(PendingCmd { verb, tag, frame });
-                }
-            }
-            return;
-        }
-        // From the server.
-        if let Some(code) = http_status(payload) {
-            if code >= 200 || code == 101 {
-                if let Some(req) = conn.http.pop_front() {
-                    let key = conn.key("http", req.what);
-                    let rtt = us(ts, req.ts);
-                    self.tx.outcome(key.clone(), format!("HTTP {code}"), code < 400, frame, req.frame, Some(tuple));
-                    self.tx.rtt(key, rtt);
-                }
-            }
-        } else if let Some((sni, req, req_ts)) = conn.tls.take() {
-            match tls_server_answer(payload) {
-                Some((outcome, good)) => {
-                    let key = conn.key("tls", sni);
-                    self.tx.outcome(key.clone(), outcome, good, frame, req, Some(tuple));
-                    self.tx.rtt(key, us(ts, req_ts));
-                }
-                None => conn.tls = Some((sni, req, req_ts)),
-            }
-        } else if let Some(p) = TextProto::for_port(conn.server.1) {
-            if let Some(cmd) = conn.cmd.as_ref() {
-                if let Some((outcome, good)) = reply(p, payload, &cmd.tag) {
-                    let (verb, req) = (cmd.verb.clone(), cmd.frame);
-                    conn.cmd = None;
-                    let key = conn.key(p.name(), verb);
-                    self.tx.outcome(key, outcome, good, frame, req, Some(tuple));
-                }
-            }
         }
     }
 
-    /// Requests of a connection that ended without their answer.
-    fn flush_conn_pending(&mut self, stream: u64) {
-        let Some(conn) = self.conns.get_mut(&stream) else { return };
-        let tuple = conn.tuple();
-        let mut out = Vec::new();
-        let server = addr(conn.server.0, conn.server.1);
-        for r in conn.http.drain(..) {
-            out.push((
-                ServiceKey { proto: "http", server: server.clone(), name: r.what },
-                "no response".to_string(),
-                r.frame,
-            ));
-        }
-        if let Some((sni, f, _)) = conn.tls.take() {
-            out.push((conn.key("tls", sni), "no ServerHello".to_string(), f));
-        }
-        for (key, what, f) in out {
-            self.tx.outcome(key, what, false, f, f, Some(tuple));
+    /// An exchange an analyzer paired (or gave up on), on its connection's service.
+    pub fn exchange(&mut self, x: &crate::analyzers::Exchange) {
+        let Some(conn) = x.stream.and_then(|s| self.conns.peek(&s)) else {
+            self.tx.overflow += 1;
+            return;
+        };
+        let (tuple, key) = (conn.tuple(), conn.key(x.proto, x.name.clone()));
+        let frame = if x.answered { x.frame } else { x.request_frame };
+        self.tx.outcome(key.clone(), x.outcome.clone(), x.good, frame, x.request_frame, Some(tuple));
+        if x.answered && matches!(x.proto, "http" | "tls") {
+            self.tx.rtt(key, us(x.ts, x.request_ts));
         }
     }
 
@@ -475,19 +376,6 @@ impl Tracker {
             s.retrans_frames.extend(&conn.retrans_frames);
             s.retrans_frames.sort_unstable();
             s.retrans_frames.truncate(FRAMES_KEPT);
-        }
-        for r in &conn.http {
-            self.tx.outcome(
-                conn.key("http", r.what.clone()),
-                "no response".into(),
-                false,
-                r.frame,
-                r.frame,
-                Some(tuple),
-            );
-        }
-        if let Some((sni, f, _)) = &conn.tls {
-            self.tx.outcome(conn.key("tls", sni.clone()), "no ServerHello".into(), false, *f, *f, Some(tuple));
         }
         if conn.done || !conn.saw_syn {
             return;
@@ -503,24 +391,19 @@ impl Tracker {
     fn udp(&mut self, c: &Ctx<'_, '_>, d: &Decoded<'_>, src: IpAddr, dst: IpAddr, sp: u16, dp: u16) {
         let (frame, ts) = (d.frame, d.ts);
         // Multicast name services (mDNS, LLMNR) are answered by whoever wants: no exchange.
-        if let Some(dns) = c.app.dns.filter(|x| x.has_header && x.kind == crate::dissect::dns::Kind::Dns) {
-            let p = d.payload;
-            if p.len() < 12 {
-                return;
-            }
-            let id = u16::from_be_bytes([p[0], p[1]]);
+        if let Some(dns) = c.app.dns.filter(|x| x.has_header && x.kind == crate::analyzers::dns::Kind::Dns) {
+            let id = dns.id;
             if !dns.response {
-                let qtype = dns_qtype(p).map(qtype_name).unwrap_or_else(|| "?".into());
+                let qtype = dns.qtype.map(qtype_name).unwrap_or_else(|| "?".into());
                 let name = dns.qname().map(|n| String::from_utf8_lossy(n).into_owned()).unwrap_or_default();
                 if self.dns.insert((src, sp, dst, id), (format!("{qtype} {name}"), frame, ts, dp)).is_some() {
                     // Evicted unanswered: counted, not reported.
                     self.tx.overflow += 1;
                 }
             } else if let Some((what, req, req_ts, _)) = self.dns.remove(&(dst, dp, src, id)) {
-                let ancount = u16::from_be_bytes([p[6], p[7]]);
                 let rcode = rcode_name(dns.rcode);
                 let outcome =
-                    if dns.rcode == 0 && ancount == 0 { "NOERROR, no answer records".to_string() } else { rcode };
+                    if dns.rcode == 0 && dns.answers == 0 { "NOERROR, no answer records".to_string() } else { rcode };
                 let key = ServiceKey { proto: "dns", server: addr(src, sp), name: what };
                 let flow = FlowTuple { proto: 17, client: (dst, dp), server: (src, sp) };
                 self.tx.outcome(key.clone(), outcome, dns.rcode == 0, frame, req, Some(flow));
@@ -535,7 +418,7 @@ impl Tracker {
 
     fn kerberos(
         &mut self,
-        k: &crate::identity::kerberos::KrbFields,
+        k: &crate::analyzers::kerberos::KrbFields,
         frame: u64,
         ts: Ts,
         src: (IpAddr, u16),
@@ -587,180 +470,6 @@ impl Tracker {
         }
         self.tx
     }
-}
-
-/// `METHOD target` of an HTTP/1 request line at the start of a segment (query string dropped:
-/// it carries ids and times that differ between runs).
-pub(crate) fn http_request(p: &[u8]) -> Option<(&'static str, String)> {
-    const METHODS: &[&str] = &["GET", "POST", "HEAD", "PUT", "DELETE", "OPTIONS", "PATCH", "CONNECT"];
-    let sp = p.iter().take(8).position(|b| *b == b' ')?;
-    let method = METHODS.iter().find(|m| m.as_bytes() == &p[..sp])?;
-    let rest = &p[sp + 1..p.len().min(sp + 1 + 2048)];
-    let end = rest.iter().position(|b| *b == b' ' || *b == b'\r' || *b == b'\n')?;
-    if !rest[end..].starts_with(b" HTTP/1.") {
-        return None;
-    }
-    let target = &rest[..end];
-    let target = &target[..target.iter().position(|b| *b == b'?').unwrap_or(target.len())];
-    let text: String =
-        String::from_utf8_lossy(&target[..target.len().min(200)]).chars().filter(|c| !c.is_control()).collect();
-    Some((method, text))
-}
-
-/// The Host header of a request segment.
-fn http_host(p: &[u8]) -> Option<String> {
-    let p = &p[..p.len().min(4096)];
-    for line in p.split(|b| *b == b'\n').skip(1) {
-        let line = line.strip_suffix(b"\r").unwrap_or(line);
-        if line.is_empty() {
-            break;
-        }
-        if line.len() > 5 && line[..5].eq_ignore_ascii_case(b"host:") {
-            let v =
-                String::from_utf8_lossy(line[5..].trim_ascii()).chars().filter(|c| !c.is_control()).take(100).collect();
-            return Some(v);
-        }
-    }
-    None
-}
-
-pub(crate) fn http_status(p: &[u8]) -> Option<u16> {
-    if !p.starts_with(b"HTTP/1.") || p.len() < 12 || p[8] != b' ' {
-        return None;
-    }
-    std::str::from_utf8(&p[9..12]).ok()?.parse().ok()
-}
-
-/// The SNI of a TLS ClientHello that starts a segment ("" when it has none).
-pub(crate) fn tls_client_hello_sni(p: &[u8]) -> Option<String> {
-    if p.len() < 43 || p[0] != 0x16 || p[1] != 3 || p[5] != 1 {
-        return None;
-    }
-    let get = |i: usize| p.get(i).copied().map(usize::from);
-    // record(5) handshake(4) version(2) random(32) = 43, then session id.
-    let mut i = 43;
-    i += 1 + get(i)?;
-    let cs = (get(i)? << 8) | get(i + 1)?;
-    i += 2 + cs;
-    i += 1 + get(i)?;
-    let ext_end = i + 2 + ((get(i)? << 8) | get(i + 1)?);
-    i += 2;
-    while i + 4 <= ext_end.min(p.len()) {
-        let typ = (get(i)? << 8) | get(i + 1)?;
-        let len = (get(i + 2)? << 8) | get(i + 3)?;
-        if typ == 0 {
-            // server_name list: len(2) type(1) name_len(2) name
-            let n = (get(i + 7)? << 8) | get(i + 8)?;
-            let name = p.get(i + 9..i + 9 + n)?;
-            return Some(String::from_utf8_lossy(&name[..name.len().min(200)]).into_owned());
-        }
-        i += 4 + len;
-    }
-    Some(String::new())
-}
-
-/// A server's first TLS record: ServerHello, or an alert with its description.
-pub(crate) fn tls_server_answer(p: &[u8]) -> Option<(String, bool)> {
-    if p.len() < 7 || p[1] != 3 {
-        return None;
-    }
-    match (p[0], p[5]) {
-        (0x16, 2) => Some(("ServerHello".into(), true)),
-        (0x15, _) => Some((format!("alert {}", tls_alert_name(p[6])), false)),
-        _ => None,
-    }
-}
-
-fn tls_alert_name(d: u8) -> String {
-    let n = match d {
-        0 => "close_notify",
-        10 => "unexpected_message",
-        20 => "bad_record_mac",
-        40 => "handshake_failure",
-        42 => "bad_certificate",
-        43 => "unsupported_certificate",
-        44 => "certificate_revoked",
-        45 => "certificate_expired",
-        46 => "certificate_unknown",
-        47 => "illegal_parameter",
-        48 => "unknown_ca",
-        50 => "decode_error",
-        51 => "decrypt_error",
-        70 => "protocol_version",
-        71 => "insufficient_security",
-        80 => "internal_error",
-        112 => "unrecognized_name",
-        116 => "certificate_required",
-        120 => "no_application_protocol",
-        _ => return d.to_string(),
-    };
-    format!("{d} {n}")
-}
-
-/// A client command line: (IMAP tag, verb). Only the verb is kept: arguments can be secrets.
-fn command(p: TextProto, payload: &[u8]) -> Option<(String, String)> {
-    let line = payload.split(|b| *b == b'\n').next()?;
-    let mut words = line.split(|b| *b == b' ' || *b == b'\r').filter(|w| !w.is_empty());
-    let (tag, verb) = match p {
-        TextProto::Imap => (words.next()?, words.next()?),
-        _ => (&b""[..], words.next()?),
-    };
-    if verb.is_empty() || verb.len() > 12 || !verb.iter().all(|b| b.is_ascii_alphabetic()) {
-        return None;
-    }
-    let tag = String::from_utf8_lossy(&tag[..tag.len().min(20)]).into_owned();
-    Some((tag, String::from_utf8_lossy(verb).to_ascii_uppercase()))
-}
-
-/// The server's verdict on the pending command, if this segment has it.
-fn reply(p: TextProto, payload: &[u8], tag: &str) -> Option<(String, bool)> {
-    for line in payload.split(|b| *b == b'\n') {
-        let line = line.strip_suffix(b"\r").unwrap_or(line);
-        match p {
-            TextProto::Pop3 => {
-                if line.starts_with(b"+OK") {
-                    return Some(("+OK".into(), true));
-                }
-                if line.starts_with(b"-ERR") {
-                    return Some(("-ERR".into(), false));
-                }
-            }
-            TextProto::Imap => {
-                let mut w = line.split(|b| *b == b' ');
-                if w.next() == Some(tag.as_bytes()) {
-                    let status = String::from_utf8_lossy(w.next().unwrap_or(b"")).to_ascii_uppercase();
-                    let good = status == "OK";
-                    return Some((status, good));
-                }
-            }
-            TextProto::Smtp | TextProto::Ftp => {
-                // The last line of a multi-line reply is "NNN text"; "NNN-" continues.
-                if line.len() >= 3 && line[..3].iter().all(u8::is_ascii_digit) && line.get(3) != Some(&b'-') {
-                    let code = String::from_utf8_lossy(&line[..3]).into_owned();
-                    let good = matches!(line[0], b'1' | b'2' | b'3');
-                    return Some((code, good));
-                }
-            }
-        }
-    }
-    None
-}
-
-fn dns_qtype(p: &[u8]) -> Option<u16> {
-    let mut i = 12;
-    loop {
-        let l = *p.get(i)? as usize;
-        if l == 0 {
-            i += 1;
-            break;
-        }
-        if l & 0xc0 == 0xc0 {
-            i += 2;
-            break;
-        }
-        i += 1 + l;
-    }
-    Some(u16::from_be_bytes([*p.get(i)?, *p.get(i + 1)?]))
 }
 
 fn qtype_name(t: u16) -> String {
@@ -822,38 +531,4 @@ pub(crate) fn icmp_error_text(v6: bool, t: u8, code: u8) -> String {
         _ => "ICMP error",
     };
     format!("ICMP {what} (type {t} code {code})")
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn http_lines() {
-        assert_eq!(http_request(b"GET /a/b?x=1 HTTP/1.1\r\nHost: h\r\n\r\n"), Some(("GET", "/a/b".into())));
-        assert_eq!(http_request(b"GETX / HTTP/1.1\r\n"), None);
-        assert_eq!(http_host(b"GET / HTTP/1.1\r\nhOst: intranet\r\n\r\n").as_deref(), Some("intranet"));
-        assert_eq!(http_status(b"HTTP/1.1 502 Bad Gateway\r\n"), Some(502));
-    }
-
-    #[test]
-    fn commands_keep_only_the_verb() {
-        assert_eq!(command(TextProto::Pop3, b"PASS hunter2\r\n"), Some((String::new(), "PASS".into())));
-        assert_eq!(command(TextProto::Imap, b"a1 LOGIN bob secret\r\n"), Some(("a1".into(), "LOGIN".into())));
-        assert_eq!(command(TextProto::Smtp, b"dXNlcg==\r\n"), None);
-        assert_eq!(
-            reply(TextProto::Imap, b"* CAPABILITY x\r\na1 NO [AUTHENTICATIONFAILED]\r\n", "a1"),
-            Some(("NO".into(), false))
-        );
-        assert_eq!(reply(TextProto::Smtp, b"250-a\r\n250 ok\r\n", ""), Some(("250".into(), true)));
-        assert_eq!(reply(TextProto::Smtp, b"535 5.7.8 no\r\n", ""), Some(("535".into(), false)));
-    }
-
-    #[test]
-    fn dns_qtype_after_the_name() {
-        let mut q = vec![0u8; 12];
-        q.extend_from_slice(b"\x08intranet\x06branch\x03lan\x00\x00\x1c\x00\x01");
-        assert_eq!(dns_qtype(&q), Some(28));
-        assert_eq!(dns_qtype(&q[..20]), None);
-    }
 }

@@ -7,10 +7,10 @@ use std::collections::BTreeSet;
 use std::path::Path;
 use std::process::Command;
 
+use mirrorwatch::analyzers::tds::framer as tds;
 use mirrorwatch::capture::file::FileSource;
 use mirrorwatch::capture::PacketSource;
 use mirrorwatch::decode::{decode, Transport};
-use mirrorwatch::dissect::errors::tds;
 use serde_json::Value;
 
 fn analyze(file: &Path) -> Value {

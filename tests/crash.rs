@@ -34,7 +34,7 @@ fn free_port() -> u16 {
 /// 8,000 frames with deadlocks, a shared MAC, HTTP 5xx and lossy transfers.
 fn busy_capture(to: &Path) {
     let out = std::io::BufWriter::new(std::fs::File::create(to).unwrap());
-    let mut w = mirrorwatch::capture::write::Writer::new(out, false).unwrap();
+    let mut w = mirrorwatch::store::pcapng::Writer::new(out).unwrap();
     let mut shift = 0i64;
     for _ in 0..12 {
         for name in [

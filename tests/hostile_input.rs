@@ -80,8 +80,11 @@ fn mutated_captures_never_panic() {
                 continue;
             };
             let cfg = FlowConfig { max_flows: 64, ..FlowConfig::default() };
-            let mut p =
-                Pipeline::new(cfg, PipelineConfig { max_host_pairs: 16, max_groups: 8, top_groups: 3 }, NullSink);
+            let mut p = Pipeline::new(
+                cfg,
+                PipelineConfig { max_host_pairs: 16, max_groups: 8, top_groups: 3, ..Default::default() },
+                NullSink,
+            );
             // The shipped rules run too: every filter field sees the damaged frames.
             p.set_rules(RuleSet::load_dir(&rules_dir).expect("shipped rules"));
             loop {
@@ -139,53 +142,96 @@ fn mangled_filters_never_panic() {
     eprintln!("20000 mangled filters, {compiled} still valid, no panic");
 }
 
-/// The identity parsers on random and mangled payloads (the entry points of
-/// fuzz/fuzz_targets/identity.rs), seeded with login lines and Kerberos/DHCP shapes.
+/// An Ethernet/IPv4/TCP frame between two hosts of the lab.
+fn tcp_frame(client: bool, cport: u16, sport: u16, seq: u32, flags: u8, payload: &[u8]) -> Vec<u8> {
+    let (a, b) = ([10u8, 1, 1, 10], [10u8, 2, 2, 20]);
+    let (src, dst, sp, dp) = if client { (a, b, cport, sport) } else { (b, a, sport, cport) };
+    let mut f = vec![2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, 0x08, 0x00, 0x45, 0];
+    f.extend_from_slice(&((40 + payload.len()) as u16).to_be_bytes());
+    f.extend_from_slice(&[0, 1, 0x40, 0, 64, 6, 0, 0]);
+    f.extend_from_slice(&src);
+    f.extend_from_slice(&dst);
+    f.extend_from_slice(&sp.to_be_bytes());
+    f.extend_from_slice(&dp.to_be_bytes());
+    f.extend_from_slice(&seq.to_be_bytes());
+    f.extend_from_slice(&[0, 0, 0, 1, 0x50, flags, 0xff, 0xff, 0, 0, 0, 0]);
+    f.extend_from_slice(payload);
+    f
+}
+
+/// The analyzers on mangled conversations (the entry points of fuzz/fuzz_targets/analyzers.rs):
+/// login dialogues, HTTP requests, database and LDAP messages, on their ports and others, cut
+/// at random, their bytes changed, segments repeated, skipped and reordered; the Kerberos and
+/// DHCP parsers on the same bytes. No panic.
 #[test]
-fn identity_parsers_never_panic() {
-    use mirrorwatch::identity::{dhcp, kerberos, text};
-    let seeds: [&[u8]; 8] = [
-        b"USER alice\r\nPASS x\r\n",
-        b"a1 LOGIN \"bob\" pw\r\na2 AUTHENTICATE PLAIN\r\nAGJvYgBwdw==\r\n",
-        b"AUTH LOGIN\r\nYWxpY2U=\r\ncHc=\r\n",
+fn analyzers_never_panic() {
+    use mirrorwatch::analyzers::{dhcp, kerberos, ldap, snmp};
+    let seeds: [&[u8]; 12] = [
+        b"+OK ready\r\nUSER alice\r\nPASS x\r\n",
+        b"* OK hi\r\na1 LOGIN {5}\r\nbob {2}\r\npw\r\na2 AUTHENTICATE PLAIN\r\nAGJvYgBwdw==\r\n",
+        b"220 mail ESMTP\r\nAUTH LOGIN\r\nYWxpY2U=\r\ncHc=\r\nDATA\r\n.\r\n",
         b"+OK\r\n-ERR no\r\na1 OK done\r\n235 ok\r\n530 no\r\n",
-        b"GET / HTTP/1.1\r\nAuthorization: Basic YWxpY2U6cHc=\r\n\r\n",
-        b"HTTP/1.1 401 Unauthorized\r\n\r\n",
-        &[0x6a, 0x81, 0x80, 0x30, 0x81, 0x7d, 0xa1, 0x03, 0x02, 0x01, 0x05, 0xa2, 0x03, 0x02, 0x01, 0x0a],
-        &[0, 0, 0, 20, 0x7e, 0x10, 0x30, 0x0e, 0xa0, 0x03, 0x02, 0x01, 0x05, 0xa1, 0x03, 0x02, 0x01, 0x1e, 0, 0],
+        b"POST /l?pw=1 HTTP/1.1\r\nAuthorization: Basic YWxpY2U6cHc=\r\nContent-Type: multipart/form-data; boundary=b\r\nContent-Length: 60\r\n\r\n--b\r\nContent-Disposition: form-data; name=\"pass\"\r\n\r\nx\r\n--b--",
+        b"HTTP/1.1 401 Unauthorized\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+        b"\x00\x00\x00\x21\x00\x03\x00\x00user\x00app\x00database\x00d\x00\x00p\x00\x00\x00\x08pw\x00",
+        b"\x4a\x00\x00\x00\x0a10.11.6\x00\x20\x00\x00\x01\x85\xa6\x0f\x00\x00\x00\x00\x01",
+        b"\x10\x01\x00\x60\x00\x00\x01\x00",
+        b"\x30\x0c\x02\x01\x01\x60\x07\x02\x01\x03\x04\x00\x80\x00",
+        b"\xff\xfd\x18login: bob\r\nPassword: x\r\n",
+        &[0, 0, 0, 20, 0x6a, 0x10, 0x30, 0x0e, 0xa1, 0x03, 0x02, 0x01, 0x02, 0xa2, 0x03, 0x04, 0x01, 0x1e, 0, 0],
     ];
     let mut rng = Rng(0x1d3a_7e11_c0de_f00d);
-    let mut logins = text::TextLogins::default();
-    let mut out = Vec::new();
-    for i in 0..30_000u64 {
-        let mut p = seeds[rng.below(seeds.len())].to_vec();
-        for _ in 0..rng.below(6) {
-            let j = rng.below(p.len());
-            p[j] = rng.next() as u8;
+    let ports = [110u16, 143, 25, 21, 23, 80, 5432, 3306, 1433, 389, 88, 1110, 8088, 40000];
+    for round in 0..400u64 {
+        let mut p =
+            Pipeline::new(FlowConfig { max_flows: 32, ..FlowConfig::default() }, PipelineConfig::default(), NullSink);
+        let mut seqs = [[1000u32, 9000u32]; 8];
+        for i in 0..60u64 {
+            let conv = rng.below(8);
+            let mut data = seeds[rng.below(seeds.len())].to_vec();
+            for _ in 0..rng.below(6) {
+                let j = rng.below(data.len());
+                data[j] = rng.next() as u8;
+            }
+            let cut = rng.below(data.len() + 1);
+            let piece = if rng.below(2) == 0 { &data[..cut] } else { &data[cut..] };
+            let client = rng.below(2) == 0;
+            let seq = &mut seqs[conv][usize::from(!client)];
+            // Now and then a hole, a repeat or a step back.
+            match rng.below(10) {
+                0 => *seq = seq.wrapping_add(rng.below(50) as u32),
+                1 => *seq = seq.wrapping_sub(rng.below(50) as u32),
+                _ => {}
+            }
+            let flags = [0x18u8, 0x18, 0x18, 0x02, 0x12, 0x11, 0x04][rng.below(7)];
+            let f = tcp_frame(
+                client,
+                40_000 + conv as u16,
+                ports[(conv + round as usize) % ports.len()],
+                *seq,
+                flags,
+                piece,
+            );
+            *seq = seq.wrapping_add(piece.len() as u32);
+            let pkt = mirrorwatch::capture::RawPacket {
+                frame: i + 1,
+                ts: mirrorwatch::time::Ts(1_700_000_000_000_000_000 + i as i64 * 1000),
+                orig_len: f.len() as u32,
+                link: mirrorwatch::capture::LinkType::ETHERNET,
+                interface: 0,
+                data: &f,
+            };
+            p.process(&pkt);
+            let _ = kerberos::parse(piece);
+            let _ = kerberos::parse_tcp(piece);
+            let _ = snmp::community(piece);
+            let _ = ldap::is_request(piece);
+            let mut dhcp_msg = vec![0u8; 240];
+            dhcp_msg[236..240].copy_from_slice(&[99, 130, 83, 99]);
+            dhcp_msg.extend_from_slice(piece);
+            let _ = dhcp::parse(&dhcp_msg);
         }
-        if rng.below(3) == 0 {
-            p.truncate(rng.below(p.len() + 1));
-        }
-        let _ = kerberos::parse(&p);
-        let _ = kerberos::parse_tcp(&p);
-        let mut dhcp_msg = vec![0u8; 240];
-        dhcp_msg[236..240].copy_from_slice(&[99, 130, 83, 99]);
-        dhcp_msg.extend_from_slice(&p);
-        let _ = dhcp::parse(&dhcp_msg);
-        let from_client = rng.below(2) == 0;
-        let seg = text::Segment {
-            conv: (rng.below(4) as u32, 0),
-            payload: &p,
-            from_client,
-            client_mac: None,
-            client_ip: None,
-            ts: mirrorwatch::time::Ts(i as i64),
-            frame: i,
-        };
-        let port = [110u16, 143, 25, 21, 8080][rng.below(5)];
-        let (s, d) = if from_client { (40000, port) } else { (port, 40000) };
-        logins.segment(&seg, s, d, &mut out);
+        p.end_of_file();
     }
-    logins.flush(&mut out);
-    eprintln!("30000 mangled payloads, {} login facts, no panic", out.len());
+    eprintln!("400 mangled runs of 60 segments, no panic");
 }

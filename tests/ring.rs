@@ -187,7 +187,7 @@ fn under_a_small_budget_the_oldest_ring_files_go_and_the_newest_traffic_stays() 
     {
         use mirrorwatch::capture::PacketSource;
         let out = std::io::BufWriter::new(std::fs::File::create(&file).unwrap());
-        let mut w = mirrorwatch::capture::write::Writer::new(out, false).unwrap();
+        let mut w = mirrorwatch::store::pcapng::Writer::new(out).unwrap();
         for k in 0..40i64 {
             let mut src =
                 mirrorwatch::capture::file::FileSource::open(&common::lab_dir().join("lab-http-bulk-loss2.pcap"))

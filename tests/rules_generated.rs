@@ -6,7 +6,7 @@ mod common;
 
 use std::path::Path;
 
-use mirrorwatch::commands::analyze::process_files;
+use mirrorwatch::offline::process_files;
 use mirrorwatch::flow::FlowConfig;
 use mirrorwatch::pipeline::{NullSink, Pipeline, PipelineConfig};
 use mirrorwatch::rules::RuleSet;

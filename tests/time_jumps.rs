@@ -28,7 +28,7 @@ fn a_frame_in_2099_and_one_in_1971_cannot_empty_the_store() {
     frames[100].ts = Ts::from_secs_nanos(Y2099, 0);
     frames[200].ts = Ts::from_secs_nanos(Y1971, 0);
     let pcap = dir.path().join("jumps.pcapng");
-    std::fs::write(&pcap, mirrorwatch::capture::write::pcapng(&frames)).unwrap();
+    std::fs::write(&pcap, mirrorwatch::store::pcapng::pcapng(&frames)).unwrap();
     let db = dir.path().join("m.db");
     let out = Command::new(env!("CARGO_BIN_EXE_mirrorwatch"))
         .args(["analyze", "--json", "--db"])

@@ -15,7 +15,7 @@ use axum::body::Body;
 use axum::http::{header, Request, StatusCode};
 use axum::Router;
 use http_body_util::BodyExt;
-use mirrorwatch::commands::analyze::process_files;
+use mirrorwatch::offline::process_files;
 use mirrorwatch::pipeline::Pipeline;
 use mirrorwatch::rules::RuleSet;
 use mirrorwatch::store::{Backpressure, SqliteSink};

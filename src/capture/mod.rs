@@ -11,7 +11,7 @@
 
 pub mod file;
 pub mod live;
-pub mod write;
+pub mod mask;
 
 use crate::time::Ts;
 
@@ -50,6 +50,16 @@ impl LinkType {
             other => LinkType(u16::try_from(other).unwrap_or(u16::MAX)),
         }
     }
+}
+
+/// One captured frame kept beyond its packet (alert evidence), its credentials already masked.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Evidence {
+    pub ts: Ts,
+    /// pcap link type of `data`.
+    pub link: u16,
+    pub orig_len: u32,
+    pub data: Vec<u8>,
 }
 
 /// One captured frame, borrowed from the source's buffer until the next call.

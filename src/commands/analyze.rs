@@ -6,10 +6,8 @@ use std::path::{Path, PathBuf};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use super::Outcome;
-use crate::capture::file::FileSource;
-use crate::capture::PacketSource;
 use crate::config::Config;
-use crate::pipeline::{NullSink, Pipeline, Sink};
+use crate::pipeline::{NullSink, Pipeline};
 use crate::store::{Backpressure, SqliteSink};
 use crate::summary::{FileReport, Summary};
 
@@ -22,68 +20,6 @@ pub struct AnalyzeArgs {
     pub rules: Option<PathBuf>,
     /// Serve the dashboard on the result at this address until stopped.
     pub serve: Option<String>,
-}
-
-/// Runs every file through `pipeline`, one after the other (TCP state and frame numbers restart
-/// per file). Damage stops that file — after every whole frame before it was processed — and is
-/// reported with the byte offset; the other files are still read.
-pub fn process_files<S: Sink>(
-    pipeline: &mut Pipeline<S>,
-    files: &[PathBuf],
-    progress: Option<&ProgressBar>,
-) -> Vec<FileReport> {
-    process_files_with(pipeline, files, progress.map(|pb| (pb, 0)), |_, _| {})
-}
-
-/// [`process_files`], handing each frame's analysis to `on_frame` (the diff's transaction
-/// tracker) as the pipeline finishes it. The progress bar may already hold `done` bytes of
-/// other input.
-pub fn process_files_with<S: Sink>(
-    pipeline: &mut Pipeline<S>,
-    files: &[PathBuf],
-    progress: Option<(&ProgressBar, u64)>,
-    mut on_frame: impl FnMut(&crate::filter::fields::Ctx<'_, '_>, &crate::pipeline::PacketOutcome),
-) -> Vec<FileReport> {
-    let mut reports = Vec::with_capacity(files.len());
-    let (progress, mut done_bytes) = match progress {
-        Some((pb, done)) => (Some(pb), done),
-        None => (None, 0),
-    };
-    for path in files {
-        let name = path.display().to_string();
-        let mut src = match FileSource::open(path) {
-            Ok(s) => s,
-            Err(e) => {
-                reports.push(FileReport { file: name.clone(), packets: 0, error: Some(format!("{name}: {e}")) });
-                continue;
-            }
-        };
-        let mut packets = 0u64;
-        let mut error = None;
-        pipeline.input.clone_from(&name);
-        loop {
-            match src.next_packet() {
-                Ok(Some(pkt)) => {
-                    pipeline.process_with(&pkt, &mut on_frame);
-                    packets += 1;
-                    if packets % 16_384 == 0 {
-                        if let Some(pb) = progress {
-                            pb.set_position(done_bytes + src.position());
-                        }
-                    }
-                }
-                Ok(None) => break,
-                Err(e) => {
-                    error = Some(format!("{name}: {e} (after frame {packets})"));
-                    break;
-                }
-            }
-        }
-        done_bytes += src.file_len().unwrap_or(0);
-        pipeline.end_of_file();
-        reports.push(FileReport { file: name, packets, error });
-    }
-    reports
 }
 
 fn progress_bar(files: &[PathBuf]) -> Option<ProgressBar> {
@@ -145,7 +81,7 @@ pub fn run(mut args: AnalyzeArgs) -> anyhow::Result<Outcome> {
             if let Some(r) = rules {
                 p.set_rules(r);
             }
-            let reports = process_files(&mut p, &args.files, pb.as_ref());
+            let reports = crate::offline::process_files(&mut p, &args.files, pb.as_ref());
             p.finish_alerts();
             let mut summary = std::mem::take(&mut p.summary);
             summary.counters = p.counter_totals();
@@ -159,7 +95,7 @@ pub fn run(mut args: AnalyzeArgs) -> anyhow::Result<Outcome> {
             if let Some(r) = rules {
                 p.set_rules(r);
             }
-            let reports = process_files(&mut p, &args.files, pb.as_ref());
+            let reports = crate::offline::process_files(&mut p, &args.files, pb.as_ref());
             p.finish_alerts();
             p.summary.counters = p.counter_totals();
             p.summary.user_volume = p.user_volume.top(20);

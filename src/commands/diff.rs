@@ -2,13 +2,11 @@
 //! differently in a failure capture than in a normal one taken under the same conditions.
 
 use std::io::IsTerminal;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use indicatif::{ProgressBar, ProgressStyle};
 
 use super::Outcome;
-use crate::pipeline::{NullSink, Pipeline};
-use crate::transactions::{CaptureTx, Tracker};
 
 pub struct DiffArgs {
     pub normal: PathBuf,
@@ -16,21 +14,6 @@ pub struct DiffArgs {
     /// text | json | html
     pub format: String,
     pub output: Option<PathBuf>,
-}
-
-/// One capture through the pipeline, summarised as transactions. Memory stays bounded whatever
-/// the file's size: the pipeline's tables and the tracker's are.
-pub fn summarise(path: &Path, pb: Option<&ProgressBar>, done: u64) -> Result<CaptureTx, String> {
-    let name = path.display().to_string();
-    let mut p = Pipeline::new(Default::default(), Default::default(), NullSink);
-    let mut t = Tracker::new(name);
-    let reports = super::analyze::process_files_with(&mut p, &[path.to_path_buf()], pb.map(|pb| (pb, done)), |c, o| {
-        t.observe(c, o)
-    });
-    match reports.into_iter().next().and_then(|r| r.error) {
-        Some(e) => Err(e),
-        None => Ok(t.finish()),
-    }
 }
 
 pub fn run(args: DiffArgs) -> anyhow::Result<Outcome> {
@@ -47,9 +30,9 @@ pub fn run(args: DiffArgs) -> anyhow::Result<Outcome> {
         );
         pb
     });
-    let normal = summarise(&args.normal, pb.as_ref(), 0);
+    let normal = crate::offline::transactions(&args.normal, pb.as_ref(), 0);
     let done = std::fs::metadata(&args.normal).map(|m| m.len()).unwrap_or(0);
-    let failure = summarise(&args.failure, pb.as_ref(), done);
+    let failure = crate::offline::transactions(&args.failure, pb.as_ref(), done);
     if let Some(pb) = pb {
         pb.finish_and_clear();
     }

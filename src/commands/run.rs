@@ -317,16 +317,17 @@ pub fn run(args: RunArgs) -> anyhow::Result<Outcome> {
         restore_alerts(&mut p, &db);
         let mut notifier = crate::notify::Notifier::from_env();
         notifier.ready(&format!("replaying {}", replay.display()));
-        let reports = super::analyze::process_files_with(&mut p, std::slice::from_ref(replay), None, |ctx, _| {
+        let reports = crate::offline::process_files_with(&mut p, std::slice::from_ref(replay), None, |ctx, _| {
             if let Some(r) = ring.as_mut() {
-                r.push(&crate::capture::RawPacket {
+                let pkt = crate::capture::RawPacket {
                     frame: ctx.d.frame,
                     ts: ctx.d.ts,
                     orig_len: ctx.d.frame_len,
                     link: ctx.d.link,
                     interface: 0,
                     data: ctx.d.data,
-                });
+                };
+                r.push(&pkt, &ctx.app.masks);
             }
         });
         p.finish_alerts();
@@ -402,7 +403,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<Outcome> {
             Ok(Some(pkt)) => {
                 p.process(&pkt);
                 if let Some(r) = ring.as_mut() {
-                    r.push(&pkt);
+                    r.push(&pkt, p.masks());
                 }
             }
             Ok(None) => {}
@@ -471,7 +472,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<Outcome> {
     while let Ok(Some(pkt)) = src.next_packet() {
         p.process(&pkt);
         if let Some(r) = ring.as_mut() {
-            r.push(&pkt);
+            r.push(&pkt, p.masks());
         }
     }
     p.end_of_file();

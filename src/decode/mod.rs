@@ -718,5 +718,13 @@ fn decode_quoted<'a>(d: &mut Decoded<'a>, b: &'a [u8]) {
     }
 }
 
+/// RFC 1918 / RFC 4193 private addresses (the `tcp.private_retransmissions` definition).
+pub fn is_private(ip: &IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => v4.is_private(),
+        IpAddr::V6(v6) => (v6.segments()[0] & 0xfe00) == 0xfc00,
+    }
+}
+
 #[cfg(test)]
 mod tests;

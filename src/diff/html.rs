@@ -9,8 +9,8 @@ use super::Finding;
 use crate::capture::file::FileSource;
 use crate::capture::PacketSource;
 use crate::decode::{self, Transport};
+use crate::escape::E;
 use crate::transactions::{self as tx, CaptureTx, FlowTuple};
-use crate::web::html::E;
 
 /// Frames drawn per side at most.
 const MAX_ROWS: usize = 40;
@@ -104,14 +104,16 @@ fn label(d: &decode::Decoded<'_>, from_client: bool) -> String {
             if t.seg_len > 0 {
                 let _ = write!(s, " len {}", t.seg_len);
             }
+            // The analyzers' own parsers name what the segment starts with.
             let p = d.payload;
-            if let Some((m, target)) = tx::http_request(p) {
-                let _ = write!(s, " {m} {target}");
-            } else if let Some(code) = tx::http_status(p) {
+            use crate::analyzers::{http, tls};
+            if let Some(http::message::Line::Request { method, uri }) = http::message::first_line(p) {
+                let _ = write!(s, " {method} {}", http::shown_target(uri));
+            } else if let Some(http::message::Line::Status { code, .. }) = http::message::first_line(p) {
                 let _ = write!(s, " HTTP {code}");
-            } else if tx::tls_client_hello_sni(p).is_some() {
+            } else if tls::client_hello_sni(p).is_some() {
                 s.push_str(" TLS ClientHello");
-            } else if let Some((what, _)) = tx::tls_server_answer(p) {
+            } else if let Some((what, _)) = tls::server_answer(p) {
                 let _ = write!(s, " TLS {what}");
             } else if !p.is_empty() && !from_client && p.len() >= 3 && p[..3].iter().all(u8::is_ascii_digit) {
                 let _ = write!(s, " {}", String::from_utf8_lossy(&p[..3]));
@@ -121,8 +123,8 @@ fn label(d: &decode::Decoded<'_>, from_client: bool) -> String {
             s
         }
         Transport::Udp(u) => {
-            let kind = crate::dissect::dns::Kind::for_ports(u.src_port, u.dst_port);
-            match kind.and_then(|k| crate::dissect::dns::parse(d.payload, k)) {
+            let kind = crate::analyzers::dns::Kind::for_ports(u.src_port, u.dst_port);
+            match kind.and_then(|k| crate::analyzers::dns::parse(d.payload, k)) {
                 Some(i) if i.has_header => {
                     let name = i.qname().map(|n| String::from_utf8_lossy(n).into_owned()).unwrap_or_default();
                     if i.response {

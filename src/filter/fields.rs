@@ -8,9 +8,9 @@
 
 use std::net::IpAddr;
 
+use crate::analyzers::dns::Kind as DnsKind;
+use crate::analyzers::AppFacts;
 use crate::decode::{Decoded, IpHeader, TcpHeader, Transport, UdpHeader};
-use crate::dissect::dns::Kind as DnsKind;
-use crate::dissect::AppFacts;
 use crate::flow::tcp::{TcpAnalysis, TcpFlags};
 
 /// Wireshark field types, as far as the language needs them.

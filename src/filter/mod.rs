@@ -89,7 +89,7 @@ enum Dep {
     /// A DNS-family message was dissected (dns.* fields).
     DnsAny,
     /// …of this kind (the protocol names dns, mdns, llmnr).
-    DnsKind(crate::dissect::dns::Kind),
+    DnsKind(crate::analyzers::dns::Kind),
     Krb,
     Pop,
     Dhcp,
@@ -107,7 +107,7 @@ impl Dep {
             };
         }
         let proto = n.split('.').next().unwrap_or(n);
-        use crate::dissect::dns::Kind;
+        use crate::analyzers::dns::Kind;
         match n {
             "dns" => return Dep::DnsKind(Kind::Dns),
             "mdns" => return Dep::DnsKind(Kind::Mdns),

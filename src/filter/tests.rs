@@ -69,7 +69,7 @@ fn frame(f: &str, data: &[u8]) -> bool {
         RawPacket { frame: 1, ts: Ts(0), orig_len: data.len() as u32, link: LinkType::ETHERNET, interface: 0, data };
     let d = decode(&pkt);
     let t = TcpAnalysis::default();
-    let app = crate::dissect::AppFacts::dissect(&d, &t);
+    let app = crate::analyzers::AppFacts::dissect(&d, &t);
     Filter::compile(f).unwrap().matches(&fields::Ctx { d: &d, tcp: &t, stream: Some(0), app: &app })
 }
 

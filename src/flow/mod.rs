@@ -1,7 +1,9 @@
 //! Bounded bidirectional flow table.
 //!
 //! Owns every conversation's state: identity (addresses, ports, protocol, `tcp.stream`-style
-//! index), per-direction packet and byte counts, and the TCP sequence analysis of [`tcp`]. The
+//! index), per-direction packet and byte counts, the TCP sequence analysis of [`tcp`], and a slot
+//! for the state higher layers keep per conversation (`A`: the application analyzers' state,
+//! which is freed with the flow). The
 //! table has a fixed capacity set by configuration and never grows past it: the slab and the
 //! index are allocated once, and a full table evicts the least recently seen of a few sampled
 //! flows (Redis-style sampled LRU: O(1), no per-packet allocation) and counts the eviction.
@@ -178,9 +180,9 @@ impl TcpCounts {
     }
 }
 
-/// One conversation.
+/// One conversation, with the state `A` the application layer keeps for it.
 #[derive(Clone, Debug)]
-pub struct Flow {
+pub struct Flow<A = ()> {
     pub key: FlowKey,
     /// Index among conversations of its protocol, in order of creation (like `tcp.stream`).
     pub stream: u64,
@@ -194,12 +196,14 @@ pub struct Flow {
     pub tcp_counts: TcpCounts,
     /// FIN or RST seen.
     pub closing: bool,
+    pub app: A,
 }
 
-/// A flow that left the table, for the store.
+/// A flow that left the table, for the store (and its application state, for what it still
+/// has to report).
 #[derive(Clone, Debug)]
-pub struct FlowRecord {
-    pub flow: Flow,
+pub struct FlowRecord<A = ()> {
+    pub flow: Flow<A>,
     pub reason: EndReason,
 }
 
@@ -220,7 +224,7 @@ pub struct FlowRow {
     pub reason: EndReason,
 }
 
-impl FlowRecord {
+impl<A> FlowRecord<A> {
     pub fn row(&self) -> FlowRow {
         let f = &self.flow;
         FlowRow {
@@ -248,6 +252,8 @@ pub struct FlowOutcome {
     pub tcp: TcpAnalysis,
     /// The flow's stream index (`tcp.stream` for TCP).
     pub stream: u64,
+    /// The direction that sent the connection's first SYN, when it was seen.
+    pub client_dir: Option<u8>,
 }
 
 /// Counters about the table itself.
@@ -264,9 +270,9 @@ pub struct FlowTableStats {
 
 type Map = HashMap<FlowKey, u32, foldhash::fast::RandomState>;
 
-pub struct FlowTable {
+pub struct FlowTable<A = ()> {
     cfg: FlowConfig,
-    slots: Vec<Option<Flow>>,
+    slots: Vec<Option<Flow<A>>>,
     free: Vec<u32>,
     index: Map,
     clock: i64,
@@ -282,8 +288,8 @@ const EVICTION_SAMPLES: usize = 8;
 /// default 65536 slots this is well under a millisecond every ten seconds.
 const SWEEP_INTERVAL_SECS: i64 = 10;
 
-impl FlowTable {
-    pub fn new(cfg: FlowConfig) -> FlowTable {
+impl<A: Default> FlowTable<A> {
+    pub fn new(cfg: FlowConfig) -> FlowTable<A> {
         let cap = cfg.max_flows.max(1);
         let mut slots = Vec::with_capacity(cap);
         slots.resize_with(cap, || None);
@@ -301,7 +307,7 @@ impl FlowTable {
     }
 
     /// Advances the flow clock to `ts`; returns flows that expired, through `out`.
-    fn tick(&mut self, ts: Ts, out: &mut impl FnMut(FlowRecord)) {
+    fn tick(&mut self, ts: Ts, out: &mut impl FnMut(FlowRecord<A>)) {
         if let Some(last) = self.last_ts {
             let delta = ts.since(last);
             if delta > self.cfg.clock_jump_secs as i64 * NANOS_PER_SEC {
@@ -321,7 +327,7 @@ impl FlowTable {
         }
     }
 
-    fn timeout_ns(&self, f: &Flow) -> i64 {
+    fn timeout_ns(&self, f: &Flow<A>) -> i64 {
         let secs = if f.key.proto != IPPROTO_TCP {
             self.cfg.udp_idle_secs
         } else if f.closing {
@@ -332,7 +338,7 @@ impl FlowTable {
         secs as i64 * NANOS_PER_SEC
     }
 
-    fn sweep(&mut self, out: &mut impl FnMut(FlowRecord)) {
+    fn sweep(&mut self, out: &mut impl FnMut(FlowRecord<A>)) {
         for i in 0..self.slots.len() {
             let expired = match &self.slots[i] {
                 Some(f) => self.clock - f.last_clock > self.timeout_ns(f),
@@ -347,7 +353,7 @@ impl FlowTable {
         }
     }
 
-    fn remove(&mut self, slot: u32, reason: EndReason, out: &mut impl FnMut(FlowRecord)) {
+    fn remove(&mut self, slot: u32, reason: EndReason, out: &mut impl FnMut(FlowRecord<A>)) {
         if let Some(flow) = self.slots[slot as usize].take() {
             self.index.remove(&flow.key);
             self.free.push(slot);
@@ -364,7 +370,7 @@ impl FlowTable {
         self.rng.wrapping_mul(0x2545_f491_4f6c_dd1d)
     }
 
-    fn evict_one(&mut self, out: &mut impl FnMut(FlowRecord)) {
+    fn evict_one(&mut self, out: &mut impl FnMut(FlowRecord<A>)) {
         let n = self.slots.len() as u64;
         let mut victim: Option<(u32, i64)> = None;
         for _ in 0..EVICTION_SAMPLES {
@@ -387,7 +393,7 @@ impl FlowTable {
         self.remove(slot, EndReason::Evicted, out);
     }
 
-    fn insert(&mut self, key: FlowKey, ts: Ts, out: &mut impl FnMut(FlowRecord)) -> u32 {
+    fn insert(&mut self, key: FlowKey, ts: Ts, out: &mut impl FnMut(FlowRecord<A>)) -> u32 {
         if self.free.is_empty() {
             self.evict_one(out);
         }
@@ -413,6 +419,7 @@ impl FlowTable {
             tcp: TcpConversation::default(),
             tcp_counts: TcpCounts::default(),
             closing: false,
+            app: A::default(),
         });
         self.index.insert(key, slot);
         slot
@@ -420,7 +427,7 @@ impl FlowTable {
 
     /// Accounts one decoded packet to its conversation and runs TCP analysis.
     /// Expired, evicted and replaced flows are handed to `out`.
-    pub fn process(&mut self, d: &Decoded<'_>, out: &mut impl FnMut(FlowRecord)) -> FlowOutcome {
+    pub fn process(&mut self, d: &Decoded<'_>, out: &mut impl FnMut(FlowRecord<A>)) -> FlowOutcome {
         self.tick(d.ts, out);
         let Some(ip) = d.ip else {
             return FlowOutcome::default();
@@ -467,11 +474,22 @@ impl FlowTable {
                 flow.closing = true;
             }
         }
-        FlowOutcome { slot: Some(slot), dir: dir as u8, tcp: analysis, stream: flow.stream }
+        FlowOutcome {
+            slot: Some(slot),
+            dir: dir as u8,
+            tcp: analysis,
+            stream: flow.stream,
+            client_dir: flow.tcp.client_dir,
+        }
+    }
+
+    /// The application state of the flow in `slot`.
+    pub fn app_mut(&mut self, slot: u32) -> Option<&mut A> {
+        self.slots.get_mut(slot as usize)?.as_mut().map(|f| &mut f.app)
     }
 
     /// Hands every remaining flow to `out` (end of a capture file) and empties the table.
-    pub fn drain(&mut self, out: &mut impl FnMut(FlowRecord)) {
+    pub fn drain(&mut self, out: &mut impl FnMut(FlowRecord<A>)) {
         for i in 0..self.slots.len() {
             if self.slots[i].is_some() {
                 self.remove(i as u32, EndReason::CaptureEnd, out);

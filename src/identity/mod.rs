@@ -1,17 +1,15 @@
 //! Who is behind each MAC: user and host names seen on the wire, tied to the client's MAC and IP.
 //!
-//! Dissectors emit [`IdentityFact`]s (one per login attempt or DHCP message) with the outcome the
-//! server gave; [`Bindings`] folds them into distinct bindings (mac, ip, user, realm, hostname,
-//! source, outcome) with first/last seen and a count. Failed and unanswered attempts are kept:
-//! the outcome says which.
+//! The analyzers ([`crate::analyzers`]) emit [`IdentityFact`]s (one per login attempt or DHCP
+//! message) with the outcome the server gave; [`Bindings`] folds them into distinct bindings
+//! (mac, ip, user, realm, hostname, source, outcome) with first/last seen and a count. Failed and
+//! unanswered attempts are kept: the outcome says which. [`events`] raises the shared-MAC alert,
+//! [`volume`] counts each user's traffic.
 //!
-//! Passwords are never stored: PASS lines, LOGIN passwords and SASL secrets are parsed only to
-//! be skipped, and no type in this module has a field that could hold one.
+//! Passwords are never stored: the analyzers read past them, and no type in this module has a
+//! field that could hold one.
 
-pub mod dhcp;
 pub mod events;
-pub mod kerberos;
-pub mod text;
 pub mod volume;
 
 use std::collections::HashMap;
@@ -30,6 +28,11 @@ pub enum Source {
     Ftp,
     HttpBasic,
     Dhcp,
+    Ldap,
+    Postgresql,
+    Mysql,
+    Tds,
+    Telnet,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]

@@ -43,15 +43,17 @@ pub struct Context {
     pub file: Option<String>,
 }
 
-/// One captured frame attached to an alert (written as pcapng in the mail).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Evidence {
-    pub ts: Ts,
-    /// pcap link type of `data`.
-    pub link: u16,
-    pub orig_len: u32,
-    pub data: Vec<u8>,
+/// What the alert engine needs back after a restart: the stored minutes of the followed
+/// counters over the baseline period (oldest first), and when each (alert, key) last mailed
+/// (read from the store by `store::read::alert_history`).
+#[derive(Debug, Default)]
+pub struct AlertHistory {
+    pub minutes: Vec<super::counters::CounterRow>,
+    pub mails: Vec<(String, String, Ts)>,
 }
+
+/// One captured frame attached to an alert (written as pcapng in the mail).
+pub use crate::capture::Evidence;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -262,6 +264,8 @@ pub struct EvidenceFrame<'a> {
     pub link: u16,
     pub orig_len: u32,
     pub data: &'a [u8],
+    /// The frame's credentials, masked in the copy that is kept.
+    pub masks: crate::capture::mask::Masks,
 }
 
 impl AlertEngine {
@@ -537,7 +541,9 @@ fn push_evidence(ev: &mut Vec<Evidence>, e: Option<EvidenceFrame<'_>>) {
     let Some(e) = e.filter(|_| ev.len() < MAX_EVIDENCE_FRAMES) else { return };
     let used: usize = ev.iter().map(|x| x.data.len()).sum();
     if used + e.data.len() <= MAX_EVIDENCE_BYTES {
-        ev.push(Evidence { ts: e.ts, link: e.link, orig_len: e.orig_len, data: e.data.to_vec() });
+        let mut data = e.data.to_vec();
+        e.masks.apply(&mut data);
+        ev.push(Evidence { ts: e.ts, link: e.link, orig_len: e.orig_len, data });
     }
 }
 

@@ -12,6 +12,7 @@ use std::fmt::Write;
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 use super::{CounterRule, ValueKind};
+use crate::capture::mask::offset_in;
 use crate::filter::fields::{self, Ctx, FType, FastVal, FieldDef, Val, Values};
 
 /// Group key: the first value of each `group_by` field, tagged and packed. Equality and hash
@@ -44,10 +45,29 @@ impl std::hash::Hash for GroupKey {
 
 const MAX_STR_IN_KEY: usize = 32;
 
+/// The first bytes of a value for a group key, with the frame's credentials masked: a key is
+/// stored, shown and exported, so a value taken from payload bytes (`tcp.payload`, `frame`)
+/// leaves the process as the ring keeps it. A byte value that is not in the frame (a reassembled
+/// datagram's payload) is masked whole when the frame has any credential.
+fn key_bytes<'b>(c: &Ctx<'_, '_>, ftype: FType, v: &[u8], buf: &'b mut [u8; MAX_STR_IN_KEY]) -> &'b [u8] {
+    let n = v.len().min(MAX_STR_IN_KEY);
+    buf[..n].copy_from_slice(&v[..n]);
+    let masks = &c.app.masks;
+    if !masks.is_empty() {
+        match offset_in(c.d.data, v) {
+            Some(at) => masks.apply_at(at, &mut buf[..n]),
+            None if ftype != FType::Str => buf[..n].fill(crate::capture::mask::MASK_BYTE),
+            None => {}
+        }
+    }
+    &buf[..n]
+}
+
 impl GroupKey {
     fn build(fields: &[&'static FieldDef], fast: &[Option<FastVal>], c: &Ctx<'_, '_>) -> GroupKey {
         let mut k = GroupKey { bytes: [0; 72], len: 0 };
         let quoted = c.d.quoted_ip.is_some();
+        let mut buf = [0u8; MAX_STR_IN_KEY];
         for (i, f) in fields.iter().enumerate() {
             if let (Some(get), false) = (fast.get(i).copied().flatten(), quoted) {
                 match get(c) {
@@ -56,7 +76,7 @@ impl GroupKey {
                     Some(Val::V6(a)) => k.push(3, &a),
                     Some(Val::Mac(m)) => k.push(4, &m),
                     Some(Val::U(u)) => k.push(1, &u.to_be_bytes()),
-                    Some(Val::Bytes(b)) => k.push(5, &b[..b.len().min(MAX_STR_IN_KEY)]),
+                    Some(Val::Bytes(b)) => k.push(5, key_bytes(c, f.ftype, b, &mut buf)),
                 }
                 continue;
             }
@@ -72,7 +92,7 @@ impl GroupKey {
                 Some(Val::V4(a)) => (2, a),
                 Some(Val::V6(a)) => (3, a),
                 Some(Val::Mac(m)) => (4, m),
-                Some(Val::Bytes(b)) => (5, &b[..b.len().min(MAX_STR_IN_KEY)]),
+                Some(Val::Bytes(b)) => (5, key_bytes(c, f.ftype, b, &mut buf)),
             };
             k.push(tag, data);
         }

@@ -445,7 +445,7 @@ pub fn retrans_pairs(
             (Some(p), Some(rt)) if p > 0 => Some(100.0 * rt as f64 / p as f64),
             _ => None,
         };
-        let private = [&src, &dst].iter().all(|a| a.parse().is_ok_and(|ip| crate::pipeline::is_private(&ip)));
+        let private = [&src, &dst].iter().all(|a| a.parse().is_ok_and(|ip| crate::decode::is_private(&ip)));
         out.push(PairRetrans {
             rate_pct: if packets > 0 { 100.0 * retrans as f64 / packets as f64 } else { 0.0 },
             src,

@@ -12,9 +12,12 @@
 //! capture, or two files of one day) adds up instead of overwriting.
 
 pub mod dashboard;
+pub mod disk_alerts;
+pub mod pcapng;
 pub mod read;
 pub mod ring;
 pub mod schema;
+pub mod settings;
 
 use std::collections::VecDeque;
 use std::net::IpAddr;
@@ -659,7 +662,7 @@ fn write_batch(
                                 ring::add_window(&tx, id, n.ts.0 / 1000, before, after)?;
                             }
                             if n.mail && with_outbox {
-                                let pcap = (!n.evidence.is_empty()).then(|| crate::capture::write::pcapng(&n.evidence));
+                                let pcap = (!n.evidence.is_empty()).then(|| crate::store::pcapng::pcapng(&n.evidence));
                                 outbox.execute(rusqlite::params![
                                     wall_us(),
                                     "alert",

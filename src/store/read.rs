@@ -34,13 +34,7 @@ fn newest_in(conn: &Connection, table: &str, wall: i64) -> rusqlite::Result<Opti
     .map(Option::flatten)
 }
 
-/// What the alert engine needs back after a restart: the stored minutes of the followed
-/// counters over the baseline period (oldest first), and when each (alert, key) last mailed.
-#[derive(Debug, Default)]
-pub struct AlertHistory {
-    pub minutes: Vec<CounterRow>,
-    pub mails: Vec<(String, String, Ts)>,
-}
+pub use crate::rules::alerts::AlertHistory;
 
 /// Reads the [`AlertHistory`] of `counters` from the database at `db`.
 pub fn alert_history(db: &Path, counters: &[String]) -> rusqlite::Result<AlertHistory> {

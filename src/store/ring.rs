@@ -1,11 +1,13 @@
-//! The pcap ring: every captured frame, credentials overwritten, in rotating pcapng files under
+//! The pcap ring: every captured frame, credentials masked, in rotating pcapng files under
 //! `<store dir>/ring/`, and the evidence windows cut from it around alerts, kept under
 //! `<store dir>/evidence/` until the admin deletes them. Database, ring and evidence share
 //! `[store] disk_budget`: the oldest ring file goes first.
 //!
-//! The capture thread only copies each frame into a buffer from a fixed pool ([`Ring::push`]: no
-//! allocation, no system call); when no buffer is free the frame is left out of the ring and
-//! counted, and analysis goes on. The writer thread redacts the buffers, appends them to the
+//! The capture thread only copies each frame into a buffer from a fixed pool and overwrites the
+//! bytes the analyzers reported as credentials ([`Ring::push`]: no allocation, no system call);
+//! when no buffer is free the frame is left out of the ring and counted, and analysis goes on.
+//! No clear credential reaches a buffer, so none can reach a file. The writer thread appends the
+//! buffers to the
 //! current file, rotates, deletes, cuts windows, and watches the disk (`disk.low`). A full disk
 //! or a vanished USB stick stops the writing, never the capture; writing resumes by itself.
 //!
@@ -27,8 +29,9 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use rusqlite::{params, Connection, OptionalExtension};
 
+use super::pcapng as write;
 use crate::capture::file::FileSource;
-use crate::capture::write::{self, EPB};
+use crate::capture::mask::Masks;
 use crate::capture::{PacketSource, RawPacket};
 use crate::store::wall_us;
 use crate::time::Ts;
@@ -63,7 +66,11 @@ pub struct RingSettings {
 }
 
 impl RingSettings {
-    pub fn from_config(cfg: &crate::config::StoreConfig, db: &Path, rules_dir: &Path) -> anyhow::Result<RingSettings> {
+    pub fn from_config(
+        cfg: &super::settings::StoreConfig,
+        db: &Path,
+        rules_dir: &Path,
+    ) -> anyhow::Result<RingSettings> {
         let size = |key: &str, v: &str| {
             crate::units::parse_size(v)
                 .ok_or_else(|| anyhow::anyhow!("[store] {key} = {v:?}: not a size like \"64MiB\""))
@@ -173,8 +180,9 @@ impl Ring {
         self
     }
 
-    /// Copies one frame into the ring's buffers; never blocks.
-    pub fn push(&mut self, pkt: &RawPacket<'_>) {
+    /// Copies one frame into the ring's buffers with its credentials (`masks`, offsets in the
+    /// frame) overwritten; never blocks.
+    pub fn push(&mut self, pkt: &RawPacket<'_>, masks: &Masks) {
         let need = write::packet_block_len(pkt.data.len());
         if let Some(c) = &self.cur {
             if c.link != pkt.link.0 || c.buf.len() + need > CHUNK_BYTES {
@@ -207,7 +215,11 @@ impl Ring {
             self.stats.frames_lost.fetch_add(1, Ordering::Relaxed);
             return;
         }
+        let at = c.buf.len() + 28;
         write::packet_block(&mut c.buf, 0, pkt.ts, pkt.orig_len, pkt.data);
+        if !masks.is_empty() {
+            masks.apply(&mut c.buf[at..at + pkt.data.len()]);
+        }
         c.frames += 1;
         c.oldest_ns = c.oldest_ns.min(pkt.ts.0);
         c.newest_ns = c.newest_ns.max(pkt.ts.0);
@@ -396,7 +408,6 @@ impl RingWriter {
             self.stats.frames_lost.fetch_add(c.frames as u64, Ordering::Relaxed);
             return;
         }
-        redact_blocks(c.link, &mut c.buf);
         match self.append(c) {
             Ok(()) => {
                 if self.retry_at.take().is_some() {
@@ -662,7 +673,7 @@ impl RingWriter {
         let name = format!("window-{}.pcapng", w.id);
         let part = dir.join(format!("{name}.part"));
         let out = std::io::BufWriter::new(File::create(&part).with_context(|| format!("creating {}", part.display()))?);
-        let mut wr = write::Writer::new(out, true)?;
+        let mut wr = write::Writer::new(out)?;
         let mut err: Option<std::io::Error> = None;
         let mut truncated = false;
         for_each_frame(&files, from_ns, to_ns, |p| {
@@ -775,15 +786,15 @@ impl DiskWatch {
             let since = *self.low_since_us.get_or_insert(now);
             if !self.recorded {
                 tracing::warn!("disk.low: {msg}");
-                crate::jobs::raise_disk_low_at(conn, rules_dir, dir, msg, since)?;
+                super::disk_alerts::raise_disk_low_at(conn, rules_dir, dir, msg, since)?;
                 self.recorded = true;
             }
         } else if self.low_since_us.is_some() {
             if !self.recorded {
-                crate::jobs::raise_disk_low_at(conn, rules_dir, dir, msg, self.low_since_us.unwrap_or(now))?;
+                super::disk_alerts::raise_disk_low_at(conn, rules_dir, dir, msg, self.low_since_us.unwrap_or(now))?;
                 self.recorded = true;
             }
-            crate::jobs::clear_disk_low(conn, rules_dir, dir, now)?;
+            super::disk_alerts::clear_disk_low(conn, rules_dir, dir, now)?;
             tracing::info!("disk.low cleared: {msg}");
             *self = DiskWatch::default();
         }
@@ -804,28 +815,6 @@ fn for_each_frame(files: &[PathBuf], from_ns: i64, to_ns: i64, mut f: impl FnMut
                 return;
             }
         }
-    }
-}
-
-/// Overwrites the credentials in every packet block of a buffer the capture thread filled.
-fn redact_blocks(link: u16, buf: &mut [u8]) {
-    let mut off = 0usize;
-    let u32_at = |b: &[u8], o: usize| u32::from_le_bytes([b[o], b[o + 1], b[o + 2], b[o + 3]]);
-    while off + 32 <= buf.len() {
-        let kind = u32_at(buf, off);
-        let len = u32_at(buf, off + 4) as usize;
-        if len < 32 || off + len > buf.len() {
-            break;
-        }
-        if kind == EPB {
-            let ts = ((u32_at(buf, off + 12) as u64) << 32 | u32_at(buf, off + 16) as u64) as i64;
-            let caplen = u32_at(buf, off + 20) as usize;
-            let orig = u32_at(buf, off + 24);
-            if 28 + caplen <= len {
-                crate::redact::frame(link, orig, Ts(ts), &mut buf[off + 28..off + 28 + caplen]);
-            }
-        }
-        off += len;
     }
 }
 
@@ -888,57 +877,6 @@ pub fn add_window(tx: &Connection, alert_id: i64, at_us: i64, before_us: i64, af
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::capture::LinkType;
-
-    #[test]
-    fn blocks_are_redacted_in_place_and_keep_their_length() {
-        // An Ethernet/IPv4/TCP frame to POP3 carrying "PASS hunter2\r\n".
-        let payload = b"PASS hunter2\r\n";
-        let mut f = Vec::new();
-        f.extend_from_slice(&[0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 0x08, 0x00]);
-        let total = 20 + 20 + payload.len();
-        f.extend_from_slice(&[
-            0x45,
-            0,
-            (total >> 8) as u8,
-            total as u8,
-            0,
-            0,
-            0x40,
-            0,
-            64,
-            6,
-            0,
-            0,
-            10,
-            0,
-            0,
-            1,
-            10,
-            0,
-            0,
-            2,
-        ]);
-        f.extend_from_slice(&[0xc0, 0x00, 0, 110, 0, 0, 0, 1, 0, 0, 0, 1, 0x50, 0x18, 0xff, 0xff, 0, 0, 0, 0]);
-        f.extend_from_slice(payload);
-        let mut buf = Vec::new();
-        let pkt =
-            RawPacket { frame: 1, ts: Ts(1), orig_len: f.len() as u32, link: LinkType(1), interface: 0, data: &f };
-        write::packet_block(&mut buf, 0, pkt.ts, pkt.orig_len, pkt.data);
-        let len = buf.len();
-        redact_blocks(1, &mut buf);
-        assert_eq!(buf.len(), len);
-        let text = String::from_utf8_lossy(&buf);
-        assert!(!text.contains("hunter2") && text.contains("PASS *******\r\n"), "{text}");
-    }
-
-    #[test]
-    fn a_torn_block_ends_the_walk() {
-        let mut buf = Vec::new();
-        write::packet_block(&mut buf, 0, Ts(1), 4, &[1, 2, 3, 4]);
-        buf.truncate(buf.len() - 3);
-        redact_blocks(1, &mut buf); // no panic, nothing read past the end
-    }
 
     #[test]
     fn files_of_an_earlier_run_end_where_the_next_begins() {
@@ -946,7 +884,7 @@ mod tests {
         std::fs::create_dir(dir.path().join("ring")).unwrap();
         for (seq, t) in [(3u64, 1_000i64), (4, 5_000)] {
             let path = dir.path().join("ring").join(format!("ring-{seq:08}-20260101T000000Z.pcapng"));
-            let mut w = write::Writer::new(File::create(path).unwrap(), false).unwrap();
+            let mut w = write::Writer::new(File::create(path).unwrap()).unwrap();
             w.write(1, Ts(t), 4, &[1, 2, 3, 4]).unwrap();
             w.write(1, Ts(t + 100), 4, &[1, 2, 3, 4]).unwrap();
         }

@@ -316,8 +316,8 @@ pub async fn diff(State(st): State<Arc<WebState>>, Query(q): Query<DiffQuery>) -
     let (normal, failure) = (resolve(&st, &base).await?, resolve(&st, &q.id).await?);
     let _slot = st.preview_slot.acquire().await.map_err(|_| WebError::Internal("shutting down".into()))?;
     let html = tokio::task::spawn_blocking(move || -> Result<String, String> {
-        let n = crate::commands::diff::summarise(&normal, None, 0)?;
-        let f = crate::commands::diff::summarise(&failure, None, 0)?;
+        let n = crate::offline::transactions(&normal, None, 0)?;
+        let f = crate::offline::transactions(&failure, None, 0)?;
         let findings = crate::diff::compare(&n, &f);
         Ok(crate::diff::html::report(&n, &f, &findings, &normal, &failure))
     })

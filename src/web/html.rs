@@ -13,8 +13,7 @@ use serde::Serialize;
 use crate::i18n::Lang;
 use crate::store::dashboard::Point;
 
-/// Escapes for HTML text and attribute values (always double-quoted in these pages).
-pub struct E<'a>(pub &'a str);
+pub use crate::escape::E;
 
 /// Like [`E`], but line breaks and tabs stay what they are: for the text of a `<textarea>` (a
 /// rule file the admin edits), never for a string from the wire.
@@ -34,30 +33,6 @@ impl Display for Multiline<'_> {
                 }
             }
             f.write_str(end)?;
-        }
-        Ok(())
-    }
-}
-
-impl Display for E<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for c in self.0.chars() {
-            match c {
-                '&' => f.write_str("&amp;")?,
-                '<' => f.write_str("&lt;")?,
-                '>' => f.write_str("&gt;")?,
-                '"' => f.write_str("&quot;")?,
-                '\'' => f.write_str("&#39;")?,
-                '\r' => f.write_str("\\r")?,
-                '\n' => f.write_str("\\n")?,
-                '\t' => f.write_str("\\t")?,
-                c if c.is_control() => write!(f, "\\x{:02x}", c as u32)?,
-                // Bidi overrides and invisible separators could make one name look like another.
-                '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{feff}' => {
-                    write!(f, "\\u{{{:04x}}}", c as u32)?
-                }
-                c => f.write_char(c)?,
-            }
         }
         Ok(())
     }
