@@ -6,8 +6,8 @@ mod common;
 
 use std::path::Path;
 
-use mirrorwatch::offline::process_files;
 use mirrorwatch::flow::FlowConfig;
+use mirrorwatch::offline::process_files;
 use mirrorwatch::pipeline::{NullSink, Pipeline, PipelineConfig};
 use mirrorwatch::rules::RuleSet;
 

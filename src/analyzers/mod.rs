@@ -185,22 +185,53 @@ impl AppFacts {
     }
 }
 
-/// Where an analyzer is: the frame, the connection's ends, and where its events go.
+/// Where an analyzer is: the frame, the connection's ends, and where its events go. The ends
+/// are read from the frame when an event needs them (most segments make none).
 pub struct Here<'a> {
     pub frame: u64,
     pub ts: Ts,
     pub stream: Option<u64>,
-    /// Client and server (address, port), as the analyzer knows them.
-    pub client: Option<(IpAddr, u16)>,
-    pub server: Option<(IpAddr, u16)>,
-    pub client_mac: Option<[u8; 6]>,
+    /// The frame, and whether it comes from the client.
+    d: Option<&'a Decoded<'a>>,
+    from_client: bool,
     pub out: &'a mut AppFacts,
 }
 
 impl<'a> Here<'a> {
     #[cfg(test)]
     pub fn test(out: &'a mut AppFacts) -> Here<'a> {
-        Here { frame: 1, ts: Ts(0), stream: Some(0), client: None, server: None, client_mac: None, out }
+        Here { frame: 1, ts: Ts(0), stream: Some(0), d: None, from_client: true, out }
+    }
+
+    /// (source, destination) of the frame, as (address, port).
+    fn ends(&self) -> Option<((IpAddr, u16), (IpAddr, u16))> {
+        let d = self.d?;
+        let ip = d.ip?;
+        let (sp, dp) = match d.transport {
+            Transport::Tcp(t) => (t.src_port, t.dst_port),
+            Transport::Udp(u) => (u.src_port, u.dst_port),
+            _ => return None,
+        };
+        Some(((ip.src, sp), (ip.dst, dp)))
+    }
+
+    /// The client (address, port).
+    pub fn client(&self) -> Option<(IpAddr, u16)> {
+        self.ends().map(|(s, d)| if self.from_client { s } else { d })
+    }
+
+    /// The server (address, port).
+    pub fn server(&self) -> Option<(IpAddr, u16)> {
+        self.ends().map(|(s, d)| if self.from_client { d } else { s })
+    }
+
+    pub fn client_mac(&self) -> Option<[u8; 6]> {
+        let d = self.d?;
+        if self.from_client {
+            d.eth_src
+        } else {
+            d.eth_dst
+        }
     }
 
     /// An application error found in a server → client segment of this frame.
@@ -212,9 +243,9 @@ impl<'a> Here<'a> {
             detail: f.detail,
             frame: self.frame,
             ts: self.ts,
-            client: self.client,
-            server: self.server,
-            client_mac: self.client_mac,
+            client: self.client(),
+            server: self.server(),
+            client_mac: self.client_mac(),
             stream: self.stream,
         });
     }
@@ -263,7 +294,7 @@ pub struct Attempt {
 impl Attempt {
     /// An attempt made by the client in this frame.
     pub fn new(here: &Here<'_>, user: Option<String>) -> Attempt {
-        Attempt { user, mac: here.client_mac, ip: here.client.map(|c| c.0), ts: here.ts, frame: here.frame }
+        Attempt { user, mac: here.client_mac(), ip: here.client().map(|c| c.0), ts: here.ts, frame: here.frame }
     }
 
     /// Reports the attempt (when it names a user) with its outcome.
@@ -511,23 +542,7 @@ impl Analyzers {
         let client_dir = app.client.unwrap_or(1 - dir);
         let from_client = dir == client_dir;
         f.proto = Some(state.proto.proto());
-        let ends = d.ip.map(|ip| {
-            let (src, dst) = ((ip.src, t.src_port), (ip.dst, t.dst_port));
-            if from_client {
-                (src, dst)
-            } else {
-                (dst, src)
-            }
-        });
-        let mut here = Here {
-            frame: d.frame,
-            ts: d.ts,
-            stream: Some(stream),
-            client: ends.map(|e| e.0),
-            server: ends.map(|e| e.1),
-            client_mac: if from_client { d.eth_src } else { d.eth_dst },
-            out: f,
-        };
+        let mut here = Here { frame: d.frame, ts: d.ts, stream: Some(stream), d: Some(d), from_client, out: f };
         let seg = TcpSeg {
             seg: Seg { data: d.payload, seq: t.seq, seg_len: t.seg_len },
             from_client,

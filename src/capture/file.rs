@@ -39,6 +39,18 @@ enum Resolution {
 
 impl Resolution {
     fn to_ts(self, units: u64, offset_secs: i64) -> Ts {
+        // The usual resolutions (µs, ns) in 64 bits; i128 only when that could overflow.
+        const POW10: [i64; 10] =
+            [1_000_000_000, 100_000_000, 10_000_000, 1_000_000, 100_000, 10_000, 1_000, 100, 10, 1];
+        if let Resolution::Pow10(k @ 0..=9) = self {
+            let fast = i64::try_from(units)
+                .ok()
+                .and_then(|u| u.checked_mul(POW10[k as usize]))
+                .and_then(|n| n.checked_add(offset_secs.checked_mul(1_000_000_000)?));
+            if let Some(n) = fast {
+                return Ts(n);
+            }
+        }
         let nanos: i128 = match self {
             Resolution::Pow10(k) if k <= 9 => units as i128 * 10i128.pow(9 - k as u32),
             Resolution::Pow10(k) => units as i128 / 10i128.pow((k as u32 - 9).min(38)),

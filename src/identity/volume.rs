@@ -30,17 +30,24 @@ impl Volume {
     }
 }
 
+type Users = HashMap<String, Volume, foldhash::fast::RandomState>;
+
 pub struct UserVolume {
     /// address → user; when full, the address bound longest ago is forgotten
     bound: LruMap<IpAddr, String>,
-    minute: HashMap<String, Volume>,
-    run: HashMap<String, Volume>,
+    minute: Users,
+    run: Users,
     pub overflow_bytes: u64,
 }
 
 impl Default for UserVolume {
     fn default() -> Self {
-        UserVolume { bound: LruMap::new(MAX_ADDRESSES), minute: HashMap::new(), run: HashMap::new(), overflow_bytes: 0 }
+        UserVolume {
+            bound: LruMap::new(MAX_ADDRESSES),
+            minute: Users::default(),
+            run: Users::default(),
+            overflow_bytes: 0,
+        }
     }
 }
 
@@ -58,15 +65,17 @@ impl UserVolume {
         }
         for (ip, down) in [(dst, true), (src, false)] {
             let Some(user) = self.bound.peek(&ip) else { continue };
-            if !self.minute.contains_key(user.as_str()) {
-                if self.minute.len() >= MAX_USERS_PER_MINUTE {
+            // One lookup per frame (the traffic of a logged-in user is most of a branch's).
+            let full = self.minute.len() >= MAX_USERS_PER_MINUTE;
+            let v = match self.minute.get_mut(user.as_str()) {
+                Some(v) => v,
+                None if full => {
                     self.overflow_bytes += bytes;
                     continue;
                 }
                 // A new user this minute: the one allocation, once per user and minute.
-                self.minute.insert(user.clone(), Volume::default());
-            }
-            let Some(v) = self.minute.get_mut(user.as_str()) else { continue };
+                None => self.minute.entry(user.clone()).or_default(),
+            };
             if down {
                 v.bytes_in += bytes;
             } else {

@@ -26,19 +26,29 @@ enum Input {
     Password,
 }
 
+/// Client segments held beyond a hole (a character typed and lost, then resent), and the most
+/// bytes one may hold: typed input comes a few bytes at a time.
+const MAX_HELD: usize = 4;
+const HELD_BYTES: usize = 64;
+
 #[derive(Debug, Default)]
 pub struct Telnet {
-    client: InOrder,
+    /// The client's next sequence number, and segments that came beyond a hole.
+    client_next: Option<u32>,
+    held: Vec<(u32, Vec<u8>)>,
+    client_cmd: Cmd,
     server: InOrder,
+    server_cmd: Cmd,
     input: Input,
     /// The user name typed so far.
     user: Vec<u8>,
     attempt: Option<Attempt>,
     /// The last bytes of server text (IAC sequences removed), newest last.
     tail: [u8; TAIL],
-    cmd: Cmd,
     /// A password was sent: the server's next words are the verdict.
     awaiting: bool,
+    /// Something was typed into the field being read.
+    typed: bool,
 }
 
 /// Where the server's byte stream is in the IAC command syntax (kept across segments).
@@ -87,41 +97,65 @@ impl Telnet {
         let seg = s.seg;
         let cap = seg.data.len().min(seg.seg_len as usize);
         let data = &seg.data[..cap];
-        if s.from_client {
-            let from = match self.client.place(seg.seq, seg.seg_len) {
-                Fresh::Old => return false,
-                Fresh::From(k) => k.min(cap),
-                Fresh::AfterHole(n) => {
-                    // Lost client bytes while a password was being typed: mask them if they come.
-                    if self.input == Input::Password {
-                        secrets.add(n, seg.seq);
-                    }
-                    0
-                }
-            };
-            self.client_bytes(&data[from..], seg.seq.wrapping_add(from as u32), secrets, here);
-        } else {
+        if !s.from_client {
             let from = match self.server.place(seg.seq, seg.seg_len) {
                 Fresh::Old => return false,
                 Fresh::From(k) => k.min(cap),
                 Fresh::AfterHole(_) => 0,
             };
             self.server_bytes(&data[from..], here);
+            return false;
+        }
+        let next = *self.client_next.get_or_insert(seg.seq);
+        let rel = seg.seq.wrapping_sub(next) as i32;
+        if rel > 0 {
+            // Beyond a hole: kept until the hole is filled (typed input is read in order), and
+            // masked now if a password is being typed.
+            if self.input == Input::Password {
+                secrets.add(seg.seq, seg.seq.wrapping_add(cap as u32));
+            }
+            if self.held.len() < MAX_HELD && cap <= HELD_BYTES {
+                self.held.push((seg.seq, data.to_vec()));
+            }
+            return false;
+        }
+        let skip = rel.unsigned_abs() as usize;
+        if skip >= cap {
+            return false; // seen before
+        }
+        self.client_bytes(&data[skip..], seg.seq.wrapping_add(skip as u32), secrets, here);
+        self.client_next = Some(seg.seq.wrapping_add(seg.seg_len));
+        // Held segments the stream now reaches.
+        while let Some(i) = self.held.iter().position(|(q, _)| Some(*q) == self.client_next) {
+            let (q, d) = self.held.swap_remove(i);
+            self.client_bytes(&d, q, secrets, here);
+            self.client_next = Some(q.wrapping_add(d.len() as u32));
         }
         false
     }
 
     fn client_bytes(&mut self, p: &[u8], seq: u32, secrets: &mut Secrets, here: &mut Here<'_>) {
         for (i, &b) in p.iter().enumerate() {
-            let end_of_field = b == b'\r' || b == b'\n' || b == 0;
+            let at = seq.wrapping_add(i as u32);
+            let text = self.client_cmd.step(b);
+            // A field ends with CR or LF once something was typed into it: the LF (or NUL) of
+            // an Enter pressed before the prompt came may arrive after it.
+            let terminator = b == b'\r' || b == b'\n' || b == 0;
+            let end_of_field = text && terminator && self.typed;
+            if text && !terminator {
+                self.typed = true;
+            }
             match self.input {
                 Input::Password if end_of_field => {
                     self.input = Input::Other;
                     self.awaiting = true;
+                    self.typed = false;
                 }
-                Input::Password => secrets.add(seq.wrapping_add(i as u32), seq.wrapping_add(i as u32 + 1)),
+                // Everything while the password is typed, IAC sequences included.
+                Input::Password => secrets.add(at, at.wrapping_add(1)),
                 Input::User if end_of_field => {
                     self.input = Input::Other;
+                    self.typed = false;
                     if let Some(u) = user_name(&self.user) {
                         if let Some(old) = self.attempt.replace(Attempt::new(here, Some(u))) {
                             old.report(Source::Telnet, Outcome::Unknown, &mut here.out.logins);
@@ -129,10 +163,10 @@ impl Telnet {
                     }
                     self.user.clear();
                 }
-                Input::User if b == 0x7f || b == 0x08 => {
+                Input::User if text && (b == 0x7f || b == 0x08) => {
                     self.user.pop();
                 }
-                Input::User if b != IAC && self.user.len() < MAX_NAME => self.user.push(b),
+                Input::User if text && !terminator && self.user.len() < MAX_NAME => self.user.push(b),
                 _ => {}
             }
         }
@@ -140,7 +174,7 @@ impl Telnet {
 
     fn server_bytes(&mut self, p: &[u8], here: &mut Here<'_>) {
         for &b in p {
-            if !self.cmd.step(b) {
+            if !self.server_cmd.step(b) {
                 continue;
             }
             self.tail.copy_within(1.., 0);
@@ -157,12 +191,15 @@ impl Telnet {
                     self.awaiting = false;
                 }
             }
-            if ends_with_ci(&self.tail, b"password:") || ends_with_ci(&self.tail, b"passcode:") {
-                self.input = Input::Password;
-            } else if ends_with_ci(&self.tail, b"login:") || ends_with_ci(&self.tail, b"username:") {
-                self.input = Input::User;
-                self.user.clear();
-            }
+        }
+        // A prompt is what the server's output ends with: then it waits for what is typed.
+        if ends_with_ci(&self.tail, b"password:") || ends_with_ci(&self.tail, b"passcode:") {
+            self.input = Input::Password;
+            self.typed = false;
+        } else if ends_with_ci(&self.tail, b"login:") || ends_with_ci(&self.tail, b"username:") {
+            self.input = Input::User;
+            self.typed = false;
+            self.user.clear();
         }
     }
 

@@ -8,6 +8,8 @@ fn a_password_typed_one_character_at_a_time_is_masked() {
         segs.push((true, c));
     }
     segs.push((false, b"\r\nPassword: "));
+    // The LF of the Enter after the user name comes after the prompt.
+    segs.push((true, b"\n"));
     for c in [b"s", b"3", b"c", b"r", b"e", b"t", b"\r"] {
         segs.push((true, c));
     }
