@@ -80,6 +80,7 @@ pub fn process_files_with<S: Sink>(
 pub fn transactions(path: &Path, pb: Option<&ProgressBar>, done: u64) -> Result<CaptureTx, String> {
     let name = path.display().to_string();
     let mut p = Pipeline::new(Default::default(), Default::default(), NullSink);
+    p.track_exchanges();
     let mut t = Tracker::new(name);
     let reports = process_files_with(&mut p, &[path.to_path_buf()], pb.map(|pb| (pb, done)), |c, o| t.observe(c, o));
     // Exchanges of the connections the end of the file closed.

@@ -691,6 +691,11 @@ impl<S: Sink> Pipeline<S> {
         self.sink.flush();
     }
 
+    /// Follow exchanges (request → answer) for the diff's transactions; off by default.
+    pub fn track_exchanges(&mut self) {
+        self.analyzers.exchanges = true;
+    }
+
     /// The credential masks of the frame processed last (offsets in its data), for whoever keeps
     /// the frame (the pcap ring).
     pub fn masks(&self) -> &Masks {

@@ -96,6 +96,23 @@ impl Drop for Buf {
     }
 }
 
+/// Bytes of the budget held by something that is not a buffer (a queued request, a login
+/// waiting for its verdict): given back when the claim is dropped.
+#[derive(Debug)]
+pub struct Claim(usize);
+
+impl Claim {
+    pub fn new(n: usize) -> Option<Claim> {
+        reserve(n).then_some(Claim(n))
+    }
+}
+
+impl Drop for Claim {
+    fn drop(&mut self) {
+        USED.fetch_sub(self.0, Ordering::Relaxed);
+    }
+}
+
 /// A buffer made on first use and dropped when emptied: what a parser holds only while a
 /// message or line is incomplete.
 #[derive(Debug, Default)]

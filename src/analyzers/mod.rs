@@ -191,6 +191,8 @@ pub struct Here<'a> {
     pub frame: u64,
     pub ts: Ts,
     pub stream: Option<u64>,
+    /// Exchanges are followed (for the diff): requests are named and kept until answered.
+    pub exchanges: bool,
     /// The frame, and whether it comes from the client.
     d: Option<&'a Decoded<'a>>,
     from_client: bool,
@@ -200,7 +202,7 @@ pub struct Here<'a> {
 impl<'a> Here<'a> {
     #[cfg(test)]
     pub fn test(out: &'a mut AppFacts) -> Here<'a> {
-        Here { frame: 1, ts: Ts(0), stream: Some(0), d: None, from_client: true, out }
+        Here { frame: 1, ts: Ts(0), stream: Some(0), exchanges: true, d: None, from_client: true, out }
     }
 
     /// (source, destination) of the frame, as (address, port).
@@ -465,6 +467,9 @@ pub struct Analyzers {
     kerberos: kerberos::Kerberos,
     dhcp: dhcp::Dhcp,
     pub stats: AnalyzerStats,
+    /// Follow exchanges (request → answer, for `diff`): off in the daemon and `analyze`, which
+    /// need none, so no request is named or kept for them.
+    pub exchanges: bool,
 }
 
 impl Analyzers {
@@ -542,7 +547,15 @@ impl Analyzers {
         let client_dir = app.client.unwrap_or(1 - dir);
         let from_client = dir == client_dir;
         f.proto = Some(state.proto.proto());
-        let mut here = Here { frame: d.frame, ts: d.ts, stream: Some(stream), d: Some(d), from_client, out: f };
+        let mut here = Here {
+            frame: d.frame,
+            ts: d.ts,
+            stream: Some(stream),
+            exchanges: self.exchanges,
+            d: Some(d),
+            from_client,
+            out: f,
+        };
         let seg = TcpSeg {
             seg: Seg { data: d.payload, seq: t.seq, seg_len: t.seg_len },
             from_client,

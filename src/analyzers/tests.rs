@@ -70,6 +70,7 @@ impl Run {
 pub fn talk(port: u16, syn: bool, segs: &[(bool, &[u8])], again: bool) -> Run {
     let server = ([10, 2, 2, 20], port);
     let mut p: Pipeline<Vec<StoreEvent>> = Pipeline::new(FlowConfig::default(), PipelineConfig::default(), Vec::new());
+    p.track_exchanges();
     let mut run = Run::default();
     let (mut cseq, mut sseq) = (1000u32, 5000u32);
     let mut frame = 0u64;
@@ -195,4 +196,34 @@ fn an_unknown_protocol_is_left_alone() {
     let r = talk(9999, true, &[(true, b"hello there\r\n"), (false, b"general kenobi\r\n")], false);
     assert_eq!(r.text(None), "hello there\r\ngeneral kenobi\r\n");
     assert!(r.logins.is_empty());
+}
+
+/// What a flow costs: the state kept inline in every flow slot, and the largest analyzer state
+/// a flow gets once its protocol is chosen (the note and the unit's MemoryMax reckoning use
+/// these). Buffers beyond these are the budget's.
+#[test]
+fn per_flow_state_is_small_and_bounded() {
+    use super::{FlowApp, State};
+    use std::mem::size_of;
+    let inline = size_of::<FlowApp>();
+    let flow = size_of::<crate::flow::Flow<FlowApp>>();
+    let state = size_of::<State>();
+    eprintln!("FlowApp {inline} B inline, Flow<FlowApp> {flow} B, analyzer state {state} B (boxed, largest variant)");
+    for (name, n) in [
+        ("pop3", size_of::<super::pop3::Pop3>()),
+        ("imap", size_of::<super::imap::Imap>()),
+        ("smtp", size_of::<super::smtp::Smtp>()),
+        ("ftp", size_of::<super::ftp::Ftp>()),
+        ("telnet", size_of::<super::telnet::Telnet>()),
+        ("http", size_of::<super::http::Http>()),
+        ("pgsql", size_of::<super::pgsql::Pgsql>()),
+        ("mysql", size_of::<super::mysql::Mysql>()),
+        ("tds", size_of::<super::tds::Tds>()),
+        ("ldap", size_of::<super::ldap::Ldap>()),
+        ("smb", size_of::<super::smb::Smb>()),
+    ] {
+        eprintln!("  {name}: {n} B");
+    }
+    assert!(inline <= 24, "{inline}");
+    assert!(state <= 1024, "{state}");
 }

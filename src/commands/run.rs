@@ -208,86 +208,152 @@ fn stop_flag() -> anyhow::Result<Arc<AtomicBool>> {
     Ok(stop)
 }
 
-pub fn run(args: RunArgs) -> anyhow::Result<Outcome> {
-    let path = args.config.clone().unwrap_or_else(|| PathBuf::from(DEFAULT_PATH));
-    let mut cfg = if args.config.is_some() || path.exists() { Config::load(&path)? } else { Config::default() };
-    if let Some(i) = &args.interface {
-        cfg.capture.interface = i.clone();
+/// The daemon's parts, set up from the configuration and the command line before anything
+/// starts: a configuration mistake stops it before it captures.
+struct Daemon {
+    cfg: Config,
+    db: PathBuf,
+    rules_dir: PathBuf,
+    /// What the dashboard shows of the running daemon.
+    live: Arc<Live>,
+    /// SIGINT/SIGTERM.
+    stop: Arc<AtomicBool>,
+    /// Stops the jobs and the mailer, after the store has written its last batch (so the mailer
+    /// sees every alert).
+    bg_stop: Arc<AtomicBool>,
+    ring: Option<crate::store::ring::RingSettings>,
+    evidence_window: Option<(i64, i64)>,
+    plan: Vec<(crate::jobs::Job, croner::Cron)>,
+    mail_on: bool,
+    session_lifetime: Duration,
+    /// Made with the configuration (its mistakes stop the daemon at once), started with the rest.
+    mailer: Option<crate::mail::Mailer>,
+    replay: Option<PathBuf>,
+}
+
+/// What runs beside the capture loop.
+struct Running {
+    web: Option<crate::web::Server>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+    notifier: crate::notify::Notifier,
+}
+
+impl Daemon {
+    fn new(args: &RunArgs) -> anyhow::Result<Daemon> {
+        let path = args.config.clone().unwrap_or_else(|| PathBuf::from(DEFAULT_PATH));
+        let mut cfg = if args.config.is_some() || path.exists() { Config::load(&path)? } else { Config::default() };
+        if let Some(i) = &args.interface {
+            cfg.capture.interface = i.clone();
+        }
+        if let Some(l) = &args.listen {
+            cfg.web.listen = l.clone();
+        }
+        let db = args.db.clone().unwrap_or_else(|| cfg.store.database());
+        // `--db` moves the whole store: the ring and the evidence live beside the database.
+        if let Some(dir) = args.db.as_ref().and_then(|d| d.parent()) {
+            cfg.store.dir = if dir.as_os_str().is_empty() { PathBuf::from(".") } else { dir.to_path_buf() };
+        }
+        let rules_dir = args.rules.clone().unwrap_or_else(|| cfg.rules.dir.clone());
+        let (ring, evidence_window) = match cfg.store.ring {
+            true => (
+                Some(crate::store::ring::RingSettings::from_config(&cfg.store, &db, &rules_dir)?),
+                Some(cfg.store.evidence_window()?),
+            ),
+            false => (None, None),
+        };
+        cfg.pipeline.analyzer_buffer_bytes()?;
+        let session_lifetime = cfg.web.session_lifetime()?;
+        let mut plan = crate::jobs::schedule(&cfg.jobs)?;
+        // The ring watches the disk every 10 s (and records a shortage the full disk kept it from
+        // recording); the cron watchdog is for a daemon without a ring.
+        if ring.is_some() {
+            plan.retain(|(j, _)| *j != crate::jobs::Job::Disk);
+        }
+        let mail_on = crate::mail::enabled(&cfg.mail);
+        let mailer = match mail_on {
+            true => Some(crate::mail::Mailer::new(&cfg.mail, &db)?),
+            false => {
+                tracing::warn!("[mail] server or to not set: alerts are stored, not mailed");
+                None
+            }
+        };
+        Ok(Daemon {
+            cfg,
+            db,
+            rules_dir,
+            live: Arc::new(Live::new()),
+            stop: stop_flag()?,
+            bg_stop: Arc::new(AtomicBool::new(false)),
+            ring,
+            evidence_window,
+            plan,
+            mail_on,
+            session_lifetime,
+            mailer,
+            replay: args.replay.clone(),
+        })
     }
-    if let Some(l) = &args.listen {
-        cfg.web.listen = l.clone();
+
+    /// The store's writer: blocking for a replay (a file waits for the disk), dropping for live
+    /// capture (which never waits).
+    fn store(&self, backpressure: Backpressure) -> anyhow::Result<SqliteSink> {
+        SqliteSink::start_opts(&self.db, backpressure, self.mail_on, self.evidence_window, true)
     }
-    let db = args.db.clone().unwrap_or_else(|| cfg.store.database());
-    let live = Arc::new(Live::new());
-    // `--db` moves the whole store: the ring and the evidence live beside the database.
-    if let Some(dir) = args.db.as_ref().and_then(|d| d.parent()) {
-        cfg.store.dir = if dir.as_os_str().is_empty() { PathBuf::from(".") } else { dir.to_path_buf() };
-    }
-    let stop = stop_flag()?;
-    let rules_dir = args.rules.clone().unwrap_or_else(|| cfg.rules.dir.clone());
-    let ring_settings = match cfg.store.ring {
-        true => Some(crate::store::ring::RingSettings::from_config(&cfg.store, &db, &rules_dir)?),
-        false => None,
-    };
-    let evidence_window = match cfg.store.ring {
-        true => Some(cfg.store.evidence_window()?),
-        false => None,
-    };
-    // Started once the store has created or migrated the database (the ring reads its windows).
-    let start_ring = || -> anyhow::Result<Option<crate::store::ring::Ring>> {
-        let Some(s) = ring_settings.clone() else { return Ok(None) };
+
+    /// The pcap ring, once the store has created or migrated the database (it reads its windows).
+    fn start_ring(&self) -> anyhow::Result<Option<crate::store::ring::Ring>> {
+        let Some(s) = self.ring.clone() else { return Ok(None) };
         let ring = crate::store::ring::Ring::start(s)?;
-        if let Ok(mut r) = live.ring.lock() {
+        if let Ok(mut r) = self.live.ring.lock() {
             *r = Some(Arc::clone(&ring.stats));
         }
         Ok(Some(ring))
-    };
-    let mut rules = RuleWatch::new(rules_dir.clone(), Arc::clone(&live));
-    let session_lifetime = cfg.web.session_lifetime()?;
-    // Configuration mistakes stop the daemon before it starts capturing.
-    let mut plan = crate::jobs::schedule(&cfg.jobs)?;
-    // The ring watches the disk every 10 s (and records a shortage the full disk kept it from
-    // recording); the cron watchdog is for a daemon without a ring.
-    if ring_settings.is_some() {
-        plan.retain(|(j, _)| *j != crate::jobs::Job::Disk);
     }
-    let mail_on = crate::mail::enabled(&cfg.mail);
-    let mailer = match mail_on {
-        true => Some(crate::mail::Mailer::new(&cfg.mail, &db)?),
-        false => {
-            tracing::warn!("[mail] server or to not set: alerts are stored, not mailed");
-            None
+
+    /// The pipeline with the rules as they are now, and the alert state the store remembers.
+    fn pipeline(&self, sink: SqliteSink, rules: &mut RuleWatch) -> Pipeline<SqliteSink> {
+        let mut p = Pipeline::new(self.cfg.flows.clone(), self.cfg.pipeline.clone(), sink);
+        p.digest_every_secs = self.cfg.mail.digest_every_secs();
+        if let Some(r) = rules.poll() {
+            p.set_rules(r);
         }
-    };
-    let background = |stop: &Arc<AtomicBool>| {
-        let mut threads = vec![crate::jobs::Jobs::new(&cfg, &db, &rules_dir).spawn(plan.clone(), Arc::clone(stop))];
-        if let Some(m) = mailer {
-            threads.push(m.spawn(Arc::clone(stop), MAIL_POLL));
+        restore_alerts(&mut p, &self.db);
+        p
+    }
+
+    /// Dashboard, jobs and mailer, once the store is up; then READY.
+    fn start_beside(&mut self, health: &Arc<crate::store::StoreHealth>, ready: &str) -> anyhow::Result<Running> {
+        let web = self.dashboard(health)?;
+        let mut threads = vec![crate::jobs::Jobs::new(&self.cfg, &self.db, &self.rules_dir)
+            .spawn(self.plan.clone(), Arc::clone(&self.bg_stop))];
+        if let Some(m) = self.mailer.take() {
+            threads.push(m.spawn(Arc::clone(&self.bg_stop), MAIL_POLL));
         }
-        threads
-    };
-    // Stopped after the store has written its last batch, so the mailer sees every alert.
-    let bg_stop = Arc::new(AtomicBool::new(false));
-    // The dashboard starts once the store has created or migrated the database.
-    let dashboard = |health: &Arc<crate::store::StoreHealth>| -> anyhow::Result<Option<crate::web::Server>> {
-        if let Ok(mut s) = live.store.lock() {
+        let mut notifier = crate::notify::Notifier::from_env();
+        notifier.ready(ready);
+        Ok(Running { web, threads, notifier })
+    }
+
+    fn dashboard(&self, health: &Arc<crate::store::StoreHealth>) -> anyhow::Result<Option<crate::web::Server>> {
+        if let Ok(mut s) = self.live.store.lock() {
             *s = Some(Arc::clone(health));
         }
-        if cfg.web.listen.is_empty() {
+        let web = &self.cfg.web;
+        if web.listen.is_empty() {
             return Ok(None);
         }
         let state = crate::web::WebState::new(crate::web::WebSettings {
-            db: db.clone(),
+            db: self.db.clone(),
             mode: crate::web::Mode::Daemon,
-            rules_dir: Some(rules_dir.clone()),
-            preview_files: args.replay.iter().cloned().collect(),
-            password_file: cfg.web.password_file.clone(),
-            metrics_token_file: cfg.web.metrics_token_file.clone(),
-            session_lifetime,
-            live: Arc::clone(&live),
+            rules_dir: Some(self.rules_dir.clone()),
+            preview_files: self.replay.iter().cloned().collect(),
+            password_file: web.password_file.clone(),
+            metrics_token_file: web.metrics_token_file.clone(),
+            session_lifetime: self.session_lifetime,
+            live: Arc::clone(&self.live),
         });
         // Capture matters more than the dashboard: a taken port is reported, not fatal.
-        let server = match crate::web::Server::start(&cfg.web.listen, state, Arc::new(AtomicBool::new(false))) {
+        let server = match crate::web::Server::start(&web.listen, state, Arc::new(AtomicBool::new(false))) {
             Ok(s) => s,
             Err(e) => {
                 tracing::error!("dashboard not started: {e:#}");
@@ -295,29 +361,55 @@ pub fn run(args: RunArgs) -> anyhow::Result<Outcome> {
             }
         };
         tracing::info!("dashboard on http://{}/", server.addr);
-        if matches!(crate::web::auth::password_state(&cfg.web.password_file), crate::web::auth::PasswordState::Unset) {
+        if matches!(crate::web::auth::password_state(&web.password_file), crate::web::auth::PasswordState::Unset) {
             tracing::warn!(
                 "no dashboard password yet ({}): set one with `mirrorwatch passwd`",
-                cfg.web.password_file.display()
+                web.password_file.display()
             );
         }
         Ok(Some(server))
-    };
+    }
 
-    if let Some(replay) = &args.replay {
-        let sink = SqliteSink::start_opts(&db, Backpressure::Block, mail_on, evidence_window, true)?;
-        let mut ring = start_ring()?.map(|r| r.blocking());
-        let web = dashboard(&sink.health)?;
-        let threads = background(&bg_stop);
-        let mut p = Pipeline::new(cfg.flows.clone(), cfg.pipeline.clone(), sink);
-        p.digest_every_secs = cfg.mail.digest_every_secs();
-        if let Some(r) = rules.poll() {
-            p.set_rules(r);
+    /// STOPPING, the dashboard down, the store's last batch written, the ring closed, then the
+    /// jobs and the mailer.
+    fn shut_down(
+        &self,
+        mut run: Running,
+        sink: SqliteSink,
+        ring: Option<crate::store::ring::Ring>,
+    ) -> anyhow::Result<()> {
+        run.notifier.stopping();
+        if let Some(w) = run.web.take() {
+            w.stop();
         }
-        restore_alerts(&mut p, &db);
-        let mut notifier = crate::notify::Notifier::from_env();
-        notifier.ready(&format!("replaying {}", replay.display()));
-        let reports = crate::offline::process_files_with(&mut p, std::slice::from_ref(replay), None, |ctx, _| {
+        sink.finish()?;
+        if let Some(r) = ring {
+            r.finish();
+        }
+        self.bg_stop.store(true, Ordering::Relaxed);
+        run.threads.into_iter().for_each(|t| t.join().unwrap_or(()));
+        Ok(())
+    }
+}
+
+pub fn run(args: RunArgs) -> anyhow::Result<Outcome> {
+    let d = Daemon::new(&args)?;
+    let rules = RuleWatch::new(d.rules_dir.clone(), Arc::clone(&d.live));
+    match d.replay.clone() {
+        Some(file) => replay(d, rules, &file),
+        None => capture(d, rules),
+    }
+}
+
+/// `run --replay`: the file through the same pipeline as fast as it goes (packet time), then
+/// the daemon serves the dashboard and sends mail until stopped.
+fn replay(mut d: Daemon, mut rules: RuleWatch, file: &std::path::Path) -> anyhow::Result<Outcome> {
+    let sink = d.store(Backpressure::Block)?;
+    let mut ring = d.start_ring()?.map(|r| r.blocking());
+    let mut run = d.start_beside(&sink.health, &format!("replaying {}", file.display()))?;
+    let mut p = d.pipeline(sink, &mut rules);
+    let reports =
+        crate::offline::process_files_with(&mut p, std::slice::from_ref(&file.to_path_buf()), None, |ctx, _| {
             if let Some(r) = ring.as_mut() {
                 let pkt = crate::capture::RawPacket {
                     frame: ctx.d.frame,
@@ -330,62 +422,82 @@ pub fn run(args: RunArgs) -> anyhow::Result<Outcome> {
                 r.push(&pkt, &ctx.app.masks);
             }
         });
-        p.finish_alerts();
-        let bad_input = reports.iter().any(|r| r.error.is_some());
-        for r in &reports {
-            match &r.error {
-                Some(e) => tracing::error!("replay: {e}"),
-                None => tracing::info!("replayed {} frames from {}", r.packets, r.file),
-            }
+    p.finish_alerts();
+    let bad_input = reports.iter().any(|r| r.error.is_some());
+    for r in &reports {
+        match &r.error {
+            Some(e) => tracing::error!("replay: {e}"),
+            None => tracing::info!("replayed {} frames from {}", r.packets, r.file),
         }
-        p.sink.flush();
-        live.publish(&p.summary);
-        if let Some(r) = ring.as_mut() {
-            // Once the store has written the last alerts, their windows are cut from what there is.
-            p.sink.wait_idle(Duration::from_secs(30));
-            r.end_of_input();
-        }
-        // Rule files saved meanwhile (the dashboard's editor) are still checked and applied.
-        let mut last_poll = Instant::now();
-        while !stop.load(Ordering::Relaxed) {
-            std::thread::sleep(Duration::from_millis(100));
-            if last_poll.elapsed() >= Duration::from_secs(1) {
-                last_poll = Instant::now();
-                if let Some(r) = rules.poll() {
-                    p.set_rules(r);
-                }
-                notifier.tick(crate::notify::writer_healthy(&p.sink.health));
-            }
-        }
-        notifier.stopping();
-        if let Some(w) = web {
-            w.stop();
-        }
-        p.sink.finish()?;
-        if let Some(r) = ring {
-            r.finish();
-        }
-        bg_stop.store(true, Ordering::Relaxed);
-        threads.into_iter().for_each(|t| t.join().unwrap_or(()));
-        return Ok(Outcome { bad_input });
     }
+    p.sink.flush();
+    d.live.publish(&p.summary);
+    if let Some(r) = ring.as_mut() {
+        // Once the store has written the last alerts, their windows are cut from what there is.
+        p.sink.wait_idle(Duration::from_secs(30));
+        r.end_of_input();
+    }
+    // Rule files saved meanwhile (the dashboard's editor) are still checked and applied.
+    let mut last_poll = Instant::now();
+    while !d.stop.load(Ordering::Relaxed) {
+        std::thread::sleep(Duration::from_millis(100));
+        if last_poll.elapsed() >= Duration::from_secs(1) {
+            last_poll = Instant::now();
+            if let Some(r) = rules.poll() {
+                p.set_rules(r);
+            }
+            run.notifier.tick(crate::notify::writer_healthy(&p.sink.health));
+        }
+    }
+    d.shut_down(run, p.sink, ring)?;
+    Ok(Outcome { bad_input })
+}
 
-    let mut src = LiveSource::open(&cfg.capture).context("starting live capture")?;
-    tracing::info!("capturing on {} (link type {})", cfg.capture.interface, src.link_type().name());
-    let sink = SqliteSink::start_opts(&db, Backpressure::Drop, mail_on, evidence_window, true)?;
-    let mut ring = start_ring()?;
-    let web = dashboard(&sink.health)?;
-    let threads = background(&bg_stop);
-    let mut p = Pipeline::new(cfg.flows.clone(), cfg.pipeline.clone(), sink);
-    p.digest_every_secs = cfg.mail.digest_every_secs();
-    if let Some(r) = rules.poll() {
-        p.set_rules(r);
+/// Drop counters of the capture and the ring, read once a second (the counters only grow).
+#[derive(Default)]
+struct Drops {
+    kernel: u64,
+    interface: u64,
+    ring: u64,
+    /// Kernel and interface drops since the start, for the status line.
+    total: u64,
+}
+
+impl Drops {
+    /// What was lost since the last call: (kernel, interface, ring).
+    fn since_last(&mut self, src: &mut LiveSource, ring: Option<&crate::store::ring::Ring>) -> (u64, u64, u64) {
+        let ring_lost = ring.map_or(0, |r| r.stats.frames_lost.load(Ordering::Relaxed));
+        let ring_new = ring_lost.saturating_sub(self.ring);
+        self.ring = ring_lost;
+        let (mut kernel, mut interface) = (0, 0);
+        if let Some(d) = src.drops() {
+            kernel = d.dropped.saturating_sub(self.kernel);
+            interface = d.if_dropped.saturating_sub(self.interface);
+            if kernel + interface > 0 {
+                tracing::error!(
+                    "capture dropped {} frames in the last second ({kernel} kernel buffer, {interface} interface)",
+                    kernel + interface
+                );
+                self.kernel = self.kernel.max(d.dropped);
+                self.interface = self.interface.max(d.if_dropped);
+                self.total = self.kernel + self.interface;
+            }
+        }
+        (kernel, interface, ring_new)
     }
-    restore_alerts(&mut p, &db);
-    let loader = RuleLoader::spawn(rules, Arc::clone(&bg_stop))?;
-    let mut notifier = crate::notify::Notifier::from_env();
-    notifier.ready(&format!("capturing on {}", cfg.capture.interface));
-    let mut last_status = Instant::now();
+}
+
+/// Live capture: libpcap on the mirror port → pipeline (→ ring), with a tick once a second, until
+/// SIGINT/SIGTERM.
+fn capture(mut d: Daemon, mut rules: RuleWatch) -> anyhow::Result<Outcome> {
+    let iface = d.cfg.capture.interface.clone();
+    let mut src = LiveSource::open(&d.cfg.capture).context("starting live capture")?;
+    tracing::info!("capturing on {iface} (link type {})", src.link_type().name());
+    let sink = d.store(Backpressure::Drop)?;
+    let mut ring = d.start_ring()?;
+    let mut run = d.start_beside(&sink.health, &format!("capturing on {iface}"))?;
+    let mut p = d.pipeline(sink, &mut rules);
+    let loader = RuleLoader::spawn(rules, Arc::clone(&d.bg_stop))?;
     // A Pi boots without a real-time clock: say so until NTP has set it (retention waits; the
     // stored minutes of that time never become what retention or a baseline measures from).
     let timesync = std::path::Path::new(crate::time::TIMESYNC_DIR);
@@ -394,11 +506,10 @@ pub fn run(args: RunArgs) -> anyhow::Result<Outcome> {
         tracing::warn!("clock not synchronised: {}", clock.reason);
     }
     let mut health = HealthWatch { last_report: None };
-    let mut last_tick = Instant::now();
-    let mut last_dropped = 0u64;
-    let (mut last_kernel_drops, mut last_if_drops, mut last_ring_lost) = (0u64, 0u64, 0u64);
+    let (mut last_tick, mut last_status) = (Instant::now(), Instant::now());
+    let mut drops = Drops::default();
     let mut result = Ok(());
-    while !stop.load(Ordering::Relaxed) {
+    while !d.stop.load(Ordering::Relaxed) {
         match src.next_packet() {
             Ok(Some(pkt)) => {
                 p.process(&pkt);
@@ -409,65 +520,47 @@ pub fn run(args: RunArgs) -> anyhow::Result<Outcome> {
             Ok(None) => {}
             Err(e) => {
                 tracing::error!("capture stopped: {e}");
-                result = Err(anyhow::anyhow!("capture on {} failed: {e}", cfg.capture.interface));
+                result = Err(anyhow::anyhow!("capture on {iface} failed: {e}"));
                 break;
             }
         }
-        if last_tick.elapsed() >= Duration::from_secs(1) {
-            last_tick = Instant::now();
-            let now = crate::time::wall_now();
-            // Frames the ring left out in the last second (userland: the disk did not take them).
-            let ring_lost = ring.as_ref().map_or(0, |r| r.stats.frames_lost.load(Ordering::Relaxed));
-            let ring_new = ring_lost - last_ring_lost;
-            last_ring_lost = ring_lost;
-            let (mut kernel, mut interface) = (0, 0);
-            if let Some(d) = src.drops() {
-                // Counters of libpcap: they only grow (a reset would show as no new drops).
-                kernel = d.dropped.saturating_sub(last_kernel_drops);
-                interface = d.if_dropped.saturating_sub(last_if_drops);
-                if kernel + interface > 0 {
-                    tracing::error!(
-                        "capture dropped {} frames in the last second ({kernel} kernel buffer, {interface} interface)",
-                        kernel + interface
-                    );
-                    last_kernel_drops = last_kernel_drops.max(d.dropped);
-                    last_if_drops = last_if_drops.max(d.if_dropped);
-                    last_dropped = last_kernel_drops + last_if_drops;
+        if last_tick.elapsed() < Duration::from_secs(1) {
+            continue;
+        }
+        // Once a second: drops, the store's health, the open minute, the ring, the watchdog.
+        last_tick = Instant::now();
+        let now = crate::time::wall_now();
+        let (kernel, interface, ring_new) = drops.since_last(&mut src, ring.as_ref());
+        p.add_drops(now, kernel, interface, ring_new);
+        health.check(&mut p, now);
+        p.tick(now);
+        if let Some(r) = ring.as_mut() {
+            r.flush();
+        }
+        d.live.publish(&p.summary);
+        // Fed from this loop only: a capture loop that stops turning stops feeding it.
+        run.notifier.tick(crate::notify::writer_healthy(&p.sink.health));
+        if last_status.elapsed() >= Duration::from_secs(10) {
+            last_status = Instant::now();
+            let now_clock = crate::time::clock_status(now.secs(), timesync);
+            if now_clock.synchronized != clock.synchronized {
+                match now_clock.synchronized {
+                    true => tracing::info!("clock synchronised"),
+                    false => tracing::warn!("clock not synchronised: {}", now_clock.reason),
                 }
+                clock = now_clock;
             }
-            p.add_drops(now, kernel, interface, ring_new);
-            health.check(&mut p, now);
-            p.tick(now);
-            if let Some(r) = ring.as_mut() {
-                r.flush();
-            }
-            live.publish(&p.summary);
-            // Fed from this loop only: a capture loop that stops turning stops feeding it.
-            notifier.tick(crate::notify::writer_healthy(&p.sink.health));
-            if last_status.elapsed() >= Duration::from_secs(10) {
-                last_status = Instant::now();
-                let now_clock = crate::time::clock_status(now.secs(), timesync);
-                if now_clock.synchronized != clock.synchronized {
-                    match now_clock.synchronized {
-                        true => tracing::info!("clock synchronised"),
-                        false => tracing::warn!("clock not synchronised: {}", now_clock.reason),
-                    }
-                    clock = now_clock;
-                }
-                notifier.status(&format!(
-                    "capturing on {}: {} frames, {} dropped{}",
-                    cfg.capture.interface,
-                    p.summary.packets,
-                    last_dropped,
-                    if clock.synchronized { "" } else { "; clock not synchronised" }
-                ));
-            }
-            if let Some(r) = loader.take() {
-                p.set_rules(r);
-            }
+            run.notifier.status(&format!(
+                "capturing on {iface}: {} frames, {} dropped{}",
+                p.summary.packets,
+                drops.total,
+                if clock.synchronized { "" } else { "; clock not synchronised" }
+            ));
+        }
+        if let Some(r) = loader.take() {
+            p.set_rules(r);
         }
     }
-    notifier.stopping();
     // Let the kernel hand over what it still holds, then account for it.
     while let Ok(Some(pkt)) = src.next_packet() {
         p.process(&pkt);
@@ -477,17 +570,10 @@ pub fn run(args: RunArgs) -> anyhow::Result<Outcome> {
     }
     p.end_of_file();
     p.finish_alerts();
-    if let Some(w) = web {
-        w.stop();
-    }
     let dropped_events = p.sink.dropped_events;
-    p.sink.finish()?;
-    if let Some(r) = ring {
-        r.finish();
-    }
-    bg_stop.store(true, Ordering::Relaxed);
+    d.shut_down(run, p.sink, ring)?;
+    // (Its thread ends with the jobs and the mailer, on bg_stop.)
     drop(loader);
-    threads.into_iter().for_each(|t| t.join().unwrap_or(()));
     if dropped_events > 0 {
         tracing::error!("store could not keep up: {dropped_events} events dropped");
     }

@@ -11,6 +11,7 @@
 //! Counters are upserted (`+=`): a minute that appears twice (time running backwards in a merged
 //! capture, or two files of one day) adds up instead of overwriting.
 
+mod batch;
 pub mod dashboard;
 pub mod disk_alerts;
 pub mod pcapng;
@@ -20,7 +21,6 @@ pub mod schema;
 pub mod settings;
 
 use std::collections::VecDeque;
-use std::net::IpAddr;
 use std::path::Path;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender, TryRecvError, TrySendError};
@@ -29,11 +29,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use rusqlite::types::Value;
-use rusqlite::{params_from_iter, Connection};
-
-use crate::decode::mac_text;
-use crate::flow::TcpCounts;
+use rusqlite::Connection;
 
 use crate::event::{Sink, StoreEvent};
 
@@ -273,10 +269,6 @@ impl Drop for SqliteSink {
     }
 }
 
-fn ip_text(ip: Option<IpAddr>) -> String {
-    ip.map(|i| i.to_string()).unwrap_or_else(|| "other".into())
-}
-
 /// Errors worth waiting out: another connection holds the lock, the medium hiccups, the disk is
 /// full (retention or the admin frees it). Anything else is a bug or damage.
 fn is_transient(e: &anyhow::Error) -> bool {
@@ -421,11 +413,11 @@ impl Writer {
         let Some(batch) = self.held.front() else { return Ok(()) };
         self.health.writing_since_us.store(wall_us(), Ordering::Relaxed);
         let written = match &mut self.conn {
-            Some(c) => write_batch(c, batch, self.outbox, self.evidence_window),
+            Some(c) => batch::write(c, batch, self.outbox, self.evidence_window),
             None => match open_durable(&self.path, self.durable) {
                 Ok(mut c) => {
                     tracing::info!("store opened: {}", self.path.display());
-                    let r = write_batch(&mut c, batch, self.outbox, self.evidence_window);
+                    let r = batch::write(&mut c, batch, self.outbox, self.evidence_window);
                     self.conn = Some(c);
                     r
                 }
@@ -519,314 +511,6 @@ impl Writer {
         self.spell_failures = 0;
         self.spell_lost = 0;
     }
-}
-
-/// `INSERT … ON CONFLICT(keys) DO UPDATE SET c = c + excluded.c` for every non-key column: the
-/// store adds counters up instead of overwriting them (see the module docs).
-fn upsert_sql(table: &str, keys: &[&str], counters: &[&str]) -> String {
-    let cols: Vec<&str> = keys.iter().chain(counters).copied().collect();
-    let marks: Vec<String> = (1..=cols.len()).map(|i| format!("?{i}")).collect();
-    let sets: Vec<String> = counters.iter().map(|c| format!("{c} = {c} + excluded.{c}")).collect();
-    format!(
-        "INSERT INTO {table} ({}) VALUES ({}) ON CONFLICT({}) DO UPDATE SET {}",
-        cols.join(", "),
-        marks.join(", "),
-        keys.join(", "),
-        sets.join(", ")
-    )
-}
-
-fn with_tcp(cols: &[&'static str]) -> Vec<&'static str> {
-    cols.iter().copied().chain(TcpCounts::COLUMNS).collect()
-}
-
-fn write_batch(
-    conn: &mut Connection,
-    batch: &[StoreEvent],
-    with_outbox: bool,
-    evidence_window: Option<(i64, i64)>,
-) -> anyhow::Result<()> {
-    let minute_sql = upsert_sql(
-        "traffic_minute",
-        &["minute"],
-        &with_tcp(&[
-            "packets",
-            "bytes",
-            "tcp_packets",
-            "udp_packets",
-            "other_packets",
-            "truncated",
-            "decode_errors",
-            "drops",
-            "private_retransmissions",
-            "time_jumps",
-            "if_drops",
-            "ring_drops",
-        ]),
-    );
-    let pair_sql = upsert_sql("tcp_pair_minute", &["minute", "src", "dst"], &with_tcp(&["packets", "bytes"]));
-    // The same deltas into the hour (events of the open minute are deltas: they add up).
-    let pair_hour_sql = upsert_sql("tcp_pair_hour", &["hour", "src", "dst"], &with_tcp(&["packets", "bytes"]));
-    let flow_cols = with_tcp(&[
-        "proto",
-        "stream",
-        "a_ip",
-        "a_port",
-        "b_ip",
-        "b_port",
-        "a_mac",
-        "b_mac",
-        "first_us",
-        "last_us",
-        "packets_ab",
-        "packets_ba",
-        "bytes_ab",
-        "bytes_ba",
-        "end_reason",
-        "client",
-    ]);
-    let flow_sql = format!(
-        "INSERT INTO flows ({}) VALUES ({})",
-        flow_cols.join(", "),
-        (1..=flow_cols.len()).map(|i| format!("?{i}")).collect::<Vec<_>>().join(", ")
-    );
-    let counter_sql = upsert_sql("counter_minute", &["counter", "minute", "key"], &["value"]);
-    let volume_sql = upsert_sql("user_volume_minute", &["minute", "user"], &["bytes_in", "bytes_out", "packets"]);
-    let tx = conn.transaction()?;
-    {
-        let mut counter = tx.prepare_cached(&counter_sql)?;
-        let mut counter_gone = tx.prepare_cached(
-            "DELETE FROM counter_minute WHERE counter = ?1 AND minute = ?2 AND key = ?3 AND value <= 0",
-        )?;
-        let mut volume = tx.prepare_cached(&volume_sql)?;
-        let mut id_event = tx.prepare_cached(
-            "INSERT INTO identity_events (ts, kind, mac, ip, users, hostname, frame) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-        )?;
-        let mut identity = tx.prepare_cached(
-            "INSERT INTO identities (mac, ip, user, realm, hostname, source, outcome, error, first_us, last_us, count)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 1)
-             ON CONFLICT (mac, ip, user, realm, hostname, source, outcome, error) DO UPDATE SET
-                count = count + 1, first_us = min(first_us, excluded.first_us),
-                last_us = max(last_us, excluded.last_us)",
-        )?;
-        let mut minute = tx.prepare_cached(&minute_sql)?;
-        let mut pair = tx.prepare_cached(&pair_sql)?;
-        let mut pair_hour = tx.prepare_cached(&pair_hour_sql)?;
-        let mut flow = tx.prepare_cached(&flow_sql)?;
-        let mut app_error = tx.prepare_cached(
-            "INSERT INTO app_errors (ts_us, frame, family, code, message, detail, client_ip, client_port,
-                server_ip, server_port, client_mac, stream) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
-        )?;
-        let mut error_minute = tx.prepare_cached(
-            "INSERT INTO app_error_minute (minute, family, code, server, count) VALUES (?1, ?2, ?3, ?4, ?5)
-             ON CONFLICT (minute, family, code, server) DO UPDATE SET count = count + excluded.count",
-        )?;
-        let mut alert_new = tx.prepare_cached(
-            "INSERT INTO alerts (rule, key, severity, since_us, state, summary, count, value, baseline, threshold,
-                mail, suppressed, context) VALUES (?1, ?2, ?3, ?4, 'active', ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
-             ON CONFLICT (rule, key, since_us) DO UPDATE SET count = excluded.count",
-        )?;
-        let mut alert_clear = tx.prepare_cached(
-            "UPDATE alerts SET state = 'cleared', cleared_us = ?4, count = ?5 WHERE rule = ?1 AND key = ?2 AND since_us = ?3",
-        )?;
-        let mut outbox = tx.prepare_cached(
-            "INSERT INTO outbox (created_us, kind, alert_id, payload, evidence, next_try_us) VALUES (?1, ?2, ?3, ?4, ?5, ?1)",
-        )?;
-        for ev in batch {
-            match ev {
-                StoreEvent::Alert(n) => {
-                    use crate::rules::alerts::State;
-                    match n.state {
-                        State::New => {
-                            alert_new.execute(rusqlite::params![
-                                n.rule,
-                                n.key,
-                                n.severity,
-                                n.since.0 / 1000,
-                                n.summary,
-                                n.count as i64,
-                                n.value.map(|v| v as i64),
-                                n.baseline,
-                                n.threshold,
-                                n.mail,
-                                n.suppressed,
-                                serde_json::to_string(&n.context)?,
-                            ])?;
-                            // The episode's row (an upsert does not always set last_insert_rowid).
-                            let id: i64 = tx.query_row(
-                                "SELECT id FROM alerts WHERE rule = ?1 AND key = ?2 AND since_us = ?3",
-                                rusqlite::params![n.rule, n.key, n.since.0 / 1000],
-                                |r| r.get(0),
-                            )?;
-                            if let (Some((before, after)), true) = (evidence_window, n.traffic) {
-                                ring::add_window(&tx, id, n.ts.0 / 1000, before, after)?;
-                            }
-                            if n.mail && with_outbox {
-                                let pcap = (!n.evidence.is_empty()).then(|| crate::store::pcapng::pcapng(&n.evidence));
-                                outbox.execute(rusqlite::params![
-                                    wall_us(),
-                                    "alert",
-                                    id,
-                                    serde_json::to_string(&**n)?,
-                                    pcap
-                                ])?;
-                            }
-                        }
-                        State::Cleared => {
-                            alert_clear.execute(rusqlite::params![
-                                n.rule,
-                                n.key,
-                                n.since.0 / 1000,
-                                n.ts.0 / 1000,
-                                n.count as i64
-                            ])?;
-                        }
-                    }
-                }
-                StoreEvent::Digest(d) => {
-                    let mut d = (**d).clone();
-                    d.lines.retain(|l| l.mail);
-                    if !d.lines.is_empty() && with_outbox {
-                        outbox.execute(rusqlite::params![
-                            wall_us(),
-                            "digest",
-                            None::<i64>,
-                            serde_json::to_string(&d)?,
-                            None::<Vec<u8>>
-                        ])?;
-                    }
-                }
-                StoreEvent::AppError(e) => {
-                    app_error.execute(rusqlite::params![
-                        e.ts.0 / 1000,
-                        e.frame as i64,
-                        e.family.name(),
-                        e.code,
-                        e.message,
-                        e.detail,
-                        e.client.map(|c| c.0.to_string()),
-                        e.client.map(|c| c.1),
-                        e.server.map(|c| c.0.to_string()),
-                        e.server.map(|c| c.1),
-                        e.client_mac.as_ref().map(mac_text),
-                        e.stream.map(|s| s as i64),
-                    ])?;
-                }
-                StoreEvent::AppErrorMinute(c) => {
-                    error_minute.execute(rusqlite::params![
-                        c.minute,
-                        c.family.name(),
-                        c.code,
-                        c.server.map(|s| s.to_string()).unwrap_or_default(),
-                        c.count as i64
-                    ])?;
-                }
-                StoreEvent::IdentityEvent(e) => {
-                    id_event.execute(rusqlite::params![
-                        e.ts,
-                        e.kind,
-                        e.mac,
-                        e.ip,
-                        serde_json::to_string(&e.users)?,
-                        e.hostname,
-                        e.frame as i64
-                    ])?;
-                }
-                StoreEvent::UserVolume { minute, user, volume: v } => {
-                    volume.execute(rusqlite::params![
-                        minute,
-                        user,
-                        v.bytes_in as i64,
-                        v.bytes_out as i64,
-                        v.packets as i64
-                    ])?;
-                }
-                StoreEvent::Identity(f) => {
-                    let t = |s: &Option<String>| s.clone().unwrap_or_default();
-                    let src = serde_json::to_value(f.source).ok().and_then(|v| v.as_str().map(String::from));
-                    let outcome = serde_json::to_value(f.outcome).ok().and_then(|v| v.as_str().map(String::from));
-                    identity.execute(rusqlite::params![
-                        f.mac.as_ref().map(mac_text).unwrap_or_default(),
-                        f.ip.map(|i| i.to_string()).unwrap_or_default(),
-                        t(&f.user),
-                        t(&f.realm),
-                        t(&f.hostname),
-                        src.unwrap_or_default(),
-                        outcome.unwrap_or_default(),
-                        t(&f.error),
-                        f.ts.0 / 1000,
-                        f.ts.0 / 1000,
-                    ])?;
-                }
-                StoreEvent::Counter(c) => {
-                    counter.execute(rusqlite::params![c.counter, c.minute, c.key, c.delta])?;
-                    if c.delta < 0 {
-                        // A group pushed out of a minute's top gave its value to "other".
-                        counter_gone.execute(rusqlite::params![c.counter, c.minute, c.key])?;
-                    }
-                }
-                StoreEvent::Minute(m) => {
-                    let head: [Value; 13] = [
-                        m.minute.into(),
-                        (m.packets as i64).into(),
-                        (m.bytes as i64).into(),
-                        (m.tcp_packets as i64).into(),
-                        (m.udp_packets as i64).into(),
-                        (m.other_packets as i64).into(),
-                        (m.truncated as i64).into(),
-                        (m.decode_errors as i64).into(),
-                        (m.drops as i64).into(),
-                        (m.private_retransmissions as i64).into(),
-                        (m.time_jumps as i64).into(),
-                        (m.if_drops as i64).into(),
-                        (m.ring_drops as i64).into(),
-                    ];
-                    minute.execute(params_from_iter(head.into_iter().chain(tcp_values(&m.tcp))))?;
-                }
-                StoreEvent::Pair(p) => {
-                    let head: [Value; 5] = [
-                        p.minute.into(),
-                        ip_text(p.src).into(),
-                        ip_text(p.dst).into(),
-                        (p.packets as i64).into(),
-                        (p.bytes as i64).into(),
-                    ];
-                    pair.execute(params_from_iter(head.iter().cloned().chain(tcp_values(&p.tcp))))?;
-                    let mut hour_head = head;
-                    hour_head[0] = p.minute.div_euclid(3600).saturating_mul(3600).into();
-                    pair_hour.execute(params_from_iter(hour_head.into_iter().chain(tcp_values(&p.tcp))))?;
-                }
-                StoreEvent::Flow(f) => {
-                    let client = f.client.map(|d| if d == 0 { "a" } else { "b" });
-                    let head: [Value; 16] = [
-                        (f.key.proto as i64).into(),
-                        (f.stream as i64).into(),
-                        f.key.a.to_string().into(),
-                        (f.key.a_port as i64).into(),
-                        f.key.b.to_string().into(),
-                        (f.key.b_port as i64).into(),
-                        f.mac[0].as_ref().map(mac_text).into(),
-                        f.mac[1].as_ref().map(mac_text).into(),
-                        (f.first_ts.0 / 1000).into(),
-                        (f.last_ts.0 / 1000).into(),
-                        (f.packets[0] as i64).into(),
-                        (f.packets[1] as i64).into(),
-                        (f.bytes[0] as i64).into(),
-                        (f.bytes[1] as i64).into(),
-                        f.reason.as_str().to_owned().into(),
-                        client.map(str::to_owned).into(),
-                    ];
-                    flow.execute(params_from_iter(head.into_iter().chain(tcp_values(&f.tcp_counts))))?;
-                }
-            }
-        }
-    }
-    tx.commit()?;
-    Ok(())
-}
-
-fn tcp_values(t: &TcpCounts) -> impl Iterator<Item = Value> {
-    t.values().into_iter().map(|v| Value::Integer(v as i64))
 }
 
 /// Wall-clock microseconds since the epoch (outbox times are about mail, not packets).

@@ -93,7 +93,7 @@ impl LineHandler for Handler {
     fn line(&mut self, line: &[u8], from_client: bool, here: &mut Here<'_>) -> After {
         if from_client {
             let (cmd, arg) = word(line);
-            if known(cmd) {
+            if known(cmd) && here.exchanges {
                 if self.cmds.len() == MAX_PENDING {
                     self.cmds.pop_front();
                 }

@@ -10,7 +10,7 @@
 //! waits in a small buffer of the budget — so a message in progress holds a few hundred bytes
 //! at most; headers longer than [`MAX_HEADERS`] end them as far as the fields go.
 
-use crate::analyzers::budget::Lazy;
+use crate::analyzers::budget::{Claim, Lazy};
 use crate::analyzers::errors::{wire_text, Found};
 use crate::analyzers::secrets::before;
 
@@ -439,6 +439,8 @@ struct Open {
     held: [(u32, u32); MAX_HELD],
     n_held: usize,
     msg: Pending,
+    /// Its bytes, claimed from the analyzers' budget while the message is followed.
+    _claim: Claim,
 }
 
 /// Follows the HTTP messages of one connection, per direction, until they are complete, so
@@ -549,7 +551,12 @@ impl Tracker {
         if done {
             return Some(msg);
         }
-        self.open[dir] = Some(Box::new(Open { next_seq: end, held: [(0, 0); MAX_HELD], n_held: 0, msg }));
+        // A message followed across segments holds its bytes of the budget; when the budget is
+        // spent it is not followed (its fields are not shown; the refusal is counted).
+        if let Some(claim) = Claim::new(std::mem::size_of::<Open>()) {
+            self.open[dir] =
+                Some(Box::new(Open { next_seq: end, held: [(0, 0); MAX_HELD], n_held: 0, msg, _claim: claim }));
+        }
         None
     }
 }

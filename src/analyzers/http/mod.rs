@@ -9,6 +9,7 @@ pub mod message;
 
 use std::collections::VecDeque;
 
+use super::budget::Claim;
 use super::lines::LineReader;
 use super::secrets::Secrets;
 use super::{Attempt, Family, Here, Request, TcpSeg};
@@ -23,7 +24,7 @@ pub struct Http {
     requests: LineReader,
     creds: creds::Requests,
     /// Requests waiting for their response, with the HTTP Basic login each carried.
-    pending: VecDeque<(Request, Option<Attempt>)>,
+    pending: VecDeque<Pend>,
     /// A Basic login in a request whose start was not seen (reading began inside it): the
     /// next response answers it.
     orphan: Option<Attempt>,
@@ -49,6 +50,22 @@ impl Http {
             orphan: None,
             done: false,
         }
+    }
+}
+
+/// A request waiting for its response: its name (when exchanges are followed, for the diff)
+/// and the Basic login it carried, on bytes claimed from the budget.
+#[derive(Debug)]
+struct Pend {
+    req: Option<Request>,
+    basic: Option<Attempt>,
+    _claim: Claim,
+}
+
+impl Pend {
+    /// What the budget is told a queued request takes: the entry, its name, a user name.
+    fn cost(name: usize) -> usize {
+        std::mem::size_of::<Pend>() + name + crate::identity::MAX_NAME
     }
 }
 
@@ -97,7 +114,12 @@ impl Http {
                 }
                 if let Some(method) = m.method() {
                     if s.from_client && pending.len() < MAX_PENDING {
-                        pending.push_back((Request::new(request_name(method, p), here), None));
+                        // Named only for the diff: the daemon pairs responses for Basic logins.
+                        let req = here.exchanges.then(|| Request::new(request_name(method, p), here));
+                        let cost = Pend::cost(req.as_ref().map_or(0, |r| r.name.len()));
+                        if let Some(claim) = Claim::new(cost) {
+                            pending.push_back(Pend { req, basic: None, _claim: claim });
+                        }
                     }
                     return;
                 }
@@ -106,9 +128,11 @@ impl Http {
                     return;
                 }
                 let basic = match pending.pop_front() {
-                    Some((req, basic)) => {
-                        here.exchange("http", &req, format!("HTTP {code}"), code < 400, true);
-                        basic
+                    Some(p) => {
+                        if let Some(req) = &p.req {
+                            here.exchange("http", req, format!("HTTP {code}"), code < 400, true);
+                        }
+                        p.basic
                     }
                     None => None,
                 };
@@ -132,8 +156,8 @@ impl Http {
                 self.requests.feed(seg, true, secrets, &mut self.creds, here);
                 if let Some(user) = self.creds.basic.take() {
                     let a = Attempt::new(here, user);
-                    match self.pending.back_mut().filter(|(_, b)| b.is_none()) {
-                        Some((_, b)) => *b = Some(a),
+                    match self.pending.back_mut().filter(|p| p.basic.is_none()) {
+                        Some(p) => p.basic = Some(a),
                         None => {
                             if let Some(old) = self.orphan.replace(a) {
                                 old.report(Source::HttpBasic, Outcome::Unknown, &mut here.out.logins);
@@ -145,9 +169,11 @@ impl Http {
         }
         if (s.fin || s.rst) && !self.done {
             self.done = true;
-            for (req, basic) in std::mem::take(&mut self.pending) {
-                here.exchange("http", &req, "no response".into(), false, false);
-                if let Some(a) = basic {
+            for p in std::mem::take(&mut self.pending) {
+                if let Some(req) = &p.req {
+                    here.exchange("http", req, "no response".into(), false, false);
+                }
+                if let Some(a) = p.basic {
                     a.report(Source::HttpBasic, Outcome::Unknown, &mut here.out.logins);
                 }
             }
@@ -159,11 +185,13 @@ impl Http {
         if let Some(a) = self.orphan.take() {
             a.report(Source::HttpBasic, Outcome::Unknown, &mut f.logins);
         }
-        for (req, basic) in self.pending.drain(..) {
-            if let Some(a) = basic {
+        for p in self.pending.drain(..) {
+            if let Some(a) = p.basic {
                 a.report(Source::HttpBasic, Outcome::Unknown, &mut f.logins);
             }
-            f.exchanges.push(super::Exchange::unanswered("http", req, "no response"));
+            if let Some(req) = p.req {
+                f.exchanges.push(super::Exchange::unanswered("http", req, "no response"));
+            }
         }
     }
 }

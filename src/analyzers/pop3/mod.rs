@@ -129,7 +129,7 @@ impl LineHandler for Handler {
         if cmd.is_empty() {
             return After::Lines;
         }
-        if let Some(verb) = parser::verb(cmd) {
+        if let Some(verb) = parser::verb(cmd).filter(|_| here.exchanges) {
             if self.cmds.len() == MAX_PENDING {
                 self.cmds.pop_front();
             }

@@ -102,7 +102,9 @@ impl Handler {
             if req.name == "DATA" && code != b"354" {
                 self.data = false; // refused: no message follows
             }
-            here.exchange("smtp", &req, String::from_utf8_lossy(code).into_owned(), good, true);
+            if here.exchanges {
+                here.exchange("smtp", &req, String::from_utf8_lossy(code).into_owned(), good, true);
+            }
         }
         let verdict = match code[0] {
             _ if code == b"235" => Some(Outcome::Success),
@@ -195,6 +197,7 @@ impl LineHandler for Handler {
             return After::Lines;
         }
         let (cmd, arg) = word(line);
+        // Kept also without exchanges: the reply to DATA says whether a message follows.
         if known(cmd) && cmd.len() <= 12 {
             if self.cmds.len() == MAX_PENDING {
                 self.cmds.pop_front();

@@ -13,7 +13,7 @@ pub struct Tls {
 impl Tls {
     pub fn segment(&mut self, s: TcpSeg<'_>, here: &mut Here<'_>) -> bool {
         let p = s.seg.data;
-        if self.done || s.retrans {
+        if self.done || s.retrans || !here.exchanges {
             return false;
         }
         if s.fin || s.rst {
