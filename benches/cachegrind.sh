@@ -29,8 +29,8 @@ make_slice() {
     . "$root/tests/lab/netns.sh"
     work=$(mktemp -d)
     trap 'lab_down $P; rm -rf "$work"' EXIT
-    mkdir -p "$work/www" "$work/dv/run" "$work/dv/state" "$work/dv/mail" "$(dirname "$slice")"
-    chmod 755 "$work" "$work/www" "$work/dv"; chmod 777 "$work/dv/mail"
+    mkdir -p "$work/www" "$(dirname "$slice")"
+    chmod 755 "$work" "$work/www"
     head -c 100000000 /dev/urandom > "$work/www/bulk.bin"
     echo ok > "$work/www/small.txt"
     cat > "$work/nginx.conf" <<NGINX
@@ -38,26 +38,7 @@ worker_processes 2; pid $work/nginx.pid; error_log $work/error.log; daemon off;
 events { worker_connections 1024; }
 http { access_log off; server { listen 80; root $work/www; keepalive_timeout 0; } }
 NGINX
-    printf 'alice:{PLAIN}wonderland\n' > "$work/dv/users"
-    cat > "$work/dv/dovecot.conf" <<DOVECOT
-protocols = pop3 imap
-listen = *
-base_dir = $work/dv/run
-state_dir = $work/dv/state
-log_path = $work/dv/dovecot.log
-ssl = no
-disable_plaintext_auth = no
-first_valid_uid = 100
-mail_location = maildir:$work/dv/mail/%u
-passdb {
-  driver = passwd-file
-  args = $work/dv/users
-}
-userdb {
-  driver = static
-  args = uid=dovecot gid=dovecot home=$work/dv/mail/%u
-}
-DOVECOT
+    lab_dovecot "$work/dv" 'alice:{PLAIN}wonderland\n'
     lab_up $P
     lab_loss $P 1.5
     ip netns exec $P-srv nginx -c "$work/nginx.conf" &

@@ -7,6 +7,7 @@ use std::collections::BTreeSet;
 use std::path::Path;
 use std::process::Command;
 
+use mirrorwatch::analyzers::errors::ErrorFramer;
 use mirrorwatch::analyzers::tds::framer as tds;
 use mirrorwatch::capture::file::FileSource;
 use mirrorwatch::capture::PacketSource;

@@ -16,7 +16,7 @@
 
 use super::budget::Lazy;
 use super::secrets::{before, Secrets};
-use super::Here;
+use super::{AppFacts, Here, TcpSeg};
 
 /// Longest line prefix kept and handed to the protocol. Commands with a user name are short; a
 /// longer line is judged on its start (what lies beyond is masked unless the verdict covers it).
@@ -104,6 +104,42 @@ pub trait LineHandler {
     fn raw(&mut self, _bytes: &[u8], _seq: u32, _from_client: bool, _secrets: &mut Secrets) {}
     /// Bytes were lost before this point: whatever was being read is unknown.
     fn gap(&mut self, _from_client: bool) {}
+    /// The connection turned to TLS (STARTTLS, STLS, AUTH TLS accepted): nothing more is read.
+    fn tls(&self) -> bool {
+        false
+    }
+    /// The connection ended: a login still waiting for its verdict is reported unknown.
+    fn end(&mut self, _f: &mut AppFacts) {}
+}
+
+/// Both directions of a line protocol (POP3, IMAP, SMTP, FTP), each read by its
+/// [`LineReader`], and the protocol's handler that sees the lines of both.
+#[derive(Debug)]
+pub struct Dialog<H> {
+    client: LineReader,
+    server: LineReader,
+    h: H,
+}
+
+impl<H: LineHandler + Default> Dialog<H> {
+    /// `fresh`: [client, server] are read from their stream's start.
+    pub fn new(fresh: [bool; 2]) -> Self {
+        Dialog { client: LineReader::new(fresh[0]), server: LineReader::new(fresh[1]), h: H::default() }
+    }
+
+    /// One segment; true when the connection just turned to TLS (nothing more is read).
+    pub fn segment(&mut self, s: TcpSeg<'_>, secrets: &mut Secrets, here: &mut Here<'_>) -> bool {
+        if self.h.tls() {
+            return false;
+        }
+        let r = if s.from_client { &mut self.client } else { &mut self.server };
+        r.feed(s.seg, s.from_client, secrets, &mut self.h, here);
+        self.h.tls()
+    }
+
+    pub fn end(&mut self, f: &mut AppFacts) {
+        self.h.end(f);
+    }
 }
 
 /// One segment of a direction: its captured bytes, sequence number and length on the wire.
@@ -161,6 +197,37 @@ impl InOrder {
             self.next = Some(end);
         }
         f
+    }
+
+    /// The new bytes of a client segment of a binary login (PostgreSQL, MySQL, TDS) and the
+    /// sequence number of the first; None for a retransmission. A hole before them, or bytes
+    /// the capture cut (snaplen), lose the client's framing (`lost`); while `in_login` the
+    /// hole is masked, should its bytes come later, as any of them may be a password.
+    pub fn login_bytes<'a>(
+        &mut self,
+        s: &TcpSeg<'a>,
+        in_login: bool,
+        lost: &mut bool,
+        secrets: &mut Secrets,
+    ) -> Option<(&'a [u8], u32)> {
+        let seg = s.seg;
+        let cap = seg.data.len().min(seg.seg_len as usize);
+        let from = match self.place(seg.seq, seg.seg_len) {
+            Fresh::Old => return None,
+            Fresh::From(k) => k.min(cap),
+            Fresh::AfterHole(n) => {
+                if in_login {
+                    secrets.add(n, seg.seq);
+                }
+                *lost = true;
+                0
+            }
+        };
+        if s.cut() && in_login {
+            // What the capture did not keep cannot be framed.
+            *lost = true;
+        }
+        Some((&seg.data[from..cap], seg.seq.wrapping_add(from as u32)))
     }
 }
 

@@ -88,28 +88,7 @@ SNAPLEN=600 capture lab-nat-two-users-basic 0 0 '
 # AUTHENTICATE PLAIN and AUTH PLAIN, right and wrong passwords, from python's poplib/imaplib
 # and curl.
 if want lab-mail-dovecot; then
-    mkdir -p "$work/dv/run" "$work/dv/state" "$work/dv/mail"; chmod 755 "$work" "$work/dv"; chmod 777 "$work/dv/mail"
-    printf 'alice:{PLAIN}wonderland\nbob:{PLAIN}builder\n' > "$work/dv/users"
-    cat > "$work/dv/dovecot.conf" <<DOVECOT
-protocols = pop3 imap
-listen = *
-base_dir = $work/dv/run
-state_dir = $work/dv/state
-log_path = $work/dv/dovecot.log
-ssl = no
-disable_plaintext_auth = no
-auth_mechanisms = plain login
-first_valid_uid = 100
-mail_location = maildir:$work/dv/mail/%u
-passdb {
-  driver = passwd-file
-  args = $work/dv/users
-}
-userdb {
-  driver = static
-  args = uid=dovecot gid=dovecot home=$work/dv/mail/%u
-}
-DOVECOT
+    lab_dovecot "$work/dv" 'alice:{PLAIN}wonderland\nbob:{PLAIN}builder\n'
     cat > "$work/mail-clients.py" <<'PY'
 import base64, imaplib, poplib, sys
 host = sys.argv[1]

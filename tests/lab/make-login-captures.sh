@@ -83,28 +83,7 @@ PY
 }
 
 if want pop3 || want imap; then
-    mkdir -p "$work/dv/run" "$work/dv/state" "$work/dv/mail"; chmod 755 "$work/dv"; chmod 777 "$work/dv/mail"
-    printf 'alice:{PLAIN}pop-Wonder1\nbob:{PLAIN}imap-Build2\n' > "$work/dv/users"
-    cat > "$work/dv/dovecot.conf" <<DOVECOT
-protocols = pop3 imap
-listen = *
-base_dir = $work/dv/run
-state_dir = $work/dv/state
-log_path = $work/dv/dovecot.log
-ssl = no
-disable_plaintext_auth = no
-auth_mechanisms = plain login
-first_valid_uid = 100
-mail_location = maildir:$work/dv/mail/%u
-passdb {
-  driver = passwd-file
-  args = $work/dv/users
-}
-userdb {
-  driver = static
-  args = uid=dovecot gid=dovecot home=$work/dv/mail/%u
-}
-DOVECOT
+    lab_dovecot "$work/dv" 'alice:{PLAIN}pop-Wonder1\nbob:{PLAIN}imap-Build2\n'
 fi
 want pop3 && capture login-pop3 pop3 110 1110 "dovecot -F -c $work/dv/dovecot.conf"
 want imap && capture login-imap imap 143 1143 "dovecot -F -c $work/dv/dovecot.conf"

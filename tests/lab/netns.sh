@@ -74,3 +74,33 @@ lab_save() {
     editcap -F pcap "$1/$2.pcap" "$3/$2.pcap"
     echo "$2: $(capinfos -c -M "$3/$2.pcap" | awk '/Number of packets/ {print $4}') packets"
 }
+
+# lab_dovecot DIR USERS: a dovecot configuration in DIR/dovecot.conf serving POP3 and IMAP
+# in plaintext (no TLS, PLAIN and LOGIN allowed) to the users of USERS (printf format lines
+# "name:{PLAIN}password"), with its state, log and maildirs under DIR. Start it with
+# `dovecot -F -c DIR/dovecot.conf`.
+lab_dovecot() {
+    local d=$1
+    mkdir -p "$d/run" "$d/state" "$d/mail"; chmod 755 "$(dirname "$d")" "$d"; chmod 777 "$d/mail"
+    printf "$2" > "$d/users"
+    cat > "$d/dovecot.conf" <<DOVECOT
+protocols = pop3 imap
+listen = *
+base_dir = $d/run
+state_dir = $d/state
+log_path = $d/dovecot.log
+ssl = no
+disable_plaintext_auth = no
+auth_mechanisms = plain login
+first_valid_uid = 100
+mail_location = maildir:$d/mail/%u
+passdb {
+  driver = passwd-file
+  args = $d/users
+}
+userdb {
+  driver = static
+  args = uid=dovecot gid=dovecot home=$d/mail/%u
+}
+DOVECOT
+}

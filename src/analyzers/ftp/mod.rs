@@ -7,9 +7,8 @@
 
 use std::collections::VecDeque;
 
-use super::lines::{After, LineHandler, LineReader, Verdict};
-use super::secrets::Secrets;
-use super::{user_name, AppFacts, Attempt, Here, Request, TcpSeg};
+use super::lines::{After, Dialog, LineHandler, Verdict};
+use super::{user_name, AppFacts, Attempt, Here, Request};
 use crate::identity::{Outcome, Source};
 
 const MAX_PENDING: usize = 8;
@@ -23,7 +22,7 @@ const CLEAR: &[&str] = &[
 ];
 
 #[derive(Debug, Default)]
-struct Handler {
+pub struct Handler {
     attempt: Option<Attempt>,
     cmds: VecDeque<Request>,
     /// AUTH TLS/SSL was sent: 234 turns the connection into TLS.
@@ -31,12 +30,8 @@ struct Handler {
     tls: bool,
 }
 
-#[derive(Debug)]
-pub struct Ftp {
-    client: LineReader,
-    server: LineReader,
-    h: Handler,
-}
+/// Both directions of a FTP connection.
+pub type Ftp = Dialog<Handler>;
 
 fn word(l: &[u8]) -> (&[u8], &[u8]) {
     match l.iter().position(|b| *b == b' ') {
@@ -49,29 +44,17 @@ fn known(cmd: &[u8]) -> bool {
     CLEAR.iter().chain(&["PASS", "ACCT"]).any(|v| cmd.eq_ignore_ascii_case(v.as_bytes()))
 }
 
-impl Ftp {
-    pub fn new(fresh: [bool; 2]) -> Ftp {
-        Ftp { client: LineReader::new(fresh[0]), server: LineReader::new(fresh[1]), h: Handler::default() }
+impl LineHandler for Handler {
+    fn tls(&self) -> bool {
+        self.tls
     }
 
-    /// One segment; true when the connection just turned to TLS.
-    pub fn segment(&mut self, s: TcpSeg<'_>, secrets: &mut Secrets, here: &mut Here<'_>) -> bool {
-        if self.h.tls {
-            return false;
-        }
-        let r = if s.from_client { &mut self.client } else { &mut self.server };
-        r.feed(s.seg, s.from_client, secrets, &mut self.h, here);
-        self.h.tls
-    }
-
-    pub fn end(&mut self, f: &mut AppFacts) {
-        if let Some(a) = self.h.attempt.take() {
+    fn end(&mut self, f: &mut AppFacts) {
+        if let Some(a) = self.attempt.take() {
             a.report(Source::Ftp, Outcome::Unknown, &mut f.logins);
         }
     }
-}
 
-impl LineHandler for Handler {
     fn classify(&self, line: &[u8], complete: bool) -> Verdict {
         let Some(sp) = line.iter().position(|b| *b == b' ') else {
             return match complete {

@@ -9,9 +9,9 @@
 
 mod parser;
 
-use super::lines::{After, LineHandler, LineReader, Verdict};
+use super::lines::{After, Dialog, LineHandler, Verdict};
 use super::secrets::Secrets;
-use super::{sasl, AppFacts, Attempt, Here, Request, TcpSeg};
+use super::{sasl, AppFacts, Attempt, Here, Request};
 use crate::identity::{name_from_wire, Outcome, Source, MAX_NAME};
 
 /// Tagged commands waiting for their completion.
@@ -31,7 +31,7 @@ enum Cont {
 }
 
 #[derive(Debug, Default)]
-struct Handler {
+pub struct Handler {
     /// Login attempt waiting for the verdict tagged with `tag`.
     attempt: Option<(Attempt, Vec<u8>)>,
     cont: Option<Cont>,
@@ -43,34 +43,8 @@ struct Handler {
     tls: bool,
 }
 
-#[derive(Debug)]
-pub struct Imap {
-    client: LineReader,
-    server: LineReader,
-    h: Handler,
-}
-
-impl Imap {
-    pub fn new(fresh: [bool; 2]) -> Imap {
-        Imap { client: LineReader::new(fresh[0]), server: LineReader::new(fresh[1]), h: Handler::default() }
-    }
-
-    /// One segment; true when the connection just turned to TLS.
-    pub fn segment(&mut self, s: TcpSeg<'_>, secrets: &mut Secrets, here: &mut Here<'_>) -> bool {
-        if self.h.tls {
-            return false;
-        }
-        let r = if s.from_client { &mut self.client } else { &mut self.server };
-        r.feed(s.seg, s.from_client, secrets, &mut self.h, here);
-        self.h.tls
-    }
-
-    pub fn end(&mut self, f: &mut AppFacts) {
-        if let Some((a, _)) = self.h.attempt.take() {
-            a.report(Source::Imap, Outcome::Unknown, &mut f.logins);
-        }
-    }
-}
+/// Both directions of a IMAP connection.
+pub type Imap = Dialog<Handler>;
 
 impl Handler {
     fn start(&mut self, a: Attempt, tag: &[u8], out: &mut AppFacts) {
@@ -130,6 +104,16 @@ impl Handler {
 }
 
 impl LineHandler for Handler {
+    fn tls(&self) -> bool {
+        self.tls
+    }
+
+    fn end(&mut self, f: &mut AppFacts) {
+        if let Some((a, _)) = self.attempt.take() {
+            a.report(Source::Imap, Outcome::Unknown, &mut f.logins);
+        }
+    }
+
     fn classify(&self, line: &[u8], complete: bool) -> Verdict {
         match self.cont {
             Some(Cont::Login | Cont::Plain | Cont::Sasl) => Verdict::secret_from(0),

@@ -41,33 +41,16 @@ pub fn parse_err(p: &[u8]) -> Option<Found> {
     Some(Found { code: code.to_string(), message: wire_text(msg), detail: sqlstate.map(wire_text) })
 }
 
-impl ErrorFramer for Framer {
-    fn feed(&mut self, p: &[u8], found: &mut Vec<Found>) {
-        Framer::feed(self, p, found)
-    }
-    fn cut(&mut self, found: &mut Vec<Found>) {
-        Framer::cut(self, found)
-    }
-}
-
 impl Framer {
     /// Which kinds of packets came since the last call.
     pub fn take_firsts(&mut self) -> u8 {
         std::mem::take(&mut self.firsts)
     }
+}
 
-    /// The segment just fed was cut by the capture: an ERR packet begun in it is reported from
-    /// what was captured.
-    pub fn cut(&mut self, found: &mut Vec<Found>) {
-        if let St::Body(b) = &self.st {
-            found.extend(b.partial().and_then(parse_err));
-        }
-        let firsts = self.firsts;
-        *self = Framer { firsts, ..Framer::default() };
-    }
-
+impl ErrorFramer for Framer {
     /// Feeds the next in-order bytes of the server's stream.
-    pub fn feed(&mut self, p: &[u8], found: &mut Vec<Found>) {
+    fn feed(&mut self, p: &[u8], found: &mut Vec<Found>) {
         let mut i = 0;
         loop {
             match &mut self.st {
@@ -102,6 +85,16 @@ impl Framer {
                 }
             }
         }
+    }
+
+    /// The segment just fed was cut by the capture: an ERR packet begun in it is reported from
+    /// what was captured.
+    fn cut(&mut self, found: &mut Vec<Found>) {
+        if let St::Body(b) = &self.st {
+            found.extend(b.partial().and_then(parse_err));
+        }
+        let firsts = self.firsts;
+        *self = Framer { firsts, ..Framer::default() };
     }
 }
 

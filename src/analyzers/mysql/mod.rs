@@ -12,7 +12,7 @@ pub mod framer;
 
 use super::budget::Lazy;
 use super::errors::{Family, ServerStream};
-use super::lines::{Fresh, InOrder};
+use super::lines::InOrder;
 use super::secrets::Secrets;
 use super::{user_name, AppFacts, Attempt, Here, TcpSeg};
 use crate::identity::{Outcome, Source};
@@ -85,23 +85,10 @@ impl Mysql {
             }
             return false;
         }
-        let seg = s.seg;
-        let cap = seg.data.len().min(seg.seg_len as usize);
-        let from = match self.client.place(seg.seq, seg.seg_len) {
-            Fresh::Old => return false,
-            Fresh::From(k) => k.min(cap),
-            Fresh::AfterHole(n) => {
-                if self.phase != Phase::Command {
-                    secrets.add(n, seg.seq);
-                }
-                self.lost = true;
-                0
-            }
-        };
-        if s.cut() && self.phase != Phase::Command {
-            self.lost = true;
+        let in_login = self.phase != Phase::Command;
+        if let Some((p, seq)) = self.client.login_bytes(&s, in_login, &mut self.lost, secrets) {
+            self.client_bytes(p, seq, secrets, here);
         }
-        self.client_bytes(&seg.data[from..cap], seg.seq.wrapping_add(from as u32), secrets, here);
         self.tls
     }
 

@@ -54,15 +54,6 @@ pub fn parse_error(body: &[u8]) -> Option<Found> {
     Some(Found { code: wire_text(code?), message: wire_text(msg.unwrap_or_default()), detail: sev.map(wire_text) })
 }
 
-impl ErrorFramer for Framer {
-    fn feed(&mut self, p: &[u8], found: &mut Vec<Found>) {
-        Framer::feed(self, p, found)
-    }
-    fn cut(&mut self, found: &mut Vec<Found>) {
-        Framer::cut(self, found)
-    }
-}
-
 impl Framer {
     /// Whether a ReadyForQuery came since the last call (the login is over).
     pub fn take_ready(&mut self) -> bool {
@@ -73,18 +64,10 @@ impl Framer {
     pub fn is_tls(&self) -> bool {
         matches!(self.st, St::Tls)
     }
+}
 
-    /// The segment just fed was cut by the capture: an ErrorResponse begun in it is reported
-    /// from the fields that were captured.
-    pub fn cut(&mut self, found: &mut Vec<Found>) {
-        if let St::Body(b) = &self.st {
-            found.extend(b.partial().and_then(parse_error));
-        }
-        let started = self.started;
-        *self = Framer { started, ..Framer::default() };
-    }
-
-    pub fn feed(&mut self, p: &[u8], found: &mut Vec<Found>) {
+impl ErrorFramer for Framer {
+    fn feed(&mut self, p: &[u8], found: &mut Vec<Found>) {
         match self.st {
             St::Tls => return,
             St::Lost => {
@@ -127,6 +110,16 @@ impl Framer {
                 }
             }
         }
+    }
+
+    /// The segment just fed was cut by the capture: an ErrorResponse begun in it is reported
+    /// from the fields that were captured.
+    fn cut(&mut self, found: &mut Vec<Found>) {
+        if let St::Body(b) = &self.st {
+            found.extend(b.partial().and_then(parse_error));
+        }
+        let started = self.started;
+        *self = Framer { started, ..Framer::default() };
     }
 }
 

@@ -11,7 +11,7 @@ pub mod framer;
 
 use super::budget::Lazy;
 use super::errors::{Family, ServerStream};
-use super::lines::{Fresh, InOrder};
+use super::lines::InOrder;
 use super::secrets::Secrets;
 use super::{user_name, AppFacts, Attempt, Here, TcpSeg};
 use crate::identity::{Outcome, Source};
@@ -77,24 +77,9 @@ impl Pgsql {
             }
             return false;
         }
-        let seg = s.seg;
-        let cap = seg.data.len().min(seg.seg_len as usize);
-        let from = match self.client.place(seg.seq, seg.seg_len) {
-            Fresh::Old => return false,
-            Fresh::From(k) => k.min(cap),
-            Fresh::AfterHole(n) => {
-                if !self.logged_in {
-                    secrets.add(n, seg.seq);
-                }
-                self.lost = true;
-                0
-            }
-        };
-        if s.cut() && !self.logged_in {
-            // What the capture did not keep cannot be framed.
-            self.lost = true;
+        if let Some((p, seq)) = self.client.login_bytes(&s, !self.logged_in, &mut self.lost, secrets) {
+            self.client_bytes(p, seq, secrets, here);
         }
-        self.client_bytes(&seg.data[from..cap], seg.seq.wrapping_add(from as u32), secrets, here);
         false
     }
 

@@ -10,9 +10,8 @@ mod parser;
 
 pub use parser::frame_fields;
 
-use super::lines::{After, LineHandler, LineReader, Verdict};
-use super::secrets::Secrets;
-use super::{sasl, user_name, AppFacts, Attempt, Here, Request, TcpSeg};
+use super::lines::{After, Dialog, LineHandler, Verdict};
+use super::{sasl, user_name, AppFacts, Attempt, Here, Request};
 use crate::identity::{Outcome, Source};
 
 /// Commands waiting for their reply (POP3 answers in order; a client may pipeline).
@@ -40,7 +39,7 @@ enum Sasl {
 }
 
 #[derive(Debug, Default)]
-struct Handler {
+pub struct Handler {
     attempt: Option<(Attempt, Stage)>,
     sasl: Option<Sasl>,
     cmds: std::collections::VecDeque<Request>,
@@ -49,35 +48,8 @@ struct Handler {
     tls: bool,
 }
 
-#[derive(Debug)]
-pub struct Pop3 {
-    client: LineReader,
-    server: LineReader,
-    h: Handler,
-}
-
-impl Pop3 {
-    /// `fresh`: [client, server] are read from their stream's start.
-    pub fn new(fresh: [bool; 2]) -> Pop3 {
-        Pop3 { client: LineReader::new(fresh[0]), server: LineReader::new(fresh[1]), h: Handler::default() }
-    }
-
-    /// One segment; true when the connection just turned to TLS (nothing more is read).
-    pub fn segment(&mut self, s: TcpSeg<'_>, secrets: &mut Secrets, here: &mut Here<'_>) -> bool {
-        if self.h.tls {
-            return false;
-        }
-        let r = if s.from_client { &mut self.client } else { &mut self.server };
-        r.feed(s.seg, s.from_client, secrets, &mut self.h, here);
-        self.h.tls
-    }
-
-    pub fn end(&mut self, f: &mut AppFacts) {
-        if let Some((a, _)) = self.h.attempt.take() {
-            a.report(Source::Pop3, Outcome::Unknown, &mut f.logins);
-        }
-    }
-}
+/// Both directions of a POP3 connection.
+pub type Pop3 = Dialog<Handler>;
 
 impl Handler {
     fn start(&mut self, a: Attempt, stage: Stage, out: &mut AppFacts) {
@@ -89,6 +61,16 @@ impl Handler {
 }
 
 impl LineHandler for Handler {
+    fn tls(&self) -> bool {
+        self.tls
+    }
+
+    fn end(&mut self, f: &mut AppFacts) {
+        if let Some((a, _)) = self.attempt.take() {
+            a.report(Source::Pop3, Outcome::Unknown, &mut f.logins);
+        }
+    }
+
     fn classify(&self, line: &[u8], complete: bool) -> Verdict {
         if self.sasl.is_some() {
             return Verdict::secret_from(0);

@@ -8,9 +8,8 @@
 
 use std::collections::VecDeque;
 
-use super::lines::{After, LineHandler, LineReader, Verdict};
-use super::secrets::Secrets;
-use super::{sasl, AppFacts, Attempt, Here, Request, TcpSeg};
+use super::lines::{After, Dialog, LineHandler, Verdict};
+use super::{sasl, AppFacts, Attempt, Here, Request};
 use crate::identity::{Outcome, Source};
 
 const MAX_PENDING: usize = 8;
@@ -33,7 +32,7 @@ enum Sasl {
 }
 
 #[derive(Debug, Default)]
-struct Handler {
+pub struct Handler {
     attempt: Option<Attempt>,
     sasl: Option<Sasl>,
     /// In the message after DATA: lines until ".".
@@ -43,12 +42,8 @@ struct Handler {
     tls: bool,
 }
 
-#[derive(Debug)]
-pub struct Smtp {
-    client: LineReader,
-    server: LineReader,
-    h: Handler,
-}
+/// Both directions of a SMTP connection.
+pub type Smtp = Dialog<Handler>;
 
 fn word(l: &[u8]) -> (&[u8], &[u8]) {
     match l.iter().position(|b| *b == b' ') {
@@ -59,28 +54,6 @@ fn word(l: &[u8]) -> (&[u8], &[u8]) {
 
 fn known(cmd: &[u8]) -> bool {
     CLEAR.iter().chain(&["AUTH"]).any(|v| cmd.eq_ignore_ascii_case(v.as_bytes()))
-}
-
-impl Smtp {
-    pub fn new(fresh: [bool; 2]) -> Smtp {
-        Smtp { client: LineReader::new(fresh[0]), server: LineReader::new(fresh[1]), h: Handler::default() }
-    }
-
-    /// One segment; true when the connection just turned to TLS.
-    pub fn segment(&mut self, s: TcpSeg<'_>, secrets: &mut Secrets, here: &mut Here<'_>) -> bool {
-        if self.h.tls {
-            return false;
-        }
-        let r = if s.from_client { &mut self.client } else { &mut self.server };
-        r.feed(s.seg, s.from_client, secrets, &mut self.h, here);
-        self.h.tls
-    }
-
-    pub fn end(&mut self, f: &mut AppFacts) {
-        if let Some(a) = self.h.attempt.take() {
-            a.report(Source::Smtp, Outcome::Unknown, &mut f.logins);
-        }
-    }
 }
 
 impl Handler {
@@ -135,6 +108,16 @@ impl Handler {
 }
 
 impl LineHandler for Handler {
+    fn tls(&self) -> bool {
+        self.tls
+    }
+
+    fn end(&mut self, f: &mut AppFacts) {
+        if let Some(a) = self.attempt.take() {
+            a.report(Source::Smtp, Outcome::Unknown, &mut f.logins);
+        }
+    }
+
     fn classify(&self, line: &[u8], complete: bool) -> Verdict {
         if self.data {
             return Verdict::CLEAR;

@@ -106,19 +106,31 @@ fn scan(b: &[u8], with_info: bool, found: &mut Vec<Found>) -> usize {
     b.len()
 }
 
-impl ErrorFramer for Framer {
-    fn feed(&mut self, p: &[u8], found: &mut Vec<Found>) {
-        Framer::feed(self, p, found)
-    }
-}
-
 impl Framer {
     /// A framer that also reports INFO tokens (tests compare them with tshark's).
     pub fn with_info() -> Framer {
         Framer { with_info: true, ..Default::default() }
     }
 
-    pub fn feed(&mut self, p: &[u8], found: &mut Vec<Found>) {
+    fn scan_chunk(&mut self, chunk: &[u8], found: &mut Vec<Found>) {
+        if self.carry.is_empty() {
+            let keep = scan(chunk, self.with_info, found);
+            if keep < chunk.len() {
+                self.carry.push(&chunk[keep..], MAX_MESSAGE);
+            }
+        } else {
+            self.carry.push(chunk, MAX_MESSAGE);
+            let keep = scan(self.carry.as_slice(), self.with_info, found);
+            self.carry.consume(keep);
+        }
+        if self.carry.len() > MAX_MESSAGE {
+            self.carry.clear();
+        }
+    }
+}
+
+impl ErrorFramer for Framer {
+    fn feed(&mut self, p: &[u8], found: &mut Vec<Found>) {
         let mut i = 0;
         while i < p.len() {
             if self.left == 0 {
@@ -146,22 +158,6 @@ impl Framer {
             if self.left == 0 && self.eom {
                 self.carry.clear();
             }
-        }
-    }
-
-    fn scan_chunk(&mut self, chunk: &[u8], found: &mut Vec<Found>) {
-        if self.carry.is_empty() {
-            let keep = scan(chunk, self.with_info, found);
-            if keep < chunk.len() {
-                self.carry.push(&chunk[keep..], MAX_MESSAGE);
-            }
-        } else {
-            self.carry.push(chunk, MAX_MESSAGE);
-            let keep = scan(self.carry.as_slice(), self.with_info, found);
-            self.carry.consume(keep);
-        }
-        if self.carry.len() > MAX_MESSAGE {
-            self.carry.clear();
         }
     }
 }
