@@ -59,8 +59,16 @@ pub fn have_tshark() -> bool {
 /// `tshark -n -r FILE [-Y FILTER] -T fields -e ...`, one Vec per frame line. A damaged file makes
 /// tshark exit non-zero after printing the frames it read; those frames are still returned.
 pub fn tshark_fields(file: &Path, filter: Option<&str>, fields: &[&str]) -> Vec<Vec<String>> {
+    tshark_fields_as(file, None, filter, fields)
+}
+
+/// [`tshark_fields`] with a decode-as rule (`-d tcp.port==3389,ldap`) for a non-standard port.
+pub fn tshark_fields_as(file: &Path, decode: Option<&str>, filter: Option<&str>, fields: &[&str]) -> Vec<Vec<String>> {
     let mut cmd = Command::new("tshark");
     cmd.args(["-n", "-r"]).arg(file);
+    if let Some(d) = decode {
+        cmd.args(["-d", d]);
+    }
     if let Some(f) = filter {
         cmd.args(["-Y", f]);
     }

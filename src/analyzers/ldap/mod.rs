@@ -1,8 +1,9 @@
 //! LDAP (RFC 4511) over TCP: bind logins (the bind DN, with the BindResponse's result) and the
 //! credentials of BindRequests.
 //!
-//! Credentials: a simple bind's password, and a SASL bind's credentials (DIGEST-MD5 responses,
-//! NTLM messages of GSS-SPNEGO, Kerberos tickets of GSSAPI). Their place is known from the
+//! Credentials: a simple bind's password, a SASL bind's credentials (DIGEST-MD5 responses,
+//! NTLM messages of GSS-SPNEGO, Kerberos tickets of GSSAPI), and whatever any other
+//! authentication choice carries (Microsoft's "sicily" NTLM binds). Their place is known from the
 //! message's BER header, so they are masked in whatever segment they come. Client bytes whose
 //! framing is lost (a hole) are masked until a segment starts a message again. After StartTLS
 //! succeeds nothing more is read.
@@ -80,18 +81,19 @@ fn bind(m: &[u8]) -> Option<Bind<'_>> {
     let (0x02, v, vl) = tlv(m, b)? else { return None };
     let (0x04, n, nl) = tlv(m, v + vl)? else { return None };
     let dn = m.get(n..n + nl);
-    let auth = tlv(m, n + nl).and_then(|(tag, a, al)| match tag {
-        // simple [0] OCTET STRING: the password
-        0x80 => Some((a, a + al)),
+    let auth = tlv(m, n + nl).map(|(tag, a, al)| match tag {
         // sasl [3] SEQUENCE { mechanism, credentials }: all after the mechanism
         0xa3 => {
             let after_mech = match tlv(m, a) {
                 Some((0x04, mc, ml)) => mc + ml,
                 _ => a,
             };
-            Some((after_mech, a + al))
+            (after_mech, a + al)
         }
-        _ => None,
+        // simple [0] OCTET STRING: the password. Any other choice is secret whole too:
+        // Microsoft's sicilyNegotiate [10] and sicilyResponse [11] carry NTLM messages (the
+        // response is crackable offline), the old krbv42 choices [1] [2] Kerberos tickets.
+        _ => (a, a + al),
     });
     Some((dn, auth))
 }
@@ -205,11 +207,15 @@ mod tests {
 
     /// A simple bind of `cn=alice` with password `s3cret`, message id 1.
     pub fn simple_bind() -> Vec<u8> {
+        bind_with(0x80, b"s3cret")
+    }
+
+    /// A bind of `cn=alice` whose authentication choice is `tag` with content `pw`.
+    fn bind_with(tag: u8, pw: &[u8]) -> Vec<u8> {
         let dn = b"cn=alice,dc=branch,dc=lan";
-        let pw = b"s3cret";
         let mut op = vec![0x02, 0x01, 0x03, 0x04, dn.len() as u8];
         op.extend_from_slice(dn);
-        op.extend_from_slice(&[0x80, pw.len() as u8]);
+        op.extend_from_slice(&[tag, pw.len() as u8]);
         op.extend_from_slice(pw);
         let mut m = vec![0x02, 0x01, 0x01, 0x60, op.len() as u8];
         m.extend(op);
@@ -232,5 +238,15 @@ mod tests {
                 assert_eq!((a, b), (m.len() - 6, m.len()));
             }
         }
+    }
+
+    #[test]
+    fn other_authentication_choices_are_secret_whole() {
+        // sicilyResponse [11]: an NTLMSSP AUTHENTICATE message (Active Directory's NTLM bind).
+        let ntlm = b"NTLMSSP\0\x03\0\0\0 lm and nt responses";
+        let m = bind_with(0x8b, ntlm);
+        let (_, auth) = bind(&m).unwrap();
+        let (a, b) = auth.unwrap();
+        assert_eq!(&m[a..b], &ntlm[..]);
     }
 }
