@@ -3,7 +3,7 @@
 
 mod common;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::process::Command;
 
@@ -143,6 +143,80 @@ fn lab_errors_match_what_tshark_reported_at_capture_time() {
     ] {
         assert!(checked.contains(must), "no lab capture verifies {must}: {checked:?}");
     }
+}
+
+/// (frame, family, code, message) of the errors tshark shows, the port decoded as `proto`.
+fn tshark_errors(file: &Path, port: u64, proto: &str) -> BTreeSet<Key> {
+    let decode = format!("tcp.port=={port},{proto}");
+    let (family, filter, fields) = match proto {
+        "mysql" => ("mysql", "mysql.error_code", ["mysql.error_code", "mysql.error.message"]),
+        "pgsql" => (
+            "postgresql",
+            "pgsql.code && (pgsql.severity == \"ERROR\" || pgsql.severity == \"FATAL\" || pgsql.severity == \"PANIC\")",
+            ["pgsql.code", "pgsql.message"],
+        ),
+        _ => ("http", "http.response.code >= 500", ["http.response.code", "http.response.phrase"]),
+    };
+    common::tshark_fields_as(file, Some(&decode), Some(filter), &["frame.number", fields[0], fields[1]])
+        .into_iter()
+        .map(|r| (r[0].parse().unwrap(), family.to_string(), r[1].clone(), r[2].clone()))
+        .collect()
+}
+
+/// The error captures (tests/lab/make-error-captures.sh): each workload of real database and
+/// web servers on its standard port and on another one. The errors on the other port equal
+/// those on the standard one, the errors the workload provokes, and those tshark shows when
+/// told the port's protocol; so do the logins of the database clients.
+#[test]
+fn errors_on_other_ports_equal_those_on_standard_ports() {
+    if !common::have_tshark() {
+        return;
+    }
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/errors");
+    let mut checked = 0;
+    for std_capture in common::captures_in(&dir).iter().filter(|c| c.to_string_lossy().ends_with("-std.pcap")) {
+        let alt =
+            std_capture.with_file_name(std_capture.file_name().unwrap().to_string_lossy().replace("-std", "-alt"));
+        let count = |k: &BTreeSet<Key>, v: &Value| -> (BTreeMap<String, u64>, BTreeMap<String, u64>) {
+            let mut got = BTreeMap::new();
+            for (_, fam, code, _) in k {
+                *got.entry(format!("{fam} {code}")).or_default() += 1;
+            }
+            let want = v["errors"].as_object().unwrap().iter().map(|(k, n)| (k.clone(), n.as_u64().unwrap())).collect();
+            (got, want)
+        };
+        let (mut by_port, mut logins) = (Vec::new(), Vec::new());
+        for f in [std_capture, &alt] {
+            let exp: Value =
+                serde_json::from_slice(&std::fs::read(f.with_extension("expected.json")).unwrap()).unwrap();
+            let v = analyze(f);
+            let got = ours(&v);
+            let (n, want) = count(&got, &exp);
+            assert_eq!(n, want, "{}: the errors the workload provoked", f.display());
+            let family = got.iter().next().map(|k| k.1.clone()).unwrap_or_default();
+            let proto = match family.as_str() {
+                "postgresql" => "pgsql",
+                "mysql" => "mysql",
+                _ => "http",
+            };
+            let theirs = tshark_errors(f, exp["port"].as_u64().unwrap(), proto);
+            assert_eq!(got, theirs, "{}: ours and tshark's", f.display());
+            by_port.push(got.into_iter().map(|(_, fam, code, msg)| (fam, code, msg)).collect::<Vec<_>>());
+            // The workload's logins (database users) are bound on both ports alike.
+            let ids: BTreeMap<String, u64> = v["identities"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|i| (format!("{} {} {}", i["source"], i["user"], i["outcome"]), i["count"].as_u64().unwrap()))
+                .collect();
+            logins.push(ids);
+        }
+        by_port.iter_mut().for_each(|v| v.sort());
+        assert_eq!(by_port[0], by_port[1], "{} and its other port", std_capture.display());
+        assert_eq!(logins[0], logins[1], "{}: logins on its other port", std_capture.display());
+        checked += 1;
+    }
+    assert!(checked >= 3, "{checked} workloads");
 }
 
 #[test]

@@ -176,8 +176,9 @@ pub trait ErrorFramer: Default {
 
 /// The server → client stream of a database connection as its error framer reads it: in-order
 /// segments continue the framing; a gap, a retransmitted start or a segment cut by the snaplen
-/// begins it again (the framers resynchronise on message starts). Retransmitted segments go to
-/// no framer (Wireshark's `tcp.no_subdissector_on_error`).
+/// begins it again (the framers resynchronise on message starts). Retransmitted and out-of-order
+/// segments go to no framer (Wireshark's `tcp.no_subdissector_on_error`): an error the capture
+/// saw before the router dropped it comes again, and is one error.
 #[derive(Debug, Default)]
 pub struct ServerStream<F> {
     pub framer: F,
@@ -189,7 +190,7 @@ impl<F: ErrorFramer> ServerStream<F> {
     /// One server segment; the errors it completes are reported at this frame.
     pub fn segment(&mut self, s: super::TcpSeg<'_>, family: Family, here: &mut super::Here<'_>) {
         let p = s.seg.data;
-        if s.retrans || p.is_empty() {
+        if s.retrans || s.ooo || p.is_empty() {
             return;
         }
         if self.next != Some(s.seg.seq) {

@@ -277,26 +277,13 @@ SNAPLEN=1600 capture lab-hostile-names 0 0 '
 if want lab-mariadb-errors; then
     chmod 755 "$work"; mkdir -p "$work/my"; chown mysql: "$work/my"
     mariadb-install-db --no-defaults --datadir="$work/my" --user=mysql --auth-root-authentication-method=normal >/dev/null 2>&1
-    cat > "$work/my-deadlock.sh" <<'SH'
-m() { mariadb --skip-ssl -h "$1" -u app -papppw shop "${@:2}"; }
-mariadb --skip-ssl -h "$1" -u app -pnope shop -e 'select 1' >/dev/null 2>&1
-m "$1" -e "insert into items values (1, 'first')" >/dev/null 2>&1
-m "$1" >/dev/null 2>&1 <<SQL &
-begin; update items set name = 'a' where id = 1; select sleep(1); update items set name = 'a' where id = 2; commit;
-SQL
-sleep 0.3
-m "$1" >/dev/null 2>&1 <<SQL
-begin; update items set name = 'b' where id = 2; select sleep(1); update items set name = 'b' where id = 1; commit;
-SQL
-wait
-SH
 fi
 SNAPLEN=1600 capture lab-mariadb-errors 0 0 '
     ip netns exec '"$P"'-srv mariadbd --no-defaults --datadir='"$work"'/my --user=mysql --bind-address=10.77.2.20 \
         --socket='"$work"'/my/my.sock --skip-log-bin --innodb-lock-wait-timeout=10 >/dev/null 2>&1 &
     sleep 4
     ip netns exec '"$P"'-srv mariadb --no-defaults -S '"$work"'/my/my.sock -u root -e "create database shop; create user app@'"'"'%'"'"' identified by '"'"'apppw'"'"'; grant all on shop.* to app@'"'"'%'"'"'; create table shop.items (id int primary key, name text) engine=innodb; insert into shop.items values (1, '"'"'x'"'"'), (2, '"'"'y'"'"')"
-    bash '"$work"'/my-deadlock.sh "$1"'
+    bash '"$here"'/my-deadlock.sh "$1"'
 # nginx answering 500, 502 (upstream down), 503 and a 500 with a 12 kB error page whose body
 # spans several segments (reported at the frame that completes it), plus HEAD and 200s.
 if want lab-http-nginx-5xx; then

@@ -43,34 +43,15 @@ system_user() { # name password
 }
 
 # capture NAME PROTO STDPORT ALTPORT SERVER-SETUP
-#   Runs SERVER-SETUP in the server's namespace (it starts the servers in the background),
-#   then the clients against the standard port and, in a second capture, the redirected one.
+#   The clients of PROTO against the server SERVER-SETUP starts, on the standard port and, in
+#   a second capture, the redirected one (lab_pair); then each capture's expected JSON.
 capture() {
     local name=$1 proto=$2 std=$3 alt=$4 setup=$5
+    lab_pair $P "$work" "$out" "$name" "$std" "$alt" 6 "$setup" "$clients $proto \$1 \$2"
     for variant in std alt; do
         local port=$std
         [ $variant = alt ] && port=$alt
-        lab_up $P
-        lab_loss $P 6
-        ip netns exec $P-srv nft -f - <<NFT
-table ip redir {
-  chain pre {
-    type nat hook prerouting priority -100; policy accept;
-    tcp dport $alt redirect to :$std
-  }
-}
-NFT
-        ip netns exec $P-srv bash -c "$setup" &
-        sleep 3
-        ip netns exec $P-rtr tcpdump -q -s 1600 -U -i $P-r1 -w "$work/$name-$variant.pcap" 2>/dev/null &
-        local td=$!
-        sleep 1
-        ip netns exec $P-cli $clients "$proto" 10.77.2.20 "$port" > "$work/$name-$variant.attempts" || true
-        sleep 2
-        kill "$td"; wait "$td" 2>/dev/null || true
-        lab_down $P
-        lab_save "$work" "$name-$variant" "$out"
-        python3 - "$work/$name-$variant.attempts" "$out/$name-$variant.expected.json" "$proto" "$port" <<'PY'
+        python3 - "$work/$name-$variant.out" "$out/$name-$variant.expected.json" "$proto" "$port" <<'PY'
 import json, sys
 attempts = [json.loads(l) for l in open(sys.argv[1]) if l.startswith("{")]
 PW = {"pop3": ["pop-Wonder1"], "imap": ["imap-Build2"], "smtp": ["smtp-Letme3"], "ftp": ["ftp-Dive4"],

@@ -104,3 +104,40 @@ userdb {
 }
 DOVECOT
 }
+
+# lab_pair PREFIX WORK OUT NAME STDPORT ALTPORT LOSS SERVER-SETUP CLIENT: the same exchange
+# captured twice, as OUT/NAME-std.pcap with the server on STDPORT and as OUT/NAME-alt.pcap with
+# the client sent to ALTPORT, which nftables in the server's namespace redirects to STDPORT (so
+# the wire carries ALTPORT and the server needs no other configuration). Each time: a fresh
+# line with LOSS % random loss on the router, SERVER-SETUP run by bash in the server's namespace
+# (it starts the servers in the background; SETTLE seconds, 3 unless set, are left for them),
+# then CLIENT run by bash in the client's namespace with the server's address and the port as
+# $1 $2, its output in WORK/NAME-VARIANT.out; tcpdump on the router's server side, snaplen 1600.
+lab_pair() {
+    local p=$1 work=$2 out=$3 name=$4 std=$5 alt=$6 loss=$7 setup=$8 client=$9
+    local variant port td
+    for variant in std alt; do
+        port=$std
+        [ $variant = alt ] && port=$alt
+        lab_up "$p"
+        [ "$loss" != 0 ] && lab_loss "$p" "$loss"
+        ip netns exec "$p-srv" nft -f - <<NFT
+table ip redir {
+  chain pre {
+    type nat hook prerouting priority -100; policy accept;
+    tcp dport $alt redirect to :$std
+  }
+}
+NFT
+        ip netns exec "$p-srv" bash -c "$setup" &
+        sleep "${SETTLE:-3}"
+        ip netns exec "$p-rtr" tcpdump -q -s 1600 -U -i "$p-r1" -w "$work/$name-$variant.pcap" 2>/dev/null &
+        td=$!
+        sleep 1
+        ip netns exec "$p-cli" bash -c "$client" -- 10.77.2.20 "$port" > "$work/$name-$variant.out" || true
+        sleep 2
+        kill "$td"; wait "$td" 2>/dev/null || true
+        lab_down "$p"
+        lab_save "$work" "$name-$variant" "$out"
+    done
+}
