@@ -21,7 +21,7 @@
 //! Credentials, and where each analyzer finds them: POP3 `PASS`/`APOP`/SASL, IMAP `LOGIN`
 //! (literals too)/`AUTHENTICATE`, SMTP `AUTH`, FTP `PASS`/`ACCT`, HTTP `Authorization` and
 //! `Proxy-Authorization`, password-like form fields (urlencoded, multipart, JSON), URL
-//! user-info and `password=` query parameters, LDAP simple and SASL binds, PostgreSQL password
+//! user-info and `password=` query parameters, LDAP simple, SASL and NTLM binds, PostgreSQL password
 //! messages, MySQL authentication responses, TDS LOGIN7 passwords and SSPI blobs, SNMP v1/v2c
 //! communities, Telnet input after a password prompt, SMB session-setup security blobs (NTLM
 //! responses, Kerberos tickets), Kerberos PA-ENC-TIMESTAMP. A secret cut across segments is
