@@ -53,6 +53,13 @@ pub struct WebConfig {
     pub password_file: PathBuf,
     /// How long a login lasts, e.g. "12h".
     pub session_lifetime: String,
+    /// Names the dashboard answers to besides its addresses and `localhost` (a request for any
+    /// other name is refused: DNS rebinding), e.g. ["mirrorwatch.branch.lan"].
+    pub hostnames: Vec<String>,
+    /// Open connections at once, in all (keep it below the unit's LimitNOFILE).
+    pub max_connections: usize,
+    /// Open connections at once from one client address.
+    pub max_connections_per_address: usize,
 }
 
 impl Default for WebConfig {
@@ -62,6 +69,9 @@ impl Default for WebConfig {
             metrics_token_file: PathBuf::from("/etc/mirrorwatch/metrics.token"),
             password_file: PathBuf::from("/etc/mirrorwatch/dashboard.passwd"),
             session_lifetime: "12h".into(),
+            hostnames: Vec::new(),
+            max_connections: 256,
+            max_connections_per_address: 16,
         }
     }
 }
@@ -142,6 +152,17 @@ impl Default for JobsConfig {
 
 impl WebConfig {
     /// How long a dashboard login lasts (at least a minute, at most 30 days).
+    /// The dashboard's connection caps.
+    pub fn limits(&self) -> anyhow::Result<crate::web::serve::Limits> {
+        if self.max_connections == 0 || self.max_connections_per_address == 0 {
+            anyhow::bail!("[web] max_connections and max_connections_per_address must be at least 1");
+        }
+        Ok(crate::web::serve::Limits {
+            max_connections: self.max_connections,
+            per_address: self.max_connections_per_address.min(self.max_connections),
+        })
+    }
+
     pub fn session_lifetime(&self) -> anyhow::Result<std::time::Duration> {
         match crate::units::parse_duration(&self.session_lifetime) {
             Some(s) if (60..=30 * 86_400).contains(&s) => Ok(std::time::Duration::from_secs(s)),

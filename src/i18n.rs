@@ -155,6 +155,11 @@ pub const TEXTS: &[(&str, &str, &str)] = &[
     ("packets", "Packets", "パケット"),
     ("packets_per_s", "packets/s", "パケット/秒"),
     ("password", "Password", "パスワード"),
+    (
+        "password_file_broken",
+        "The dashboard's password file cannot be read: see the daemon's log, then set the password again with `mirrorwatch passwd`.",
+        "ダッシュボードのパスワードファイルを読めません。デーモンのログを確認し、`mirrorwatch passwd` でパスワードを設定し直してください。",
+    ),
     ("pcap_ring", "pcap ring", "pcap リング"),
     ("pin", "Pin as baseline", "ベースラインに固定"),
     ("preview", "Preview", "プレビュー"),
@@ -169,6 +174,7 @@ pub const TEXTS: &[(&str, &str, &str)] = &[
     ("ring_lost", "frames not kept", "未保存フレーム"),
     ("rule", "Rule", "ルール"),
     ("rules", "Rules", "ルール"),
+    ("rules_link", "a link placed on the box (loaded, not edited here)", "本体に置かれたリンク(読み込まれますが、ここでは編集できません)"),
     ("rules_loaded", "Rules in effect", "適用中のルール"),
     ("rules_saved", "Saved; the rules are reloaded.", "保存しました。ルールを再読み込みします。"),
     (

@@ -109,6 +109,8 @@ fn app_with(password: bool, mode: Mode) -> App {
         metrics_token_file: token_file,
         session_lifetime: Duration::from_secs(3600),
         live,
+        hostnames: Vec::new(),
+        limits: Default::default(),
     });
     App { router: web::router(state), dir, rules }
 }
@@ -133,7 +135,9 @@ impl Resp {
 }
 
 impl App {
-    async fn send(&self, req: Request<Body>) -> Resp {
+    async fn send(&self, mut req: Request<Body>) -> Resp {
+        // As a browser does (a request without one is refused).
+        req.headers_mut().entry(header::HOST).or_insert(header::HeaderValue::from_static("127.0.0.1:8080"));
         let r = self.router.clone().oneshot(req).await.unwrap();
         let status = r.status();
         let headers = r.headers().clone();

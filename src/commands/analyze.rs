@@ -152,6 +152,8 @@ fn serve(cfg: &Config, addr: &str, db: &Path, args: &AnalyzeArgs, summary: &Summ
         metrics_token_file: cfg.web.metrics_token_file.clone(),
         session_lifetime: cfg.web.session_lifetime()?,
         live,
+        hostnames: cfg.web.hostnames.clone(),
+        limits: cfg.web.limits()?,
     });
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {

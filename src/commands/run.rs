@@ -351,6 +351,8 @@ impl Daemon {
             metrics_token_file: web.metrics_token_file.clone(),
             session_lifetime: self.session_lifetime,
             live: Arc::clone(&self.live),
+            hostnames: web.hostnames.clone(),
+            limits: web.limits()?,
         });
         // Capture matters more than the dashboard: a taken port is reported, not fatal.
         let server = match crate::web::Server::start(&web.listen, state, Arc::new(AtomicBool::new(false))) {

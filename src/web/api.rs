@@ -204,7 +204,12 @@ pub async fn alerts(State(st): State<Arc<WebState>>) -> Result<Json<Value>, WebE
 pub async fn captures(State(st): State<Arc<WebState>>) -> Result<Json<Value>, WebError> {
     let list = st.read(q::captures).await?;
     let windows = st.read(q::windows).await?;
-    let files: Vec<String> = st.preview_files.iter().map(|p| p.display().to_string()).collect();
+    // File names only: the box's paths stay on the box.
+    let files: Vec<String> = st
+        .preview_files
+        .iter()
+        .map(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default())
+        .collect();
     Ok(Json(json!({"evidence": list, "windows": windows, "ring": ring_json(&st), "analysed_files": files})))
 }
 

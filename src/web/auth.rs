@@ -16,15 +16,14 @@ use crate::bounded::LruMap;
 
 /// Name of the session cookie.
 pub const SESSION_COOKIE: &str = "mw_session";
-/// Sessions at once; the least recently used is logged out beyond it.
-pub const MAX_SESSIONS: usize = 64;
+/// Sessions at once; the least recently used is logged out beyond it (a script that logs in
+/// every minute does not log the admin out).
+pub const MAX_SESSIONS: usize = 1024;
 /// Failed logins per client address within [`LIMIT_WINDOW`] before it must wait.
 pub const LIMIT_PER_CLIENT: u32 = 5;
-/// Failed logins from all addresses together within the window (a spread-out guesser).
-pub const LIMIT_GLOBAL: u32 = 30;
 pub const LIMIT_WINDOW: Duration = Duration::from_secs(60);
-/// Client addresses the limiter remembers.
-const LIMIT_CLIENTS: usize = 1024;
+/// Clients the limiter remembers (the least recently seen is forgotten beyond it).
+const LIMIT_CLIENTS: usize = 4096;
 /// Shortest password `passwd` accepts.
 pub const MIN_PASSWORD: usize = 8;
 
@@ -166,50 +165,101 @@ impl Sessions {
     }
 }
 
-/// Failed logins per client address and in all, over a sliding window. Only failures count: a
-/// correct password always gets in unless the address is already locked out.
+/// The login limiter's key for a client: its IPv4 address, or its IPv6 /64 (one host owns a
+/// whole /64 and could otherwise try from as many addresses as it likes).
+pub fn client_key(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let s = v6.segments();
+                IpAddr::V6(std::net::Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
+            }
+        },
+        v4 => v4,
+    }
+}
+
+/// What [`LoginLimiter::begin`] decided.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Admission {
+    /// Check the password. `clean`: the client had no failure in the window (its check goes in
+    /// the clean queue, which failing clients cannot fill).
+    Check { clean: bool },
+    /// Refused for now; seconds to wait.
+    Wait(u64),
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Client {
+    start: Instant,
+    failures: u32,
+    checking: bool,
+}
+
+/// Logins per client over a sliding window, counted **before** the password is checked: a
+/// client has at most one check at a time, each check counts as a failure until it succeeds,
+/// and a client with [`LIMIT_PER_CLIENT`] failures in [`LIMIT_WINDOW`] waits. There is no
+/// limit across clients (a flood from other addresses must never refuse the right password
+/// from one that has not failed); the cost of a flood is bounded by the number of checks that
+/// run at once (`WebState::verify_clean` / `verify_failing`).
 pub struct LoginLimiter {
-    clients: LruMap<IpAddr, (Instant, u32)>,
-    global: (Instant, u32),
+    clients: LruMap<IpAddr, Client>,
 }
 
 impl Default for LoginLimiter {
     fn default() -> Self {
-        LoginLimiter { clients: LruMap::new(LIMIT_CLIENTS), global: (Instant::now(), 0) }
+        LoginLimiter { clients: LruMap::new(LIMIT_CLIENTS) }
     }
 }
 
 impl LoginLimiter {
-    /// `Some(seconds to wait)` when `ip` may not try now.
-    pub fn check(&mut self, ip: IpAddr, now: Instant) -> Option<u64> {
+    /// Before checking a password from `ip`.
+    pub fn begin(&mut self, ip: IpAddr, now: Instant) -> Admission {
+        let key = client_key(ip);
         let wait = |start: Instant| LIMIT_WINDOW.saturating_sub(now.saturating_duration_since(start)).as_secs().max(1);
-        if now.saturating_duration_since(self.global.0) >= LIMIT_WINDOW {
-            self.global = (now, 0);
-        }
-        if self.global.1 >= LIMIT_GLOBAL {
-            return Some(wait(self.global.0));
-        }
-        match self.clients.get_mut(&ip) {
-            Some((start, n)) if now.saturating_duration_since(*start) < LIMIT_WINDOW && *n >= LIMIT_PER_CLIENT => {
-                Some(wait(*start))
+        let c = match self.clients.get_mut(&key) {
+            Some(c) if now.saturating_duration_since(c.start) >= LIMIT_WINDOW && !c.checking => {
+                *c = Client { start: now, failures: 0, checking: false };
+                c
             }
-            _ => None,
-        }
-    }
-
-    pub fn failed(&mut self, ip: IpAddr, now: Instant) {
-        self.global.1 += 1;
-        match self.clients.get_mut(&ip) {
-            Some((start, n)) if now.saturating_duration_since(*start) < LIMIT_WINDOW => *n += 1,
-            Some(entry) => *entry = (now, 1),
+            Some(c) => c,
             None => {
-                self.clients.insert(ip, (now, 1));
+                self.clients.insert(key, Client { start: now, failures: 0, checking: false });
+                match self.clients.get_mut(&key) {
+                    Some(c) => c,
+                    None => return Admission::Wait(1),
+                }
             }
+        };
+        if c.checking {
+            return Admission::Wait(1);
         }
+        if c.failures >= LIMIT_PER_CLIENT {
+            return Admission::Wait(wait(c.start));
+        }
+        let clean = c.failures == 0;
+        c.failures += 1;
+        c.checking = true;
+        Admission::Check { clean }
     }
 
-    pub fn succeeded(&mut self, ip: IpAddr) {
-        self.clients.remove(&ip);
+    /// After the check that [`LoginLimiter::begin`] allowed (or when it was abandoned: the
+    /// client went away): a right password clears the client's failures, a wrong one leaves
+    /// it counted. The client's failures in the window.
+    pub fn end(&mut self, ip: IpAddr, ok: bool) -> u32 {
+        let key = client_key(ip);
+        if ok {
+            self.clients.remove(&key);
+            return 0;
+        }
+        match self.clients.get_mut(&key) {
+            Some(c) => {
+                c.checking = false;
+                c.failures
+            }
+            None => 0,
+        }
     }
 }
 
@@ -248,17 +298,40 @@ mod tests {
     }
 
     #[test]
-    fn limiter_locks_an_address_after_five_failures_and_lets_others_in() {
+    fn limiter_counts_before_the_check_and_locks_only_the_failing_client() {
         let mut l = LoginLimiter::default();
         let (a, b): (IpAddr, IpAddr) = ("10.0.0.1".parse().unwrap(), "10.0.0.2".parse().unwrap());
         let t0 = Instant::now();
-        for _ in 0..LIMIT_PER_CLIENT {
-            assert_eq!(l.check(a, t0), None);
-            l.failed(a, t0);
+        assert_eq!(l.begin(a, t0), Admission::Check { clean: true });
+        // One check at a time per client: a burst gets one.
+        assert_eq!(l.begin(a, t0), Admission::Wait(1));
+        l.end(a, false);
+        for _ in 1..LIMIT_PER_CLIENT {
+            assert_eq!(l.begin(a, t0), Admission::Check { clean: false });
+            l.end(a, false);
         }
-        assert!(l.check(a, t0).is_some_and(|w| w <= 60));
-        assert_eq!(l.check(b, t0), None);
-        assert_eq!(l.check(a, t0 + LIMIT_WINDOW), None);
+        assert!(matches!(l.begin(a, t0), Admission::Wait(w) if w <= 60));
+        // Another client is not affected, however many failed elsewhere.
+        assert_eq!(l.begin(b, t0), Admission::Check { clean: true });
+        l.end(b, true);
+        assert_eq!(l.begin(b, t0), Admission::Check { clean: true });
+        l.end(b, true);
+        // The window passes.
+        assert_eq!(l.begin(a, t0 + LIMIT_WINDOW), Admission::Check { clean: true });
+    }
+
+    #[test]
+    fn an_ipv6_host_is_one_client_for_its_whole_64() {
+        let mut l = LoginLimiter::default();
+        let t0 = Instant::now();
+        for i in 0..LIMIT_PER_CLIENT {
+            let ip: IpAddr = format!("2001:db8:1:2::{:x}", i + 1).parse().unwrap();
+            assert!(matches!(l.begin(ip, t0), Admission::Check { .. }));
+            l.end(ip, false);
+        }
+        assert!(matches!(l.begin("2001:db8:1:2:ffff::9".parse().unwrap(), t0), Admission::Wait(_)));
+        assert!(matches!(l.begin("2001:db8:1:3::1".parse().unwrap(), t0), Admission::Check { clean: true }));
+        assert_eq!(client_key("::ffff:10.0.0.1".parse().unwrap()), "10.0.0.1".parse::<IpAddr>().unwrap());
     }
 
     #[test]

@@ -273,6 +273,26 @@ pub struct UploadQuery {
     pub name: String,
 }
 
+/// Writes a request body to `to`, at most [`UPLOAD_MAX`] bytes, piece by piece.
+async fn receive(body: axum::body::Body, to: &std::path::Path) -> Result<(), WebError> {
+    use http_body_util::BodyExt;
+    use tokio::io::AsyncWriteExt;
+    let mut body = body;
+    let mut f = tokio::fs::File::create(to).await.map_err(|e| WebError::Internal(e.to_string()))?;
+    let mut total = 0usize;
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| WebError::BadRequest(format!("upload cut short: {e}")))?;
+        let Ok(data) = frame.into_data() else { continue };
+        total += data.len();
+        if total > UPLOAD_MAX {
+            return Err(WebError::TooLarge(format!("a capture of at most {} MiB", UPLOAD_MAX >> 20)));
+        }
+        f.write_all(&data).await.map_err(|e| WebError::Internal(e.to_string()))?;
+    }
+    f.sync_all().await.map_err(|e| WebError::Internal(e.to_string()))?;
+    Ok(())
+}
+
 /// `POST /captures/upload?name=F` with the capture as the body (the page's script sends it with
 /// the CSRF header). The file must open as a capture, or it is not kept.
 pub async fn upload(
@@ -280,25 +300,35 @@ pub async fn upload(
     Query(q): Query<UploadQuery>,
     req: Request,
 ) -> Result<Response, WebError> {
-    let body = axum::body::to_bytes(req.into_body(), UPLOAD_MAX)
-        .await
-        .map_err(|_| WebError::BadRequest(format!("a capture of at most {} MiB", UPLOAD_MAX >> 20)))?;
     let clean: String =
         q.name.chars().filter(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_')).take(80).collect();
     let clean = clean.trim_start_matches('.').to_string();
     if clean.is_empty() {
         return Err(WebError::BadRequest("a file name is needed".into()));
     }
+    // A few at a time, each streamed to disk: an upload costs a buffer, not its size.
+    let Ok(_slot) = st.upload_slots.try_acquire() else {
+        return Ok((StatusCode::SERVICE_UNAVAILABLE, [(header::RETRY_AFTER, "10")], "other uploads are running")
+            .into_response());
+    };
     let d = dir(&st);
-    std::fs::create_dir_all(&d).map_err(|e| WebError::Internal(e.to_string()))?;
+    tokio::fs::create_dir_all(&d).await.map_err(|e| WebError::Internal(e.to_string()))?;
     let path = d.join(format!("upload-{clean}"));
     let tmp = d.join(format!(".upload-{clean}.tmp"));
-    std::fs::write(&tmp, &body).map_err(|e| WebError::Internal(e.to_string()))?;
-    if let Err(e) = crate::capture::file::FileSource::open(&tmp) {
-        let _ = std::fs::remove_file(&tmp);
+    let written = receive(req.into_body(), &tmp).await;
+    if let Err(e) = written {
+        let _ = tokio::fs::remove_file(&tmp).await;
+        return Err(e);
+    }
+    let check = tmp.clone();
+    let opened = tokio::task::spawn_blocking(move || crate::capture::file::FileSource::open(&check).map(|_| ()))
+        .await
+        .map_err(|e| WebError::Internal(e.to_string()))?;
+    if let Err(e) = opened {
+        let _ = tokio::fs::remove_file(&tmp).await;
         return Err(WebError::BadRequest(format!("{clean}: not a capture ({e})")));
     }
-    std::fs::rename(&tmp, &path).map_err(|e| WebError::Internal(e.to_string()))?;
+    tokio::fs::rename(&tmp, &path).await.map_err(|e| WebError::Internal(e.to_string()))?;
     for (_, old, _, _) in uploads(&st).into_iter().skip(MAX_UPLOADS) {
         let _ = std::fs::remove_file(old);
     }
@@ -316,8 +346,11 @@ pub async fn diff(State(st): State<Arc<WebState>>, Query(q): Query<DiffQuery>) -
     let (normal, failure) = (resolve(&st, &base).await?, resolve(&st, &q.id).await?);
     let _slot = st.preview_slot.acquire().await.map_err(|_| WebError::Internal("shutting down".into()))?;
     let html = tokio::task::spawn_blocking(move || -> Result<String, String> {
-        let n = crate::offline::transactions(&normal, None, 0)?;
-        let f = crate::offline::transactions(&failure, None, 0)?;
+        // The report names the captures by file name: the box's paths stay on the box.
+        let name = |p: &std::path::Path| p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let mut n = crate::offline::transactions(&normal, None, 0)?;
+        let mut f = crate::offline::transactions(&failure, None, 0)?;
+        (n.file, f.file) = (name(&normal), name(&failure));
         let findings = crate::diff::compare(&n, &f);
         Ok(crate::diff::html::report(&n, &f, &findings, &normal, &failure))
     })

@@ -16,6 +16,7 @@ pub mod html;
 pub mod metrics;
 pub mod pages;
 pub mod rules_edit;
+pub mod serve;
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
@@ -40,6 +41,8 @@ use auth::{LoginLimiter, Sessions};
 pub const DB_SLOTS: usize = 4;
 /// Largest request body (a rule file being edited is the largest thing posted).
 pub const MAX_BODY: usize = 256 * 1024;
+/// Uploads received at once.
+pub const UPLOAD_SLOTS: usize = 2;
 /// Name of the language cookie.
 pub const LANG_COOKIE: &str = "mw_lang";
 
@@ -115,12 +118,22 @@ pub struct WebState {
     /// The directory whose disk use the overview shows (`[store] dir`).
     pub store_dir: PathBuf,
     pub live: Arc<Live>,
+    /// Names the dashboard answers to (with its addresses and `localhost`).
+    pub hostnames: Vec<String>,
+    pub limits: serve::Limits,
     pub sessions: Mutex<Sessions>,
     pub limiter: Mutex<LoginLimiter>,
+    /// Password checks at once (argon2 takes ~19 MiB and tens of milliseconds each): one for
+    /// clients without a recent failure, one for the others, so failing clients can never
+    /// hold up the right password from a clean one.
+    pub verify_clean: tokio::sync::Semaphore,
+    pub verify_failing: tokio::sync::Semaphore,
     pool: Mutex<Vec<Connection>>,
     db_slots: tokio::sync::Semaphore,
     /// One rule preview at a time: it runs the pipeline over capture files.
     pub preview_slot: tokio::sync::Semaphore,
+    /// Uploads at once (each streams to disk through one buffer).
+    pub upload_slots: tokio::sync::Semaphore,
 }
 
 /// Settings for [`WebState::new`].
@@ -133,6 +146,8 @@ pub struct WebSettings {
     pub metrics_token_file: PathBuf,
     pub session_lifetime: Duration,
     pub live: Arc<Live>,
+    pub hostnames: Vec<String>,
+    pub limits: serve::Limits,
 }
 
 impl WebState {
@@ -147,11 +162,16 @@ impl WebState {
             metrics_token_file: s.metrics_token_file,
             store_dir,
             live: s.live,
+            hostnames: s.hostnames,
+            limits: s.limits,
             sessions: Mutex::new(Sessions::new(s.session_lifetime)),
             limiter: Mutex::new(LoginLimiter::default()),
+            verify_clean: tokio::sync::Semaphore::new(1),
+            verify_failing: tokio::sync::Semaphore::new(1),
             pool: Mutex::new(Vec::new()),
             db_slots: tokio::sync::Semaphore::new(DB_SLOTS),
             preview_slot: tokio::sync::Semaphore::new(1),
+            upload_slots: tokio::sync::Semaphore::new(UPLOAD_SLOTS),
         })
     }
 
@@ -226,6 +246,7 @@ impl WebState {
 pub enum WebError {
     NotFound,
     BadRequest(String),
+    TooLarge(String),
     Internal(String),
 }
 
@@ -243,6 +264,7 @@ impl IntoResponse for WebError {
         let (code, msg) = match self {
             WebError::NotFound => (StatusCode::NOT_FOUND, "not found".to_string()),
             WebError::BadRequest(m) => (StatusCode::BAD_REQUEST, m),
+            WebError::TooLarge(m) => (StatusCode::PAYLOAD_TOO_LARGE, m),
             WebError::Internal(m) => {
                 tracing::warn!("dashboard: {m}");
                 (StatusCode::INTERNAL_SERVER_ERROR, format!("internal error: {m}"))
@@ -315,6 +337,18 @@ async fn security_headers(req: Request, next: Next) -> Response {
         set(h, "cache-control", "no-store");
     }
     resp
+}
+
+/// Refuses a request whose Host names another box (DNS rebinding: a page of another site
+/// whose name now points at this box must not read it).
+async fn check_host(State(st): State<Arc<WebState>>, req: Request, next: Next) -> Response {
+    let host = req.headers().get(header::HOST).and_then(|v| v.to_str().ok());
+    match host {
+        Some(h) if serve::host_allowed(h, &st.hostnames) => next.run(req).await,
+        Some(_) => (StatusCode::MISDIRECTED_REQUEST, "this box does not answer to that name (see [web] hostnames)")
+            .into_response(),
+        None => (StatusCode::BAD_REQUEST, "a Host header is needed").into_response(),
+    }
 }
 
 /// Routes anyone may reach: the login page, assets, the language switch and `/metrics` (which
@@ -433,8 +467,10 @@ pub fn router(st: Arc<WebState>) -> Router {
         .route("/api/captures", get(api::captures))
         .route("/metrics", get(metrics::metrics))
         .layer(middleware::from_fn_with_state(Arc::clone(&st), require_session))
+        .layer(middleware::from_fn_with_state(Arc::clone(&st), check_host))
         .layer(middleware::from_fn(security_headers))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
+        .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(serve::BODY_IDLE_TIMEOUT))
         .with_state(st)
 }
 
@@ -476,15 +512,13 @@ impl Server {
                         return;
                     }
                 };
-                let app = router(st).into_make_service_with_connect_info::<SocketAddr>();
+                let limits = st.limits.clone();
                 let shutdown = async move {
                     while !stop2.load(Ordering::Relaxed) {
                         tokio::time::sleep(Duration::from_millis(200)).await;
                     }
                 };
-                if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(shutdown).await {
-                    tracing::error!("dashboard stopped: {e}");
-                }
+                serve::serve(listener, router(st), limits, shutdown).await;
             });
             // Requests still running (a rule preview) are not waited for.
             rt.shutdown_timeout(Duration::from_secs(1));

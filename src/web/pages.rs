@@ -3,7 +3,7 @@
 //! store's dashboard queries once, on a blocking thread, and renders escaped text.
 
 use std::fmt::Write;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use axum::extract::{FromRequest, Path, Query, Request, State};
@@ -70,11 +70,21 @@ fn wall_secs() -> i64 {
 /// A path to go back to after login or a language switch: only a local path, never `//host`.
 pub fn safe_next(next: Option<&str>) -> String {
     match next {
-        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.contains('\\') && !n.contains(['\r', '\n']) => {
-            n.to_string()
-        }
+        Some(n) if is_local_path(n) => n.to_string(),
         _ => "/".into(),
     }
+}
+
+/// A path on this box as every browser reads it: one leading `/` not followed by another or by
+/// a backslash (`//host`, `/\host` lead elsewhere), and nothing but visible ASCII — browsers
+/// drop tabs and line breaks from a Location (`/\t/host` is `//host`), and a space or a
+/// control character has no business in a link of the dashboard.
+fn is_local_path(n: &str) -> bool {
+    let b = n.as_bytes();
+    b.first() == Some(&b'/')
+        && !matches!(b.get(1), Some(b'/' | b'\\'))
+        && b.len() <= 2048
+        && b.iter().all(|c| c.is_ascii_graphic() && *c != b'\\')
 }
 
 fn html_ok(body: String) -> Response {
@@ -108,11 +118,25 @@ fn login_page(lang: Lang, next: &str, message: Option<&str>) -> String {
     html::bare_page(lang, lang.t("login"), &body)
 }
 
+fn log_broken_password_file(why: &str) {
+    static LAST: Mutex<Option<Instant>> = Mutex::new(None);
+    if let Ok(mut last) = LAST.lock() {
+        if last.is_none_or(|t| t.elapsed() >= std::time::Duration::from_secs(60)) {
+            tracing::error!("dashboard: {why}");
+            *last = Some(Instant::now());
+        }
+    }
+}
+
 pub async fn login_form(State(st): State<Arc<WebState>>, headers: HeaderMap, Query(pq): Query<PageQuery>) -> Response {
     let lang = request_lang(&headers);
     match auth::password_state(&st.password_file) {
         PasswordState::Unset => password_missing_page(lang),
-        PasswordState::Broken(why) => (StatusCode::INTERNAL_SERVER_ERROR, why).into_response(),
+        PasswordState::Broken(why) => {
+            // The reason names the file: it goes to the log (once a minute), not to whoever asks.
+            log_broken_password_file(&why);
+            (StatusCode::INTERNAL_SERVER_ERROR, lang.t("password_file_broken")).into_response()
+        }
         PasswordState::Set(_) => html_ok(login_page(lang, &safe_next(pq.next.as_deref()), None)),
     }
 }
@@ -132,28 +156,38 @@ pub async fn login(State(st): State<Arc<WebState>>, req: Request) -> Response {
     };
     let hash = match auth::password_state(&st.password_file) {
         PasswordState::Unset => return password_missing_page(lang),
-        PasswordState::Broken(why) => return (StatusCode::INTERNAL_SERVER_ERROR, why).into_response(),
+        PasswordState::Broken(why) => {
+            // The reason names the file: it goes to the log (once a minute), not to whoever asks.
+            log_broken_password_file(&why);
+            return (StatusCode::INTERNAL_SERVER_ERROR, lang.t("password_file_broken")).into_response();
+        }
         PasswordState::Set(h) => h,
     };
     let next = safe_next(Some(&form.next));
-    let wait = st.limiter.lock().ok().and_then(|mut l| l.check(ip, Instant::now()));
-    if let Some(secs) = wait {
-        let page = login_page(lang, &next, Some(lang.t("login_limited")));
-        return (StatusCode::TOO_MANY_REQUESTS, [(header::RETRY_AFTER, secs.to_string())], Html(page)).into_response();
-    }
-    // argon2 takes tens of milliseconds on purpose: not on the async workers.
-    let password = form.password;
-    let ok = tokio::task::spawn_blocking(move || auth::verify_password(&hash, &password)).await.unwrap_or(false);
-    if !ok {
-        if let Ok(mut l) = st.limiter.lock() {
-            l.failed(ip, Instant::now());
+    let admission = st.limiter.lock().map(|mut l| l.begin(ip, Instant::now())).unwrap_or(auth::Admission::Wait(1));
+    let clean = match admission {
+        auth::Admission::Check { clean } => clean,
+        auth::Admission::Wait(secs) => {
+            let page = login_page(lang, &next, Some(lang.t("login_limited")));
+            return (StatusCode::TOO_MANY_REQUESTS, [(header::RETRY_AFTER, secs.to_string())], Html(page))
+                .into_response();
         }
-        tracing::warn!("dashboard: failed login from {ip}");
+    };
+    // Ends the check in the limiter however this future ends (a client that hangs up while
+    // its check waits must not stay "checking").
+    let mut check = Checking { st: Arc::clone(&st), ip, ok: false };
+    // argon2 takes tens of milliseconds and ~19 MiB on purpose: one check at a time per queue,
+    // off the async workers.
+    let slots = if clean { &st.verify_clean } else { &st.verify_failing };
+    if let Ok(_slot) = slots.acquire().await {
+        let password = form.password;
+        check.ok = tokio::task::spawn_blocking(move || auth::verify_password(&hash, &password)).await.unwrap_or(false);
+    }
+    if !check.ok {
+        drop(check);
         return (StatusCode::UNAUTHORIZED, Html(login_page(lang, &next, Some(lang.t("login_failed"))))).into_response();
     }
-    if let Ok(mut l) = st.limiter.lock() {
-        l.succeeded(ip);
-    }
+    drop(check);
     let Ok(mut sessions) = st.sessions.lock() else {
         return WebError::Internal("session table poisoned".into()).into_response();
     };
@@ -161,6 +195,25 @@ pub async fn login(State(st): State<Arc<WebState>>, req: Request) -> Response {
     let max_age = sessions.lifetime().as_secs();
     let cookie = format!("{}={id}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age}", auth::SESSION_COOKIE);
     (StatusCode::SEE_OTHER, [(header::SET_COOKIE, cookie), (header::LOCATION, next)]).into_response()
+}
+
+/// A password check under way; leaving reports its result to the limiter.
+struct Checking {
+    st: Arc<WebState>,
+    ip: std::net::IpAddr,
+    ok: bool,
+}
+
+impl Drop for Checking {
+    fn drop(&mut self) {
+        let failures = self.st.limiter.lock().map(|mut l| l.end(self.ip, self.ok)).unwrap_or(0);
+        // The first failure and the one that locks the client out are logged, not each guess.
+        if failures == 1 {
+            tracing::warn!("dashboard: failed login from {}", self.ip);
+        } else if failures == auth::LIMIT_PER_CLIENT {
+            tracing::warn!("dashboard: {} failed logins from {}: it waits a minute", failures, self.ip);
+        }
+    }
 }
 
 pub async fn logout(State(st): State<Arc<WebState>>, Extension(cx): Extension<ReqCtx>) -> Response {

@@ -127,19 +127,29 @@ pub fn preview(mut rules: RuleSet, files: &[PathBuf], blobs: Vec<Vec<u8>>) -> Pr
     Preview { sources, frames, truncated, counters }
 }
 
-fn rule_files(dir: &Path) -> Vec<(String, u64)> {
-    let mut v: Vec<(String, u64)> = std::fs::read_dir(dir)
+/// A rule file of the directory: its name, size, and whether it is a symbolic link (placed by
+/// the box's admin; the dashboard neither shows nor writes what a link points to).
+fn rule_files(dir: &Path) -> Vec<(String, u64, bool)> {
+    let mut v: Vec<(String, u64, bool)> = std::fs::read_dir(dir)
         .map(|rd| {
             rd.filter_map(|e| e.ok())
                 .filter_map(|e| {
                     let name = e.file_name().to_string_lossy().into_owned();
-                    name.ends_with(".toml").then(|| (name, e.metadata().map(|m| m.len()).unwrap_or(0)))
+                    // file_type() and symlink_metadata() do not follow links.
+                    let link = e.file_type().is_ok_and(|t| t.is_symlink());
+                    let size = if link { 0 } else { e.metadata().map(|m| m.len()).unwrap_or(0) };
+                    name.ends_with(".toml").then_some((name, size, link))
                 })
                 .collect()
         })
         .unwrap_or_default();
     v.sort();
     v
+}
+
+/// Whether `path` is a symbolic link (the editor refuses it).
+fn is_link(path: &Path) -> bool {
+    std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink())
 }
 
 fn no_rules_dir(st: &WebState, cx: &ReqCtx) -> Response {
@@ -175,7 +185,11 @@ pub async fn list(State(st): State<Arc<WebState>>, Extension(cx): Extension<ReqC
         b.push_str("</ul>");
     }
     b.push_str(&table_head("list", &[l.t("file"), l.t("bytes"), ""]));
-    for (name, size) in rule_files(&dir) {
+    for (name, size, link) in rule_files(&dir) {
+        if link {
+            let _ = write!(b, "<tr><td>{}</td><td></td><td>{}</td></tr>", E(&name), E(l.t("rules_link")));
+            continue;
+        }
         let _ = write!(
             b,
             "<tr><td>{}</td><td class=\"n\">{size}</td><td><a href=\"/rules/edit?file={}\">{}</a></td></tr>",
@@ -248,6 +262,9 @@ pub async fn edit(
     if !valid_name(&file) {
         return Err(WebError::BadRequest("a rule file name is letters, digits, - and _, ending in .toml".into()));
     }
+    if is_link(&dir.join(&file)) {
+        return Err(WebError::BadRequest(format!("{file} is a link placed on the box: edit it there")));
+    }
     let text = std::fs::read_to_string(dir.join(&file)).unwrap_or_default();
     let note = match (pq.saved.is_some(), &st.mode) {
         (false, _) => None,
@@ -284,11 +301,14 @@ pub async fn save(
         return Ok((StatusCode::UNPROCESSABLE_ENTITY, Html(page)).into_response());
     }
     let path = dir.join(&form.file);
+    if is_link(&path) {
+        return Err(WebError::BadRequest(format!("{} is a link placed on the box: edit it there", form.file)));
+    }
     let tmp = dir.join(format!(".{}.tmp", form.file));
     // The loader reads only *.toml, so the temporary file is never half-loaded.
     std::fs::write(&tmp, form.text.as_bytes())
         .and_then(|()| std::fs::rename(&tmp, &path))
-        .map_err(|e| WebError::Internal(format!("{}: {e}", path.display())))?;
+        .map_err(|e| WebError::Internal(format!("{}: {e}", form.file)))?;
     tracing::info!("dashboard: rule file {} saved", path.display());
     Ok(Redirect::to(&format!("/rules/edit?file={}&saved=1", U(&form.file))).into_response())
 }
