@@ -28,11 +28,31 @@ pub struct CaptureConfig {
     pub promiscuous: bool,
     /// Kernel ring size in MiB: absorbs bursts while the pipeline is busy.
     pub buffer_mib: u32,
+    /// A live port without a frame for this long raises `capture.silent` (a pulled cable, a
+    /// switch that lost its mirror session): a duration like "5m".
+    pub silent_after: String,
+}
+
+impl CaptureConfig {
+    /// `silent_after` in seconds: from 1 minute to 1 day.
+    pub fn silent_after_secs(&self) -> Result<u64, String> {
+        match crate::units::parse_duration(&self.silent_after) {
+            Some(s) if (60..=86_400).contains(&s) => Ok(s),
+            _ => Err(format!("[capture] silent_after {:?}: a duration from 1m to 1d", self.silent_after)),
+        }
+    }
 }
 
 impl Default for CaptureConfig {
     fn default() -> Self {
-        CaptureConfig { interface: "eth1".into(), snaplen: 1600, bpf: String::new(), promiscuous: true, buffer_mib: 8 }
+        CaptureConfig {
+            interface: "eth1".into(),
+            snaplen: 1600,
+            bpf: String::new(),
+            promiscuous: true,
+            buffer_mib: 8,
+            silent_after: "5m".into(),
+        }
     }
 }
 

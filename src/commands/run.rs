@@ -188,6 +188,71 @@ impl HealthWatch {
     }
 }
 
+/// Once a second on the capture thread: frames in the last minute of wall time for the
+/// dashboard, and a `capture.silent` event (once a minute while it lasts) when no frame came for
+/// `[capture] silent_after` — a dead mirror port must not look like a quiet network.
+struct SilenceWatch {
+    /// (packets, bytes) totals of the last 61 seconds, oldest first overwritten.
+    seconds: [(u64, u64); 61],
+    tick: usize,
+    last_packets: u64,
+    last_frame: Instant,
+    last_frame_us: i64,
+    silent_after: Duration,
+    last_report: Option<Instant>,
+}
+
+impl SilenceWatch {
+    fn new(silent_after_secs: u64, live: &crate::web::Live) -> SilenceWatch {
+        live.wall.start(crate::store::wall_us(), silent_after_secs);
+        SilenceWatch {
+            seconds: [(0, 0); 61],
+            tick: 0,
+            last_packets: 0,
+            last_frame: Instant::now(),
+            last_frame_us: 0,
+            silent_after: Duration::from_secs(silent_after_secs),
+            last_report: None,
+        }
+    }
+
+    fn check(&mut self, p: &mut Pipeline<SqliteSink>, now: Ts, live: &crate::web::Live, iface: &str) {
+        let (packets, bytes) = (p.summary.packets, p.summary.bytes);
+        let now_us = now.0 / 1000;
+        self.tick += 1;
+        let slot = self.tick % self.seconds.len();
+        // The oldest kept second, up to a minute ago (fewer seconds just after the start).
+        let oldest = self.seconds[if self.tick >= self.seconds.len() { slot } else { 0 }];
+        self.seconds[slot] = (packets, bytes);
+        if packets != self.last_packets {
+            self.last_packets = packets;
+            self.last_frame = Instant::now();
+            self.last_frame_us = now_us;
+            if self.last_report.take().is_some() {
+                tracing::info!("frames again on {iface}");
+            }
+        }
+        live.wall.publish(now_us, packets - oldest.0, bytes - oldest.1, self.last_frame_us);
+        let quiet = self.last_frame.elapsed();
+        if quiet < self.silent_after || self.last_report.is_some_and(|t| t.elapsed() < Duration::from_secs(60)) {
+            return;
+        }
+        if self.last_report.is_none() {
+            tracing::warn!("no frame on {iface} for {} s: is the mirror port still mirrored?", quiet.as_secs());
+        }
+        self.last_report = Some(Instant::now());
+        let summary = match self.last_frame_us {
+            0 => format!("no frame on {iface} since the capture began {} min ago", quiet.as_secs() / 60),
+            t => format!(
+                "no frame on {iface} since {} ({} min): check the mirror port's cable and the switch's mirror session",
+                Ts(t * 1000).rfc3339(),
+                quiet.as_secs() / 60
+            ),
+        };
+        p.box_event("capture.silent", iface.to_string(), now, 1, summary);
+    }
+}
+
 /// Baselines and mail suppression survive a restart: they are rebuilt from the store.
 fn restore_alerts<S: Sink>(p: &mut Pipeline<S>, db: &std::path::Path) {
     match crate::store::read::alert_history(db, &p.followed_counters()) {
@@ -263,6 +328,7 @@ impl Daemon {
         };
         cfg.pipeline.analyzer_buffer_bytes()?;
         let session_lifetime = cfg.web.session_lifetime()?;
+        cfg.capture.silent_after_secs().map_err(anyhow::Error::msg)?;
         let mut plan = crate::jobs::schedule(&cfg.jobs)?;
         // The ring watches the disk every 10 s (and records a shortage the full disk kept it from
         // recording); the cron watchdog is for a daemon without a ring.
@@ -508,6 +574,8 @@ fn capture(mut d: Daemon, mut rules: RuleWatch) -> anyhow::Result<Outcome> {
         tracing::warn!("clock not synchronised: {}", clock.reason);
     }
     let mut health = HealthWatch { last_report: None };
+    let silent_after = d.cfg.capture.silent_after_secs().map_err(|e| anyhow::anyhow!(e))?;
+    let mut silence = SilenceWatch::new(silent_after, &d.live);
     let (mut last_tick, mut last_status) = (Instant::now(), Instant::now());
     let mut drops = Drops::default();
     let mut result = Ok(());
@@ -535,6 +603,7 @@ fn capture(mut d: Daemon, mut rules: RuleWatch) -> anyhow::Result<Outcome> {
         let (kernel, interface, ring_new) = drops.since_last(&mut src, ring.as_ref());
         p.add_drops(now, kernel, interface, ring_new);
         health.check(&mut p, now);
+        silence.check(&mut p, now, &d.live, &iface);
         p.tick(now);
         if let Some(r) = ring.as_mut() {
             r.flush();

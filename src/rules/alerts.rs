@@ -246,7 +246,7 @@ pub struct AlertEngine {
 
 /// What an event is, for the rules that follow it.
 pub struct Event<'a> {
-    /// `app_error`, `identity.shared_mac`, `identity.new`, `capture.drops`, `disk.low`.
+    /// `app_error`, `identity.shared_mac`, `identity.new`, `capture.drops`, `capture.silent`, `disk.low`.
     pub kind: &'a str,
     pub key: String,
     pub ts: Ts,
@@ -692,7 +692,7 @@ fn notice(
 }
 
 /// Events about the box itself: no evidence window is cut for them.
-const BOX_EVENTS: [&str; 3] = ["capture.drops", "disk.low", "store.failing"];
+const BOX_EVENTS: [&str; 4] = ["capture.drops", "capture.silent", "disk.low", "store.failing"];
 
 #[cfg(test)]
 mod tests {

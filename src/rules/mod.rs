@@ -107,8 +107,15 @@ pub struct CounterRule {
 }
 
 /// Events an alert can follow instead of a counter.
-pub const EVENTS: &[&str] =
-    &["app_error", "identity.new", "identity.shared_mac", "capture.drops", "disk.low", "store.failing"];
+pub const EVENTS: &[&str] = &[
+    "app_error",
+    "identity.new",
+    "identity.shared_mac",
+    "capture.drops",
+    "capture.silent",
+    "disk.low",
+    "store.failing",
+];
 pub const SEVERITIES: &[&str] = &["info", "warning", "critical"];
 
 /// Ranges every loaded rule stays within, so that a rule `rules check` accepts always runs:

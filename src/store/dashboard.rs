@@ -585,19 +585,71 @@ pub struct Alert {
     pub window_id: Option<i64>,
     pub window_state: Option<String>,
     pub window_bytes: Option<i64>,
+    /// Episodes of the same (rule, key) folded into this row (1 when not folded), and when the
+    /// first of them began.
+    pub episodes: i64,
+    pub first_us: i64,
 }
 
-/// Alert episodes, active ones first, then the newest.
-pub fn alerts(conn: &Connection, active_only: bool) -> rusqlite::Result<Vec<Alert>> {
-    let mut st = conn.prepare_cached(&format!(
-        "SELECT a.id, a.rule, a.key, a.severity, a.state, a.since_us, a.cleared_us, a.summary, a.count,
+/// Which alerts a page asks for; `None` is "any".
+#[derive(Clone, Debug, Default)]
+pub struct AlertFilter {
+    pub severity: Option<String>,
+    pub rule: Option<String>,
+    /// `active` or `cleared`.
+    pub state: Option<String>,
+    /// Episodes that began at or after / before these times (µs).
+    pub from_us: Option<i64>,
+    pub to_us: Option<i64>,
+    /// One row per (rule, key): its newest episode, with the number of episodes folded into it.
+    pub fold: bool,
+    /// Just this alert (the one a mail links to).
+    pub id: Option<i64>,
+}
+
+impl AlertFilter {
+    pub fn active() -> AlertFilter {
+        AlertFilter { state: Some("active".into()), fold: true, ..AlertFilter::default() }
+    }
+}
+
+/// A page of alerts and how many rows the filter finds in all.
+#[derive(Clone, Debug, Serialize)]
+pub struct AlertPage {
+    pub alerts: Vec<Alert>,
+    pub total: i64,
+}
+
+/// Alerts, the active ones first, then by severity (critical, warning, info), then the newest;
+/// folded per (rule, key) when the filter says so: the same database error repeated all day is
+/// one row with its number of episodes, not a page of copies.
+pub fn alerts(conn: &Connection, f: &AlertFilter, offset: usize, limit: usize) -> rusqlite::Result<AlertPage> {
+    const WHERE: &str = "(?1 IS NULL OR a.severity = ?1) AND (?2 IS NULL OR a.rule = ?2)
+        AND (?3 IS NULL OR a.state = ?3) AND (?4 IS NULL OR a.since_us >= ?4) AND (?5 IS NULL OR a.since_us < ?5) AND (?6 IS NULL OR a.id = ?6)";
+    // Within a (rule, key), the episode shown is the active one if any, else the newest.
+    let rank = if f.fold {
+        "row_number() OVER (PARTITION BY a.rule, a.key ORDER BY a.state = 'active' DESC, a.since_us DESC)"
+    } else {
+        "1"
+    };
+    let episodes = if f.fold { "count(*) OVER (PARTITION BY a.rule, a.key)" } else { "1" };
+    let first = if f.fold { "min(a.since_us) OVER (PARTITION BY a.rule, a.key)" } else { "a.since_us" };
+    let sql = format!(
+        "WITH f AS (SELECT a.*, {rank} AS rn, {episodes} AS episodes, {first} AS first_us FROM alerts a WHERE {WHERE})
+         SELECT a.id, a.rule, a.key, a.severity, a.state, a.since_us, a.cleared_us, a.summary, a.count,
                 a.value, a.baseline, a.threshold, a.mail, a.suppressed, a.acked_us,
                 (SELECT max(length(evidence)) FROM outbox o WHERE o.alert_id = a.id),
-                e.id, e.state, e.bytes
-           FROM alerts a LEFT JOIN evidence e ON e.id = a.evidence_id WHERE ?1 = 0 OR a.state = 'active'
-          ORDER BY a.state = 'active' DESC, a.since_us DESC LIMIT {MAX_ROWS}"
-    ))?;
-    let rows = st.query_map([active_only as i64], |r| {
+                e.id, e.state, e.bytes, a.episodes, a.first_us
+           FROM f a LEFT JOIN evidence e ON e.id = a.evidence_id WHERE a.rn = 1
+          ORDER BY a.state = 'active' DESC,
+                   CASE a.severity WHEN 'critical' THEN 0 WHEN 'warning' THEN 1 WHEN 'info' THEN 2 ELSE 3 END,
+                   a.since_us DESC, a.id DESC
+          LIMIT ?7 OFFSET ?8"
+    );
+    let args =
+        params![f.severity, f.rule, f.state, f.from_us, f.to_us, f.id, limit.min(MAX_ROWS) as i64, offset as i64];
+    let mut st = conn.prepare_cached(&sql)?;
+    let rows = st.query_map(args, |r| {
         Ok(Alert {
             id: r.get(0)?,
             rule: r.get(1)?,
@@ -618,8 +670,74 @@ pub fn alerts(conn: &Connection, active_only: bool) -> rusqlite::Result<Vec<Aler
             window_id: r.get(16)?,
             window_state: r.get(17)?,
             window_bytes: r.get(18)?,
+            episodes: r.get(19)?,
+            first_us: r.get(20)?,
         })
     })?;
+    let alerts = rows.collect::<rusqlite::Result<Vec<_>>>()?;
+    let count_sql = if f.fold {
+        format!("SELECT count(*) FROM (SELECT 1 FROM alerts a WHERE {WHERE} GROUP BY a.rule, a.key)")
+    } else {
+        format!("SELECT count(*) FROM alerts a WHERE {WHERE}")
+    };
+    let total =
+        conn.query_row(&count_sql, params![f.severity, f.rule, f.state, f.from_us, f.to_us, f.id], |r| r.get(0))?;
+    Ok(AlertPage { alerts, total })
+}
+
+/// Names for addresses: the newest host name (DHCP, Kerberos) and logged-in user seen on each
+/// address, "host · user" when both are known. Addresses without a name are left out.
+pub fn names_for_ips(conn: &Connection, ips: &[String]) -> rusqlite::Result<std::collections::HashMap<String, String>> {
+    let mut st = conn.prepare_cached(
+        "SELECT (SELECT hostname FROM identities WHERE ip = ?1 AND hostname != '' ORDER BY last_us DESC LIMIT 1),
+                (SELECT user FROM identities WHERE ip = ?1 AND user != '' AND outcome != 'failure'
+                  ORDER BY last_us DESC LIMIT 1)",
+    )?;
+    let mut names = std::collections::HashMap::new();
+    for ip in ips.iter().take(MAX_ROWS) {
+        let (host, user): (Option<String>, Option<String>) = st.query_row([ip], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        let name = match (host, user) {
+            (Some(h), Some(u)) if !h.eq_ignore_ascii_case(&u) => format!("{h} · {u}"),
+            (Some(h), _) => h,
+            (None, Some(u)) => u,
+            (None, None) => continue,
+        };
+        names.insert(ip.clone(), name);
+    }
+    Ok(names)
+}
+
+/// The addresses in alert keys ("postgresql 40P01 10.0.0.5:5432", "10.0.0.7"): IPv4 and IPv6,
+/// without their port.
+pub fn ips_in_keys<'a>(keys: impl Iterator<Item = &'a str>) -> Vec<String> {
+    let mut ips: Vec<String> = keys.flat_map(key_ips).collect();
+    ips.sort_unstable();
+    ips.dedup();
+    ips
+}
+
+/// The addresses in one key, without ports.
+pub fn key_ips(key: &str) -> Vec<String> {
+    key.split([' ', ',', '>', '<', '(', ')'])
+        .filter_map(|tok| {
+            let tok = tok.trim_matches(|c| c == '[' || c == ']');
+            if let Ok(a) = tok.parse::<std::net::IpAddr>() {
+                return Some(a.to_string());
+            }
+            if let Ok(sa) = tok.parse::<std::net::SocketAddr>() {
+                return Some(sa.ip().to_string());
+            }
+            // [v6]:port
+            let host = tok.rsplit_once("]:").map(|(h, _)| h.trim_start_matches('['));
+            host.and_then(|h| h.parse::<std::net::IpAddr>().ok()).map(|a| a.to_string())
+        })
+        .collect()
+}
+
+/// The rule names that have alerts (for the filter's choices).
+pub fn alert_rules(conn: &Connection) -> rusqlite::Result<Vec<String>> {
+    let mut st = conn.prepare_cached(&format!("SELECT DISTINCT rule FROM alerts ORDER BY rule LIMIT {MAX_ROWS}"))?;
+    let rows = st.query_map([], |r| r.get(0))?;
     rows.collect()
 }
 

@@ -150,6 +150,9 @@ const MIGRATIONS: &[&str] = &[
     // 13: frames analysed but left out of the pcap ring, per minute (userland drops: the
     // capture has them, the disk did not take them).
     "ALTER TABLE traffic_minute ADD COLUMN ring_drops INTEGER NOT NULL DEFAULT 0;",
+    // 14: host and user names looked up by address (the overview and alerts name the hosts
+    // their keys carry).
+    "CREATE INDEX identities_ip ON identities(ip, last_us);",
 ];
 
 /// Current schema version.

@@ -196,9 +196,22 @@ pub async fn retransmissions(
     })))
 }
 
-pub async fn alerts(State(st): State<Arc<WebState>>) -> Result<Json<Value>, WebError> {
-    let list = st.read(|c| q::alerts(c, false)).await?;
-    Ok(Json(json!({"alerts": list})))
+/// Alerts with the page's filters (`severity`, `rule`, `state`, `range`, `each=1`, `page`),
+/// 50 a page, and how many the filter finds.
+pub async fn alerts(
+    State(st): State<Arc<WebState>>,
+    Query(aq): Query<super::pages::AlertQuery>,
+) -> Result<Json<Value>, WebError> {
+    let wall =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
+    let page = aq.page();
+    let list = st
+        .read(move |c| {
+            let f = aq.filter(c, q::anchor(c, wall)?)?;
+            q::alerts(c, &f, (page - 1) * super::html::PAGE_ROWS, super::html::PAGE_ROWS)
+        })
+        .await?;
+    Ok(Json(json!({"alerts": list.alerts, "total": list.total, "page": page, "per_page": super::html::PAGE_ROWS})))
 }
 
 pub async fn captures(State(st): State<Arc<WebState>>) -> Result<Json<Value>, WebError> {

@@ -85,10 +85,13 @@ pub fn page(cx: &PageCtx, title: &str, body: &str) -> String {
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
          <meta name=\"csrf-token\" content=\"{}\"><title>{} · mirrorwatch</title>\
          <link rel=\"stylesheet\" href=\"/static/style.css\"><script src=\"/static/app.js\" defer></script>\
-         </head><body><header><a class=\"brand\" href=\"/\">mirrorwatch</a><nav>",
+         </head><body><header><a class=\"brand\" href=\"/\">mirrorwatch</a>\
+         <input type=\"checkbox\" id=\"menu-toggle\" class=\"menu-toggle\">\
+         <label for=\"menu-toggle\" class=\"menu-button\">{}</label><nav>",
         l.code(),
         E(&cx.csrf),
-        E(title)
+        E(title),
+        E(l.t("menu"))
     );
     for (path, key) in NAV {
         let current = if *path == "/" { cx.path == "/" } else { cx.path.starts_with(path) };
@@ -97,17 +100,60 @@ pub fn page(cx: &PageCtx, title: &str, body: &str) -> String {
     }
     let _ = write!(
         h,
-        "</nav><span class=\"mode\">{}</span><span class=\"lang\"><a href=\"/lang/en?next={next}\" lang=\"en\">EN</a> \
-         <a href=\"/lang/ja?next={next}\" lang=\"ja\">日本語</a></span>\
+        "</nav><div class=\"session\"><span class=\"mode\">{}</span><span class=\"lang\">\
+         <a href=\"/lang/en?next={next}\" lang=\"en\">EN</a> <a href=\"/lang/ja?next={next}\" lang=\"ja\">日本語</a></span>\
          <form method=\"post\" action=\"/logout\"><input type=\"hidden\" name=\"csrf\" value=\"{}\">\
-         <button type=\"submit\">{}</button></form></header><main><h1>{}</h1>{body}</main></body></html>",
+         <button type=\"submit\">{}</button></form></div></header><main><h1>{}</h1>{}</main></body></html>",
         E(l.t(cx.mode)),
         E(&cx.csrf),
         E(l.t("logout")),
         E(title),
+        scrolling_tables(body),
         next = U(&cx.path),
     );
     h
+}
+
+/// Every table in a box of its own that scrolls sideways when the table is wider than the
+/// screen (a phone): the page itself never is. The tables are this module's own markup (text
+/// from the wire is escaped, so it holds no `<table`).
+fn scrolling_tables(body: &str) -> String {
+    label_cells(body).replace("<table", "<div class=\"tw\"><table").replace("</table>", "</table></div>")
+}
+
+/// Gives every body cell the heading of its column as `data-label`, so that on a phone the
+/// style sheet can show each row as a card ("Rule: db-errors") instead of a table wider than
+/// the screen. Works on this module's own markup: headings are already escaped text, and no
+/// text from the wire contains a `<` (escaped), so tags are found by their `<`.
+fn label_cells(body: &str) -> String {
+    let mut out = String::with_capacity(body.len() + body.len() / 4);
+    let mut heads: Vec<&str> = Vec::new();
+    let mut column = 0usize;
+    let mut rest = body;
+    while let Some(i) = rest.find('<') {
+        out.push_str(&rest[..i]);
+        rest = &rest[i..];
+        if rest.starts_with("<table") {
+            heads.clear();
+        } else if let Some(after) = rest.strip_prefix("<th>") {
+            let end = after.find("</th>").unwrap_or(after.len());
+            heads.push(&after[..end]);
+        } else if rest.starts_with("<tr") {
+            column = 0;
+        } else if rest.starts_with("<td") && matches!(rest.as_bytes().get(3), Some(b'>' | b' ')) {
+            let label = heads.get(column).copied().unwrap_or("");
+            column += 1;
+            if !label.is_empty() {
+                let _ = write!(out, "<td data-label=\"{label}\"");
+                rest = &rest[3..];
+                continue;
+            }
+        }
+        out.push('<');
+        rest = &rest[1..];
+    }
+    out.push_str(rest);
+    out
 }
 
 /// A page without navigation (login, password not set).
@@ -222,6 +268,43 @@ pub fn range_links(base: &str, current: &str, with_all: bool) -> String {
     h
 }
 
+/// Rows per page on the paged lists (alerts, errors, identities, captures).
+pub const PAGE_ROWS: usize = 50;
+
+/// "« newer · page 2 of 7 · older »" under a paged list; `base` already has its query (ends in
+/// `?` or `&`); `page` counts from 1.
+pub fn pager(l: Lang, base: &str, page: usize, total: i64) -> String {
+    let pages = (total.max(0) as usize).div_ceil(PAGE_ROWS).max(1);
+    let mut h = format!("<nav class=\"pager\"><span>{}</span> ", E(&l.t("rows_found").replacen("{}", &num(total), 1)));
+    if page > 1 {
+        let _ = write!(h, "<a href=\"{}page={}\" rel=\"prev\">{}</a> ", E(base), page - 1, E(l.t("prev_page")));
+    }
+    let of = l.t("page_of").replacen("{}", &page.to_string(), 1).replacen("{}", &pages.to_string(), 1);
+    let _ = write!(h, "<span>{}</span>", E(&of));
+    if page < pages {
+        let _ = write!(h, " <a href=\"{}page={}\" rel=\"next\">{}</a>", E(base), page + 1, E(l.t("next_page")));
+    }
+    h.push_str("</nav>");
+    h
+}
+
+/// A `<select>` of a filter form: (value, label) choices, the first one selected unless
+/// `current` names another.
+pub fn select(name: &str, label: &str, choices: &[(&str, &str)], current: &str) -> String {
+    let mut h = format!("<label>{} <select name=\"{}\">", E(label), E(name));
+    for (v, text) in choices {
+        let _ = write!(
+            h,
+            "<option value=\"{}\"{}>{}</option>",
+            E(v),
+            if *v == current { " selected" } else { "" },
+            E(text)
+        );
+    }
+    h.push_str("</select></label>");
+    h
+}
+
 /// Starts a table with the given (already translated) headings.
 pub fn table_head(cls: &str, heads: &[&str]) -> String {
     let mut h = format!("<table class=\"{cls}\"><thead><tr>");
@@ -235,6 +318,20 @@ pub fn table_head(cls: &str, heads: &[&str]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cells_carry_their_column_heading() {
+        let mut t = table_head("list", &["Rule", "A \"quoted\" <b>", ""]);
+        t.push_str("<tr><td class=\"n\">x</td><td>&lt;td&gt;</td><td>z</td></tr><tr><td>y</td></tr></tbody></table>");
+        let h = label_cells(&t);
+        assert!(h.contains("<td data-label=\"Rule\" class=\"n\">x</td>"), "{h}");
+        assert!(h.contains("<td data-label=\"A &quot;quoted&quot; &lt;b&gt;\">&lt;td&gt;</td>"), "{h}");
+        assert!(
+            h.contains("<td>z</td><tr><td data-label=\"Rule\">y</td>")
+                || h.contains("<td>z</td></tr><tr><td data-label=\"Rule\">y</td>"),
+            "{h}"
+        );
+    }
 
     #[test]
     fn hostile_text_is_inert_and_visible() {

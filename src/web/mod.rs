@@ -74,10 +74,73 @@ pub struct Live {
     /// Packet time of the newest frame, µs since the epoch; 0 before the first.
     pub last_packet_us: AtomicI64,
     pub started_us: AtomicI64,
+    /// Live capture measured against the wall clock (0 when not capturing live): frames and
+    /// bytes in the last 60 s, when that was measured, and the wall time of the last second
+    /// that brought a frame — so a dead mirror port shows as dead, not as its last minute.
+    pub wall: WallRate,
     pub store: Mutex<Option<Arc<StoreHealth>>>,
     /// The pcap ring, when the daemon runs one.
     pub ring: Mutex<Option<Arc<crate::store::ring::RingStats>>>,
     pub rules: Mutex<RulesStatus>,
+}
+
+/// See [`Live::wall`].
+#[derive(Debug, Default)]
+pub struct WallRate {
+    pub packets_minute: AtomicU64,
+    pub bytes_minute: AtomicU64,
+    pub measured_us: AtomicI64,
+    pub last_frame_us: AtomicI64,
+    /// The configured `[capture] silent_after`, seconds.
+    pub silent_after_secs: AtomicI64,
+    /// When live capture began (0: no live capture).
+    pub capture_started_us: AtomicI64,
+}
+
+/// What the overview says of the live capture at `now_us`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum CaptureNow {
+    /// Not a live capture (an analysis or a replay), or not measured yet.
+    Unknown,
+    /// Frames and bytes per second over the last minute of wall time.
+    Flowing { pps: f64, bps: f64 },
+    /// No frame since this wall time (µs); `alerting` once past `silent_after`.
+    Silent { since_us: i64, alerting: bool },
+}
+
+impl WallRate {
+    /// Called by the capture loop when it starts.
+    pub fn start(&self, now_us: i64, silent_after_secs: u64) {
+        self.capture_started_us.store(now_us, Ordering::Relaxed);
+        self.silent_after_secs.store(silent_after_secs as i64, Ordering::Relaxed);
+    }
+
+    /// Called by the capture loop once a second.
+    pub fn publish(&self, now_us: i64, packets_minute: u64, bytes_minute: u64, last_frame_us: i64) {
+        self.packets_minute.store(packets_minute, Ordering::Relaxed);
+        self.bytes_minute.store(bytes_minute, Ordering::Relaxed);
+        self.last_frame_us.store(last_frame_us, Ordering::Relaxed);
+        self.measured_us.store(now_us, Ordering::Relaxed);
+    }
+
+    pub fn now(&self, now_us: i64) -> CaptureNow {
+        let started = self.capture_started_us.load(Ordering::Relaxed);
+        if started == 0 {
+            return CaptureNow::Unknown;
+        }
+        let last = self.last_frame_us.load(Ordering::Relaxed);
+        let since = if last > 0 { last } else { started };
+        // Silent: no frame in the last minute, or the capture loop stopped publishing.
+        let measured = self.measured_us.load(Ordering::Relaxed);
+        if now_us - since >= 60_000_000 || now_us - measured > 10_000_000 {
+            let after = self.silent_after_secs.load(Ordering::Relaxed).max(60) * 1_000_000;
+            return CaptureNow::Silent { since_us: since, alerting: now_us - since >= after };
+        }
+        CaptureNow::Flowing {
+            pps: self.packets_minute.load(Ordering::Relaxed) as f64 / 60.0,
+            bps: self.bytes_minute.load(Ordering::Relaxed) as f64 / 60.0,
+        }
+    }
 }
 
 impl Live {

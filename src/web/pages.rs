@@ -239,7 +239,8 @@ struct Overview {
     latest: Option<q::MinuteTraffic>,
     series: q::TrafficSeries,
     totals: q::TrafficTotals,
-    active: Vec<q::Alert>,
+    active: q::AlertPage,
+    names: Names,
     health: Vec<q::HealthEvent>,
 }
 
@@ -254,19 +255,40 @@ pub async fn overview(
         .read(move |c| {
             let anchor = q::anchor(c, wall)?;
             let day = resolve_range(c, anchor, rname)?;
+            let active = q::alerts(c, &q::AlertFilter::active(), 0, 10)?;
             Ok(Overview {
                 range: day,
                 latest: q::latest_minute(c, anchor)?,
                 series: q::traffic_series(c, day)?,
                 totals: q::traffic_totals(c, day)?,
-                active: q::alerts(c, true)?,
+                active: active.clone(),
+                names: alert_names(c, &active.alerts)?,
                 health: q::health_events(c, 5)?,
             })
         })
         .await?;
     let l = cx.lang;
     let mut b = String::new();
-    let (pps, bps) = o.latest.as_ref().map(|m| (m.packets as f64 / 60.0, m.bytes as f64 / 60.0)).unwrap_or((0.0, 0.0));
+    // Live capture is measured against the clock: a port that went quiet shows as quiet, with
+    // the time of its last frame, not as the last minute it had traffic.
+    let capture_now = st.live.wall.now(crate::store::wall_us());
+    let (pps, bps, rate_label) = match capture_now {
+        super::CaptureNow::Flowing { pps, bps } => (pps, bps, l.t("last_minute_wall")),
+        super::CaptureNow::Silent { .. } => (0.0, 0.0, l.t("last_minute_wall")),
+        super::CaptureNow::Unknown => {
+            let (p, b) =
+                o.latest.as_ref().map(|m| (m.packets as f64 / 60.0, m.bytes as f64 / 60.0)).unwrap_or((0.0, 0.0));
+            (p, b, l.t("newest_stored_minute"))
+        }
+    };
+    if let super::CaptureNow::Silent { since_us, alerting } = capture_now {
+        let _ = write!(
+            b,
+            "<p class=\"banner {}\" id=\"capture-silent\">{}</p>",
+            if alerting { "bad" } else { "warn" },
+            E(l.t("capture_silent")).to_string().replacen("{}", &time_us(since_us), 1)
+        );
+    }
     let last_packet = st.live.last_packet_us.load(std::sync::atomic::Ordering::Relaxed);
     let last_packet = if last_packet > 0 {
         time_us(last_packet)
@@ -351,15 +373,15 @@ pub async fn overview(
          <div class=\"tile\"><h2>{}</h2><p>{}</p></div></section>",
         E(l.t("packets_per_s")),
         pps,
-        E(l.t("last_value")),
+        E(rate_label),
         E(l.t("bytes_per_s")),
         bytes(bps as i64),
-        E(l.t("last_value")),
+        E(rate_label),
         E(l.t("drops")),
         num(o.totals.drops),
         drops_detail,
         E(l.t("active_alerts")),
-        o.active.len(),
+        o.active.total,
         E(l.t("store")),
         store_state,
         E(l.t("db_size")),
@@ -369,6 +391,12 @@ pub async fn overview(
         E(l.t("last_packet")),
         last_packet,
     );
+    // What is wrong now, before the history: the active alerts, worst first, repeats folded.
+    let _ = write!(b, "<h2>{}</h2>", E(l.t("active_alerts")));
+    b.push_str(&alert_table(l, &cx.csrf, &o.active.alerts, 10, &o.names));
+    if o.active.total > 10 {
+        let _ = write!(b, "<p><a href=\"/alerts?state=active\">{} ({})</a></p>", E(l.t("alerts")), num(o.active.total));
+    }
     let range = (o.range.from, o.range.to);
     let per = o.series.bucket as f64;
     b.push_str(&range_links("/?", rname, st.is_analysis()));
@@ -393,8 +421,6 @@ pub async fn overview(
     if o.totals.time_jumps > 0 {
         let _ = write!(b, "<p class=\"warn\">{}: {}</p>", E(l.t("time_jumps")), num(o.totals.time_jumps));
     }
-    let _ = write!(b, "<h2>{}</h2>", E(l.t("active_alerts")));
-    b.push_str(&alert_table(l, &cx.csrf, &o.active, 10));
     if !o.health.is_empty() {
         let _ = write!(b, "<h2>{}</h2>", E(l.t("store")));
         b.push_str(&table_head("list", &[l.t("time"), l.t("state"), l.t("count"), l.t("message")]));
@@ -878,12 +904,37 @@ pub async fn errors(
 // ---------------------------------------------------------------------------------------------
 // Alerts
 
-fn alert_table(l: Lang, csrf: &str, alerts: &[q::Alert], limit: usize) -> String {
-    alert_table_focus(l, csrf, alerts, limit, None)
+type Names = std::collections::HashMap<String, String>;
+
+fn alert_table(l: Lang, csrf: &str, alerts: &[q::Alert], limit: usize, names: &Names) -> String {
+    alert_table_focus(l, csrf, alerts, limit, None, names)
+}
+
+/// An alert key with the names of the hosts it carries: "10.0.0.5:5432 (db1 · svc-app)".
+fn key_with_names(key: &str, names: &Names) -> String {
+    let mut h = E(key).to_string();
+    for ip in q::key_ips(key) {
+        if let Some(n) = names.get(&ip) {
+            let _ = write!(h, " <span class=\"name\">({})</span>", E(n));
+        }
+    }
+    h
+}
+
+/// The names of the addresses in these alerts' keys.
+fn alert_names(c: &rusqlite::Connection, alerts: &[q::Alert]) -> rusqlite::Result<Names> {
+    q::names_for_ips(c, &q::ips_in_keys(alerts.iter().map(|a| a.key.as_str())))
 }
 
 /// The alert table; `focus` (the alert a mail linked to) is marked and can be scrolled to.
-fn alert_table_focus(l: Lang, csrf: &str, alerts: &[q::Alert], limit: usize, focus: Option<i64>) -> String {
+fn alert_table_focus(
+    l: Lang,
+    csrf: &str,
+    alerts: &[q::Alert],
+    limit: usize,
+    focus: Option<i64>,
+    names: &Names,
+) -> String {
     if alerts.is_empty() {
         return format!("<p>{}</p>", E(l.t("none")));
     }
@@ -898,6 +949,18 @@ fn alert_table_focus(l: Lang, csrf: &str, alerts: &[q::Alert], limit: usize, foc
         }
         if a.suppressed {
             let _ = write!(state, " · {}", E(l.t("suppressed")));
+        }
+        // Repeats of the same rule and key folded into this row: how many, since when.
+        let mut since = time_us(a.since_us);
+        if a.episodes > 1 {
+            let _ = write!(
+                since,
+                " · {} {} ({} {})",
+                num(a.episodes),
+                E(l.t("episodes")),
+                E(l.t("first_seen")),
+                time_us(a.first_us)
+            );
         }
         let mut actions = String::new();
         match (a.window_id, a.window_state.as_deref()) {
@@ -940,15 +1003,15 @@ fn alert_table_focus(l: Lang, csrf: &str, alerts: &[q::Alert], limit: usize, foc
         }
         let _ = write!(
             b,
-            "<tr id=\"alert-{}\" class=\"sev-{}{}\"><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"n\">{}</td><td>{}</td></tr>",
+            "<tr id=\"alert-{}\" class=\"sev-{}{}\"><td class=\"sev\">{}</td><td class=\"rule\">{}</td><td>{}</td><td class=\"text\">{}</td><td>{}</td><td>{}</td><td class=\"n\">{}</td><td>{}</td></tr>",
             a.id,
             E(&a.severity),
             if focus == Some(a.id) { " focus" } else { "" },
-            E(&a.severity),
+            E(&severity_text(l, &a.severity)),
             E(&a.rule),
-            E(&a.key),
+            key_with_names(&a.key, names),
             E(&a.summary),
-            time_us(a.since_us),
+            since,
             state,
             num(a.count),
             actions
@@ -960,8 +1023,72 @@ fn alert_table_focus(l: Lang, csrf: &str, alerts: &[q::Alert], limit: usize, foc
 
 #[derive(Debug, Default, Deserialize)]
 pub struct AlertQuery {
-    /// The alert a mail links to (`/alerts?id=N#alert-N`).
+    /// The alert a mail links to (`/alerts?id=N#alert-N`): shown above the list.
     pub id: Option<i64>,
+    pub severity: Option<String>,
+    pub rule: Option<String>,
+    pub state: Option<String>,
+    pub range: Option<String>,
+    /// `1`: every episode on its own row (by default one row per rule and key).
+    pub each: Option<String>,
+    pub page: Option<usize>,
+}
+
+impl AlertQuery {
+    fn nonempty(v: &Option<String>) -> Option<String> {
+        v.as_deref().map(str::trim).filter(|v| !v.is_empty() && *v != "any").map(str::to_string)
+    }
+
+    /// The store's filter; the time range ends at `anchor` (seconds).
+    pub fn filter(&self, c: &rusqlite::Connection, anchor: i64) -> rusqlite::Result<q::AlertFilter> {
+        let (from_us, to_us) = match self.range.as_deref() {
+            Some(name @ ("1h" | "24h" | "7d")) => {
+                let r = resolve_range(c, anchor, name)?;
+                (Some(r.from * 1_000_000), None)
+            }
+            _ => (None, None),
+        };
+        Ok(q::AlertFilter {
+            severity: Self::nonempty(&self.severity),
+            rule: Self::nonempty(&self.rule),
+            state: Self::nonempty(&self.state).filter(|s| s == "active" || s == "cleared"),
+            from_us,
+            to_us,
+            fold: self.each.as_deref() != Some("1"),
+            id: None,
+        })
+    }
+
+    pub fn page(&self) -> usize {
+        self.page.unwrap_or(1).clamp(1, 100_000)
+    }
+
+    /// This query as URL parameters, without the page (for the pager and links).
+    fn params(&self) -> String {
+        let mut p = String::new();
+        for (k, v) in [
+            ("severity", &self.severity),
+            ("rule", &self.rule),
+            ("state", &self.state),
+            ("range", &self.range),
+            ("each", &self.each),
+        ] {
+            if let Some(v) = v.as_deref().filter(|v| !v.is_empty()) {
+                let _ = write!(p, "{k}={}&", U(v));
+            }
+        }
+        p
+    }
+}
+
+/// A severity in the page's language (the rule files say critical, warning or info).
+fn severity_text(l: Lang, s: &str) -> String {
+    match s {
+        "critical" => l.t("sev_critical").to_string(),
+        "warning" => l.t("sev_warning").to_string(),
+        "info" => l.t("sev_info").to_string(),
+        other => other.to_string(),
+    }
 }
 
 pub async fn alerts(
@@ -969,9 +1096,62 @@ pub async fn alerts(
     Extension(cx): Extension<ReqCtx>,
     Query(aq): Query<AlertQuery>,
 ) -> Result<Response, WebError> {
-    let list = st.read(|c| q::alerts(c, false)).await?;
+    let wall = wall_secs();
+    let page_no = aq.page();
+    let params = aq.params();
+    let current = [
+        aq.severity.clone().unwrap_or_default(),
+        aq.rule.clone().unwrap_or_default(),
+        aq.state.clone().unwrap_or_default(),
+        aq.range.clone().unwrap_or_default(),
+    ];
+    let each = aq.each.as_deref() == Some("1");
+    let (list, focus, rules, names) = st
+        .read(move |c| {
+            let anchor = q::anchor(c, wall)?;
+            let f = aq.filter(c, anchor)?;
+            let list = q::alerts(c, &f, (page_no - 1) * html::PAGE_ROWS, html::PAGE_ROWS)?;
+            let focus = match aq.id {
+                Some(id) => q::alerts(c, &q::AlertFilter { id: Some(id), ..q::AlertFilter::default() }, 0, 1)?.alerts,
+                None => Vec::new(),
+            };
+            let mut names = alert_names(c, &list.alerts)?;
+            names.extend(alert_names(c, &focus)?);
+            Ok((list, focus, q::alert_rules(c)?, names))
+        })
+        .await?;
     let l = cx.lang;
-    let b = alert_table_focus(l, &cx.csrf, &list, q::MAX_ROWS, aq.id);
+    let mut b = String::new();
+    if let Some(a) = focus.first() {
+        b.push_str(&alert_table_focus(l, &cx.csrf, &focus, 1, Some(a.id), &names));
+    }
+    // The filter: a plain GET form, so a filtered list is a link an admin can keep.
+    let rule_choices: Vec<(&str, &str)> =
+        std::iter::once(("", l.t("any"))).chain(rules.iter().map(|r| (r.as_str(), r.as_str()))).collect();
+    let _ = write!(
+        b,
+        "<form method=\"get\" action=\"/alerts\" class=\"search filters\">{}{}{}{}<label><input type=\"checkbox\" name=\"each\" value=\"1\"{}> {}</label>\
+         <button type=\"submit\">{}</button></form>",
+        html::select(
+            "severity",
+            l.t("severity"),
+            &[("", l.t("any")), ("critical", l.t("sev_critical")), ("warning", l.t("sev_warning")), ("info", l.t("sev_info"))],
+            &current[0]
+        ),
+        html::select("rule", l.t("rule"), &rule_choices, &current[1]),
+        html::select(
+            "state",
+            l.t("state"),
+            &[("", l.t("any")), ("active", l.t("active")), ("cleared", l.t("cleared"))],
+            &current[2]
+        ),
+        html::select("range", l.t("range"), &[("all", l.t("all")), ("1h", "1h"), ("24h", "24h"), ("7d", "7d")], &current[3]),
+        if each { " checked" } else { "" },
+        E(l.t("each_episode")),
+        E(l.t("filter")),
+    );
+    b.push_str(&alert_table(l, &cx.csrf, &list.alerts, html::PAGE_ROWS, &names));
+    b.push_str(&html::pager(l, &format!("/alerts?{params}"), page_no, list.total));
     Ok(html_ok(page(&cx.page(&st), l.t("alerts"), &b)))
 }
 
