@@ -148,8 +148,18 @@
     p.textContent = sec.dataset.ok;
     sec.appendChild(p);
     var h = document.createElement("h2");
-    h.textContent = sec.dataset.label + " " + (pv.sources.join(", ") || "–") + " (" + pv.frames + " " + sec.dataset.frames + (pv.truncated ? ", …" : "") + ")";
+    h.textContent = sec.dataset.label + " " + (pv.sources.join(", ") || "–");
     sec.appendChild(h);
+    // Frames checked and the time they cover: a preview over 0 frames says so plainly.
+    var cover = document.createElement("p");
+    cover.id = "preview-coverage";
+    cover.dataset.frames = String(pv.frames);
+    var when = function (us) {
+      return new Date(us / 1000).toLocaleString(lang, { month: "2-digit", day: "2-digit", hour: "2-digit", minute: "2-digit" });
+    };
+    cover.textContent = pv.frames + " " + sec.dataset.frames + (pv.truncated ? " (…)" : "") +
+      (pv.from_us ? " · " + when(pv.from_us) + " – " + when(pv.to_us) : "");
+    sec.appendChild(cover);
     var table = document.createElement("table");
     table.className = "list";
     pv.counters.forEach(function (c) {
@@ -176,7 +186,8 @@
       fetch("/api/rules/check", {
         method: "POST", credentials: "same-origin",
         headers: { "Content-Type": "application/json", "X-CSRF-Token": csrf },
-        body: JSON.stringify({ file: form.elements.file.value, text: area.value })
+        body: JSON.stringify({ file: form.elements.file.value, text: area.value,
+          over: form.elements.over ? form.elements.over.value : "1h" })
       }).then(function (r) {
         if (!r.ok) return r.text().then(function (t) { throw new Error(t); });
         return r.json();

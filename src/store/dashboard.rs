@@ -790,7 +790,7 @@ pub struct Window {
     pub at_us: i64,
     pub from_us: i64,
     pub to_us: i64,
-    /// pending | kept | empty | skipped | failed
+    /// pending | kept | empty | skipped | failed | evicted (deleted for newer evidence)
     pub state: String,
     /// File name under `<store dir>/evidence/`.
     pub file: Option<String>,
@@ -825,6 +825,22 @@ pub fn windows(conn: &Connection) -> rusqlite::Result<Vec<Window>> {
     ))?;
     let rows = st.query_map([], window_row)?;
     rows.collect()
+}
+
+/// A page of evidence windows, newest first, with how many there are and the bytes kept.
+pub fn windows_page(conn: &Connection, offset: usize, limit: usize) -> rusqlite::Result<(Vec<Window>, i64, i64)> {
+    let mut st = conn.prepare_cached(&format!(
+        "SELECT {WINDOW_COLS} FROM evidence e LEFT JOIN alerts a ON a.id = e.alert_id
+          ORDER BY e.id DESC LIMIT ?1 OFFSET ?2"
+    ))?;
+    let rows = st.query_map(params![limit.min(MAX_ROWS) as i64, offset as i64], window_row)?;
+    let list = rows.collect::<rusqlite::Result<Vec<_>>>()?;
+    let (total, kept) = conn.query_row(
+        "SELECT count(*), coalesce(sum(CASE WHEN state = 'kept' THEN bytes END), 0) FROM evidence",
+        [],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?;
+    Ok((list, total, kept))
 }
 
 pub fn window(conn: &Connection, id: i64) -> rusqlite::Result<Option<Window>> {

@@ -648,7 +648,17 @@ impl RingWriter {
         let files: Vec<PathBuf> =
             self.files.iter().filter(|f| f.first_ns <= to_ns && f.last_ns >= from_ns).map(|f| f.path.clone()).collect();
         let ring_from = self.files.front().map(|f| f.first_ns).unwrap_or(i64::MAX);
-        let others = self.others();
+        // Evidence may use half the budget: the oldest windows make room for the new one (a new
+        // alert's frames matter more than last month's), except the one pinned as the baseline.
+        let mut others = self.others();
+        let evidence_now = self.stats.evidence_bytes.load(Ordering::Relaxed);
+        let need = self.s.evidence_max.min(self.s.budget / 4);
+        if evidence_now + need > self.s.budget / 2 {
+            let freed = self.evict_windows(evidence_now + need - self.s.budget / 2)?;
+            if freed > 0 {
+                others = self.others();
+            }
+        }
         let evidence_now = self.stats.evidence_bytes.load(Ordering::Relaxed);
         if evidence_now > self.s.budget / 2 || others > self.s.budget {
             let note = "not kept: evidence already uses half of disk_budget; delete old evidence on the captures page";
@@ -728,6 +738,50 @@ impl RingWriter {
         tracing::info!("evidence window {}: {frames} frames, {bytes} bytes ({state})", w.id);
         self.pending.retain(|p| p.id != w.id);
         Ok(())
+    }
+
+    /// Deletes the oldest kept evidence windows until `want` bytes are freed; the window pinned
+    /// as the diff baseline stays. The rows stay too (state `evicted`, with a note), so an
+    /// alert still says what became of its evidence. Returns the bytes freed.
+    fn evict_windows(&mut self, want: u64) -> anyhow::Result<u64> {
+        let pinned = std::fs::read_to_string(self.s.store_dir.join("captures").join("baseline"))
+            .ok()
+            .and_then(|s| s.trim().strip_prefix("window:").and_then(|n| n.parse::<i64>().ok()));
+        let conn = self.db()?;
+        let mut st = conn.prepare_cached(
+            "SELECT id, file FROM evidence WHERE state = 'kept' AND file IS NOT NULL ORDER BY id LIMIT 256",
+        )?;
+        let old: Vec<(i64, String)> =
+            st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<Result<_, _>>()?;
+        drop(st);
+        let dir = self.s.evidence_dir();
+        let (mut freed, mut count) = (0u64, 0usize);
+        for (id, file) in old {
+            if freed >= want {
+                break;
+            }
+            if Some(id) == pinned || !file.starts_with("window-") || file.contains(['/', '\\']) {
+                continue;
+            }
+            let path = dir.join(&file);
+            let len = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+            match std::fs::remove_file(&path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e).with_context(|| format!("deleting {}", path.display())),
+            }
+            let note = "deleted to make room for newer evidence (half of disk_budget)";
+            self.db()?.execute(
+                "UPDATE evidence SET state = 'evicted', file = NULL, note = ?2 WHERE id = ?1",
+                params![id, note],
+            )?;
+            freed += len;
+            count += 1;
+        }
+        if count > 0 {
+            tracing::info!("evidence: {count} oldest windows deleted ({freed} bytes) to keep the newest");
+        }
+        Ok(freed)
     }
 
     fn check_disk(&mut self) {

@@ -18,7 +18,7 @@ use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::{Extension, Form};
 use serde::Deserialize;
 
-use super::html::{bytes, page, table_head, time_us, E, U};
+use super::html::{self, bytes, num, page, table_head, time_us, E, U};
 use super::{ReqCtx, WebError, WebState};
 
 /// Largest upload.
@@ -38,8 +38,6 @@ struct Capture {
     label: String,
     bytes: u64,
     when_us: Option<i64>,
-    /// An evidence window: its id (download and delete links).
-    window: Option<i64>,
 }
 
 /// The file of a kept evidence window.
@@ -65,7 +63,9 @@ fn uploads(st: &WebState) -> Vec<(String, PathBuf, u64, std::time::SystemTime)> 
     v
 }
 
-async fn list_captures(st: &Arc<WebState>) -> Result<Vec<Capture>, WebError> {
+/// The capture files (analysed, uploaded, mailed evidence); the evidence windows are listed
+/// apart, a page at a time.
+async fn list_captures(st: &Arc<WebState>, l: crate::i18n::Lang) -> Result<Vec<Capture>, WebError> {
     let mut out: Vec<Capture> = st
         .preview_files
         .iter()
@@ -75,38 +75,23 @@ async fn list_captures(st: &Arc<WebState>) -> Result<Vec<Capture>, WebError> {
             label: p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
             bytes: std::fs::metadata(p).map(|m| m.len()).unwrap_or(0),
             when_us: None,
-            window: None,
         })
         .collect();
-    for w in st.read(crate::store::dashboard::windows).await? {
-        if w.state != "kept" {
-            continue;
-        }
-        out.push(Capture {
-            id: format!("window:{}", w.id),
-            label: format!("evidence window of alert {} ({}), {} frames", w.alert_id, w.rule, w.frames.unwrap_or(0)),
-            bytes: w.bytes.unwrap_or(0) as u64,
-            when_us: Some(w.at_us),
-            window: Some(w.id),
-        });
-    }
     for (name, _, len, _) in uploads(st) {
         out.push(Capture {
             label: name.trim_start_matches("upload-").to_string(),
             id: format!("upload:{name}"),
             bytes: len,
             when_us: None,
-            window: None,
         });
     }
     let ev = st.read(crate::store::dashboard::captures).await?;
     for c in ev {
         out.push(Capture {
             id: format!("evidence:{}", c.alert_id),
-            label: format!("evidence of alert {} ({})", c.alert_id, c.rule),
+            label: l.t("evidence_of_alert").replacen("{}", &c.alert_id.to_string(), 1).replacen("{}", &c.rule, 1),
             bytes: c.bytes as u64,
             when_us: Some(c.since_us),
-            window: None,
         });
     }
     Ok(out)
@@ -148,52 +133,147 @@ fn baseline(st: &WebState) -> Option<String> {
     std::fs::read_to_string(baseline_file(st)).ok().map(|s| s.trim().to_string()).filter(|s| !s.is_empty())
 }
 
-pub async fn list(State(st): State<Arc<WebState>>, Extension(cx): Extension<ReqCtx>) -> Result<Response, WebError> {
-    let caps = list_captures(&st).await?;
-    let pinned = baseline(&st);
+#[derive(Debug, Default, Deserialize)]
+pub struct ListQuery {
+    pub page: Option<usize>,
+    pub deleted: Option<usize>,
+}
+
+/// A window's state in the page's language.
+fn window_state(l: crate::i18n::Lang, state: &str) -> String {
+    match state {
+        "kept" | "pending" | "empty" | "skipped" | "failed" | "evicted" => l.t(&format!("wstate_{state}")).to_string(),
+        other => other.to_string(),
+    }
+}
+
+/// Pin (or "pinned") and diff controls of one capture.
+fn pin_and_diff(l: crate::i18n::Lang, csrf: &str, id: &str, pinned: Option<&str>) -> (String, String) {
+    let is_base = pinned == Some(id);
+    let diff = if pinned.is_some() && !is_base {
+        format!("<a href=\"/captures/diff?id={}\">{}</a>", U(id), E(l.t("diff_against")))
+    } else {
+        String::new()
+    };
+    let pin = if is_base {
+        format!("<strong>{}</strong>", E(l.t("baseline_pinned")))
+    } else {
+        format!(
+            "<form method=\"post\" action=\"/captures/pin\" class=\"inline\"><input type=\"hidden\" name=\"csrf\" value=\"{}\">\
+             <input type=\"hidden\" name=\"id\" value=\"{}\"><button type=\"submit\">{}</button></form>",
+            E(csrf),
+            E(id),
+            E(l.t("pin"))
+        )
+    };
+    (pin, diff)
+}
+
+pub async fn list(
+    State(st): State<Arc<WebState>>,
+    Extension(cx): Extension<ReqCtx>,
+    Query(lq): Query<ListQuery>,
+) -> Result<Response, WebError> {
     let l = cx.lang;
+    let caps = list_captures(&st, l).await?;
+    let page_no = lq.page.unwrap_or(1).clamp(1, 100_000);
+    let (windows, total, kept_bytes) = st
+        .read(move |c| crate::store::dashboard::windows_page(c, (page_no - 1) * html::PAGE_ROWS, html::PAGE_ROWS))
+        .await?;
+    let pinned = baseline(&st);
+    let pinned_window = match pinned.as_deref().and_then(|p| p.strip_prefix("window:")).and_then(|n| n.parse().ok()) {
+        Some(id) => st.read(move |c| crate::store::dashboard::window(c, id)).await?,
+        None => None,
+    };
     let mut b = String::new();
-    match pinned.as_ref().and_then(|p| caps.iter().find(|c| &c.id == p)) {
-        Some(c) => {
-            let _ = write!(b, "<p>{}: <strong>{}</strong></p>", E(l.t("baseline_pinned")), E(&c.label));
+    if let Some(n) = lq.deleted {
+        let _ = write!(b, "<p class=\"good\">{}</p>", E(&l.t("deleted_n").replacen("{}", &n.to_string(), 1)));
+    }
+    let pinned_label = match (&pinned_window, pinned.as_ref().and_then(|p| caps.iter().find(|c| &c.id == p))) {
+        (Some(w), _) => Some(format!("{} · {}", l.t("evidence_windows"), l.t("alert_n").replacen("{}", &w.alert_id.to_string(), 1))),
+        (None, Some(c)) => Some(c.label.clone()),
+        _ => None,
+    };
+    match pinned_label {
+        Some(label) => {
+            let _ = write!(b, "<p>{}: <strong>{}</strong></p>", E(l.t("baseline_pinned")), E(&label));
         }
         None => {
             let _ = write!(b, "<p>{}</p>", E(l.t("baseline_none")));
         }
     }
-    b.push_str(&table_head("list", &[l.t("file"), l.t("bytes"), l.t("time"), "", "", ""]));
-    for c in &caps {
-        let is_base = pinned.as_deref() == Some(c.id.as_str());
-        let diff = if pinned.is_some() && !is_base {
-            format!("<a href=\"/captures/diff?id={}\">{}</a>", U(&c.id), E(l.t("diff_against")))
-        } else {
-            String::new()
-        };
-        let pin = if is_base {
-            format!("<strong>{}</strong>", E(l.t("baseline_pinned")))
-        } else {
-            format!(
-                "<form method=\"post\" action=\"/captures/pin\" class=\"inline\"><input type=\"hidden\" name=\"csrf\" value=\"{}\">\
-                 <input type=\"hidden\" name=\"id\" value=\"{}\"><button type=\"submit\">{}</button></form>",
-                E(&cx.csrf),
-                E(&c.id),
-                E(l.t("pin"))
-            )
-        };
-        let manage = match c.window {
-            Some(w) => format!(
-                "<a href=\"/captures/window/{w}\" download>{}</a> \
-                 <form method=\"post\" action=\"/captures/window/{w}/delete\" class=\"inline\">\
-                 <input type=\"hidden\" name=\"csrf\" value=\"{}\"><button type=\"submit\">{}</button></form>",
-                E(l.t("download")),
-                E(&cx.csrf),
-                E(l.t("delete"))
-            ),
-            None => String::new(),
-        };
+    // Evidence windows: every one, a page at a time, deletable together after a confirmation.
+    let _ = write!(
+        b,
+        "<h2>{}</h2><p>{}</p>",
+        E(l.t("evidence_windows")),
+        E(&l.t("windows_summary").replacen("{}", &num(total), 1).replacen("{}", &bytes(kept_bytes), 1))
+    );
+    if windows.is_empty() {
+        let _ = write!(b, "<p>{}</p>", E(l.t("none")));
+    } else {
         let _ = write!(
             b,
-            "<tr><td>{}</td><td class=\"n\">{}</td><td>{}</td><td>{pin}</td><td>{diff}</td><td>{manage}</td></tr>",
+            "<form method=\"post\" action=\"/captures/windows/delete\" id=\"bulk-delete\" class=\"filters\">\
+             <input type=\"hidden\" name=\"csrf\" value=\"{}\"><button type=\"submit\">{}</button></form>",
+            E(&cx.csrf),
+            E(l.t("delete_selected"))
+        );
+        b.push_str(&table_head(
+            "list windows",
+            &[l.t("select"), l.t("alerts"), l.t("time"), l.t("frames"), l.t("bytes"), l.t("window_state"), "", ""],
+        ));
+        for w in &windows {
+            let id = format!("window:{}", w.id);
+            let (pin, diff) = if w.state == "kept" {
+                pin_and_diff(l, &cx.csrf, &id, pinned.as_deref())
+            } else {
+                (String::new(), String::new())
+            };
+            let select = if w.state == "pending" {
+                String::new()
+            } else {
+                format!(
+                    "<input type=\"checkbox\" name=\"id\" value=\"{}\" form=\"bulk-delete\" aria-label=\"{} {}\">",
+                    w.id,
+                    E(l.t("select")),
+                    w.id
+                )
+            };
+            let download = if w.state == "kept" {
+                format!("<a href=\"/captures/window/{}\" download>{}</a>", w.id, E(l.t("download")))
+            } else {
+                String::new()
+            };
+            let mut state = E(&window_state(l, &w.state)).to_string();
+            if let Some(n) = w.note.as_deref().filter(|n| !n.is_empty()) {
+                let _ = write!(state, " <small>({})</small>", E(n));
+            }
+            let _ = write!(
+                b,
+                "<tr id=\"window-{}\"><td>{select}</td><td><a href=\"/alerts?id={}#alert-{}\">{}</a> {}</td><td>{}</td>\
+                 <td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"text\">{state}</td><td>{download} {pin}</td><td>{diff}</td></tr>",
+                w.id,
+                w.alert_id,
+                w.alert_id,
+                E(&l.t("alert_n").replacen("{}", &w.alert_id.to_string(), 1)),
+                E(&w.rule),
+                time_us(w.at_us),
+                w.frames.map(num).unwrap_or_default(),
+                w.bytes.map(bytes).unwrap_or_default(),
+            );
+        }
+        b.push_str("</tbody></table>");
+        b.push_str(&html::pager(l, "/captures?", page_no, total));
+    }
+    // Capture files: the analysed or replayed files, uploads and mailed evidence.
+    let _ = write!(b, "<h2>{}</h2>", E(l.t("captured_files")));
+    b.push_str(&table_head("list", &[l.t("file"), l.t("bytes"), l.t("time"), "", ""]));
+    for c in &caps {
+        let (pin, diff) = pin_and_diff(l, &cx.csrf, &c.id, pinned.as_deref());
+        let _ = write!(
+            b,
+            "<tr><td class=\"text\">{}</td><td class=\"n\">{}</td><td>{}</td><td>{pin}</td><td>{diff}</td></tr>",
             E(&c.label),
             bytes(c.bytes as i64),
             c.when_us.map(time_us).unwrap_or_default()
@@ -236,24 +316,87 @@ pub async fn window_download(
         .into_response())
 }
 
-/// `POST /captures/window/{id}/delete`: the admin no longer needs this evidence. A window still
-/// being cut is refused (it would be written again).
+/// `POST /captures/window/{id}/delete`: one window; see [`windows_delete`].
 pub async fn window_delete(
     State(st): State<Arc<WebState>>,
+    Extension(cx): Extension<ReqCtx>,
     axum::extract::Path(id): axum::extract::Path<i64>,
+    body: axum::body::Bytes,
 ) -> Result<Response, WebError> {
-    let w = st.read(move |c| crate::store::dashboard::window(c, id)).await?.ok_or(WebError::NotFound)?;
-    if w.state == "pending" {
-        return Err(WebError::BadRequest("this evidence window is still being cut: delete it once it is kept".into()));
+    let confirmed = super::form_field(&body, "confirm").as_deref() == Some("1");
+    delete_windows(&st, &cx, vec![id], confirmed).await
+}
+
+/// `POST /captures/windows/delete` with `id=N` for each window chosen: without `confirm=1` a
+/// page asks first (what would go, how many bytes); with it the files and rows go. A window
+/// still being cut is left (it would be written again).
+pub async fn windows_delete(
+    State(st): State<Arc<WebState>>,
+    Extension(cx): Extension<ReqCtx>,
+    body: axum::body::Bytes,
+) -> Result<Response, WebError> {
+    let ids: Vec<i64> = super::form_fields(&body, "id").iter().filter_map(|v| v.parse().ok()).take(1000).collect();
+    let confirmed = super::form_field(&body, "confirm").as_deref() == Some("1");
+    delete_windows(&st, &cx, ids, confirmed).await
+}
+
+async fn delete_windows(st: &Arc<WebState>, cx: &ReqCtx, ids: Vec<i64>, confirmed: bool) -> Result<Response, WebError> {
+    let l = cx.lang;
+    let mut found = Vec::new();
+    for id in ids {
+        if let Some(w) = st.read(move |c| crate::store::dashboard::window(c, id)).await? {
+            if w.state != "pending" {
+                found.push(w);
+            }
+        }
     }
-    if let Some(p) = window_file(&st, &w) {
-        std::fs::remove_file(&p).map_err(|e| WebError::Internal(e.to_string()))?;
+    if found.is_empty() {
+        return Ok(Redirect::to("/captures").into_response());
     }
-    st.write(move |c| crate::store::dashboard::delete_window(c, id)).await?;
-    if baseline(&st).as_deref() == Some(format!("window:{id}").as_str()) {
-        let _ = std::fs::remove_file(baseline_file(&st));
+    if !confirmed {
+        let total: i64 = found.iter().map(|w| w.bytes.unwrap_or(0)).sum();
+        let mut b = format!(
+            "<p class=\"banner warn\">{}</p><ul>",
+            E(&l.t("delete_confirm").replacen("{}", &found.len().to_string(), 1).replacen("{}", &bytes(total), 1))
+        );
+        let mut hidden = String::new();
+        for w in &found {
+            let _ = write!(
+                b,
+                "<li>{} · {} · {} · {}</li>",
+                E(&l.t("alert_n").replacen("{}", &w.alert_id.to_string(), 1)),
+                E(&w.rule),
+                time_us(w.at_us),
+                bytes(w.bytes.unwrap_or(0))
+            );
+            let _ = write!(hidden, "<input type=\"hidden\" name=\"id\" value=\"{}\">", w.id);
+        }
+        let _ = write!(
+            b,
+            "</ul><form method=\"post\" action=\"/captures/windows/delete\" class=\"filters\">\
+             <input type=\"hidden\" name=\"csrf\" value=\"{}\">{hidden}<input type=\"hidden\" name=\"confirm\" value=\"1\">\
+             <button type=\"submit\" class=\"danger\">{}</button> <a href=\"/captures\">{}</a></form>",
+            E(&cx.csrf),
+            E(l.t("delete_yes")),
+            E(l.t("cancel"))
+        );
+        return Ok(Html(page(&cx.page(st), l.t("evidence_windows"), &b)).into_response());
     }
-    Ok(Redirect::to("/captures").into_response())
+    let pinned = baseline(st);
+    let mut deleted = 0usize;
+    for w in found {
+        if let Some(p) = window_file(st, &w) {
+            std::fs::remove_file(&p).map_err(|e| WebError::Internal(e.to_string()))?;
+        }
+        let id = w.id;
+        if st.write(move |c| crate::store::dashboard::delete_window(c, id)).await? {
+            deleted += 1;
+        }
+        if pinned.as_deref() == Some(format!("window:{id}").as_str()) {
+            let _ = std::fs::remove_file(baseline_file(st));
+        }
+    }
+    Ok(Redirect::to(&format!("/captures?deleted={deleted}")).into_response())
 }
 
 #[derive(Deserialize)]

@@ -471,6 +471,17 @@ pub fn form_field(body: &[u8], name: &str) -> Option<String> {
     })
 }
 
+/// Every value of `name` in an `application/x-www-form-urlencoded` body (check boxes).
+pub fn form_fields(body: &[u8], name: &str) -> Vec<String> {
+    let Ok(text) = std::str::from_utf8(body) else { return Vec::new() };
+    text.split('&')
+        .filter_map(|kv| {
+            let (k, v) = kv.split_once('=')?;
+            (k == name).then(|| percent_decode(v))
+        })
+        .collect()
+}
+
 /// Decodes `%XX` and `+` of a form value (invalid escapes are kept as they are).
 pub fn percent_decode(s: &str) -> String {
     let b = s.as_bytes();
@@ -516,6 +527,7 @@ pub fn router(st: Arc<WebState>) -> Router {
         .route("/captures/diff", get(captures::diff))
         .route("/captures/window/{id}", get(captures::window_download))
         .route("/captures/window/{id}/delete", post(captures::window_delete))
+        .route("/captures/windows/delete", post(captures::windows_delete))
         .route("/rules", get(rules_edit::list))
         .route("/rules/edit", get(rules_edit::edit))
         .route("/rules/save", post(rules_edit::save))

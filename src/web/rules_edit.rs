@@ -60,9 +60,56 @@ fn editor_errors(errors: &[RuleError]) -> Vec<EditorError> {
 #[derive(Clone, Debug, Serialize)]
 pub struct Preview {
     pub sources: Vec<String>,
+    /// Frames checked (in the time asked for).
     pub frames: u64,
     pub truncated: bool,
+    /// The time the checked frames cover: first and last frame (µs since the epoch).
+    pub from_us: Option<i64>,
+    pub to_us: Option<i64>,
     pub counters: Vec<PreviewCount>,
+}
+
+/// What a preview reads: capture files (read whole, or from `since_ns` on) and evidence blobs.
+#[derive(Default)]
+pub struct PreviewInput {
+    pub files: Vec<PathBuf>,
+    pub blobs: Vec<Vec<u8>>,
+    /// Frames before this packet time are skipped (the ring's "last hour").
+    pub since_ns: Option<i64>,
+    /// Names the sources are shown by (the ring is one source, not its files).
+    pub label: Option<String>,
+}
+
+/// The pcap ring's files that hold frames from `since_ns` on, oldest first: a file is needed
+/// when the next one begins after `since_ns` (or it is the newest). The first frame of each
+/// file is read to know where it begins; the file being written is read up to its last whole
+/// block.
+pub fn ring_files(ring_dir: &Path, since_ns: i64) -> Vec<PathBuf> {
+    let mut found: Vec<(u64, PathBuf)> = std::fs::read_dir(ring_dir)
+        .map(|rd| {
+            rd.filter_map(|e| e.ok())
+                .filter_map(|e| {
+                    let name = e.file_name().to_string_lossy().into_owned();
+                    let seq = name.strip_prefix("ring-")?.split('-').next()?.parse::<u64>().ok()?;
+                    name.ends_with(".pcapng").then(|| (seq, e.path()))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    found.sort();
+    let firsts: Vec<Option<i64>> = found
+        .iter()
+        .map(|(_, p)| FileSource::open(p).ok().and_then(|mut f| f.next_packet().ok().flatten().map(|p| p.ts.0)))
+        .collect();
+    let mut out = Vec::new();
+    for (i, (_, path)) in found.iter().enumerate() {
+        let Some(_) = firsts[i] else { continue };
+        let next_first = firsts[i + 1..].iter().flatten().next();
+        if next_first.is_none_or(|&n| n >= since_ns) {
+            out.push(path.clone());
+        }
+    }
+    out
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -71,8 +118,9 @@ pub struct PreviewCount {
     pub frames: u64,
 }
 
-/// Runs `rules`' counters (counting frames, whatever their `value`) over `files` and `blobs`.
-pub fn preview(mut rules: RuleSet, files: &[PathBuf], blobs: Vec<Vec<u8>>) -> Preview {
+/// Runs `rules`' counters (counting frames, whatever their `value`) over the input.
+pub fn preview(mut rules: RuleSet, input: PreviewInput) -> Preview {
+    let PreviewInput { files, blobs, since_ns, label } = input;
     rules.alerts.clear();
     for c in &mut rules.counters {
         c.value = ValueKind::Packets;
@@ -83,6 +131,11 @@ pub fn preview(mut rules: RuleSet, files: &[PathBuf], blobs: Vec<Vec<u8>>) -> Pr
     let mut sources = Vec::new();
     let mut frames = 0u64;
     let mut truncated = false;
+    let (mut from_ns, mut to_ns) = (None::<i64>, None::<i64>);
+    if let Some(l) = label {
+        sources.push(l);
+    }
+    let named = sources.is_empty();
     let mut inputs: Vec<(String, Result<FileSource, String>)> = files
         .iter()
         .map(|f| {
@@ -102,10 +155,15 @@ pub fn preview(mut rules: RuleSet, files: &[PathBuf], blobs: Vec<Vec<u8>>) -> Pr
     }
     'files: for (name, src) in inputs {
         let Ok(mut src) = src else { continue };
-        if !name.is_empty() {
+        if !name.is_empty() && named {
             sources.push(name);
         }
         while let Ok(Some(pkt)) = src.next_packet() {
+            if since_ns.is_some_and(|s| pkt.ts.0 < s) {
+                continue;
+            }
+            from_ns = Some(from_ns.map_or(pkt.ts.0, |f| f.min(pkt.ts.0)));
+            to_ns = Some(to_ns.map_or(pkt.ts.0, |t| t.max(pkt.ts.0)));
             p.process(&pkt);
             frames += 1;
             if frames >= PREVIEW_MAX_FRAMES {
@@ -124,7 +182,7 @@ pub fn preview(mut rules: RuleSet, files: &[PathBuf], blobs: Vec<Vec<u8>>) -> Pr
             PreviewCount { id, frames }
         })
         .collect();
-    Preview { sources, frames, truncated, counters }
+    Preview { sources, frames, truncated, from_us: from_ns.map(|n| n / 1000), to_us: to_ns.map(|n| n / 1000), counters }
 }
 
 /// A rule file of the directory: its name, size, and whether it is a symbolic link (placed by
@@ -238,12 +296,18 @@ fn editor(st: &WebState, cx: &ReqCtx, file: &str, text: &str, errors: &[EditorEr
         "<form method=\"post\" action=\"/rules/save\" id=\"rule-form\">\
          <input type=\"hidden\" name=\"csrf\" value=\"{}\"><input type=\"hidden\" name=\"file\" value=\"{}\">\
          <textarea name=\"text\" id=\"rule-text\" rows=\"28\" spellcheck=\"false\" autocomplete=\"off\">\n{}</textarea>\
-         <p><button type=\"button\" id=\"rule-check\">{}</button> <button type=\"submit\">{}</button></p></form>\
+         <p><button type=\"button\" id=\"rule-check\">{}</button> {} <button type=\"submit\">{}</button></p></form>\
          <section id=\"rule-preview\" aria-live=\"polite\" data-label=\"{}\" data-ok=\"{}\" data-frames=\"{}\"></section>",
         E(&cx.csrf),
         E(file),
         Multiline(text),
         E(l.t("check")),
+        // On a live box the preview reads the pcap ring this far back.
+        if matches!(st.mode, Mode::Daemon) {
+            super::html::select("over", l.t("preview_range"), &[("1h", "1h"), ("6h", "6h"), ("24h", "24h")], "1h")
+        } else {
+            String::new()
+        },
         E(l.t("save")),
         E(l.t("preview_over")),
         E(l.t("rules_valid")),
@@ -317,10 +381,14 @@ pub async fn save(
 pub struct CheckBody {
     pub file: String,
     pub text: String,
+    /// How far back the preview reads the pcap ring: `1h` (default), `6h`, `24h`.
+    #[serde(default)]
+    pub over: Option<String>,
 }
 
 pub async fn check(
     State(st): State<Arc<WebState>>,
+    Extension(cx): Extension<ReqCtx>,
     Json(body): Json<CheckBody>,
 ) -> Result<Json<serde_json::Value>, WebError> {
     let Some(dir) = st.rules_dir.clone() else { return Err(WebError::NotFound) };
@@ -348,12 +416,35 @@ pub async fn check(
         Err(errors) => return Ok(Json(serde_json::json!({"errors": editor_errors(&errors), "preview": null}))),
     };
     let _slot = st.preview_slot.acquire().await.map_err(|_| WebError::Internal("shutting down".into()))?;
-    let blobs = match st.mode {
-        Mode::Daemon => st.read(|c| crate::store::dashboard::recent_evidence(c, PREVIEW_EVIDENCE_BYTES)).await?,
-        Mode::Analysis => Vec::new(),
+    // A live box previews over its pcap ring, the last hour by default (what the counters would
+    // have counted); without a ring, over the replayed file and the stored evidence.
+    let secs: i64 = match body.over.as_deref() {
+        Some("6h") => 6 * 3600,
+        Some("24h") => 86_400,
+        _ => 3600,
     };
-    let files = st.preview_files.clone();
-    let pv = tokio::task::spawn_blocking(move || preview(rules, &files, blobs))
+    let ring_dir = st.store_dir.join("ring");
+    let ring = st.live.ring.lock().ok().and_then(|r| r.clone());
+    let input = if let Some(ring) = ring.filter(|_| matches!(st.mode, Mode::Daemon)) {
+        // The newest frame in the ring ends the range (a replayed ring's frames are older than
+        // the clock).
+        let newest = ring.newest_ns.load(std::sync::atomic::Ordering::Relaxed);
+        let label = format!("{} ({})", cx.lang.t("pcap_ring"), body.over.as_deref().filter(|o| ["6h", "24h"].contains(o)).unwrap_or("1h"));
+        tokio::task::spawn_blocking(move || {
+            let end = if newest > 0 { newest } else { crate::time::wall_now().0 };
+            let since = end - secs * 1_000_000_000;
+            PreviewInput { files: ring_files(&ring_dir, since), blobs: Vec::new(), since_ns: Some(since), label: Some(label) }
+        })
+        .await
+        .map_err(|e| WebError::Internal(e.to_string()))?
+    } else {
+        let blobs = match st.mode {
+            Mode::Daemon => st.read(|c| crate::store::dashboard::recent_evidence(c, PREVIEW_EVIDENCE_BYTES)).await?,
+            Mode::Analysis => Vec::new(),
+        };
+        PreviewInput { files: st.preview_files.clone(), blobs, ..PreviewInput::default() }
+    };
+    let pv = tokio::task::spawn_blocking(move || preview(rules, input))
         .await
         .map_err(|e| WebError::Internal(e.to_string()))?;
     Ok(Json(serde_json::json!({"errors": [], "preview": pv})))
