@@ -304,12 +304,24 @@ fn the_dashboard_lists_downloads_and_deletes_evidence_windows() {
     curl(&["-o", "/dev/null", "-X", "POST", &format!("http://{addr}/captures/window/{id}/delete")]);
     assert_eq!(windows(&db).len(), ws.len());
     // With it, a page asks first; confirmed, the file and the row go.
-    let ask =
-        String::from_utf8(curl(&["-d", &format!("csrf={csrf}"), &format!("http://{addr}/captures/window/{id}/delete")]))
-            .unwrap();
-    assert!(ask.contains("name=\"confirm\" value=\"1\"") && ask.contains(&format!("name=\"id\" value=\"{id}\"")), "{ask}");
+    let ask = String::from_utf8(curl(&[
+        "-d",
+        &format!("csrf={csrf}"),
+        &format!("http://{addr}/captures/window/{id}/delete"),
+    ]))
+    .unwrap();
+    assert!(
+        ask.contains("name=\"confirm\" value=\"1\"") && ask.contains(&format!("name=\"id\" value=\"{id}\"")),
+        "{ask}"
+    );
     assert_eq!(windows(&db).len(), ws.len());
-    curl(&["-o", "/dev/null", "-d", &format!("csrf={csrf}&id={id}&confirm=1"), &format!("http://{addr}/captures/windows/delete")]);
+    curl(&[
+        "-o",
+        "/dev/null",
+        "-d",
+        &format!("csrf={csrf}&id={id}&confirm=1"),
+        &format!("http://{addr}/captures/windows/delete"),
+    ]);
     assert_eq!(windows(&db).len(), ws.len() - 1);
     assert!(!tmp.path().join("evidence").join(format!("window-{id}.pcapng")).exists());
     let status: String = String::from_utf8(curl(&[

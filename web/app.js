@@ -24,11 +24,21 @@
   }
   function fmt(v) {
     var a = Math.abs(v);
-    if (a >= 1e9) return (v / 1e9).toFixed(1) + "G";
-    if (a >= 1e6) return (v / 1e6).toFixed(1) + "M";
-    if (a >= 1e4) return (v / 1e3).toFixed(0) + "k";
-    if (a >= 100 || v === Math.round(v)) return String(Math.round(v));
-    return v.toFixed(2);
+    var short = function (x) { return String(parseFloat(x.toPrecision(3))); };
+    if (a >= 1e9) return short(v / 1e9) + "G";
+    if (a >= 1e6) return short(v / 1e6) + "M";
+    if (a >= 1e4) return short(v / 1e3) + "k";
+    if (a >= 100) return String(Math.round(v));
+    return short(v);
+  }
+  // A round step for about `n` intervals up to `max`: 1, 2 or 5 times a power of ten (at least 1
+  // for counts, which are whole numbers).
+  function niceStep(max, n, integer) {
+    var raw = max / n;
+    var p = Math.pow(10, Math.floor(Math.log10(raw)));
+    var f = raw / p;
+    var step = (f <= 1 ? 1 : f <= 2 ? 2 : f <= 5 ? 5 : 10) * p;
+    return integer ? Math.max(1, Math.round(step)) : step;
   }
   function tickLabel(sec, span) {
     var d = new Date(sec * 1000);
@@ -41,7 +51,7 @@
   function drawChart(fig) {
     var data;
     try { data = JSON.parse(fig.dataset.chart); } catch (e) { return; }
-    var W = 900, H = 220, L = 56, R = 10, T = 10, B = 26;
+    var W = 900, H = 236, L = 56, R = 10, T = 26, B = 26;
     var span = Math.max(60, data.to - data.from);
     var bucket = Math.max(60, data.bucket || 60);
     // Buckets without a row had nothing: draw them as zero.
@@ -54,19 +64,24 @@
       } else { pts = s.points; }
       return { name: s.name, dashed: !!s.dashed, points: pts, n: s.points.length };
     });
-    var max = 0;
-    series.forEach(function (s) { s.points.forEach(function (p) { if (p[1] > max) max = p[1]; }); });
-    max = max > 0 ? max * 1.1 : 1;
+    var top = 0, integer = true;
+    series.forEach(function (s) { s.points.forEach(function (p) { if (p[1] > top) top = p[1]; if (p[1] !== Math.round(p[1])) integer = false; }); });
+    // Round ticks: the axis ends at the first round step above the highest value.
+    var step = niceStep(top > 0 ? top : 1, 4, integer);
+    var max = Math.max(step, Math.ceil(top / step) * step);
     var x = function (t) { return L + (t - data.from) / span * (W - L - R); };
     var y = function (v) { return T + (1 - v / max) * (H - T - B); };
     var svg = el("svg", { viewBox: "0 0 " + W + " " + H, role: "img", preserveAspectRatio: "none" });
     var aria = el("title", {}, svg);
     aria.textContent = (fig.querySelector("figcaption") || {}).textContent || "chart";
-    for (var i = 0; i <= 4; i++) {
-      var v = max * i / 4, yy = y(v);
+    for (var i = 0; i * step <= max + step / 1000; i++) {
+      var v = i * step, yy = y(v);
       el("line", { x1: L, x2: W - R, y1: yy, y2: yy, class: i ? "grid" : "axis" }, svg);
       el("text", { x: L - 6, y: yy + 4, "text-anchor": "end" }, svg).textContent = fmt(v);
     }
+    // The unit and the interval each point stands for, above the axis.
+    var unit = el("text", { x: 4, y: 14, "text-anchor": "start", class: "unit" }, svg);
+    unit.textContent = data.unit || "";
     for (var k = 0; k <= 6; k++) {
       var tt = data.from + span * k / 6;
       el("text", { x: x(tt), y: H - 8, "text-anchor": k === 0 ? "start" : (k === 6 ? "end" : "middle") }, svg)

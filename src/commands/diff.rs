@@ -48,7 +48,7 @@ pub fn run(args: DiffArgs) -> anyhow::Result<Outcome> {
     let findings = crate::diff::compare(&n, &f);
     let out = match args.format.as_str() {
         "json" => serde_json::to_string_pretty(&crate::diff::json(&n, &f, &findings))? + "\n",
-        "html" => crate::diff::html::report(&n, &f, &findings, &args.normal, &args.failure),
+        "html" => crate::diff::html::report(crate::i18n::Lang::En, &n, &f, &findings, &args.normal, &args.failure),
         _ => crate::diff::text(&n, &f, &findings),
     };
     match &args.output {

@@ -10,6 +10,7 @@ use crate::capture::file::FileSource;
 use crate::capture::PacketSource;
 use crate::decode::{self, Transport};
 use crate::escape::E;
+use crate::i18n::Lang;
 use crate::transactions::{self as tx, CaptureTx, FlowTuple};
 
 /// Frames drawn per side at most.
@@ -183,23 +184,53 @@ fn svg(steps: &[Step], client: &str, server: &str) -> String {
     s
 }
 
-/// The whole HTML report.
-pub fn report(n: &CaptureTx, f: &CaptureTx, findings: &[Finding], normal_file: &Path, failure_file: &Path) -> String {
+/// A finding's kind ("changed_outcome") in the report's language.
+fn kind_text(l: Lang, kind: &str) -> String {
+    let key = format!("diff_kind_{kind}");
+    if crate::i18n::TEXTS.iter().any(|(k, _, _)| *k == key) {
+        l.t(&key).to_string()
+    } else {
+        kind.replace('_', " ")
+    }
+}
+
+fn severity_text(l: Lang, sev: &str) -> String {
+    match sev {
+        "high" | "medium" | "low" => l.t(&format!("sev_{sev}")).to_string(),
+        other => other.to_string(),
+    }
+}
+
+/// The whole HTML report, its words in `l` (what the captures say stays as they say it).
+pub fn report(
+    l: Lang,
+    n: &CaptureTx,
+    f: &CaptureTx,
+    findings: &[Finding],
+    normal_file: &Path,
+    failure_file: &Path,
+) -> String {
     let mut b = String::new();
     let _ = write!(
         b,
-        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>mirrorwatch diff</title>\
+        "<!doctype html><html lang=\"{}\"><head><meta charset=\"utf-8\"><title>mirrorwatch diff</title>\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><style>{}</style></head><body>\
-         <h1>Normal vs failure</h1><table class=\"files\"><tr><th>normal</th><td>{}</td><td>{} frames</td></tr>\
-         <tr><th>failure</th><td>{}</td><td>{} frames</td></tr></table>",
+         <h1>{}</h1><table class=\"files\"><tr><th>{}</th><td>{}</td><td>{} {}</td></tr>\
+         <tr><th>{}</th><td>{}</td><td>{} {}</td></tr></table>",
+        l.code(),
         STYLE,
+        E(l.t("diff_title")),
+        E(l.t("diff_normal")),
         E(&n.file),
         n.frames,
+        E(l.t("frames")),
+        E(l.t("diff_failure")),
         E(&f.file),
-        f.frames
+        f.frames,
+        E(l.t("frames")),
     );
     if findings.is_empty() {
-        b.push_str("<p class=\"ok\">No differences: every service ended its exchanges as in the normal capture.</p>");
+        let _ = write!(b, "<p class=\"ok\">{}</p>", E(l.t("diff_no_differences")));
     } else {
         // The first finding with an exchange to draw on both sides (or at least one).
         let drawn = findings
@@ -209,15 +240,15 @@ pub fn report(n: &CaptureTx, f: &CaptureTx, findings: &[Finding], normal_file: &
         if let Some(x) = drawn {
             let _ = write!(
                 b,
-                "<h2>First differing exchange: {}</h2><p>{}</p><div class=\"ladders\">",
-                E(&x.service),
-                E(&x.kind.replace('_', " "))
+                "<h2>{}</h2><p>{}</p><div class=\"ladders\">",
+                E(&l.t("diff_first").replacen("{}", &x.service, 1)),
+                E(&kind_text(l, x.kind))
             );
             for (title, file, flow, frames, outcome) in [
-                ("normal", normal_file, x.flows.0, &x.normal_frames, &x.normal),
-                ("failure", failure_file, x.flows.1, &x.failure_frames, &x.failure),
+                (l.t("diff_normal"), normal_file, x.flows.0, &x.normal_frames, &x.normal),
+                (l.t("diff_failure"), failure_file, x.flows.1, &x.failure_frames, &x.failure),
             ] {
-                let _ = write!(b, "<section><h3>{title}: {}</h3>", E(outcome));
+                let _ = write!(b, "<section><h3>{}: {}</h3>", E(title), E(outcome));
                 match flow {
                     Some(fl) => {
                         let steps = ladder(file, fl, frames);
@@ -227,20 +258,32 @@ pub fn report(n: &CaptureTx, f: &CaptureTx, findings: &[Finding], normal_file: &
                             &tx::addr(fl.server.0, fl.server.1),
                         ));
                     }
-                    None => b.push_str("<p class=\"none\">This exchange did not happen here.</p>"),
+                    None => {
+                        let _ = write!(b, "<p class=\"none\">{}</p>", E(l.t("diff_not_here")));
+                    }
                 }
                 b.push_str("</section>");
             }
             b.push_str("</div>");
         }
-        let _ = write!(b, "<h2>{} differences, most important first</h2><table class=\"findings\"><thead><tr><th>#</th><th>severity</th><th>what</th><th>service</th><th>normal</th><th>failure</th></tr></thead><tbody>", findings.len());
+        let _ = write!(
+            b,
+            "<h2>{}</h2><div class=\"tw\"><table class=\"findings\"><thead><tr><th>#</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th></tr></thead><tbody>",
+            E(&l.t("diff_count").replacen("{}", &findings.len().to_string(), 1)),
+            E(l.t("severity")),
+            E(l.t("diff_what")),
+            E(l.t("diff_service")),
+            E(l.t("diff_normal")),
+            E(l.t("diff_failure")),
+        );
         for (i, x) in findings.iter().enumerate() {
             let frames = |v: &[u64]| {
                 if v.is_empty() {
                     String::new()
                 } else {
                     format!(
-                        " <span class=\"frames\">(frame {})</span>",
+                        " <span class=\"frames\">({} {})</span>",
+                        E(l.t("diff_frame")),
                         v.iter().map(u64::to_string).collect::<Vec<_>>().join(", ")
                     )
                 }
@@ -250,8 +293,8 @@ pub fn report(n: &CaptureTx, f: &CaptureTx, findings: &[Finding], normal_file: &
                 "<tr class=\"{}\"><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}{}</td><td>{}{}</td></tr>",
                 E(x.severity),
                 i + 1,
-                E(x.severity),
-                E(&x.kind.replace('_', " ")),
+                E(&severity_text(l, x.severity)),
+                E(&kind_text(l, x.kind)),
                 E(&x.service),
                 E(&x.normal),
                 frames(&x.normal_frames),
@@ -259,9 +302,9 @@ pub fn report(n: &CaptureTx, f: &CaptureTx, findings: &[Finding], normal_file: &
                 frames(&x.failure_frames)
             );
         }
-        b.push_str("</tbody></table>");
+        b.push_str("</tbody></table></div>");
     }
-    b.push_str("<p class=\"foot\">Made by mirrorwatch diff. Frame numbers are as Wireshark numbers them in each file.</p></body></html>");
+    let _ = write!(b, "<p class=\"foot\">{}</p></body></html>", E(l.t("diff_foot")));
     b
 }
 
@@ -270,7 +313,8 @@ h1{font-size:1.4rem}h2{font-size:1.1rem;margin-top:1.5rem}h3{font-size:.95rem}\
 table{border-collapse:collapse;margin:.5rem 0}th,td{border-bottom:1px solid #dde1e8;padding:.3rem .5rem;text-align:left;vertical-align:top}\
 tr.high td:nth-child(2){color:#b3261e;font-weight:700}tr.medium td:nth-child(2){color:#9a6700;font-weight:700}\
 .frames{color:#5d6678;font-size:.85em}.ladders{display:flex;flex-wrap:wrap;gap:1.5rem}\
-.ladders section{border:1px solid #dde1e8;border-radius:6px;padding:.5rem}\
+.ladders section{border:1px solid #dde1e8;border-radius:6px;padding:.5rem;max-width:100%;overflow-x:auto}\
+.tw{overflow-x:auto}svg{max-width:100%;height:auto}@media(max-width:600px){body{margin:.6rem}}\
 svg text{font:11px ui-monospace,monospace;fill:#1d2330}svg .end{font-weight:700}svg .meta{fill:#5d6678}\
 svg .life{stroke:#aab2c0;stroke-dasharray:4 3}svg .arrow{stroke:#333;stroke-width:1.2}\
 svg line.mark{stroke:#b3261e;stroke-width:2}svg text.mark{fill:#b3261e;font-weight:700}.ok{color:#1a7f37}.none{color:#5d6678}.foot{color:#5d6678;font-size:.85em}";

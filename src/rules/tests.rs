@@ -75,7 +75,7 @@ severity = "loud"
         [
             "r.toml:4:13: group_by: unknown field \"ip.srcc\" (did you mean \"ip.src\"?)",
             "r.toml:8:6: duplicate id \"a\" (first defined at r.toml:2:6)",
-            "r.toml:13:9: unknown event \"app_eror\" (known: app_error, identity.new, identity.shared_mac, capture.drops, disk.low, store.failing)",
+            "r.toml:13:9: unknown event \"app_eror\" (known: app_error, identity.new, identity.shared_mac, capture.drops, capture.silent, disk.low, store.failing)",
             "r.toml:14:10: window: \"5 minutes\" is not a duration (e.g. 90s, 5m, 1h, 7d)",
             "r.toml:15:12: severity must be one of info, warning, critical",
         ]

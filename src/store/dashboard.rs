@@ -293,15 +293,47 @@ fn like_anywhere(q: &str) -> String {
 /// Identities whose user, MAC, address or host name contains `q` (case-insensitive for ASCII),
 /// most recently seen first; an empty `q` lists the most recent ones.
 pub fn identities(conn: &Connection, q: &str) -> rusqlite::Result<Vec<Identity>> {
-    let q = q.trim();
-    let sql = format!(
-        "SELECT {IDENTITY_COLS} FROM identities
-          WHERE ?1 = '' OR user LIKE ?2 ESCAPE '\\' OR mac LIKE ?2 ESCAPE '\\' OR ip LIKE ?2 ESCAPE '\\'
-             OR hostname LIKE ?2 ESCAPE '\\' OR realm LIKE ?2 ESCAPE '\\'
-          ORDER BY last_us DESC LIMIT {MAX_ROWS}"
-    );
+    Ok(identities_page(conn, &IdentityFilter { q: q.to_string(), ..IdentityFilter::default() }, 0, MAX_ROWS)?.0)
+}
+
+/// What the identities page filters by: text anywhere (user, MAC, IP, host, realm), the
+/// protocol that told, the outcome.
+#[derive(Clone, Debug, Default)]
+pub struct IdentityFilter {
+    pub q: String,
+    pub source: Option<String>,
+    pub outcome: Option<String>,
+}
+
+/// A page of identities, the newest first, and how many match.
+pub fn identities_page(
+    conn: &Connection,
+    f: &IdentityFilter,
+    offset: usize,
+    limit: usize,
+) -> rusqlite::Result<(Vec<Identity>, i64)> {
+    let q = f.q.trim();
+    const WHERE: &str = "(?1 = '' OR user LIKE ?2 ESCAPE '\\' OR mac LIKE ?2 ESCAPE '\\' OR ip LIKE ?2 ESCAPE '\\'
+             OR hostname LIKE ?2 ESCAPE '\\' OR realm LIKE ?2 ESCAPE '\\')
+          AND (?3 IS NULL OR source = ?3) AND (?4 IS NULL OR outcome = ?4)";
+    let sql = format!("SELECT {IDENTITY_COLS} FROM identities WHERE {WHERE} ORDER BY last_us DESC LIMIT ?5 OFFSET ?6");
+    let like = like_anywhere(q);
     let mut st = conn.prepare_cached(&sql)?;
-    let rows = st.query_map(params![q, like_anywhere(q)], identity_row)?;
+    let rows =
+        st.query_map(params![q, like, f.source, f.outcome, limit.min(MAX_ROWS) as i64, offset as i64], identity_row)?;
+    let list = rows.collect::<rusqlite::Result<Vec<_>>>()?;
+    let total = conn.query_row(
+        &format!("SELECT count(*) FROM identities WHERE {WHERE}"),
+        params![q, like, f.source, f.outcome],
+        |r| r.get(0),
+    )?;
+    Ok((list, total))
+}
+
+/// The protocols that told identities (the filter's choices).
+pub fn identity_sources(conn: &Connection) -> rusqlite::Result<Vec<String>> {
+    let mut st = conn.prepare_cached("SELECT DISTINCT source FROM identities ORDER BY 1 LIMIT 100")?;
+    let rows = st.query_map([], |r| r.get(0))?;
     rows.collect()
 }
 
@@ -536,12 +568,31 @@ pub struct ErrorExample {
 }
 
 pub fn app_error_examples(conn: &Connection, r: Range, family: Option<&str>) -> rusqlite::Result<Vec<ErrorExample>> {
+    Ok(app_error_page(conn, r, family, None, 0, 100)?.0)
+}
+
+/// A page of stored errors in `r`, the newest first, and how many there are.
+pub fn app_error_page(
+    conn: &Connection,
+    r: Range,
+    family: Option<&str>,
+    code: Option<&str>,
+    offset: usize,
+    limit: usize,
+) -> rusqlite::Result<(Vec<ErrorExample>, i64)> {
+    let (from, to) = (r.from * 1_000_000, r.to * 1_000_000);
+    let total = conn.query_row(
+        "SELECT count(*) FROM app_errors WHERE ts_us >= ?1 AND ts_us < ?2 AND (?3 IS NULL OR family = ?3)
+            AND (?4 IS NULL OR code = ?4)",
+        params![from, to, family, code],
+        |r| r.get(0),
+    )?;
     let mut st = conn.prepare_cached(
         "SELECT ts_us, frame, family, code, message, coalesce(client_ip, ''), coalesce(server_ip, ''), server_port
-           FROM app_errors WHERE ts_us >= ?1 AND ts_us < ?2 AND (?3 IS NULL OR family = ?3)
-          ORDER BY ts_us DESC LIMIT 100",
+           FROM app_errors WHERE ts_us >= ?1 AND ts_us < ?2 AND (?3 IS NULL OR family = ?3) AND (?4 IS NULL OR code = ?4)
+          ORDER BY ts_us DESC LIMIT ?5 OFFSET ?6",
     )?;
-    let rows = st.query_map(params![r.from * 1_000_000, r.to * 1_000_000, family], |row| {
+    let rows = st.query_map(params![from, to, family, code, limit.min(MAX_ROWS) as i64, offset as i64], |row| {
         let server: String = row.get(6)?;
         let port: Option<i64> = row.get(7)?;
         Ok(ErrorExample {
@@ -558,7 +609,7 @@ pub fn app_error_examples(conn: &Connection, r: Range, family: Option<&str>) -> 
             },
         })
     })?;
-    rows.collect()
+    Ok((rows.collect::<rusqlite::Result<Vec<_>>>()?, total))
 }
 
 /// One alert episode.

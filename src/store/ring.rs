@@ -751,8 +751,7 @@ impl RingWriter {
         let mut st = conn.prepare_cached(
             "SELECT id, file FROM evidence WHERE state = 'kept' AND file IS NOT NULL ORDER BY id LIMIT 256",
         )?;
-        let old: Vec<(i64, String)> =
-            st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<Result<_, _>>()?;
+        let old: Vec<(i64, String)> = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<Result<_, _>>()?;
         drop(st);
         let dir = self.s.evidence_dir();
         let (mut freed, mut count) = (0u64, 0usize);

@@ -190,7 +190,9 @@ pub async fn list(
         let _ = write!(b, "<p class=\"good\">{}</p>", E(&l.t("deleted_n").replacen("{}", &n.to_string(), 1)));
     }
     let pinned_label = match (&pinned_window, pinned.as_ref().and_then(|p| caps.iter().find(|c| &c.id == p))) {
-        (Some(w), _) => Some(format!("{} · {}", l.t("evidence_windows"), l.t("alert_n").replacen("{}", &w.alert_id.to_string(), 1))),
+        (Some(w), _) => {
+            Some(format!("{} · {}", l.t("evidence_windows"), l.t("alert_n").replacen("{}", &w.alert_id.to_string(), 1)))
+        }
         (None, Some(c)) => Some(c.label.clone()),
         _ => None,
     };
@@ -484,7 +486,12 @@ pub struct DiffQuery {
 }
 
 /// The diff of a capture against the pinned baseline, as the self-contained HTML report.
-pub async fn diff(State(st): State<Arc<WebState>>, Query(q): Query<DiffQuery>) -> Result<Response, WebError> {
+pub async fn diff(
+    State(st): State<Arc<WebState>>,
+    Extension(cx): Extension<ReqCtx>,
+    Query(q): Query<DiffQuery>,
+) -> Result<Response, WebError> {
+    let lang = cx.lang;
     let base = baseline(&st).ok_or_else(|| WebError::BadRequest("pin a baseline first".into()))?;
     let (normal, failure) = (resolve(&st, &base).await?, resolve(&st, &q.id).await?);
     let _slot = st.preview_slot.acquire().await.map_err(|_| WebError::Internal("shutting down".into()))?;
@@ -495,7 +502,7 @@ pub async fn diff(State(st): State<Arc<WebState>>, Query(q): Query<DiffQuery>) -
         let mut f = crate::offline::transactions(&failure, None, 0)?;
         (n.file, f.file) = (name(&normal), name(&failure));
         let findings = crate::diff::compare(&n, &f);
-        Ok(crate::diff::html::report(&n, &f, &findings, &normal, &failure))
+        Ok(crate::diff::html::report(lang, &n, &f, &findings, &normal, &failure))
     })
     .await
     .map_err(|e| WebError::Internal(e.to_string()))?

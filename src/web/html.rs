@@ -233,6 +233,25 @@ impl<'a> Series<'a> {
     }
 }
 
+/// The interval a chart's point stands for: "5 min", "1 h".
+fn interval(l: Lang, bucket: i64) -> String {
+    if bucket >= 3600 && bucket % 3600 == 0 {
+        format!("{} {}", bucket / 3600, l.t("unit_h"))
+    } else {
+        format!("{} {}", (bucket / 60).max(1), l.t("unit_min"))
+    }
+}
+
+/// The y axis of a rate chart: "packets/s, mean per 5 min".
+pub fn axis_rate(l: Lang, unit: &str, bucket: i64) -> String {
+    l.t("axis_rate").replace("{unit}", unit).replace("{interval}", &interval(l, bucket))
+}
+
+/// The y axis of a count chart: "errors per 5 min".
+pub fn axis_count(l: Lang, unit: &str, bucket: i64) -> String {
+    l.t("axis_count").replace("{unit}", unit).replace("{interval}", &interval(l, bucket))
+}
+
 /// A chart placeholder that `app.js` draws: the data as JSON in an attribute (escaped).
 pub fn chart(title: &str, unit: &str, bucket: i64, range: (i64, i64), series: &[Series<'_>]) -> String {
     #[derive(Serialize)]

@@ -84,6 +84,43 @@ pub async fn metrics(State(st): State<Arc<WebState>>, headers: HeaderMap) -> Res
         "Packet time of the newest frame.",
         &one(last as f64 / 1e6),
     );
+    // Live capture against the clock: a dead mirror port shows as silent seconds growing.
+    match st.live.wall.now(crate::store::wall_us()) {
+        super::CaptureNow::Unknown => {}
+        super::CaptureNow::Flowing { pps, .. } => {
+            metric(
+                &mut out,
+                "mirrorwatch_capture_silent_seconds",
+                "gauge",
+                "Seconds since the last frame on live capture.",
+                &one(0.0),
+            );
+            metric(
+                &mut out,
+                "mirrorwatch_capture_packets_per_second",
+                "gauge",
+                "Frames per second over the last minute of wall time.",
+                &one(pps),
+            );
+        }
+        super::CaptureNow::Silent { since_us, .. } => {
+            let quiet = (crate::store::wall_us() - since_us).max(0) as f64 / 1e6;
+            metric(
+                &mut out,
+                "mirrorwatch_capture_silent_seconds",
+                "gauge",
+                "Seconds since the last frame on live capture.",
+                &one(quiet),
+            );
+            metric(
+                &mut out,
+                "mirrorwatch_capture_packets_per_second",
+                "gauge",
+                "Frames per second over the last minute of wall time.",
+                &one(0.0),
+            );
+        }
+    }
     if let Some(m) = &latest {
         metric(
             &mut out,

@@ -32,6 +32,22 @@ pub struct PageQuery {
     pub next: Option<String>,
     pub file: Option<String>,
     pub saved: Option<String>,
+    pub page: Option<usize>,
+    pub source: Option<String>,
+    pub outcome: Option<String>,
+    pub code: Option<String>,
+}
+
+impl PageQuery {
+    /// The page asked for, from 1.
+    pub fn page_no(&self) -> usize {
+        self.page.unwrap_or(1).clamp(1, 100_000)
+    }
+}
+
+/// A filter value: empty and "any" are no filter.
+fn chosen(v: &Option<String>) -> Option<String> {
+    v.as_deref().map(str::trim).filter(|v| !v.is_empty() && *v != "any").map(str::to_string)
 }
 
 impl PageQuery {
@@ -402,14 +418,14 @@ pub async fn overview(
     b.push_str(&range_links("/?", rname, st.is_analysis()));
     b.push_str(&chart(
         &format!("{} · {rname}", l.t("packets_per_s")),
-        l.t("packets_per_s"),
+        &html::axis_rate(l, l.t("packets_per_s"), o.series.bucket),
         o.series.bucket,
         range,
         &[Series::from_points(l.t("packets"), &o.series.packets, per)],
     ));
     b.push_str(&chart(
         &format!("{} · {rname}", l.t("bytes_per_s")),
-        l.t("bytes_per_s"),
+        &html::axis_rate(l, l.t("bytes_per_s"), o.series.bucket),
         o.series.bucket,
         range,
         &[Series::from_points(l.t("bytes"), &o.series.bytes, per)],
@@ -444,10 +460,20 @@ pub async fn overview(
 
 /// Descriptions of the counters in the rule directory (id -> description).
 pub fn counter_descriptions(st: &WebState) -> Vec<(String, String)> {
+    counter_rules(st).into_iter().map(|(id, d, _)| (id, d)).collect()
+}
+
+/// The counters of the rule directory: (id, description, counts bytes rather than frames).
+fn counter_rules(st: &WebState) -> Vec<(String, String, bool)> {
     st.rules_dir
         .as_deref()
         .and_then(|d| crate::rules::RuleSet::load_dir(d).ok())
-        .map(|r| r.counters.iter().map(|c| (c.id.clone(), c.description.clone())).collect())
+        .map(|r| {
+            r.counters
+                .iter()
+                .map(|c| (c.id.clone(), c.description.clone(), c.value == crate::rules::ValueKind::Bytes))
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -465,6 +491,14 @@ pub async fn counters(
         })
         .await?;
     let descriptions = counter_descriptions(&st);
+    // A counter of the rules that never counted is listed with 0, not left out.
+    let mut list = list;
+    for (id, _) in &descriptions {
+        if !list.iter().any(|c| &c.id == id) {
+            list.push(q::CounterInfo { id: id.clone(), total: 0, last_minute: None, last_value: 0, grouped: false });
+        }
+    }
+    list.sort_by(|a, b| a.id.cmp(&b.id));
     let l = cx.lang;
     let mut b = range_links("/counters?", rname, st.is_analysis());
     if list.is_empty() {
@@ -517,15 +551,16 @@ pub async fn counter(
         format!("/counters/{}?key={}&", U(&id), U(&key))
     };
     let mut b = range_links(&base, rname, st.is_analysis());
-    let descriptions = counter_descriptions(&st);
-    if let Some((_, d)) = descriptions.iter().find(|(c, _)| c == &id) {
+    let rules = counter_rules(&st);
+    let counts_bytes = rules.iter().any(|(c, _, bytes)| c == &id && *bytes);
+    if let Some((_, d, _)) = rules.iter().find(|(c, _, _)| c == &id) {
         let _ = write!(b, "<p>{}</p>", E(d));
     }
     if !key.is_empty() {
         let _ = write!(b, "<p><a href=\"/counters/{}?range={rname}\">← {}</a></p>", U(&id), E(&id));
     }
     let total: f64 = series.iter().map(|p| p.v).sum();
-    let unit = format!("/ {} min", range.bucket() / 60);
+    let unit = html::axis_count(l, l.t(if counts_bytes { "bytes_word" } else { "frames_word" }), range.bucket());
     b.push_str(&chart(
         &format!("{title} · {rname} · {} {}", l.t("total"), num(total as i64)),
         &unit,
@@ -626,13 +661,16 @@ pub async fn identities(
     Query(pq): Query<PageQuery>,
 ) -> Result<Response, WebError> {
     let query = pq.q.clone().unwrap_or_default();
-    let q2 = query.clone();
+    let filter = q::IdentityFilter { q: query.clone(), source: chosen(&pq.source), outcome: chosen(&pq.outcome) };
+    let f2 = filter.clone();
+    let page_no = pq.page_no();
     let wall = wall_secs();
-    let (rows, shared, top) = st
+    let ((rows, total), sources, shared, top) = st
         .read(move |c| {
             let anchor = q::anchor(c, wall)?;
             Ok((
-                q::identities(c, &q2)?,
+                q::identities_page(c, &f2, (page_no - 1) * html::PAGE_ROWS, html::PAGE_ROWS)?,
+                q::identity_sources(c)?,
                 q::identity_events(c, "identity.shared_mac", None)?,
                 // A day: volume per user and minute is the largest table the page reads.
                 q::top_users(c, Range::last(anchor, 86_400), 20)?,
@@ -640,13 +678,22 @@ pub async fn identities(
         })
         .await?;
     let l = cx.lang;
+    let source_choices: Vec<(&str, &str)> =
+        std::iter::once(("", l.t("any"))).chain(sources.iter().map(|s| (s.as_str(), s.as_str()))).collect();
     let mut b = format!(
-        "<form method=\"get\" action=\"/identities\" class=\"search\" role=\"search\">\
-         <input type=\"search\" name=\"q\" value=\"{}\" placeholder=\"{}\" aria-label=\"{}\">\
+        "<form method=\"get\" action=\"/identities\" class=\"search filters\" role=\"search\">\
+         <input type=\"search\" name=\"q\" value=\"{}\" placeholder=\"{}\" aria-label=\"{}\">{}{}\
          <button type=\"submit\">{}</button></form>",
         E(&query),
         E(l.t("search_hint")),
         E(l.t("search")),
+        html::select("source", l.t("source"), &source_choices, filter.source.as_deref().unwrap_or("")),
+        html::select(
+            "outcome",
+            l.t("outcome"),
+            &[("", l.t("any")), ("success", "success"), ("failure", "failure")],
+            filter.outcome.as_deref().unwrap_or("")
+        ),
         E(l.t("search"))
     );
     b.push_str(&shared_mac_list(l, &shared));
@@ -654,6 +701,13 @@ pub async fn identities(
     if rows.is_empty() {
         let _ = write!(b, "<p>{}</p>", E(l.t("none")));
     }
+    let mut base = format!("/identities?q={}&", U(&query));
+    for (k, v) in [("source", &filter.source), ("outcome", &filter.outcome)] {
+        if let Some(v) = v {
+            let _ = write!(base, "{k}={}&", U(v));
+        }
+    }
+    b.push_str(&html::pager(l, &base, page_no, total));
     if !top.is_empty() {
         let _ = write!(b, "<h2>{} (24h)</h2>", E(l.t("top_users")));
         b.push_str(&table_head("list", &[l.t("user"), l.t("bytes_in"), l.t("bytes_out"), l.t("packets")]));
@@ -712,7 +766,7 @@ pub async fn retransmissions(
     let mut b = range_links("/retransmissions?", rname, st.is_analysis());
     b.push_str(&chart(
         &format!("{} ({}) · {rname}", l.t("retransmissions"), l.t("private")),
-        &format!("/ {} min", r.bucket() / 60),
+        &html::axis_count(l, l.t("frames_word"), r.bucket()),
         r.bucket(),
         (r.from, r.to),
         &[Series::from_points(l.t("retransmissions"), &series.retransmissions, 1.0)],
@@ -798,7 +852,7 @@ pub async fn retrans_pair(
     }
     b.push_str(&chart(
         &format!("{title} · {rname}"),
-        &format!("/ {} min", r.bucket() / 60),
+        &html::axis_count(l, l.t("frames_word"), r.bucket()),
         r.bucket(),
         (r.from, r.to),
         &lines,
@@ -822,8 +876,11 @@ pub async fn errors(
     let rname = pq.range_name(st.is_analysis());
     let family = pq.family.clone().filter(|f| !f.is_empty());
     let f2 = family.clone();
+    let code = chosen(&pq.code);
+    let c2 = code.clone();
+    let page_no = pq.page_no();
     let wall = wall_secs();
-    let (r, series, kinds, examples) = st
+    let (r, series, kinds, (examples, total)) = st
         .read(move |c| {
             let anchor = q::anchor(c, wall)?;
             let r = resolve_range(c, anchor, rname)?;
@@ -831,7 +888,14 @@ pub async fn errors(
                 r,
                 q::app_error_series(c, f2.as_deref(), r)?,
                 q::app_error_kinds(c, r)?,
-                q::app_error_examples(c, r, f2.as_deref())?,
+                q::app_error_page(
+                    c,
+                    r,
+                    f2.as_deref(),
+                    c2.as_deref(),
+                    (page_no - 1) * html::PAGE_ROWS,
+                    html::PAGE_ROWS,
+                )?,
             ))
         })
         .await?;
@@ -852,7 +916,7 @@ pub async fn errors(
     b.push_str("</p>");
     b.push_str(&chart(
         &format!("{} · {rname}", l.t("app_errors")),
-        &format!("/ {} min", r.bucket() / 60),
+        &html::axis_count(l, l.t("errors_word"), r.bucket()),
         r.bucket(),
         (r.from, r.to),
         &[Series::from_points(family.as_deref().unwrap_or(l.t("all")), &series, 1.0)],
@@ -864,8 +928,10 @@ pub async fn errors(
     for k in kinds.iter().filter(|k| family.as_deref().is_none_or(|f| f == k.family)) {
         let _ = write!(
             b,
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td class=\"n\">{}</td><td>{}</td><td>{}</td></tr>",
+            "<tr><td>{}</td><td><a href=\"/errors?family={}&amp;code={}&amp;range={rname}#examples\">{}</a></td><td>{}</td><td class=\"n\">{}</td><td>{}</td><td>{}</td></tr>",
             E(&k.family),
+            U(&k.family),
+            U(&k.code),
             E(&k.code),
             E(&k.server),
             num(k.count),
@@ -878,7 +944,12 @@ pub async fn errors(
         let _ = write!(b, "<p>{}</p>", E(l.t("none")));
     }
     if !examples.is_empty() {
-        let _ = write!(b, "<h2>{}</h2>", E(l.t("examples")));
+        let _ = write!(
+            b,
+            "<h2 id=\"examples\">{}{}</h2>",
+            E(l.t("examples")),
+            code.as_deref().map(|c| format!(" · {}", E(c))).unwrap_or_default()
+        );
         b.push_str(&table_head(
             "list",
             &[l.t("time"), l.t("family"), l.t("code"), l.t("message"), l.t("client"), l.t("server"), l.t("frame")],
@@ -897,6 +968,13 @@ pub async fn errors(
             );
         }
         b.push_str("</tbody></table>");
+        let mut base = format!("/errors?range={rname}&");
+        for (k, v) in [("family", &family), ("code", &code)] {
+            if let Some(v) = v {
+                let _ = write!(base, "{k}={}&", U(v));
+            }
+        }
+        b.push_str(&html::pager(l, &base, page_no, total));
     }
     Ok(html_ok(page(&cx.page(&st), l.t("app_errors"), &b)))
 }

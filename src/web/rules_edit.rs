@@ -429,11 +429,20 @@ pub async fn check(
         // The newest frame in the ring ends the range (a replayed ring's frames are older than
         // the clock).
         let newest = ring.newest_ns.load(std::sync::atomic::Ordering::Relaxed);
-        let label = format!("{} ({})", cx.lang.t("pcap_ring"), body.over.as_deref().filter(|o| ["6h", "24h"].contains(o)).unwrap_or("1h"));
+        let label = format!(
+            "{} ({})",
+            cx.lang.t("pcap_ring"),
+            body.over.as_deref().filter(|o| ["6h", "24h"].contains(o)).unwrap_or("1h")
+        );
         tokio::task::spawn_blocking(move || {
             let end = if newest > 0 { newest } else { crate::time::wall_now().0 };
             let since = end - secs * 1_000_000_000;
-            PreviewInput { files: ring_files(&ring_dir, since), blobs: Vec::new(), since_ns: Some(since), label: Some(label) }
+            PreviewInput {
+                files: ring_files(&ring_dir, since),
+                blobs: Vec::new(),
+                since_ns: Some(since),
+                label: Some(label),
+            }
         })
         .await
         .map_err(|e| WebError::Internal(e.to_string()))?
