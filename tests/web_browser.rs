@@ -32,25 +32,6 @@ fn mw() -> Command {
     Command::new(env!("CARGO_BIN_EXE_mirrorwatch"))
 }
 
-fn web_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/web")
-}
-
-/// What the browser test needs, or why it cannot run.
-fn browser_ready() -> Result<(), String> {
-    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
-    if !Path::new(&chromium).exists() {
-        return Err(format!("{chromium} not found (scripts/install-deps.sh installs chromium)"));
-    }
-    if Command::new("node").arg("--version").output().map(|o| !o.status.success()).unwrap_or(true) {
-        return Err("node not found".into());
-    }
-    if !web_dir().join("node_modules/playwright-core").is_dir() {
-        return Err("tests/web/node_modules missing: npm ci --prefix tests/web".into());
-    }
-    Ok(())
-}
-
 struct Server(Child);
 
 impl Drop for Server {
@@ -98,7 +79,7 @@ fn serve(files: &[PathBuf], rules: &Path, config: &Path) -> (Server, String) {
 
 #[test]
 fn the_dashboard_in_headless_chromium() {
-    if let Err(why) = browser_ready() {
+    if let Err(why) = common::browser_ready() {
         common::skip_or_fail(&why);
         return;
     }
@@ -178,7 +159,7 @@ fn the_dashboard_in_headless_chromium() {
     });
     let cfg_path = dir.path().join("e2e.json");
     std::fs::write(&cfg_path, cfg.to_string()).unwrap();
-    let out = Command::new("node").arg("e2e.mjs").arg(&cfg_path).current_dir(web_dir()).output().unwrap();
+    let out = Command::new("node").arg("e2e.mjs").arg(&cfg_path).current_dir(common::web_dir()).output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     eprintln!("{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
     let seen: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap_or("{}")).unwrap_or_default();

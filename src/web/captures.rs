@@ -253,7 +253,7 @@ pub async fn list(
             }
             let _ = write!(
                 b,
-                "<tr id=\"window-{}\"><td>{select}</td><td><a href=\"/alerts?id={}#alert-{}\">{}</a> {}</td><td>{}</td>\
+                "<tr id=\"window-{}\"><td>{select}</td><td class=\"rule\"><a href=\"/alerts?id={}#alert-{}\">{}</a> {}</td><td>{}</td>\
                  <td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"text\">{state}</td><td>{download} {pin}</td><td>{diff}</td></tr>",
                 w.id,
                 w.alert_id,

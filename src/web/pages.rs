@@ -612,8 +612,8 @@ fn identity_rows(l: Lang, rows: &[q::Identity]) -> String {
         let outcome = if r.error.is_empty() { r.outcome.clone() } else { format!("{} ({})", r.outcome, r.error) };
         let _ = write!(
             b,
-            "<tr class=\"{}\"><td class=\"user\">{}</td><td>{}</td><td>{}</td><td><a href=\"/identities/mac/{}\">{}</a></td>\
-             <td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"n\">{}</td></tr>",
+            "<tr class=\"{}\"><td class=\"user\">{}</td><td class=\"host\">{}</td><td class=\"host\">{}</td><td><a href=\"/identities/mac/{}\">{}</a></td>\
+             <td class=\"host\">{}</td><td>{}</td><td class=\"text\">{}</td><td>{}</td><td>{}</td><td class=\"n\">{}</td></tr>",
             if r.outcome == "failure" { "failure" } else { "" },
             E(&r.user),
             E(&r.realm),
@@ -1081,10 +1081,11 @@ fn alert_table_focus(
         }
         let _ = write!(
             b,
-            "<tr id=\"alert-{}\" class=\"sev-{}{}\"><td class=\"sev\">{}</td><td class=\"rule\">{}</td><td>{}</td><td class=\"text\">{}</td><td>{}</td><td>{}</td><td class=\"n\">{}</td><td>{}</td></tr>",
+            "<tr id=\"alert-{}\" class=\"sev-{}{}\" data-state=\"{}\"><td class=\"sev\">{}</td><td class=\"rule\">{}</td><td>{}</td><td class=\"text\">{}</td><td>{}</td><td>{}</td><td class=\"n\">{}</td><td>{}</td></tr>",
             a.id,
             E(&a.severity),
             if focus == Some(a.id) { " focus" } else { "" },
+            E(&a.state),
             E(&severity_text(l, &a.severity)),
             E(&a.rule),
             key_with_names(&a.key, names),

@@ -178,3 +178,76 @@ pub fn lab_secrets() -> Vec<Vec<u8>> {
     }
     v
 }
+
+/// The browser tests' node project (playwright-core).
+pub fn web_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/web")
+}
+
+/// What the browser tests need, or why they cannot run.
+pub fn browser_ready() -> Result<(), String> {
+    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    if !Path::new(&chromium).exists() {
+        return Err(format!("{chromium} not found (scripts/install-deps.sh installs chromium)"));
+    }
+    if Command::new("node").arg("--version").output().map(|o| !o.status.success()).unwrap_or(true) {
+        return Err("node not found".into());
+    }
+    if !web_dir().join("node_modules/playwright-core").is_dir() {
+        return Err("tests/web/node_modules missing: npm ci --prefix tests/web".into());
+    }
+    Ok(())
+}
+
+/// Writes `copies` copies of the Ethernet frames of `files` (classic pcap, µs) to `out` as
+/// one classic pcap: each copy's files one after another, a copy every `every_secs` seconds of
+/// packet time from `start_secs` (so the result spans `copies × every_secs` of history).
+/// Returns the frames written. Other link types and pcapng files are left out.
+pub fn loop_captures(files: &[PathBuf], copies: usize, every_secs: u64, start_secs: u64, out: &Path) -> u64 {
+    use std::io::Write;
+    let rd = |b: &[u8], i: usize| u32::from_le_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]]);
+    // (µs offset from the file's first frame, record bytes after the 16-byte header, orig_len)
+    let mut inputs: Vec<Vec<(u64, Vec<u8>, u32)>> = Vec::new();
+    for f in files {
+        let b = std::fs::read(f).unwrap();
+        if b.len() < 24 || rd(&b, 0) != 0xa1b2_c3d4 || rd(&b, 20) != 1 {
+            continue;
+        }
+        let (mut i, mut recs, mut first) = (24usize, Vec::new(), None);
+        while i + 16 <= b.len() {
+            let (s, us, incl, orig) = (rd(&b, i) as u64, rd(&b, i + 4) as u64, rd(&b, i + 8) as usize, rd(&b, i + 12));
+            let Some(data) = b.get(i + 16..i + 16 + incl) else { break };
+            let t = s * 1_000_000 + us;
+            let t0 = *first.get_or_insert(t);
+            recs.push((t.saturating_sub(t0), data.to_vec(), orig));
+            i += 16 + incl;
+        }
+        if !recs.is_empty() {
+            inputs.push(recs);
+        }
+    }
+    let mut w = std::io::BufWriter::new(std::fs::File::create(out).unwrap());
+    let mut head = Vec::new();
+    for v in [0xa1b2_c3d4u32, 0x0004_0002, 0, 0, 65_535, 1] {
+        head.extend_from_slice(&v.to_le_bytes());
+    }
+    w.write_all(&head).unwrap();
+    let mut n = 0u64;
+    for k in 0..copies as u64 {
+        let mut t = (start_secs + k * every_secs) * 1_000_000;
+        for recs in &inputs {
+            for (off, data, orig) in recs {
+                let ts = t + off;
+                for v in [(ts / 1_000_000) as u32, (ts % 1_000_000) as u32, data.len() as u32, *orig] {
+                    w.write_all(&v.to_le_bytes()).unwrap();
+                }
+                w.write_all(data).unwrap();
+                n += 1;
+            }
+            t += recs.last().map_or(0, |r| r.0) + 1_000_000;
+        }
+        assert!(t <= (start_secs + (k + 1) * every_secs) * 1_000_000, "a copy is longer than {every_secs} s");
+    }
+    w.flush().unwrap();
+    n
+}
