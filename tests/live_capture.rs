@@ -292,3 +292,131 @@ fn kill_9_a_second_after_traffic_loses_nothing() {
         before = now;
     }
 }
+
+/// A mirror port that goes quiet: the daemon captures a few pings on a veth, then nothing. After
+/// a minute without a frame the overview says "no frames since …" (measured against the clock,
+/// not the last stored minute), and after `[capture] silent_after` (1 minute here) the
+/// `capture-silent` alert of the shipped rules is active in the store and on the page, as
+/// chromium (tests/web/phone.mjs, run inside the namespace) sees it; `/metrics` tells the
+/// silent seconds. Then frames again: the overview shows them within seconds.
+#[test]
+fn a_silent_mirror_port_is_shown_and_alerted() {
+    if !is_root() || !["ip", "ping", "curl"].iter().all(|t| tool(t)) {
+        common::skip_or_fail("the silent-port test needs root, iproute2, ping and curl");
+        return;
+    }
+    if let Err(why) = common::browser_ready() {
+        common::skip_or_fail(&why);
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let mut lab = Lab::pair("mws", "10.78.9");
+    let (a, va) = (lab.ns("a"), lab.iface("a"));
+    let config = dir.join("mirrorwatch.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[capture]\ninterface = \"{va}\"\nsilent_after = \"1m\"\n[web]\npassword_file = \"{}\"\nmetrics_token_file = \"{}\"\n[store]\ndir = \"{}\"\nring = false\n",
+            dir.join("dashboard.passwd").display(),
+            dir.join("metrics.token").display(),
+            dir.display()
+        ),
+    )
+    .unwrap();
+    std::fs::write(dir.join("metrics.token"), "silent-port-metrics-token\n").unwrap();
+    let mut passwd = Command::new(env!("CARGO_BIN_EXE_mirrorwatch"))
+        .args(["passwd", "--password-stdin", "--config"])
+        .arg(&config)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(&mut passwd.stdin.take().unwrap(), b"silent port 5\n").unwrap();
+    assert!(passwd.wait().unwrap().success());
+    let rules = Path::new(env!("CARGO_MANIFEST_DIR")).join("rules");
+    let port = 18_090 + std::process::id() % 1000;
+    let listen = format!("127.0.0.1:{port}");
+    lab.spawn_in(
+        "a",
+        &[
+            env!("CARGO_BIN_EXE_mirrorwatch"),
+            "run",
+            "--listen",
+            &listen,
+            "--config",
+            config.to_str().unwrap(),
+            "--rules",
+            rules.to_str().unwrap(),
+        ],
+    );
+    std::thread::sleep(Duration::from_millis(2000));
+    lab.sh(&format!("ip netns exec {} ping -q -c 5 -i 0.2 10.78.9.1 >/dev/null", lab.ns("b")));
+    // The cable pulled: the peer's end goes down, so not even an ARP probe arrives.
+    lab.sh(&format!("ip -n {} link set {} down", lab.ns("b"), lab.iface("b")));
+    let quiet_from = std::time::Instant::now();
+    let base = format!("http://{listen}");
+    let curl = |args: &[&str]| -> String {
+        let o = Command::new("ip")
+            .args(["netns", "exec", &a, "curl", "-s", "-b", "c.txt", "-c", "c.txt"])
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    curl(&["-o", "/dev/null", "-d", "password=silent port 5", &format!("{base}/login")]);
+    let page = curl(&[&format!("{base}/")]);
+    assert!(!page.contains("id=\"capture-silent\""), "no banner while frames come: {page}");
+    // A minute without a frame: the banner, not yet the alert.
+    std::thread::sleep(Duration::from_secs(62).saturating_sub(quiet_from.elapsed()));
+    let page = curl(&[&format!("{base}/")]);
+    assert!(page.contains("id=\"capture-silent\""), "no banner after a quiet minute: {page}");
+    // Past silent_after (and the once-a-second check): the alert.
+    let db = dir.join("mirrorwatch.db");
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let active: i64 = rusqlite::Connection::open(&db)
+            .and_then(|c| {
+                c.query_row("SELECT count(*) FROM alerts WHERE rule = 'capture-silent' AND state = 'active'", [], |r| {
+                    r.get(0)
+                })
+            })
+            .unwrap_or(0);
+        if active == 1 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "no active capture-silent alert");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let metrics = curl(&["-H", "Authorization: Bearer silent-port-metrics-token", &format!("{base}/metrics")]);
+    let silent: f64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("mirrorwatch_capture_silent_seconds "))
+        .and_then(|v| v.trim().parse().ok())
+        .expect("mirrorwatch_capture_silent_seconds");
+    assert!(silent >= 60.0, "{silent}");
+    let shots = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join(std::env::var("MIRRORWATCH_SCREENSHOTS").unwrap_or_else(|_| "target/screenshots".into()))
+        .join("phone");
+    let cfg = serde_json::json!({
+        "base": base, "password": "silent port 5", "screenshots": shots, "checks": ["banner"],
+    });
+    let cfg_path = dir.join("banner.json");
+    std::fs::write(&cfg_path, cfg.to_string()).unwrap();
+    let out = Command::new("ip")
+        .args(["netns", "exec", &a, "node", "phone.mjs"])
+        .arg(&cfg_path)
+        .current_dir(common::web_dir())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    eprintln!("{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "browser: {stdout}");
+    // Frames again: the overview shows them, without a banner, within seconds.
+    lab.sh(&format!("ip -n {} link set {} up", lab.ns("b"), lab.iface("b")));
+    lab.sh(&format!("ip netns exec {} ping -q -c 5 -i 0.2 10.78.9.1 >/dev/null", lab.ns("b")));
+    std::thread::sleep(Duration::from_millis(1500));
+    let page = curl(&[&format!("{base}/")]);
+    assert!(!page.contains("id=\"capture-silent\""), "the banner stays after frames came back");
+}
