@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """50 concurrent dashboard clients (benches/web_load.sh runs this): log in once, then each
 client requests the JSON API and two pages in a loop over a keep-alive connection until the
-file STOP exists. Prints one JSON object: requests, errors, latency percentiles (ms)."""
+file STOP exists. Each client has its own loopback address (127.0.2.N), as the LAN hosts of a
+branch have: the dashboard caps connections per address. Prints one JSON object: requests, errors, latency percentiles (ms)."""
 import http.client, json, os, sys, threading, time, urllib.parse
 
 host, port, password, stop_file = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
@@ -30,7 +31,8 @@ lat, errors, statuses = [], [], {}
 lock = threading.Lock()
 
 def client(i):
-    conn = http.client.HTTPConnection(host, port, timeout=30)
+    src = ("127.0.2.%d" % (1 + i % 250), 0)
+    conn = http.client.HTTPConnection(host, port, timeout=30, source_address=src)
     mine, bad, k = [], [], i
     while not os.path.exists(stop_file):
         path = paths[k % len(paths)]; k += 1
@@ -46,7 +48,8 @@ def client(i):
                 bad.append(f"{path} {r.status} {body[:120]!r}")
         except OSError as e:
             bad.append(f"{path} {e}")
-            conn = http.client.HTTPConnection(host, port, timeout=30)
+            src = ("127.0.2.%d" % (1 + i % 250), 0)
+    conn = http.client.HTTPConnection(host, port, timeout=30, source_address=src)
     with lock:
         lat.extend(mine); errors.extend(bad)
 

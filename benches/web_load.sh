@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # The dashboard under load while the store writes at full speed: `mirrorwatch run --replay` of
-# the flood bench's normal capture (600,000 full-size frames, shipped rules), once alone and
-# once with 50 concurrent API clients (benches/web_load.py). Reports the replay's packets per
-# CPU-second of the capture thread and its wall time, with and without the readers, the
-# readers' p50/p99 latency, and checks that nothing was lost: every frame is in traffic_minute,
-# no "database is locked", no store failure.
+# the flood bench's normal capture (600,000 full-size frames, shipped rules), once alone, once
+# with 50 concurrent API clients (benches/web_load.py) and once under attack from the LAN
+# (benches/web_attack.py: 1,500 half-sent requests held, wrong passwords from 60 addresses, 20
+# API readers). Reports the replay's packets per CPU-second of the capture thread and its wall
+# time in each case, the clients' p50/p99 latency, and checks that nothing was lost: every
+# frame is in traffic_minute, no "database is locked", no store failure.
 #
 #   benches/web_load.sh [CONNECTIONS]      (default 300000, 6 frames each: 1.8 M frames, 2.6 GB)
 set -euo pipefail
@@ -19,7 +20,7 @@ frames=$(target/release/mirrorwatch analyze "$cap" --json | python3 -c 'import j
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 password=load-test-password
-printf '[web]\npassword_file = "%s/pw"\nmetrics_token_file = "%s/token"\n' "$work" "$work" > "$work/mw.toml"
+printf '[web]\npassword_file = "%s/pw"\nmetrics_token_file = "%s/token"\n[store]\ndir = "%s"\n' "$work" "$work" "$work" > "$work/mw.toml"
 echo token-for-load > "$work/token"
 echo "$password" | target/release/mirrorwatch passwd --config "$work/mw.toml" --password-stdin >/dev/null
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
@@ -39,6 +40,9 @@ run() { # label readers(0/1)
     if [ "$readers" = 1 ]; then
         TOKEN_FILE=$work/token python3 benches/web_load.py 127.0.0.1 "$port" "$password" "$work/stop" > "$work/$label.json" &
         client=$!
+    elif [ "$readers" = 2 ]; then
+        python3 benches/web_attack.py 127.0.0.1 "$port" "$password" "$work/stop" > "$work/$label.json" &
+        client=$!
     fi
     until grep -q "replayed .* frames" "$log"; do
         kill -0 "$pid" 2>/dev/null || { cat "$log"; exit 1; }
@@ -54,8 +58,9 @@ run() { # label readers(0/1)
     local lost; lost=$(sqlite3 "$db" "select coalesce(sum(count),0) from health_events where kind in ('store.lost','store.failing')")
     awk -v l="$label" -v f="$frames" -v c="$cpu" -v w="$(echo "$t1 - $t0" | bc)" -v s="$stored" -v k="$locked" -v x="$lost" \
         'BEGIN { printf "%-14s %8d frames  %6.2f CPU-s capture thread  %9.0f packets/CPU-s  %6.2f s wall  stored %d  locked %d  store failures %d\n", l, f, c, f / c, w, s, k, x }'
-    [ "$readers" = 1 ] && echo "    readers: $(cat "$work/$label.json")"
+    [ "$readers" != 0 ] && echo "    clients: $(cat "$work/$label.json")"
     return 0
 }
 run alone 0
 run with-readers 1
+run under-attack 2

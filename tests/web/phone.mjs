@@ -79,6 +79,13 @@ try {
           seen.widths[name] = sw;
           if (broken.length) seen.broken_words[name] = broken.slice(0, 5);
           await page.screenshot({ path: `${shots}/${name}.png`, fullPage: true });
+          if (w < 500) {
+            // The phone's first screens, small enough to keep in docs/screenshots/phone.
+            const height = await page.evaluate(() => document.documentElement.scrollHeight);
+            mkdirSync(`${shots}/docs`, { recursive: true });
+            await page.screenshot({ path: `${shots}/docs/${name}.png`, fullPage: true,
+                                    clip: { x: 0, y: 0, width: w, height: Math.min(1200, height) } });
+          }
           check(sw <= w, `${name}: no wider than the screen (${sw} <= ${w})`);
           check(broken.length === 0, `${name}: no word broken across lines (${broken.slice(0, 3).join(", ")})`);
         }
