@@ -325,15 +325,7 @@ fn a_silent_mirror_port_is_shown_and_alerted() {
     )
     .unwrap();
     std::fs::write(dir.join("metrics.token"), "silent-port-metrics-token\n").unwrap();
-    let mut passwd = Command::new(env!("CARGO_BIN_EXE_mirrorwatch"))
-        .args(["passwd", "--password-stdin", "--config"])
-        .arg(&config)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    std::io::Write::write_all(&mut passwd.stdin.take().unwrap(), b"silent port 5\n").unwrap();
-    assert!(passwd.wait().unwrap().success());
+    common::set_password(&config, "silent port 5");
     let rules = Path::new(env!("CARGO_MANIFEST_DIR")).join("rules");
     let port = 18_090 + std::process::id() % 1000;
     let listen = format!("127.0.0.1:{port}");

@@ -10,8 +10,8 @@ mod common;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
 const PASSWORD: &str = "tokyo branch 3f";
 
@@ -32,25 +32,8 @@ fn mw() -> Command {
     Command::new(env!("CARGO_BIN_EXE_mirrorwatch"))
 }
 
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = Command::new("kill").arg(self.0.id().to_string()).status();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.0.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// Starts `analyze --serve 127.0.0.1:0` and reads the dashboard URL it prints.
-fn serve(files: &[PathBuf], rules: &Path, config: &Path) -> (Server, String) {
+fn serve(files: &[PathBuf], rules: &Path, config: &Path) -> (common::Stopped, String) {
     let mut child = mw()
         .arg("analyze")
         .args(files)
@@ -64,7 +47,7 @@ fn serve(files: &[PathBuf], rules: &Path, config: &Path) -> (Server, String) {
         .spawn()
         .unwrap();
     let stderr = child.stderr.take().unwrap();
-    let server = Server(child);
+    let server = common::Stopped(child);
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
@@ -96,15 +79,7 @@ fn the_dashboard_in_headless_chromium() {
     std::fs::write(&config, format!("[web]\npassword_file = \"{}\"\n", dir.path().join("dashboard.passwd").display()))
         .unwrap();
     // The password through the real command.
-    let mut passwd = mw()
-        .args(["passwd", "--password-stdin", "--config"])
-        .arg(&config)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    std::io::Write::write_all(&mut passwd.stdin.take().unwrap(), format!("{PASSWORD}\n").as_bytes()).unwrap();
-    assert!(passwd.wait().unwrap().success());
+    common::set_password(&config, PASSWORD);
 
     let files: Vec<PathBuf> = FILES.iter().map(|f| common::lab_dir().join(f)).collect();
     // The oracles: `filter --count` for the preview, `rules check` for the error position.

@@ -13,27 +13,10 @@ mod common;
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 const PASSWORD: &str = "branch phone 7";
-
-struct Daemon(Child);
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = Command::new("kill").arg(self.0.id().to_string()).status();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.0.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 fn mw() -> Command {
     Command::new(env!("CARGO_BIN_EXE_mirrorwatch"))
@@ -93,10 +76,7 @@ fn the_dashboard_on_a_phone_and_a_laptop_over_a_store_of_months() {
         ),
     )
     .unwrap();
-    let mut passwd =
-        mw().args(["passwd", "--password-stdin", "--config"]).arg(&config).stdin(Stdio::piped()).spawn().unwrap();
-    std::io::Write::write_all(&mut passwd.stdin.take().unwrap(), format!("{PASSWORD}\n").as_bytes()).unwrap();
-    assert!(passwd.wait().unwrap().success());
+    common::set_password(&config, PASSWORD);
 
     let started = Instant::now();
     let mut child = mw()
@@ -111,7 +91,7 @@ fn the_dashboard_on_a_phone_and_a_laptop_over_a_store_of_months() {
         .spawn()
         .unwrap();
     let stderr = child.stderr.take().unwrap();
-    let daemon = Daemon(child);
+    let daemon = common::Stopped(child);
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {

@@ -98,6 +98,24 @@ impl RingSettings {
     }
 }
 
+/// The ring's files in `dir` (`ring-<seq>-<time>.pcapng`), oldest first, with their sequence
+/// numbers.
+pub fn ring_files(dir: &Path) -> Vec<(u64, PathBuf)> {
+    let mut found: Vec<(u64, PathBuf)> = std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.filter_map(|e| e.ok())
+                .filter_map(|e| {
+                    let name = e.file_name().to_string_lossy().into_owned();
+                    let seq = name.strip_prefix("ring-")?.split('-').next()?.parse::<u64>().ok()?;
+                    name.ends_with(".pcapng").then(|| (seq, e.path()))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    found.sort();
+    found
+}
+
 /// Where the evidence windows are kept.
 pub fn evidence_dir(store_dir: &Path) -> PathBuf {
     store_dir.join("evidence")
@@ -328,20 +346,7 @@ impl RingWriter {
     /// Finds the ring files of earlier runs (their first frame is read; a file holding none is
     /// deleted) and removes half-written evidence.
     fn scan(&mut self) {
-        let dir = self.s.ring_dir();
-        let mut found: Vec<(u64, PathBuf)> = std::fs::read_dir(&dir)
-            .map(|rd| {
-                rd.filter_map(|e| e.ok())
-                    .filter_map(|e| {
-                        let name = e.file_name().to_string_lossy().into_owned();
-                        let seq = name.strip_prefix("ring-")?.split('-').next()?.parse::<u64>().ok()?;
-                        name.ends_with(".pcapng").then(|| (seq, e.path()))
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
-        found.sort();
-        for (seq, path) in found {
+        for (seq, path) in ring_files(&self.s.ring_dir()) {
             self.next_seq = self.next_seq.max(seq + 1);
             let bytes = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
             let first = FileSource::open(&path).ok().and_then(|mut f| f.next_packet().ok().flatten().map(|p| p.ts.0));

@@ -85,18 +85,7 @@ pub struct PreviewInput {
 /// file is read to know where it begins; the file being written is read up to its last whole
 /// block.
 pub fn ring_files(ring_dir: &Path, since_ns: i64) -> Vec<PathBuf> {
-    let mut found: Vec<(u64, PathBuf)> = std::fs::read_dir(ring_dir)
-        .map(|rd| {
-            rd.filter_map(|e| e.ok())
-                .filter_map(|e| {
-                    let name = e.file_name().to_string_lossy().into_owned();
-                    let seq = name.strip_prefix("ring-")?.split('-').next()?.parse::<u64>().ok()?;
-                    name.ends_with(".pcapng").then(|| (seq, e.path()))
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    found.sort();
+    let found = crate::store::ring::ring_files(ring_dir);
     let firsts: Vec<Option<i64>> = found
         .iter()
         .map(|(_, p)| FileSource::open(p).ok().and_then(|mut f| f.next_packet().ok().flatten().map(|p| p.ts.0)))

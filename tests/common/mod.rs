@@ -251,3 +251,35 @@ pub fn loop_captures(files: &[PathBuf], copies: usize, every_secs: u64, start_se
     w.flush().unwrap();
     n
 }
+
+/// Sets the dashboard password of `config` through the real `mirrorwatch passwd`.
+pub fn set_password(config: &Path, password: &str) {
+    let mut p = Command::new(env!("CARGO_BIN_EXE_mirrorwatch"))
+        .args(["passwd", "--password-stdin", "--config"])
+        .arg(config)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(&mut p.stdin.take().unwrap(), format!("{password}\n").as_bytes()).unwrap();
+    assert!(p.wait().unwrap().success());
+}
+
+/// A process of the test, stopped when dropped: SIGTERM, then SIGKILL if it has not ended
+/// within 20 s.
+pub struct Stopped(pub std::process::Child);
+
+impl Drop for Stopped {
+    fn drop(&mut self) {
+        let _ = Command::new("kill").arg(self.0.id().to_string()).status();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while std::time::Instant::now() < deadline {
+            if let Ok(Some(_)) = self.0.try_wait() {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
