@@ -291,8 +291,16 @@ fn shipped_rules_alert_on_deadlocks_and_5xx_bursts() {
     .map(|(a, b)| (a.to_string(), b.to_string()))
     .collect();
     assert_eq!(mailed, want);
-    let recorded = v["alerts"].as_array().unwrap().iter().filter(|a| a["rule"] == "db-errors").count();
-    assert_eq!(recorded, 7, "every database error kind is recorded");
+    // Every other database error kind is recorded once: the two deadlocks only by db-deadlock.
+    let recorded: Vec<&str> = v["alerts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["rule"] == "db-errors")
+        .map(|a| a["key"].as_str().unwrap())
+        .collect();
+    assert_eq!(recorded.len(), 5, "{recorded:?}");
+    assert!(!recorded.iter().any(|k| k.contains("40P01") || k.contains(" 1213 ")), "{recorded:?}");
 }
 
 /// Captures cut by a small snaplen (a box capturing headers only): Wireshark does not
