@@ -291,7 +291,7 @@ fn the_dashboard_lists_downloads_and_deletes_evidence_windows() {
     assert!(api["ring"]["files"].as_u64().unwrap() >= 1);
     assert_eq!(api["ring"]["frames_written"].as_u64().unwrap() as usize, want);
     let page = String::from_utf8(curl(&[&format!("http://{addr}/captures")])).unwrap();
-    assert!(page.contains(&format!("/captures/window/{id}/delete")), "{page}");
+    assert!(page.contains(&format!("name=\"id\" value=\"{id}\" form=\"bulk-delete\"")), "{page}");
     let alerts = String::from_utf8(curl(&[&format!("http://{addr}/alerts")])).unwrap();
     assert!(alerts.contains(&format!("/captures/window/{id}\"")), "the alert links its window");
     let got = curl(&[&format!("http://{addr}/captures/window/{id}")]);
