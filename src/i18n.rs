@@ -2,6 +2,8 @@
 //! Japanese branch admins). One table, so a missing translation is a failing test, not an
 //! English word on a Japanese page.
 
+pub mod summary;
+
 /// A language the dashboard and the mails speak.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum Lang {

@@ -92,8 +92,9 @@ fn alert_body(v: &Value, cfg: &MailConfig, users: &dyn Fn(&str) -> Option<String
     let ctx = &v["context"];
     let sev = s(v, "severity").to_uppercase();
     let title = if s(v, "description").is_empty() { s(v, "rule") } else { s(v, "description") };
-    let subject = format!("[mirrorwatch] {sev} {title}: {}", s(v, "summary"));
-    let mut lines = vec![(l.t("mail_what").to_string(), s(v, "summary").to_string())];
+    let summary = crate::i18n::summary::summary(l, s(v, "summary"));
+    let subject = format!("[mirrorwatch] {sev} {title}: {summary}");
+    let mut lines = vec![(l.t("mail_what").to_string(), summary.to_string())];
     let mut wher = Vec::new();
     if let Some(ip) = ctx["ip"].as_str() {
         wher.push(format!("{} {ip}", l.t("mail_client")));
@@ -163,8 +164,14 @@ fn digest_body(v: &Value, cfg: &MailConfig) -> (String, Body) {
         .iter()
         .map(|x| {
             let state = l.t(if x["ongoing"].as_bool().unwrap_or(false) { "mail_ongoing" } else { "cleared" });
-            let (sev, sum, new, total, since, last) =
-                (s(x, "severity"), s(x, "summary"), &x["new"], &x["total"], s(x, "since"), s(x, "last"));
+            let (sev, sum, new, total, since, last) = (
+                s(x, "severity"),
+                crate::i18n::summary::summary(l, s(x, "summary")),
+                &x["new"],
+                &x["total"],
+                s(x, "since"),
+                s(x, "last"),
+            );
             by(
                 l,
                 format!("[{sev}] {sum} — {new} more (total {total}) since {since}, last {last}; {state}"),

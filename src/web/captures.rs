@@ -249,7 +249,7 @@ pub async fn list(
             };
             let mut state = E(&window_state(l, &w.state)).to_string();
             if let Some(n) = w.note.as_deref().filter(|n| !n.is_empty()) {
-                let _ = write!(state, " <small>({})</small>", E(n));
+                let _ = write!(state, " <small>({})</small>", E(&crate::i18n::summary::window_note(l, n)));
             }
             let _ = write!(
                 b,

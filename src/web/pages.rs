@@ -1089,7 +1089,7 @@ fn alert_table_focus(
             E(&severity_text(l, &a.severity)),
             E(&a.rule),
             key_with_names(&a.key, names),
-            E(&a.summary),
+            E(&crate::i18n::summary::summary(l, &a.summary)),
             since,
             state,
             num(a.count),
