@@ -77,7 +77,7 @@ enum Cmd {
         /// Capture of the failure, taken under the same conditions.
         failure: PathBuf,
         /// text (for a terminal), json (for scripts) or html (one file with ladder diagrams).
-        #[arg(long, default_value = "text")]
+        #[arg(long, default_value = "text", value_parser = ["text", "json", "html"])]
         format: String,
         /// Write the report to this file instead of standard output.
         #[arg(short = 'o', long = "output")]
@@ -149,6 +149,19 @@ fn main() -> ExitCode {
     match result {
         Ok(Outcome { bad_input: false }) => ExitCode::SUCCESS,
         Ok(Outcome { bad_input: true }) => ExitCode::from(1),
+        // A reader that stopped reading (`mirrorwatch filter … | head`): the end, quietly, as
+        // ripgrep does.
+        Err(e)
+            if e.chain().any(|c| {
+                c.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+            }) =>
+        {
+            ExitCode::SUCCESS
+        }
+        Err(e) if e.chain().any(|c| c.is::<mirrorwatch::commands::UsageError>()) => {
+            eprintln!("mirrorwatch: {e:#}");
+            ExitCode::from(2)
+        }
         Err(e) => {
             eprintln!("mirrorwatch: {e:#}");
             ExitCode::from(1)

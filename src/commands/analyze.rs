@@ -65,6 +65,9 @@ pub fn run(mut args: AnalyzeArgs) -> anyhow::Result<Outcome> {
         None => None,
     };
     drop(listener_check);
+    if let Some(dir) = &args.rules {
+        super::rules_dir_exists(dir)?;
+    }
     let rules = match &args.rules {
         Some(dir) => match super::rules::load_or_report(dir) {
             Some(r) => Some(r),
@@ -112,9 +115,10 @@ pub fn run(mut args: AnalyzeArgs) -> anyhow::Result<Outcome> {
         }
     }
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&summary.to_json(&reports))?);
+        let json = serde_json::to_string_pretty(&summary.to_json(&reports))? + "\n";
+        std::io::Write::write_all(&mut std::io::stdout().lock(), json.as_bytes())?;
     } else {
-        print_text(&summary, &reports, args.db.as_deref());
+        print_text(&summary, &reports, args.db.as_deref())?;
     }
     if let (Some(addr), Some(db)) = (&args.serve, &args.db) {
         let served = serve(&cfg, addr, db, &args, &summary);
@@ -159,6 +163,9 @@ fn serve(cfg: &Config, addr: &str, db: &Path, args: &AnalyzeArgs, summary: &Summ
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(sig, Arc::clone(&stop))?;
     }
+    // SIGHUP (a closed terminal, `systemctl reload`) must not end it: a finished analysis has
+    // nothing to reload, the rule editor applies its own saves.
+    signal_hook::flag::register(signal_hook::consts::SIGHUP, Arc::new(AtomicBool::new(false)))?;
     let server = crate::web::Server::start(addr, state, Arc::clone(&stop))?;
     let host = match server.addr.ip() {
         ip if ip.is_unspecified() => "localhost".to_string(),
@@ -180,26 +187,37 @@ fn serve(cfg: &Config, addr: &str, db: &Path, args: &AnalyzeArgs, summary: &Summ
     Ok(())
 }
 
-fn print_text(s: &Summary, reports: &[FileReport], db: Option<&Path>) {
+/// The summary as text on standard output (one write: a reader that closed the pipe is an
+/// error the caller treats as the end, not a panic).
+fn print_text(s: &Summary, reports: &[FileReport], db: Option<&Path>) -> std::io::Result<()> {
+    use std::fmt::Write as _;
+    let mut out = String::new();
     let t = &s.tcp;
-    println!("files:       {}", reports.len());
-    println!("packets:     {}  ({} bytes)", s.packets, s.bytes);
+    let _ = writeln!(out, "files:       {}", reports.len());
+    let _ = writeln!(out, "packets:     {}  ({} bytes)", s.packets, s.bytes);
     if let (Some(a), Some(b)) = (s.first_ts, s.last_ts) {
-        println!("time:        {a} .. {b}");
+        let _ = writeln!(out, "time:        {a} .. {b}");
     }
-    println!("flows:       {} ({} TCP, {} UDP)", s.flows.created, s.flows.tcp_streams, s.flows.udp_streams);
-    println!(
+    let _ =
+        writeln!(out, "flows:       {} ({} TCP, {} UDP)", s.flows.created, s.flows.tcp_streams, s.flows.udp_streams);
+    let _ = writeln!(
+        out,
         "tcp:         {} retransmissions ({} fast, {} spurious, {} between private addresses)",
         t.retransmissions, t.fast_retransmissions, t.spurious_retransmissions, s.private_retransmissions
     );
-    println!(
+    let _ = writeln!(
+        out,
         "             {} duplicate ACKs, {} out of order, {} lost segments, {} zero windows",
         t.duplicate_acks, t.out_of_order, t.lost_segments, t.zero_windows
     );
-    println!("capture:     {} truncated frames, {} decode errors", s.capture.truncated_frames, s.capture.decode_errors);
+    let _ = writeln!(
+        out,
+        "capture:     {} truncated frames, {} decode errors",
+        s.capture.truncated_frames, s.capture.decode_errors
+    );
     if !s.identities.is_empty() {
         let shared = s.identity_events.iter().filter(|e| e.kind == "identity.shared_mac").count();
-        println!("identities:  {} bindings, {} shared-MAC events", s.identities.len(), shared);
+        let _ = writeln!(out, "identities:  {} bindings, {} shared-MAC events", s.identities.len(), shared);
     }
     if !s.app_errors.is_empty() {
         let mut kinds: Vec<(String, usize)> = Vec::new();
@@ -211,10 +229,11 @@ fn print_text(s: &Summary, reports: &[FileReport], db: Option<&Path>) {
             }
         }
         let list: Vec<String> = kinds.iter().map(|(k, n)| format!("{k} x{n}")).collect();
-        println!("app errors:  {} ({})", s.app_errors.len(), list.join(", "));
+        let _ = writeln!(out, "app errors:  {} ({})", s.app_errors.len(), list.join(", "));
     }
     for a in &s.alerts {
-        println!(
+        let _ = writeln!(
+            out,
             "alert:       [{}] {} {}: {}",
             a["severity"].as_str().unwrap_or(""),
             a["rule"].as_str().unwrap_or(""),
@@ -226,12 +245,13 @@ fn print_text(s: &Summary, reports: &[FileReport], db: Option<&Path>) {
     for (id, t) in &s.counters {
         let top: Vec<String> = t.groups.iter().take(3).map(|g| format!("{} ({})", g.key, g.count)).collect();
         if top.is_empty() {
-            println!("counter:     {id} = {}", t.total);
+            let _ = writeln!(out, "counter:     {id} = {}", t.total);
         } else {
-            println!("counter:     {id} = {}; top: {}", t.total, top.join(", "));
+            let _ = writeln!(out, "counter:     {id} = {}; top: {}", t.total, top.join(", "));
         }
     }
     if let Some(db) = db {
-        println!("database:    {}", db.display());
+        let _ = writeln!(out, "database:    {}", db.display());
     }
+    std::io::Write::write_all(&mut std::io::stdout().lock(), out.as_bytes())
 }

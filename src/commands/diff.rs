@@ -53,7 +53,7 @@ pub fn run(args: DiffArgs) -> anyhow::Result<Outcome> {
     };
     match &args.output {
         Some(p) => std::fs::write(p, out).map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?,
-        None => print!("{out}"),
+        None => std::io::Write::write_all(&mut std::io::stdout().lock(), out.as_bytes())?,
     }
     Ok(Outcome::default())
 }

@@ -23,6 +23,7 @@ pub fn report(errors: &[RuleError]) {
 }
 
 pub fn check(dir: PathBuf) -> anyhow::Result<Outcome> {
+    super::rules_dir_exists(&dir)?;
     match load_or_report(&dir) {
         Some(r) => {
             println!(

@@ -319,6 +319,7 @@ impl Daemon {
             cfg.store.dir = if dir.as_os_str().is_empty() { PathBuf::from(".") } else { dir.to_path_buf() };
         }
         let rules_dir = args.rules.clone().unwrap_or_else(|| cfg.rules.dir.clone());
+        super::rules_dir_exists(&rules_dir)?;
         let (ring, evidence_window) = match cfg.store.ring {
             true => (
                 Some(crate::store::ring::RingSettings::from_config(&cfg.store, &db, &rules_dir)?),
@@ -461,6 +462,12 @@ impl Daemon {
 }
 
 pub fn run(args: RunArgs) -> anyhow::Result<Outcome> {
+    // A replay of a file that cannot be read is a mistake to say now, not a daemon that serves
+    // an empty store.
+    if let Some(file) = &args.replay {
+        crate::capture::file::FileSource::open(file)
+            .map_err(|e| anyhow::anyhow!("--replay {}: {e}", file.display()))?;
+    }
     let d = Daemon::new(&args)?;
     let rules = RuleWatch::new(d.rules_dir.clone(), Arc::clone(&d.live));
     match d.replay.clone() {
@@ -505,11 +512,19 @@ fn replay(mut d: Daemon, mut rules: RuleWatch, file: &std::path::Path) -> anyhow
         p.sink.wait_idle(Duration::from_secs(30));
         r.end_of_input();
     }
-    // Rule files saved meanwhile (the dashboard's editor) are still checked and applied.
+    // Rule files saved meanwhile (the dashboard's editor) are still checked and applied, at
+    // once on SIGHUP (which would otherwise end the process).
+    let hup = Arc::new(AtomicBool::new(false));
+    signal_hook::flag::register(signal_hook::consts::SIGHUP, Arc::clone(&hup)).context("installing SIGHUP")?;
     let mut last_poll = Instant::now();
     while !d.stop.load(Ordering::Relaxed) {
         std::thread::sleep(Duration::from_millis(100));
-        if last_poll.elapsed() >= Duration::from_secs(1) {
+        let hupped = hup.swap(false, Ordering::Relaxed);
+        if hupped {
+            tracing::info!("SIGHUP: reloading rules");
+            rules.fingerprint.clear();
+        }
+        if hupped || last_poll.elapsed() >= Duration::from_secs(1) {
             last_poll = Instant::now();
             if let Some(r) = rules.poll() {
                 p.set_rules(r);
