@@ -31,6 +31,18 @@ pub fn process_files_with<S: Sink>(
     pipeline: &mut Pipeline<S>,
     files: &[PathBuf],
     progress: Option<(&ProgressBar, u64)>,
+    on_frame: impl FnMut(&crate::filter::fields::Ctx<'_, '_>, &crate::pipeline::PacketOutcome),
+) -> Vec<FileReport> {
+    process_files_until(pipeline, files, progress, None, on_frame)
+}
+
+/// [`process_files_with`] that stops early when `stop` is set (the daemon's replay on SIGTERM):
+/// the file's report then says where it stopped.
+pub fn process_files_until<S: Sink>(
+    pipeline: &mut Pipeline<S>,
+    files: &[PathBuf],
+    progress: Option<(&ProgressBar, u64)>,
+    stop: Option<&std::sync::atomic::AtomicBool>,
     mut on_frame: impl FnMut(&crate::filter::fields::Ctx<'_, '_>, &crate::pipeline::PacketOutcome),
 ) -> Vec<FileReport> {
     let mut reports = Vec::with_capacity(files.len());
@@ -58,6 +70,10 @@ pub fn process_files_with<S: Sink>(
                     if packets % 16_384 == 0 {
                         if let Some(pb) = progress {
                             pb.set_position(done_bytes + src.position());
+                        }
+                        if stop.is_some_and(|s| s.load(std::sync::atomic::Ordering::Relaxed)) {
+                            error = Some(format!("{name}: stopped after frame {packets}"));
+                            break;
                         }
                     }
                 }

@@ -451,13 +451,19 @@ impl Daemon {
         if let Some(w) = run.web.take() {
             w.stop();
         }
-        sink.finish()?;
+        // Stopping: a failing store gets a few seconds, not the minute a file analysis waits;
+        // whatever it could not store is said, and the rest still shuts down in order.
+        sink.health.stopping.store(true, Ordering::Relaxed);
+        let stored = sink.finish();
+        if let Err(e) = &stored {
+            tracing::error!("stopping with the store failing: {e:#}");
+        }
         if let Some(r) = ring {
             r.finish();
         }
         self.bg_stop.store(true, Ordering::Relaxed);
         run.threads.into_iter().for_each(|t| t.join().unwrap_or(()));
-        Ok(())
+        stored.map(|_| ())
     }
 }
 
@@ -479,12 +485,18 @@ pub fn run(args: RunArgs) -> anyhow::Result<Outcome> {
 /// `run --replay`: the file through the same pipeline as fast as it goes (packet time), then
 /// the daemon serves the dashboard and sends mail until stopped.
 fn replay(mut d: Daemon, mut rules: RuleWatch, file: &std::path::Path) -> anyhow::Result<Outcome> {
-    let sink = d.store(Backpressure::Block)?;
+    let mut sink = d.store(Backpressure::Block)?;
+    sink.stop_on(Arc::clone(&d.stop));
     let mut ring = d.start_ring()?.map(|r| r.blocking());
     let mut run = d.start_beside(&sink.health, &format!("replaying {}", file.display()))?;
     let mut p = d.pipeline(sink, &mut rules);
-    let reports =
-        crate::offline::process_files_with(&mut p, std::slice::from_ref(&file.to_path_buf()), None, |ctx, _| {
+    // SIGTERM stops the replay too, not only the serving after it.
+    let reports = crate::offline::process_files_until(
+        &mut p,
+        std::slice::from_ref(&file.to_path_buf()),
+        None,
+        Some(&d.stop),
+        |ctx, _| {
             if let Some(r) = ring.as_mut() {
                 let pkt = crate::capture::RawPacket {
                     frame: ctx.d.frame,
@@ -496,9 +508,12 @@ fn replay(mut d: Daemon, mut rules: RuleWatch, file: &std::path::Path) -> anyhow
                 };
                 r.push(&pkt, &ctx.app.masks);
             }
-        });
+        },
+    );
     p.finish_alerts();
-    let bad_input = reports.iter().any(|r| r.error.is_some());
+    // Stopped by SIGTERM is not bad input.
+    let stopped = d.stop.load(Ordering::Relaxed);
+    let bad_input = !stopped && reports.iter().any(|r| r.error.is_some());
     for r in &reports {
         match &r.error {
             Some(e) => tracing::error!("replay: {e}"),
@@ -507,7 +522,7 @@ fn replay(mut d: Daemon, mut rules: RuleWatch, file: &std::path::Path) -> anyhow
     }
     p.sink.flush();
     d.live.publish(&p.summary);
-    if let Some(r) = ring.as_mut() {
+    if let Some(r) = ring.as_mut().filter(|_| !stopped) {
         // Once the store has written the last alerts, their windows are cut from what there is.
         p.sink.wait_idle(Duration::from_secs(30));
         r.end_of_input();

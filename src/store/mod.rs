@@ -109,6 +109,9 @@ pub struct StoreHealth {
     pub writing_since_us: AtomicI64,
     /// Events written, since start.
     pub written_events: AtomicU64,
+    /// The daemon is stopping (SIGTERM): a failing store gets the short grace, so the process
+    /// ends within the unit's TimeoutStopSec, saying what it could not store.
+    pub stopping: std::sync::atomic::AtomicBool,
 }
 
 impl StoreHealth {
@@ -132,6 +135,9 @@ pub struct SqliteSink {
     /// The writer's health (shared with the writer thread).
     pub health: Arc<StoreHealth>,
     writer: Option<JoinHandle<anyhow::Result<WriterStats>>>,
+    /// The daemon's stop flag: a blocked send gives up when it is set (a replay into a locked
+    /// store must still stop on SIGTERM).
+    stop: Option<Arc<std::sync::atomic::AtomicBool>>,
 }
 
 /// What the writer did, returned when it stops.
@@ -193,6 +199,7 @@ impl SqliteSink {
             sent_events: 0,
             health,
             writer: Some(writer),
+            stop: None,
         })
     }
 
@@ -222,8 +229,27 @@ impl SqliteSink {
         let Some(tx) = &self.tx else { return };
         match self.mode {
             Backpressure::Block => {
-                if let Err(e) = tx.send(batch) {
-                    self.dropped_events += e.0.len() as u64;
+                let Some(stop) = &self.stop else {
+                    if let Err(e) = tx.send(batch) {
+                        self.dropped_events += e.0.len() as u64;
+                    }
+                    return;
+                };
+                // Wait for room, unless the daemon is stopping.
+                let mut batch = batch;
+                loop {
+                    match tx.try_send(batch) {
+                        Ok(()) => return,
+                        Err(TrySendError::Full(b)) if !stop.load(Ordering::Relaxed) => {
+                            batch = b;
+                            std::thread::sleep(Duration::from_millis(5));
+                        }
+                        Err(TrySendError::Full(b)) | Err(TrySendError::Disconnected(b)) => {
+                            self.health.stopping.store(true, Ordering::Relaxed);
+                            self.dropped_events += b.len() as u64;
+                            return;
+                        }
+                    }
                 }
             }
             Backpressure::Drop => match tx.try_send(batch) {
@@ -236,6 +262,11 @@ impl SqliteSink {
     }
 
     /// Flushes, stops the writer and waits for it; returns its statistics or its error.
+    /// Gives up a blocked send once `stop` is set (see [`SqliteSink::stop`]).
+    pub fn stop_on(&mut self, stop: Arc<std::sync::atomic::AtomicBool>) {
+        self.stop = Some(stop);
+    }
+
     pub fn finish(mut self) -> anyhow::Result<WriterStats> {
         self.send_batch();
         self.tx = None;
@@ -378,6 +409,7 @@ impl Writer {
                 Ok(()) => continue,
                 Err(e) => {
                     let grace = match self.mode {
+                        _ if self.health.stopping.load(Ordering::Relaxed) => SHUTDOWN_GRACE_LIVE,
                         Backpressure::Drop => SHUTDOWN_GRACE_LIVE,
                         Backpressure::Block => SHUTDOWN_GRACE_FILES,
                     };
