@@ -34,6 +34,19 @@ fn a_mistyped_rule_directory_or_format_is_a_usage_error() {
         .output()
         .unwrap();
     assert_eq!(o.status.code(), Some(2));
+    // The same directory named in the configuration.
+    let cfg = dir.path().join("typo.toml");
+    std::fs::write(&cfg, "[rules]\ndir = \"/typo-rules\"\n").unwrap();
+    let o = mw()
+        .args(["run", "--listen", "", "--config"])
+        .arg(&cfg)
+        .arg("--replay")
+        .arg(&clean)
+        .arg("--db")
+        .arg(dir.path().join("y.db"))
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", String::from_utf8_lossy(&o.stderr));
     let diff = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/diff");
     let o = mw()
         .arg("diff")

@@ -319,7 +319,13 @@ impl Daemon {
             cfg.store.dir = if dir.as_os_str().is_empty() { PathBuf::from(".") } else { dir.to_path_buf() };
         }
         let rules_dir = args.rules.clone().unwrap_or_else(|| cfg.rules.dir.clone());
-        super::rules_dir_exists(&rules_dir)?;
+        // A directory someone named (--rules, [rules] dir) must exist: a typo must not run the
+        // box without rules. The default one may be missing (a box set up without rules yet).
+        if args.rules.is_some() || cfg.rules.dir != crate::config::RulesConfig::default().dir {
+            super::rules_dir_exists(&rules_dir)?;
+        } else if !rules_dir.is_dir() {
+            tracing::warn!("no rule directory {}: running without rules", rules_dir.display());
+        }
         let (ring, evidence_window) = match cfg.store.ring {
             true => (
                 Some(crate::store::ring::RingSettings::from_config(&cfg.store, &db, &rules_dir)?),
