@@ -202,8 +202,7 @@ pub async fn alerts(
     State(st): State<Arc<WebState>>,
     Query(aq): Query<super::pages::AlertQuery>,
 ) -> Result<Json<Value>, WebError> {
-    let wall =
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
+    let wall = crate::time::wall_now().secs();
     let page = aq.page();
     let list = st
         .read(move |c| {

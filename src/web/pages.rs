@@ -1114,10 +1114,6 @@ pub struct AlertQuery {
 }
 
 impl AlertQuery {
-    fn nonempty(v: &Option<String>) -> Option<String> {
-        v.as_deref().map(str::trim).filter(|v| !v.is_empty() && *v != "any").map(str::to_string)
-    }
-
     /// The store's filter; the time range ends at `anchor` (seconds).
     pub fn filter(&self, c: &rusqlite::Connection, anchor: i64) -> rusqlite::Result<q::AlertFilter> {
         let (from_us, to_us) = match self.range.as_deref() {
@@ -1128,9 +1124,9 @@ impl AlertQuery {
             _ => (None, None),
         };
         Ok(q::AlertFilter {
-            severity: Self::nonempty(&self.severity),
-            rule: Self::nonempty(&self.rule),
-            state: Self::nonempty(&self.state).filter(|s| s == "active" || s == "cleared"),
+            severity: chosen(&self.severity),
+            rule: chosen(&self.rule),
+            state: chosen(&self.state).filter(|s| s == "active" || s == "cleared"),
             from_us,
             to_us,
             fold: self.each.as_deref() != Some("1"),
