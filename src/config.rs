@@ -178,18 +178,101 @@ impl MailConfig {
 }
 
 impl Config {
-    /// Parses a configuration; errors say FILE:LINE:COL and what was wrong.
+    /// Parses a configuration; errors say FILE:LINE:COL and what was wrong, for the file's shape
+    /// (unknown keys, wrong types) and for the values read later (sizes, durations, cron
+    /// expressions): a daemon that starts is a daemon whose settings all made sense.
     pub fn parse(text: &str, origin: &Path) -> anyhow::Result<Config> {
-        toml::from_str::<Config>(text).map_err(|e| {
+        let config = toml::from_str::<Config>(text).map_err(|e| {
             let (line, col) = e.span().map(|s| line_col(text, s.start)).unwrap_or((0, 0));
             anyhow::anyhow!("{}:{}:{}: {}", origin.display(), line, col, e.message())
-        })
+        })?;
+        if let Some((section, key, reason)) = config.bad_values().into_iter().next() {
+            let (line, col) = key_position(text, section, key).unwrap_or((0, 0));
+            anyhow::bail!("{}:{line}:{col}: [{section}] {key}: {reason}", origin.display());
+        }
+        Ok(config)
+    }
+
+    /// The settings that are text to be read later, each checked as its reader will read it:
+    /// (section, key, why it is wrong).
+    fn bad_values(&self) -> Vec<(&'static str, &'static str, String)> {
+        use crate::units::{parse_duration, parse_size};
+        let mut bad = Vec::new();
+        let mut size = |section, key, v: &str, min: u64| match parse_size(v) {
+            Some(b) if b >= min => {}
+            Some(_) => {
+                bad.push((section, key, format!("{v:?} is too small (at least {})", crate::units::format_size(min))))
+            }
+            None => bad.push((section, key, format!("{v:?} is not a size like \"4GiB\""))),
+        };
+        let st = &self.store;
+        size("store", "disk_budget", &st.disk_budget, 1 << 20);
+        size("store", "ring_file_size", &st.ring_file_size, 0);
+        size("store", "ring_buffer", &st.ring_buffer, 0);
+        size("store", "evidence_max", &st.evidence_max, 0);
+        size("pipeline", "analyzer_buffers", &self.pipeline.analyzer_buffers, 0);
+        let mut duration = |section, key, v: &str, range: std::ops::RangeInclusive<u64>, what: &str| {
+            if !parse_duration(v).is_some_and(|s| range.contains(&s)) {
+                bad.push((section, key, format!("{v:?}: {what}")));
+            }
+        };
+        let any = 0..=u64::MAX;
+        duration("store", "evidence_before", &st.evidence_before, any.clone(), "not a duration like \"60s\"");
+        duration("store", "evidence_after", &st.evidence_after, any.clone(), "not a duration like \"60s\"");
+        duration("capture", "silent_after", &self.capture.silent_after, 60..=86_400, "a duration from 1m to 1d");
+        duration("web", "session_lifetime", &self.web.session_lifetime, 60..=30 * 86_400, "a duration from 1m to 30d");
+        let m = &self.mail;
+        duration("mail", "digest_every", &m.digest_every, 60..=7 * 86_400, "a duration from 1m to 7d");
+        duration("mail", "retry_initial", &m.retry_initial, 1..=86_400, "a duration from 1s to 1d");
+        duration("mail", "retry_max", &m.retry_max, 1..=7 * 86_400, "a duration from 1s to 7d");
+        duration("mail", "timeout", &m.timeout, 1..=600, "a duration from 1s to 10m");
+        if !matches!(m.tls.as_str(), "none" | "starttls" | "tls") {
+            bad.push(("mail", "tls", format!("{:?}: none, starttls or tls", m.tls)));
+        }
+        if crate::i18n::Lang::parse(&m.language).is_none() {
+            bad.push(("mail", "language", format!("{:?}: en or ja", m.language)));
+        }
+        if self.web.max_connections == 0 {
+            bad.push(("web", "max_connections", "must be at least 1".into()));
+        }
+        if self.web.max_connections_per_address == 0 {
+            bad.push(("web", "max_connections_per_address", "must be at least 1".into()));
+        }
+        let j = &self.jobs;
+        for (key, expr) in
+            [("digest", &j.digest), ("retention", &j.retention), ("disk", &j.disk), ("optimize", &j.optimize)]
+        {
+            if let Err(e) = crate::jobs::parse_cron(expr) {
+                bad.push(("jobs", key, format!("{e}")));
+            }
+        }
+        bad
     }
 
     pub fn load(path: &Path) -> anyhow::Result<Config> {
         let text = std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
         Config::parse(&text, path)
     }
+}
+
+/// Where `key` of table `[section]` is set in a TOML text (line and column, from 1), found by
+/// reading the lines as TOML lays them out: table headers, then `key = value`.
+fn key_position(text: &str, section: &str, key: &str) -> Option<(usize, usize)> {
+    let mut table = "";
+    for (n, line) in text.lines().enumerate() {
+        let t = line.trim_start();
+        if let Some(h) = t.strip_prefix('[') {
+            table = h.split(']').next().unwrap_or("").trim();
+            continue;
+        }
+        if table == section {
+            let name = t.split('=').next().unwrap_or("").trim().trim_matches(['"', '\'']);
+            if name == key && t.contains('=') {
+                return Some((n + 1, line.len() - t.len() + 1));
+            }
+        }
+    }
+    None
 }
 
 #[cfg(test)]
@@ -210,5 +293,17 @@ mod tests {
         let e = Config::parse("[capture]\ninterface = \"eth0\"\nsnaplne = 3\n", Path::new("m.toml")).unwrap_err();
         let msg = e.to_string();
         assert!(msg.starts_with("m.toml:3:1: unknown field `snaplne`"), "{msg}");
+    }
+
+    #[test]
+    fn a_value_read_later_is_checked_with_its_line() {
+        let text = "[capture]\ninterface = \"eth0\"\n\n[store]\nretention_days = 7\n  disk_budget = \"4 gigs\"\n";
+        let msg = Config::parse(text, Path::new("m.toml")).unwrap_err().to_string();
+        assert_eq!(msg, "m.toml:6:3: [store] disk_budget: \"4 gigs\" is not a size like \"4GiB\"");
+        let msg = Config::parse("[jobs]\ndisk = \"every five minutes\"\n", Path::new("m.toml")).unwrap_err();
+        assert!(msg.to_string().starts_with("m.toml:2:1: [jobs] disk: \"every five minutes\""), "{msg}");
+        let msg = Config::parse("[mail]\ntls = \"ssl\"\n", Path::new("m.toml")).unwrap_err().to_string();
+        assert_eq!(msg, "m.toml:2:1: [mail] tls: \"ssl\": none, starttls or tls");
+        assert!(Config::parse("", Path::new("m.toml")).is_ok(), "the defaults are valid");
     }
 }

@@ -172,7 +172,7 @@ impl Mailer {
             let users = |ip: &str| lookup_user(&conn, ip);
             let msg = compose::message(&row, &self.cfg, &self.from, &self.to, users);
             let result = match msg {
-                Ok(m) => transport.send(&m).map(|_| ()).map_err(|e| (e.is_permanent(), e.to_string())),
+                Ok(m) => transport.send(&m).map(|_| ()).map_err(|e| (e.is_permanent(), send_error(&e))),
                 Err(e) => Err((true, format!("cannot compose: {e:#}"))),
             };
             match result {
@@ -285,6 +285,26 @@ pub fn html_escape(s: &str) -> String {
         }
     }
     out
+}
+
+/// A send error as the mail health shows it. A connection the kernel refused with EPERM is the
+/// unit's IP allow list (private networks only), not the relay: say how to let the relay in.
+fn send_error(e: &lettre::transport::smtp::Error) -> String {
+    let mut text = e.to_string();
+    let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
+    while let Some(s) = source {
+        if let Some(io) = s.downcast_ref::<std::io::Error>() {
+            if io.raw_os_error() == Some(1) {
+                text.push_str(
+                    " (refused by the unit's IPAddressAllow, which admits private networks only: add the \
+                     relay's address with `systemctl edit mirrorwatch`)",
+                );
+                break;
+            }
+        }
+        source = s.source();
+    }
+    text
 }
 
 #[cfg(test)]
