@@ -208,7 +208,8 @@ impl SqliteSink {
     pub fn wait_idle(&mut self, timeout: Duration) {
         self.send_batch();
         let t0 = Instant::now();
-        while t0.elapsed() < timeout {
+        // A stop (SIGTERM) ends the wait: the daemon must be gone within the unit's stop timeout.
+        while t0.elapsed() < timeout && !self.stop.as_ref().is_some_and(|s| s.load(Ordering::Relaxed)) {
             let done = self.health.written_events.load(Ordering::Relaxed)
                 + self.health.lost_events.load(Ordering::Relaxed)
                 + self.dropped_events;

@@ -20,7 +20,7 @@ use std::collections::{HashMap, VecDeque};
 use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -162,6 +162,10 @@ pub struct Ring {
     thread: Option<JoinHandle<()>>,
     /// Files: wait for a free buffer rather than leave a frame out.
     blocking: bool,
+    /// Set when the daemon stops: the writer finishes the file it writes and leaves windows
+    /// pending (cut after the restart) instead of waiting on a database another process may
+    /// hold locked.
+    stopping: Arc<AtomicBool>,
 }
 
 impl Ring {
@@ -182,13 +186,14 @@ impl Ring {
         // The writer holds at most every buffer: sends never block.
         let (tx, rx) = sync_channel(chunks + 1);
         let stats = Arc::new(RingStats::default());
-        let mut w = RingWriter::new(s, Arc::clone(&stats), free_tx);
+        let stopping = Arc::new(AtomicBool::new(false));
+        let mut w = RingWriter::new(s, Arc::clone(&stats), free_tx, Arc::clone(&stopping));
         w.scan();
         let thread = std::thread::Builder::new()
             .name("pcap-ring".into())
             .spawn(move || w.run(rx))
             .context("starting the pcap ring thread")?;
-        Ok(Ring { tx: Some(tx), free, cur: None, stats, thread: Some(thread), blocking: false })
+        Ok(Ring { tx: Some(tx), free, cur: None, stats, thread: Some(thread), blocking: false, stopping })
     }
 
     /// A replayed file waits for the disk instead of leaving frames out (live capture never
@@ -264,6 +269,12 @@ impl Ring {
         }
     }
 
+    /// The daemon is stopping: no more window cuts (they wait for the restart), so the writer
+    /// is free to close its file as soon as the frames still buffered are written.
+    pub fn stop_soon(&self) {
+        self.stopping.store(true, Ordering::Relaxed);
+    }
+
     /// Writes what is buffered and stops the writer.
     pub fn finish(mut self) {
         self.flush();
@@ -273,6 +284,7 @@ impl Ring {
 
 impl Drop for Ring {
     fn drop(&mut self) {
+        self.stopping.store(true, Ordering::Relaxed);
         self.tx = None;
         if let Some(t) = self.thread.take() {
             let _ = t.join();
@@ -322,10 +334,11 @@ struct RingWriter {
     end_of_input: bool,
     disk: DiskWatch,
     last_disk_check: Option<Instant>,
+    stopping: Arc<AtomicBool>,
 }
 
 impl RingWriter {
-    fn new(s: RingSettings, stats: Arc<RingStats>, free: SyncSender<Chunk>) -> RingWriter {
+    fn new(s: RingSettings, stats: Arc<RingStats>, free: SyncSender<Chunk>, stopping: Arc<AtomicBool>) -> RingWriter {
         RingWriter {
             s,
             stats,
@@ -340,6 +353,7 @@ impl RingWriter {
             end_of_input: false,
             disk: DiskWatch::default(),
             last_disk_check: None,
+            stopping,
         }
     }
 
@@ -392,7 +406,7 @@ impl RingWriter {
                 Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => break,
             }
-            if last.elapsed() >= HOUSEKEEPING {
+            if last.elapsed() >= HOUSEKEEPING && !self.stopping.load(Ordering::Relaxed) {
                 last = Instant::now();
                 self.housekeeping();
             }
@@ -580,7 +594,9 @@ impl RingWriter {
     fn db(&mut self) -> anyhow::Result<&Connection> {
         if self.conn.is_none() {
             let c = Connection::open(&self.s.db).with_context(|| format!("opening {}", self.s.db.display()))?;
-            c.busy_timeout(Duration::from_secs(5))?;
+            // Short: a window not cut now is cut at the next housekeeping, and a stopping daemon
+            // must not wait long on a lock someone else holds.
+            c.busy_timeout(Duration::from_secs(2))?;
             self.conn = Some(c);
         }
         Ok(self.conn.as_ref().expect("opened"))
@@ -629,7 +645,15 @@ impl RingWriter {
             .copied()
             .collect();
         for w in ready {
+            if self.stopping.load(Ordering::Relaxed) {
+                break;
+            }
             if let Err(e) = self.cut(&w) {
+                if is_busy(&e) {
+                    // Someone else holds the database: not the window's fault, try again later.
+                    tracing::debug!("evidence window {}: database busy, cut later", w.id);
+                    break;
+                }
                 let n = self.attempts.entry(w.id).or_insert(0);
                 *n += 1;
                 tracing::warn!("evidence window {}: not cut (attempt {n}): {e:#}", w.id);
@@ -818,6 +842,15 @@ impl RingWriter {
 }
 
 /// Free space the ring leaves to the database on a file system of `total` bytes.
+/// Whether an error is SQLite waiting for another connection's lock.
+fn is_busy(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<rusqlite::Error>()
+            .and_then(|e| e.sqlite_error_code())
+            .is_some_and(|code| matches!(code, rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked))
+    })
+}
+
 fn reserve(total: u64) -> u64 {
     (total / 20).min(RESERVE_MAX)
 }
@@ -956,7 +989,7 @@ mod tests {
             rules_dir: dir.path().to_path_buf(),
         };
         let (free, _rx) = sync_channel(1);
-        let mut w = RingWriter::new(s, Arc::new(RingStats::default()), free);
+        let mut w = RingWriter::new(s, Arc::new(RingStats::default()), free, Arc::default());
         w.scan();
         let spans: Vec<(i64, i64)> = w.files.iter().map(|f| (f.first_ns, f.last_ns)).collect();
         assert_eq!(spans[0], (1_000, 5_000));
