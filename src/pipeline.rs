@@ -256,14 +256,23 @@ impl<S: Sink> Pipeline<S> {
 
     /// Restores alert state after a restart from the history the store read
     /// (`store::read::alert_history`); see [`AlertEngine::restore_minute`].
-    pub fn restore_alerts(&mut self, h: &alerts::AlertHistory) {
-        let Some(engine) = self.alerts.as_mut() else { return };
+    /// Returns the ids of the active episodes no rule continues (to be cleared by the caller).
+    pub fn restore_alerts(&mut self, h: &alerts::AlertHistory) -> Vec<i64> {
+        let Some(engine) = self.alerts.as_mut() else { return h.active.iter().map(|e| e.id).collect() };
         for r in &h.minutes {
             engine.restore_minute(r);
         }
         for (rule, key, at) in &h.mails {
             engine.restore_mail(rule, key, *at);
         }
+        // Newest first: of duplicates left by earlier versions, the newest goes on.
+        let mut orphans = Vec::new();
+        for ep in h.active.iter().rev() {
+            if !engine.restore_episode(ep) {
+                orphans.push(ep.id);
+            }
+        }
+        orphans
     }
 
     /// Run totals of every counter (for `analyze --json`).

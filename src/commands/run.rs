@@ -254,15 +254,44 @@ impl SilenceWatch {
 }
 
 /// Baselines and mail suppression survive a restart: they are rebuilt from the store.
+/// So do the episodes left active: the rules that raised them clear them, and those no rule
+/// continues any more (rule removed, duplicates of older versions) are cleared now.
 fn restore_alerts<S: Sink>(p: &mut Pipeline<S>, db: &std::path::Path) {
     match crate::store::read::alert_history(db, &p.followed_counters()) {
-        Ok(h) if h.minutes.is_empty() && h.mails.is_empty() => {}
+        Ok(h) if h.minutes.is_empty() && h.mails.is_empty() && h.active.is_empty() => {}
         Ok(h) => {
-            p.restore_alerts(&h);
-            tracing::info!("alert state restored: {} counter minutes, {} last mails", h.minutes.len(), h.mails.len());
+            let orphans = p.restore_alerts(&h);
+            tracing::info!(
+                "alert state restored: {} counter minutes, {} last mails, {} active episodes ({} cleared: no rule continues them)",
+                h.minutes.len(),
+                h.mails.len(),
+                h.active.len() - orphans.len(),
+                orphans.len()
+            );
+            if let Err(e) = clear_orphans(db, &orphans) {
+                tracing::warn!("{} orphaned alert episodes not cleared: {e}", orphans.len());
+            }
         }
         Err(e) => tracing::warn!("alert state not restored from {}: {e}", db.display()),
     }
+}
+
+fn clear_orphans(db: &std::path::Path, ids: &[i64]) -> rusqlite::Result<()> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    let mut conn = rusqlite::Connection::open(db)?;
+    conn.busy_timeout(Duration::from_secs(10))?;
+    let tx = conn.transaction()?;
+    {
+        let mut st =
+            tx.prepare("UPDATE alerts SET state = 'cleared', cleared_us = ?2 WHERE id = ?1 AND state = 'active'")?;
+        let now = crate::store::wall_us();
+        for id in ids {
+            st.execute(rusqlite::params![id, now])?;
+        }
+    }
+    tx.commit()
 }
 
 fn stop_flag() -> anyhow::Result<Arc<AtomicBool>> {
@@ -460,6 +489,9 @@ impl Daemon {
         // Stopping: a failing store gets a few seconds, not the minute a file analysis waits;
         // whatever it could not store is said, and the rest still shuts down in order.
         sink.health.stopping.store(true, Ordering::Relaxed);
+        if let Some(r) = &ring {
+            r.stop_soon();
+        }
         let stored = sink.finish();
         if let Err(e) = &stored {
             tracing::error!("stopping with the store failing: {e:#}");

@@ -44,12 +44,25 @@ pub struct Context {
 }
 
 /// What the alert engine needs back after a restart: the stored minutes of the followed
-/// counters over the baseline period (oldest first), and when each (alert, key) last mailed
-/// (read from the store by `store::read::alert_history`).
+/// counters over the baseline period (oldest first), when each (alert, key) last mailed, and
+/// the episodes the previous run left active (read from the store by
+/// `store::read::alert_history`).
 #[derive(Debug, Default)]
 pub struct AlertHistory {
     pub minutes: Vec<super::counters::CounterRow>,
     pub mails: Vec<(String, String, Ts)>,
+    pub active: Vec<ActiveEpisode>,
+}
+
+/// An alert row still `active` when the daemon stopped.
+#[derive(Clone, Debug)]
+pub struct ActiveEpisode {
+    pub id: i64,
+    pub rule: String,
+    pub key: String,
+    pub since: Ts,
+    pub count: u64,
+    pub summary: String,
 }
 
 /// One captured frame attached to an alert (written as pcapng in the mail).
@@ -354,6 +367,32 @@ impl AlertEngine {
                 ks.add(row.minute, row.value, rs.rule.window_secs as i64, rs.hist_cap);
             }
         }
+    }
+
+    /// After a restart: an episode the previous run left active goes on in this one, so the
+    /// rule that raised it also clears it (and a recurrence extends it instead of opening a
+    /// duplicate). Returns false when no rule of this engine can continue it (the rule was
+    /// removed or changed its source, or the same alert and key is already restored): the
+    /// caller clears that row itself.
+    pub fn restore_episode(&mut self, ep: &ActiveEpisode) -> bool {
+        let Some(rs) = self.rules.iter_mut().find(|r| r.rule.id == ep.rule) else { return false };
+        let Some(ks) = key_state(&mut rs.keys, &ep.key, &mut self.overflow) else { return false };
+        if ks.episode.as_ref().is_some_and(|e| !e.cleared) {
+            return false;
+        }
+        // Its last occurrence is not stored: an event episode clears a window after its start
+        // unless events keep coming; a counter episode at the first minute below its threshold.
+        ks.episode = Some(Episode {
+            since: ep.since,
+            last: ep.since,
+            total: ep.count,
+            reported: ep.count,
+            peak: ep.count,
+            summary: ep.summary.clone(),
+            cleared: false,
+        });
+        self.now = self.now.max(ep.since);
+        true
     }
 
     /// After a restart: when (alert, key) last sent a mail, so suppression holds across it.

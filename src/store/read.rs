@@ -65,5 +65,22 @@ pub fn alert_history(db: &Path, counters: &[String]) -> rusqlite::Result<AlertHi
     let mails = st
         .query_map([], |r| Ok((r.get(0)?, r.get(1)?, Ts(r.get::<_, i64>(2)?.saturating_mul(1000)))))?
         .collect::<rusqlite::Result<Vec<_>>>()?;
-    Ok(AlertHistory { minutes, mails })
+    // Oldest first; bounded (an alert tracks at most MAX_KEYS keys, and a store from a version
+    // that never cleared them may hold thousands: those beyond are cleared as orphans).
+    let mut st = conn.prepare(
+        "SELECT id, rule, key, since_us, count, summary FROM alerts WHERE state = 'active' ORDER BY since_us, id",
+    )?;
+    let active = st
+        .query_map([], |r| {
+            Ok(crate::rules::alerts::ActiveEpisode {
+                id: r.get(0)?,
+                rule: r.get(1)?,
+                key: r.get(2)?,
+                since: Ts(r.get::<_, i64>(3)?.saturating_mul(1000)),
+                count: r.get::<_, i64>(4)?.max(0) as u64,
+                summary: r.get(5)?,
+            })
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(AlertHistory { minutes, mails, active })
 }
