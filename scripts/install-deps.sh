@@ -8,13 +8,14 @@
 #   sqlite3              inspecting the database by hand
 #   python3-aiosmtpd openssl
 #                        the real SMTP server (STARTTLS, AUTH) of the mail tests
+#   systemd file         the unit's check (systemd-analyze verify and security) and the package's
 #   chromium nodejs npm fonts-ipafont-gothic
 #                        the dashboard's browser test (playwright-core from npm drives Debian's
 #                        chromium; the font draws the Japanese pages in its screenshots)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 pkgs=(libpcap-dev tshark tcpdump nftables iproute2 ethtool curl python3 sqlite3 pkg-config python3-aiosmtpd openssl
-      chromium fonts-ipafont-gothic iputils-ping postgresql)
+      chromium fonts-ipafont-gothic iputils-ping postgresql systemd file)
 # Node.js from Debian unless one is installed already (the test needs node and npm, any LTS).
 command -v node >/dev/null && command -v npm >/dev/null || pkgs+=(nodejs npm)
 missing=()
@@ -42,4 +43,8 @@ fi
 if ! command -v cargo >/dev/null; then
     echo "cargo not found: install a Rust toolchain (>= 1.85), e.g. from rustup.rs, then re-run" >&2
     exit 1
+fi
+# cargo-deb builds the .deb (image/package.sh); the version the package metadata was written for.
+if ! cargo deb --version 2>/dev/null | grep -q '3\.8\.'; then
+    cargo install cargo-deb --version 3.8.0 --locked --quiet
 fi

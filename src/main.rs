@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use mirrorwatch::commands::{analyze, diff, filter, passwd, prepare_port, rules, run, Outcome};
 
 #[derive(Parser)]
@@ -107,6 +107,13 @@ enum Cmd {
         #[command(subcommand)]
         cmd: RulesCmd,
     },
+    /// Write the manual pages (roff, one per command) into a directory; the package build runs
+    /// it, so the pages say what this binary's options are.
+    #[command(hide = true)]
+    Man {
+        /// Directory for mirrorwatch.1, mirrorwatch-run.1, …
+        dir: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -116,6 +123,18 @@ enum RulesCmd {
         /// Rule directory [default: /etc/mirrorwatch/rules]
         dir: Option<PathBuf>,
     },
+}
+
+fn write_man_pages(dir: &std::path::Path) -> anyhow::Result<Outcome> {
+    std::fs::create_dir_all(dir).map_err(|e| anyhow::anyhow!("{}: {e}", dir.display()))?;
+    // No pages for `help` (man has its own) nor for the hidden page-writer itself.
+    let mut cmd = Cli::command()
+        .disable_help_subcommand(true)
+        .mut_subcommand("rules", |r| r.disable_help_subcommand(true))
+        .mut_subcommand("man", |m| m.hide(true));
+    cmd.build();
+    clap_mangen::generate_to(cmd, dir).map_err(|e| anyhow::anyhow!("{}: {e}", dir.display()))?;
+    Ok(Outcome { bad_input: false })
 }
 
 fn main() -> ExitCode {
@@ -142,6 +161,7 @@ fn main() -> ExitCode {
             prepare_port::run(prepare_port::PreparePortArgs { config, interface })
         }
         Cmd::Passwd { config, password_stdin } => passwd::run(passwd::PasswdArgs { config, password_stdin }),
+        Cmd::Man { dir } => write_man_pages(&dir),
         Cmd::Rules { cmd: RulesCmd::Check { dir } } => {
             rules::check(dir.unwrap_or_else(|| PathBuf::from("/etc/mirrorwatch/rules")))
         }

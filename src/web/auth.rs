@@ -95,7 +95,7 @@ pub fn write_password_file(path: &Path, password: &str) -> anyhow::Result<()> {
     let tmp = path.with_extension("tmp");
     {
         use std::io::Write;
-        use std::os::unix::fs::OpenOptionsExt;
+        use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
         let mut f = std::fs::OpenOptions::new()
             .write(true)
             .create(true)
@@ -103,6 +103,14 @@ pub fn write_password_file(path: &Path, password: &str) -> anyhow::Result<()> {
             .mode(0o600)
             .open(&tmp)
             .map_err(|e| anyhow::anyhow!("{}: {e}", tmp.display()))?;
+        // `passwd` runs as root, the daemon as its own user: the hash is readable by the group
+        // that owns the configuration directory (the package makes it root:mirrorwatch 0750).
+        let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        let gid = std::fs::metadata(dir).map_err(|e| anyhow::anyhow!("{}: {e}", dir.display()))?.gid();
+        if f.metadata()?.gid() != gid {
+            std::os::unix::fs::fchown(&f, None, Some(gid)).map_err(|e| anyhow::anyhow!("{}: {e}", tmp.display()))?;
+        }
+        f.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o640))?;
         writeln!(f, "{hash}")?;
         f.sync_all()?;
     }
@@ -291,8 +299,11 @@ mod tests {
         assert!(!h.contains("correct horse"));
         assert!(verify_password(&h, "correct horse"));
         assert!(!verify_password(&h, "correct horsE"));
-        use std::os::unix::fs::PermissionsExt;
-        assert_eq!(std::fs::metadata(&p).unwrap().permissions().mode() & 0o777, 0o600);
+        use std::os::unix::fs::{MetadataExt, PermissionsExt};
+        // Readable by the daemon's group (the directory's), by no one else.
+        let meta = std::fs::metadata(&p).unwrap();
+        assert_eq!(meta.permissions().mode() & 0o777, 0o640);
+        assert_eq!(meta.gid(), std::fs::metadata(p.parent().unwrap()).unwrap().gid());
         std::fs::write(&p, "plaintext").unwrap();
         assert!(matches!(password_state(&p), PasswordState::Broken(_)));
     }
