@@ -412,3 +412,95 @@ fn a_silent_mirror_port_is_shown_and_alerted() {
     let page = curl(&[&format!("{base}/")]);
     assert!(!page.contains("id=\"capture-silent\""), "the banner stays after frames came back");
 }
+
+/// The store directory deleted under live capture (what a pulled USB stick or an admin's
+/// `rm -r` does) and made again: the daemon notices (not writing on into the deleted file),
+/// holds what it captures meanwhile, opens the store anew once the directory is back, and the
+/// spell is in the new store's health_events and on the dashboard.
+#[test]
+fn a_store_deleted_under_live_load_is_noticed_and_reopened() {
+    if !is_root() || !["ip", "ping", "curl"].iter().all(|t| tool(t)) {
+        common::skip_or_fail("the vanished-store test needs root, iproute2, ping and curl");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let store = dir.join("store");
+    let mut lab = Lab::pair("mwv", "10.78.10");
+    let (a, va) = (lab.ns("a"), lab.iface("a"));
+    let config = dir.join("mirrorwatch.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[capture]\ninterface = \"{va}\"\n[web]\npassword_file = \"{}\"\n[store]\ndir = \"{}\"\n",
+            dir.join("dashboard.passwd").display(),
+            store.display()
+        ),
+    )
+    .unwrap();
+    common::set_password(&config, "vanished store 7");
+    let rules = Path::new(env!("CARGO_MANIFEST_DIR")).join("rules");
+    let port = 19_090 + std::process::id() % 1000;
+    let listen = format!("127.0.0.1:{port}");
+    let log = dir.join("daemon.log");
+    let daemon = Command::new("ip")
+        .args(["netns", "exec", &a, env!("CARGO_BIN_EXE_mirrorwatch"), "run", "--listen", &listen, "--config"])
+        .arg(&config)
+        .arg("--rules")
+        .arg(&rules)
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let pid = daemon.id();
+    lab.children.push(daemon);
+    std::thread::sleep(Duration::from_secs(2));
+    // Traffic all along: 20 pings a second from b for 24 s.
+    lab.spawn_in("b", &["ping", "-q", "-i", "0.05", "-w", "24", "10.78.10.1"]);
+    let db = store.join("mirrorwatch.db");
+    let t = std::time::Instant::now();
+    while !db.exists() {
+        assert!(t.elapsed() < Duration::from_secs(10), "no store");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_secs(4));
+    std::fs::remove_dir_all(&store).unwrap();
+    std::thread::sleep(Duration::from_secs(6));
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(text.contains("store vanished"), "the deletion is noticed within seconds:\n{text}");
+    std::fs::create_dir(&store).unwrap();
+    std::thread::sleep(Duration::from_secs(16));
+    // The dashboard (in namespace a) shows the spell.
+    let curl = |args: &[&str]| -> String {
+        let o = Command::new("ip")
+            .args(["netns", "exec", &a, "curl", "-s", "-b", "c.txt", "-c", "c.txt"])
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    let base = format!("http://{listen}");
+    curl(&["-o", "/dev/null", "-d", "password=vanished store 7", &format!("{base}/login")]);
+    let page = curl(&[&format!("{base}/")]);
+    lab.stop(pid);
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(db.exists(), "the store is made anew in the directory that is back:\n{text}");
+    let c = rusqlite::Connection::open(&db).unwrap();
+    let packets: i64 = c.query_row("SELECT coalesce(sum(packets), 0) FROM traffic_minute", [], |r| r.get(0)).unwrap();
+    assert!(packets > 100, "capture resumed into the new store: {packets} packets\n{text}");
+    let kinds: Vec<(String, String)> = c
+        .prepare("SELECT kind, detail FROM health_events ORDER BY id")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert!(
+        kinds.iter().any(|(k, d)| k == "store.failing" && d.contains("vanished")),
+        "the spell is stored: {kinds:?}\n{text}"
+    );
+    assert!(kinds.iter().any(|(k, _)| k == "store.recovered"), "{kinds:?}");
+    assert!(page.contains("store.failing") && page.contains("vanished"), "the overview shows the spell: {page}");
+    eprintln!("vanished store: {packets} packets in the new store, health events {kinds:?}");
+}

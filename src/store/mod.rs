@@ -52,6 +52,8 @@ const PERMANENT_ATTEMPTS: u32 = 3;
 /// How long the writer keeps trying to write what it holds once the pipeline has stopped.
 const SHUTDOWN_GRACE_LIVE: Duration = Duration::from_secs(3);
 const SHUTDOWN_GRACE_FILES: Duration = Duration::from_secs(60);
+/// How often an idle writer looks whether its database is still there.
+const IDLE_CHECK: Duration = Duration::from_secs(2);
 /// While failing, a health line is logged this often.
 const HEALTH_LOG_EVERY: Duration = Duration::from_secs(10);
 
@@ -301,10 +303,39 @@ impl Drop for SqliteSink {
     }
 }
 
+/// The database file the writer has open is no longer the one at its path: the directory was
+/// deleted, the USB stick pulled, or another file system mounted over it. SQLite would go on
+/// writing into the unlinked file, where nothing can read it again.
+#[derive(Debug, thiserror::Error)]
+#[error("store vanished: {0}")]
+pub struct Vanished(String);
+
+/// Where an open database lives: (device, inode) of the file and the device of its directory.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct FileId {
+    dev: u64,
+    ino: u64,
+    dir_dev: u64,
+}
+
+impl FileId {
+    fn of(path: &Path) -> Option<FileId> {
+        use std::os::unix::fs::MetadataExt;
+        let m = std::fs::metadata(path).ok()?;
+        let dir =
+            std::fs::metadata(path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."))).ok()?;
+        Some(FileId { dev: m.dev(), ino: m.ino(), dir_dev: dir.dev() })
+    }
+}
+
 /// Errors worth waiting out: another connection holds the lock, the medium hiccups, the disk is
-/// full (retention or the admin frees it). Anything else is a bug or damage.
+/// full (retention or the admin frees it), the store vanished (until it is back). Anything else
+/// is a bug or damage.
 fn is_transient(e: &anyhow::Error) -> bool {
     use rusqlite::ErrorCode::*;
+    if e.downcast_ref::<Vanished>().is_some() {
+        return true;
+    }
     match e.downcast_ref::<rusqlite::Error>() {
         Some(rusqlite::Error::SqliteFailure(f, _)) => matches!(
             f.code,
@@ -335,6 +366,12 @@ struct Writer {
     outbox: bool,
     evidence_window: Option<(i64, i64)>,
     durable: bool,
+    /// The open database's identity, checked before every batch.
+    id: Option<FileId>,
+    /// The directory's device when the store was first opened: after a vanish the store is
+    /// opened again only on that file system (or where a database is back), never created on
+    /// the card under an unmounted stick's mount point.
+    home_dev: Option<u64>,
 }
 
 impl Writer {
@@ -363,7 +400,60 @@ impl Writer {
             spell_failures: 0,
             spell_lost: 0,
             last_health_log: None,
+            id: None,
+            home_dev: None,
         }
+        .with_identity()
+    }
+
+    fn with_identity(mut self) -> Writer {
+        if self.conn.is_some() {
+            self.id = FileId::of(&self.path);
+            self.home_dev = self.id.map(|i| i.dir_dev);
+        }
+        self
+    }
+
+    /// Whether the open database is still the file at its path (one `stat` per batch).
+    fn check_still_there(&mut self) -> anyhow::Result<()> {
+        let (Some(_), Some(id)) = (&self.conn, self.id) else { return Ok(()) };
+        let now = FileId::of(&self.path);
+        if now == Some(id) {
+            return Ok(());
+        }
+        self.conn = None;
+        self.id = None;
+        let why = match now {
+            None => format!("{} is gone (directory deleted or medium removed)", self.path.display()),
+            Some(n) if n.dir_dev != id.dir_dev => {
+                format!("{} is on another file system now (remounted)", self.path.display())
+            }
+            Some(_) => format!("{} was replaced by another file", self.path.display()),
+        };
+        Err(Vanished(format!("{why}; holding events until it is back")).into())
+    }
+
+    /// Opens the database again after it vanished: only where it was (the same file system)
+    /// or where a database is back; never by creating the directory.
+    fn reopen(&mut self) -> anyhow::Result<Connection> {
+        use std::os::unix::fs::MetadataExt;
+        if let Some(home) = self.home_dev {
+            let dir = self.path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+            let dir_dev = std::fs::metadata(dir).map(|m| m.dev()).ok();
+            let back = dir_dev == Some(home) || self.path.exists();
+            if !back {
+                return Err(Vanished(format!(
+                    "{} is not back yet ({})",
+                    self.path.display(),
+                    if dir_dev.is_some() { "another file system is mounted there" } else { "no directory" }
+                ))
+                .into());
+            }
+        }
+        let c = open_durable(&self.path, self.durable)?;
+        self.id = FileId::of(&self.path);
+        self.home_dev = self.home_dev.or(self.id.map(|i| i.dir_dev));
+        Ok(c)
     }
 
     fn hold(&mut self, b: Vec<StoreEvent>) {
@@ -394,9 +484,15 @@ impl Writer {
         let mut closed_at: Option<Instant> = None;
         loop {
             if self.held.is_empty() {
-                match rx.recv() {
+                // Idle, the store is still looked at: a store that vanishes while nothing is
+                // written shows as failing at once, and one that is back is opened again.
+                match rx.recv_timeout(IDLE_CHECK) {
                     Ok(b) => self.hold(b),
-                    Err(_) => return Ok(self.stats),
+                    Err(RecvTimeoutError::Timeout) => {
+                        self.idle_check();
+                        continue;
+                    }
+                    Err(RecvTimeoutError::Disconnected) => return Ok(self.stats),
                 }
             }
             while closed_at.is_none() && self.may_take() {
@@ -443,19 +539,28 @@ impl Writer {
     /// Writes the oldest held batch. On failure the batch stays held (its transaction rolled
     /// back, so a retry cannot count anything twice).
     fn write_oldest(&mut self) -> anyhow::Result<()> {
-        let Some(batch) = self.held.front() else { return Ok(()) };
+        if self.held.is_empty() {
+            return Ok(());
+        }
         self.health.writing_since_us.store(wall_us(), Ordering::Relaxed);
-        let written = match &mut self.conn {
-            Some(c) => batch::write(c, batch, self.outbox, self.evidence_window),
-            None => match open_durable(&self.path, self.durable) {
-                Ok(mut c) => {
-                    tracing::info!("store opened: {}", self.path.display());
-                    let r = batch::write(&mut c, batch, self.outbox, self.evidence_window);
-                    self.conn = Some(c);
-                    r
+        let written = match self.check_still_there() {
+            Err(e) => Err(e),
+            Ok(()) => {
+                let batch = self.held.front().expect("non-empty");
+                match &mut self.conn {
+                    Some(c) => batch::write(c, batch, self.outbox, self.evidence_window),
+                    None => match self.reopen() {
+                        Ok(mut c) => {
+                            tracing::info!("store opened: {}", self.path.display());
+                            let batch = self.held.front().expect("non-empty");
+                            let r = batch::write(&mut c, batch, self.outbox, self.evidence_window);
+                            self.conn = Some(c);
+                            r
+                        }
+                        Err(e) => Err(e),
+                    },
                 }
-                Err(e) => Err(e),
-            },
+            }
         };
         self.health.writing_since_us.store(0, Ordering::Relaxed);
         match written {
@@ -475,27 +580,7 @@ impl Writer {
             }
             Err(e) => {
                 self.attempts += 1;
-                self.spell_failures += 1;
-                self.health.failures.fetch_add(1, Ordering::Relaxed);
-                if let Ok(mut last) = self.health.last_error.lock() {
-                    *last = format!("{e:#}");
-                }
-                let now = wall_us();
-                let first =
-                    self.health.failing_since_us.compare_exchange(0, now, Ordering::Relaxed, Ordering::Relaxed).is_ok();
-                if first {
-                    tracing::error!("store failing: {e:#}; holding up to {HOLD_EVENTS} events and retrying");
-                    self.last_health_log = Some(Instant::now());
-                } else if self.last_health_log.is_none_or(|t| t.elapsed() >= HEALTH_LOG_EVERY) {
-                    self.last_health_log = Some(Instant::now());
-                    let since = (now - self.health.failing_since_us.load(Ordering::Relaxed)) / 1_000_000;
-                    tracing::warn!(
-                        "store health: failing for {since} s ({} attempts): {e:#}; {} events held, {} lost",
-                        self.spell_failures,
-                        self.held_events,
-                        self.spell_lost
-                    );
-                }
+                self.failed(&e);
                 if !is_transient(&e) && self.attempts >= PERMANENT_ATTEMPTS {
                     let b = self.held.pop_front().expect("non-empty");
                     tracing::error!(
@@ -508,6 +593,51 @@ impl Writer {
                     self.attempts = 0;
                 }
                 Err(e)
+            }
+        }
+    }
+
+    /// A failed attempt: counted, and the spell reported (at its start, then every
+    /// [`HEALTH_LOG_EVERY`]).
+    fn failed(&mut self, e: &anyhow::Error) {
+        self.spell_failures += 1;
+        self.health.failures.fetch_add(1, Ordering::Relaxed);
+        if let Ok(mut last) = self.health.last_error.lock() {
+            *last = format!("{e:#}");
+        }
+        let now = wall_us();
+        let first = self.health.failing_since_us.compare_exchange(0, now, Ordering::Relaxed, Ordering::Relaxed).is_ok();
+        if first {
+            tracing::error!("store failing: {e:#}; holding up to {HOLD_EVENTS} events and retrying");
+            self.last_health_log = Some(Instant::now());
+        } else if self.last_health_log.is_none_or(|t| t.elapsed() >= HEALTH_LOG_EVERY) {
+            self.last_health_log = Some(Instant::now());
+            let since = (now - self.health.failing_since_us.load(Ordering::Relaxed)) / 1_000_000;
+            tracing::warn!(
+                "store health: failing for {since} s ({} attempts): {e:#}; {} events held, {} lost",
+                self.spell_failures,
+                self.held_events,
+                self.spell_lost
+            );
+        }
+    }
+
+    /// With nothing to write: whether the store is still there, and once it vanished, whether
+    /// it is back.
+    fn idle_check(&mut self) {
+        if self.conn.is_some() {
+            if let Err(e) = self.check_still_there() {
+                self.failed(&e);
+            }
+        } else if self.home_dev.is_some() && self.health.failing_since_us.load(Ordering::Relaxed) != 0 {
+            match self.reopen() {
+                Ok(c) => {
+                    tracing::info!("store opened: {}", self.path.display());
+                    self.conn = Some(c);
+                    self.backoff = RETRY_MIN;
+                    self.recovered();
+                }
+                Err(e) => self.failed(&e),
             }
         }
     }

@@ -303,6 +303,9 @@ struct RingFile {
 
 struct Current {
     file: File,
+    /// The file's inode: a ring file deleted under the writer (its directory removed, the
+    /// stick pulled) is noticed, not appended to in the void.
+    ino: u64,
     link: u16,
     /// Size at which this file is closed (fixed when it was opened).
     limit: u64,
@@ -496,7 +499,14 @@ impl RingWriter {
             );
         }
         let dir = self.s.ring_dir();
-        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        // The ring directory only inside a store directory that exists: a store gone with its
+        // USB stick is not created again on the card under the mount point.
+        match std::fs::create_dir(&dir) {
+            Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => {
+                return Err(e).with_context(|| format!("creating {}", dir.display()));
+            }
+            _ => {}
+        }
         let seq = self.next_seq;
         let stamp = crate::time::wall_now().rfc3339().replace([':', '-'], "");
         let stamp: String = stamp.chars().take(15).collect();
@@ -515,7 +525,8 @@ impl RingWriter {
         }
         self.next_seq += 1;
         self.files.push_back(RingFile { path, first_ns, last_ns: first_ns, bytes: head.len() as u64 });
-        self.cur = Some(Current { file, link, limit: size });
+        let ino = std::os::unix::fs::MetadataExt::ino(&file.metadata()?);
+        self.cur = Some(Current { file, link, limit: size, ino });
         Ok(())
     }
 
@@ -593,7 +604,10 @@ impl RingWriter {
 
     fn db(&mut self) -> anyhow::Result<&Connection> {
         if self.conn.is_none() {
-            let c = Connection::open(&self.s.db).with_context(|| format!("opening {}", self.s.db.display()))?;
+            // Never created here: the store writer creates and migrates it.
+            let flags = rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX;
+            let c = Connection::open_with_flags(&self.s.db, flags)
+                .with_context(|| format!("opening {}", self.s.db.display()))?;
             // Short: a window not cut now is cut at the next housekeeping, and a stopping daemon
             // must not wait long on a lock someone else holds.
             c.busy_timeout(Duration::from_secs(2))?;
@@ -602,7 +616,33 @@ impl RingWriter {
         Ok(self.conn.as_ref().expect("opened"))
     }
 
+    /// Whether the current ring file is still at its path; when it is not, the store went away
+    /// under the ring: the files it knew are forgotten and writing pauses until the directory
+    /// is back (`open_file` fails meanwhile and the ring reports failing).
+    fn check_vanished(&mut self) {
+        let Some(cur) = &self.cur else { return };
+        let Some(path) = self.files.back().map(|f| f.path.clone()) else { return };
+        let here = std::fs::metadata(&path).map(|m| std::os::unix::fs::MetadataExt::ino(&m)).ok();
+        if here == Some(cur.ino) {
+            return;
+        }
+        tracing::error!(
+            "pcap ring: {} vanished (store directory deleted or unmounted): frames not kept until it is back",
+            path.display()
+        );
+        self.cur = None;
+        self.conn = None;
+        self.files.retain(|f| f.path.exists());
+        self.retry_at = Some(Instant::now() + RETRY);
+        let _ = self.stats.failing_since_us.compare_exchange(0, wall_us(), Ordering::Relaxed, Ordering::Relaxed);
+        if let Ok(mut m) = self.stats.error.lock() {
+            *m = format!("{} vanished", path.display());
+        }
+        self.publish();
+    }
+
     fn housekeeping(&mut self) {
+        self.check_vanished();
         match self.load_pending() {
             Ok(()) => {}
             Err(e) => {

@@ -191,7 +191,8 @@ pub struct WebState {
     /// hold up the right password from a clean one.
     pub verify_clean: tokio::sync::Semaphore,
     pub verify_failing: tokio::sync::Semaphore,
-    pool: Mutex<Vec<Connection>>,
+    /// Read connections with the inode of the database they opened.
+    pool: Mutex<Vec<(Connection, u64)>>,
     db_slots: tokio::sync::Semaphore,
     /// One rule preview at a time: it runs the pipeline over capture files.
     pub preview_slot: tokio::sync::Semaphore,
@@ -252,15 +253,26 @@ impl WebState {
         matches!(self.mode, Mode::Analysis)
     }
 
-    fn connection(&self) -> rusqlite::Result<Connection> {
+    /// A read connection to the database at its path now: a pooled one only while the file is
+    /// the one it opened (a store deleted and made anew, or a stick pulled and put back, is
+    /// read where it is, not from the file that vanished). Never creates the database.
+    fn connection(&self) -> rusqlite::Result<(Connection, u64)> {
+        use std::os::unix::fs::MetadataExt;
+        let ino = std::fs::metadata(&self.db).map(|m| m.ino()).unwrap_or(0);
         if let Some(c) = self.pool.lock().ok().and_then(|mut p| p.pop()) {
-            return Ok(c);
+            if c.1 == ino {
+                return Ok(c);
+            }
+            if let Ok(mut p) = self.pool.lock() {
+                p.clear();
+            }
         }
-        let c = Connection::open(&self.db)?;
+        let flags = rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let c = Connection::open_with_flags(&self.db, flags)?;
         // A reader waits for the writer's checkpoint at most this long, and never writes.
         c.busy_timeout(Duration::from_secs(2))?;
         c.pragma_update(None, "query_only", true)?;
-        Ok(c)
+        Ok((c, ino))
     }
 
     /// Runs `f` on a pooled read-only connection on a blocking thread.
@@ -273,7 +285,7 @@ impl WebState {
         let st = Arc::clone(self);
         tokio::task::spawn_blocking(move || {
             let conn = st.connection()?;
-            let r = f(&conn);
+            let r = f(&conn.0);
             if let Ok(mut p) = st.pool.lock() {
                 if p.len() < DB_SLOTS {
                     p.push(conn);
