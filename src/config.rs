@@ -151,7 +151,22 @@ impl Default for JobsConfig {
 }
 
 impl WebConfig {
-    /// How long a dashboard login lasts (at least a minute, at most 30 days).
+    /// The names the dashboard answers to: `hostnames`, and the box's own name with and
+    /// without `.local` (the name mDNS announces), so `http://mirrorwatch.local:8080/` works on
+    /// a box nobody configured.
+    pub fn answered_names(&self) -> Vec<String> {
+        let mut names = self.hostnames.clone();
+        let own = hostname::get().ok().and_then(|h| h.into_string().ok()).unwrap_or_default();
+        let own = own.trim();
+        if !own.is_empty() && own != "localhost" {
+            names.push(own.to_string());
+            if !own.contains('.') {
+                names.push(format!("{own}.local"));
+            }
+        }
+        names
+    }
+
     /// The dashboard's connection caps.
     pub fn limits(&self) -> anyhow::Result<crate::web::serve::Limits> {
         if self.max_connections == 0 || self.max_connections_per_address == 0 {
@@ -163,6 +178,7 @@ impl WebConfig {
         })
     }
 
+    /// How long a dashboard login lasts (at least a minute, at most 30 days).
     pub fn session_lifetime(&self) -> anyhow::Result<std::time::Duration> {
         match crate::units::parse_duration(&self.session_lifetime) {
             Some(s) if (60..=30 * 86_400).contains(&s) => Ok(std::time::Duration::from_secs(s)),

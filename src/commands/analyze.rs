@@ -156,7 +156,7 @@ fn serve(cfg: &Config, addr: &str, db: &Path, args: &AnalyzeArgs, summary: &Summ
         metrics_token_file: cfg.web.metrics_token_file.clone(),
         session_lifetime: cfg.web.session_lifetime()?,
         live,
-        hostnames: cfg.web.hostnames.clone(),
+        hostnames: cfg.web.answered_names(),
         limits: cfg.web.limits()?,
     });
     let stop = Arc::new(AtomicBool::new(false));

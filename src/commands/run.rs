@@ -453,7 +453,7 @@ impl Daemon {
             metrics_token_file: web.metrics_token_file.clone(),
             session_lifetime: self.session_lifetime,
             live: Arc::clone(&self.live),
-            hostnames: web.hostnames.clone(),
+            hostnames: web.answered_names(),
             limits: web.limits()?,
         });
         // Capture matters more than the dashboard: a taken port is reported, not fatal.
