@@ -570,7 +570,7 @@ impl RingWriter {
             && (others + ring + incoming > self.s.budget || avail < reserve + incoming || disk_full)
         {
             let oldest = &self.files[0];
-            let pinned = self.pending.iter().any(|w| w.from_us.saturating_mul(1000) <= oldest.last_ns);
+            let pinned = self.pending.iter().any(|w| self.needs_oldest(w));
             if pinned && !disk_full && avail >= reserve {
                 break;
             }
@@ -592,6 +592,36 @@ impl RingWriter {
             }
         }
         self.publish();
+    }
+
+    /// The bytes a window's evidence file may hold: what [`RingWriter::cut`] keeps.
+    fn evidence_bytes(&self) -> u64 {
+        self.s.evidence_max.min(self.s.budget / 4).max(1)
+    }
+
+    /// Whether the oldest ring file holds frames a pending window will keep. The cut keeps the
+    /// frames nearest the alert, at most half of `evidence_max` before it: a file older than
+    /// that half (newer files before the alert already hold it) is not needed, so a window pins
+    /// its own bytes, never the minute or more of traffic its time span covers on a busy port.
+    fn needs_oldest(&self, w: &Window) -> bool {
+        let Some(oldest) = self.files.front() else { return false };
+        let (from_ns, at_ns, to_ns) =
+            (w.from_us.saturating_mul(1000), w.at_us.saturating_mul(1000), w.to_us.saturating_mul(1000));
+        if oldest.last_ns < from_ns || oldest.first_ns > to_ns {
+            return false;
+        }
+        let nearer_before: u64 =
+            self.files.iter().skip(1).filter(|f| f.first_ns <= at_ns && f.last_ns >= from_ns).map(|f| f.bytes).sum();
+        nearer_before < self.evidence_bytes() / 2
+    }
+
+    /// Whether the ring already holds a full after-half of a window (half of `evidence_max`
+    /// after its alert): the cut would keep no more, so it is cut now instead of pinning the
+    /// ring's files until the window's end.
+    fn after_half_full(&self, w: &Window) -> bool {
+        let at_ns = w.at_us.saturating_mul(1000);
+        let after: u64 = self.files.iter().filter(|f| f.first_ns > at_ns).map(|f| f.bytes).sum();
+        after >= self.evidence_bytes() / 2
     }
 
     fn publish(&self) {
@@ -680,7 +710,10 @@ impl RingWriter {
             .pending
             .iter()
             .filter(|w| {
-                self.end_of_input || newest_us >= w.to_us || now - w.created_us > (w.to_us - w.at_us) + WINDOW_GRACE_US
+                self.end_of_input
+                    || newest_us >= w.to_us
+                    || now - w.created_us > (w.to_us - w.at_us) + WINDOW_GRACE_US
+                    || self.after_half_full(w)
             })
             .copied()
             .collect();
@@ -1044,5 +1077,47 @@ mod tests {
         assert!(!disk_low(5, 100, 0, 1000));
         assert!(disk_low(50, 100, 901, 1000));
         assert!(!disk_low(50, 100, 900, 1000));
+    }
+
+    #[test]
+    fn a_pending_window_pins_its_own_bytes_not_its_whole_time_span() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("ring")).unwrap();
+        let s = RingSettings {
+            store_dir: dir.path().to_path_buf(),
+            db: dir.path().join("m.db"),
+            budget: 4 << 20,
+            file_size: 512 << 10,
+            buffer: 1 << 20,
+            evidence_max: 32 << 20,
+            rules_dir: dir.path().to_path_buf(),
+        };
+        let (free, _rx) = sync_channel(1);
+        let mut w = RingWriter::new(s, Arc::new(RingStats::default()), free, Arc::default());
+        // A busy port: twenty files of 512 KiB, ten seconds each (the ring holds 200 s).
+        let sec = 1_000_000_000i64;
+        for i in 0..20i64 {
+            let path = dir.path().join("ring").join(format!("ring-{i:08}.pcapng"));
+            std::fs::write(&path, b"x").unwrap();
+            w.files.push_back(RingFile {
+                path,
+                first_ns: i * 10 * sec,
+                last_ns: (i + 1) * 10 * sec - 1,
+                bytes: 512 << 10,
+            });
+        }
+        // An alert at 150 s, its window 60 s before and after: 110 s, 5.5 MiB of this ring,
+        // more than the whole budget; its evidence file may hold 1 MiB (a quarter of the budget).
+        let win = Window { id: 1, from_us: 90_000_000, to_us: 210_000_000, at_us: 150_000_000, created_us: 0 };
+        w.pending.push(win);
+        w.make_room(false, 0);
+        let kept: Vec<i64> = w.files.iter().map(|f| f.first_ns / (10 * sec)).collect();
+        assert!(w.ring_bytes() <= 4 << 20, "the ring rotates within its budget: {kept:?}");
+        assert!(kept.contains(&14) && kept.contains(&15), "the frames nearest the alert stay: {kept:?}");
+        // The after-half is already in the ring (files after 150 s hold 2 MiB): the window is
+        // cut now rather than pinning the ring until 210 s.
+        assert!(w.after_half_full(&win));
+        let fresh = Window { at_us: 195_000_000, ..win };
+        assert!(!w.after_half_full(&fresh), "a window whose after-half is still coming waits");
     }
 }
