@@ -87,7 +87,12 @@ impl Jobs {
     pub fn run(&self, job: Job) -> anyhow::Result<String> {
         let conn = self.open()?;
         match job {
-            Job::Retention => retention(&conn, self.cfg.store.retention_days),
+            Job::Retention => {
+                let days = retention(&conn, self.cfg.store.retention_days)?;
+                let budget = parse_size(&self.cfg.store.disk_budget).unwrap_or(u64::MAX);
+                let trimmed = trim_to_budget(&conn, db_share(budget))?;
+                Ok(format!("{days}; {trimmed}"))
+            }
             Job::Digest => daily_digest(&conn, crate::mail::enabled(&self.cfg.mail)),
             Job::Disk => self.disk(&conn),
             Job::Optimize => {
@@ -189,26 +194,8 @@ pub fn retention_at(conn: &Connection, days: u64, wall: i64) -> anyhow::Result<S
     let newest = crate::store::read::newest_minute(conn, wall)?;
     let Some(newest) = newest else { return Ok("nothing stored yet".into()) };
     let cut = newest.min(wall).saturating_sub((days as i64).saturating_mul(86_400));
-    let cut_us = cut * 1_000_000;
     let cut_text = crate::time::Ts(cut * 1_000_000_000).rfc3339();
-    let mut deleted = 0usize;
-    for (sql, p) in [
-        ("DELETE FROM traffic_minute WHERE minute < ?1", cut),
-        ("DELETE FROM tcp_pair_minute WHERE minute < ?1", cut),
-        // An hour goes once all of it is older than the cut.
-        ("DELETE FROM tcp_pair_hour WHERE hour + 3600 <= ?1", cut),
-        ("DELETE FROM counter_minute WHERE minute < ?1", cut),
-        ("DELETE FROM user_volume_minute WHERE minute < ?1", cut),
-        ("DELETE FROM app_error_minute WHERE minute < ?1", cut),
-        ("DELETE FROM app_errors WHERE ts_us < ?1", cut_us),
-        ("DELETE FROM flows WHERE last_us < ?1", cut_us),
-        // Identities and alerts are kept three times longer: who was where, and what happened.
-        ("DELETE FROM identities WHERE last_us < ?1", cut_us - 2 * days as i64 * 86_400_000_000),
-        ("DELETE FROM alerts WHERE state = 'cleared' AND since_us < ?1", cut_us - 2 * days as i64 * 86_400_000_000),
-    ] {
-        deleted += conn.execute(sql, [p])?;
-    }
-    deleted += conn.execute("DELETE FROM identity_events WHERE ts < ?1", [&cut_text])?;
+    let mut deleted = delete_before(conn, cut, Some(days))?;
     // Sent and failed mail is kept a while for the dashboard. Unsent mail waits a week for the
     // mail server (then it is marked failed and its evidence dropped), and at most
     // MAX_PENDING_MAIL rows wait at once: the outbox has a bound even when mail never works.
@@ -229,6 +216,102 @@ pub fn retention_at(conn: &Connection, days: u64, wall: i64) -> anyhow::Result<S
     )?;
     deleted += conn.execute("DELETE FROM health_events WHERE ts_us < ?1", [now - 3 * days as i64 * 86_400_000_000])?;
     Ok(format!("{deleted} rows older than {cut_text} deleted"))
+}
+
+/// The database's share of `disk_budget`: half (the pcap ring and the evidence take the rest,
+/// and the ring gives its room back first).
+pub fn db_share(budget: u64) -> u64 {
+    budget / 2
+}
+
+/// Bytes the database's rows use (its pages minus the free ones: deleted rows' pages are reused
+/// before the file grows again).
+pub fn db_used_bytes(conn: &Connection) -> rusqlite::Result<u64> {
+    let page: i64 = conn.query_row("PRAGMA page_size", [], |r| r.get(0))?;
+    let pages: i64 = conn.query_row("PRAGMA page_count", [], |r| r.get(0))?;
+    let free: i64 = conn.query_row("PRAGMA freelist_count", [], |r| r.get(0))?;
+    Ok(((pages - free).max(0) * page) as u64)
+}
+
+/// Keeps the database within `share` bytes: while it uses more, the oldest hour of minutes goes
+/// (with the flows, errors and events of that hour; identities and alerts, which are small and
+/// matter longer, keep their own retention), one transaction an hour so the writer is never
+/// held long. The newest day is never deleted: a share too small for one day is the
+/// configuration's mistake, reported, not a store emptied.
+pub fn trim_to_budget(conn: &Connection, share: u64) -> anyhow::Result<String> {
+    let mut used = db_used_bytes(conn)?;
+    if used <= share {
+        return Ok(format!("database {} of its {} share", mib(used), mib(share)));
+    }
+    let before = used;
+    let newest: Option<i64> = conn.query_row("SELECT max(minute) FROM traffic_minute", [], |r| r.get(0))?;
+    let Some(newest) = newest else {
+        return Ok(format!("database {} over its {} share, no minutes to trim", mib(used), mib(share)));
+    };
+    let mut deleted = 0usize;
+    let mut hours = 0;
+    while used > share {
+        let oldest: Option<i64> = conn.query_row("SELECT min(minute) FROM traffic_minute", [], |r| r.get(0))?;
+        let Some(oldest) = oldest else { break };
+        let cut = (oldest.div_euclid(3600) + 1) * 3600;
+        if cut > newest - 86_400 {
+            tracing::warn!(
+                "store: the database uses {} of its {} share with only a day of minutes left: disk_budget is too small",
+                mib(used),
+                mib(share)
+            );
+            break;
+        }
+        conn.execute_batch("BEGIN IMMEDIATE")?;
+        match delete_before(conn, cut, None) {
+            Ok(n) => {
+                conn.execute_batch("COMMIT")?;
+                deleted += n;
+            }
+            Err(e) => {
+                let _ = conn.execute_batch("ROLLBACK");
+                return Err(e);
+            }
+        }
+        hours += 1;
+        used = db_used_bytes(conn)?;
+    }
+    let since: Option<i64> = conn.query_row("SELECT min(minute) FROM traffic_minute", [], |r| r.get(0))?;
+    let since = since.map(|m| crate::time::Ts(m * 1_000_000_000).rfc3339()).unwrap_or_default();
+    Ok(format!(
+        "database {} over its {} share: {hours} oldest hours ({deleted} rows) deleted, {} used, minutes since {since}",
+        mib(before),
+        mib(share),
+        mib(used)
+    ))
+}
+
+/// Deletes the minutes, flows and errors before `cut` (seconds), and with `keep_days` the
+/// identities and cleared alerts `2 × keep_days` earlier still (kept three times longer: who
+/// was where, what happened); without, those stay.
+fn delete_before(conn: &Connection, cut: i64, keep_days: Option<u64>) -> anyhow::Result<usize> {
+    let cut_us = cut * 1_000_000;
+    let cut_text = crate::time::Ts(cut * 1_000_000_000).rfc3339();
+    // i64::MIN: nothing is that old.
+    let long = keep_days.map_or(i64::MIN, |d| cut_us - 2 * d as i64 * 86_400_000_000);
+    let mut deleted = 0usize;
+    for (sql, p) in [
+        ("DELETE FROM traffic_minute WHERE minute < ?1", cut),
+        ("DELETE FROM tcp_pair_minute WHERE minute < ?1", cut),
+        // An hour goes once all of it is older than the cut.
+        ("DELETE FROM tcp_pair_hour WHERE hour + 3600 <= ?1", cut),
+        ("DELETE FROM counter_minute WHERE minute < ?1", cut),
+        ("DELETE FROM user_volume_minute WHERE minute < ?1", cut),
+        ("DELETE FROM app_error_minute WHERE minute < ?1", cut),
+        ("DELETE FROM app_errors WHERE ts_us < ?1", cut_us),
+        ("DELETE FROM flows WHERE last_us < ?1", cut_us),
+        ("DELETE FROM identities WHERE last_us < ?1", long),
+        ("DELETE FROM alerts WHERE state = 'cleared' AND since_us < ?1", long),
+    ] {
+        deleted += conn.execute(sql, [p])?;
+    }
+    deleted += conn.execute("DELETE FROM identity_events WHERE ts < ?1", [&cut_text])?;
+    Ok(deleted)
 }
 
 /// The daily report: the last 24 hours before the newest stored minute, as an outbox row.

@@ -122,3 +122,54 @@ fn unsent_mail_has_a_bound_when_mail_never_works() {
     assert_eq!(count(&c, "SELECT count(*) FROM outbox WHERE state = 'failed' AND evidence IS NOT NULL"), 0);
     assert!(count(&c, "SELECT count(*) FROM outbox") <= 1200);
 }
+
+/// A store that outgrows its share of `disk_budget` before its retention days are up (a busy
+/// branch: ~15 GB a day in per-minute rows would fill a stick in days): the retention job
+/// deletes the oldest hours until the database is within half the budget, the newest day always
+/// stays, identities stay, and the dashboard says how many days the store holds.
+#[test]
+fn the_database_stays_within_its_share_of_disk_budget_oldest_hours_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("mirrorwatch.db");
+    let c = mirrorwatch::store::open(&db).unwrap();
+    // Ten days of minutes, each with 30 counter groups (~1.2 KiB a minute).
+    let start = 1_790_000_000i64 / 86_400 * 86_400;
+    let end = start + 10 * 86_400 - 60;
+    c.execute_batch(&format!(
+        "WITH RECURSIVE m(x) AS (SELECT {start} UNION ALL SELECT x + 60 FROM m WHERE x < {end})
+         INSERT INTO traffic_minute (minute, packets, bytes, tcp_packets, udp_packets, other_packets, truncated,
+            decode_errors, drops, retransmissions, fast_retransmissions, spurious_retransmissions, duplicate_acks,
+            out_of_order, lost_segments, zero_windows, private_retransmissions)
+         SELECT x, 100, 10000, 90, 10, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0 FROM m;
+         WITH RECURSIVE m(x) AS (SELECT {start} UNION ALL SELECT x + 60 FROM m WHERE x < {end}),
+              k(y) AS (SELECT 1 UNION ALL SELECT y + 1 FROM k WHERE y < 30)
+         INSERT INTO counter_minute (minute, counter, key, value)
+         SELECT x, 'http-requests', printf('10.1.%d.%d -> 192.168.200.%d:443', y, y, y), x % 97 FROM m, k;
+         INSERT INTO identities (mac, ip, user, realm, hostname, source, outcome, error, first_us, last_us, count)
+         VALUES ('02:00:00:00:00:01', '10.1.1.1', 'alice', 'CORP', '', 'kerberos', 'ok', '', {first}, {first}, 1);",
+        first = start * 1_000_000
+    ))
+    .unwrap();
+    let used = mirrorwatch::jobs::db_used_bytes(&c).unwrap();
+    assert!(used > 20 << 20, "{used}");
+    // A budget whose half is a third of what the store uses now.
+    let mut cfg = config(dir.path(), false);
+    cfg.store.disk_budget = format!("{}", used * 2 / 3);
+    cfg.store.retention_days = 30;
+    let msg = Jobs::new(&cfg, &db, dir.path()).run(Job::Retention).unwrap();
+    let after = mirrorwatch::jobs::db_used_bytes(&c).unwrap();
+    assert!(after <= used / 3, "{after} > {} ({msg})", used / 3);
+    let (from, to): (i64, i64) =
+        c.query_row("SELECT min(minute), max(minute) FROM traffic_minute", [], |r| Ok((r.get(0)?, r.get(1)?))).unwrap();
+    assert_eq!(to, end, "the newest minute stays");
+    assert!(from > start + 5 * 86_400, "the oldest days went first: from {from}");
+    assert_eq!(from % 3600, 0, "whole hours go");
+    assert_eq!(count(&c, &format!("SELECT count(*) FROM counter_minute WHERE minute < {from}")), 0);
+    assert_eq!(count(&c, "SELECT count(*) FROM identities"), 1, "identities keep their own retention");
+    assert!(msg.contains("oldest hours"), "{msg}");
+    // A second run finds it within its share and deletes nothing.
+    let again = Jobs::new(&cfg, &db, dir.path()).run(Job::Retention).unwrap();
+    assert!(again.contains("of its"), "{again}");
+    assert_eq!(count(&c, "SELECT min(minute) FROM traffic_minute"), from);
+    eprintln!("{msg}");
+}

@@ -447,6 +447,9 @@ async fn the_api_gives_what_the_pipeline_counted() {
         async move { a.get(&p, Some(&c)).await }
     };
     let all = "from=0&to=4000000000";
+    // The overview says how far back the store reaches (first to last stored minute).
+    let home = get("/".into()).await.body;
+    assert!(home.contains("id=\"store-holds\">holds: 3.6 days (Since 2026-11-27)"), "{home}");
     let status = get("/api/status".into()).await.json();
     assert_eq!(status["packets"], f.summary.packets);
     assert_eq!(status["mode"], "analysis");

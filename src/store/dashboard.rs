@@ -957,6 +957,13 @@ pub struct HealthEvent {
     pub detail: String,
 }
 
+/// The first and the last stored minute (seconds): how much history the store holds.
+pub fn stored_span(conn: &Connection) -> rusqlite::Result<Option<(i64, i64)>> {
+    let (from, to): (Option<i64>, Option<i64>) =
+        conn.query_row("SELECT min(minute), max(minute) FROM traffic_minute", [], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    Ok(from.zip(to))
+}
+
 pub fn health_events(conn: &Connection, limit: usize) -> rusqlite::Result<Vec<HealthEvent>> {
     let mut st =
         conn.prepare_cached("SELECT ts_us, kind, count, detail FROM health_events ORDER BY id DESC LIMIT ?1")?;

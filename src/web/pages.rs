@@ -258,6 +258,7 @@ struct Overview {
     active: q::AlertPage,
     names: Names,
     health: Vec<q::HealthEvent>,
+    span: Option<(i64, i64)>,
 }
 
 pub async fn overview(
@@ -280,6 +281,7 @@ pub async fn overview(
                 active: active.clone(),
                 names: alert_names(c, &active.alerts)?,
                 health: q::health_events(c, 5)?,
+                span: q::stored_span(c)?,
             })
         })
         .await?;
@@ -368,6 +370,18 @@ pub async fn overview(
         }
     };
     let db_bytes = st.database_bytes();
+    // How far back the store reaches (retention days, or less once disk_budget is reached).
+    let holds = match o.span {
+        Some((from, to)) => format!(
+            "<p id=\"store-holds\">{}: {:.1} {} ({} {})</p>",
+            E(l.t("store_holds")),
+            (to + 60 - from) as f64 / 86_400.0,
+            E(l.t("days_unit")),
+            E(l.t("since")),
+            E(crate::time::Ts(from.saturating_mul(1_000_000_000)).rfc3339().get(..10).unwrap_or(""))
+        ),
+        None => String::new(),
+    };
     let disk = match (fs4::available_space(&st.store_dir), fs4::total_space(&st.store_dir)) {
         (Ok(free), Ok(total)) if total > 0 => format!(
             "{} {} / {} ({:.0} %)",
@@ -385,7 +399,7 @@ pub async fn overview(
          <div class=\"tile\"><h2>{}</h2><p class=\"big\">{}</p><p>{}</p></div>\
          <div class=\"tile\"><h2>{}</h2><p class=\"big\">{}</p><p>{rname}{}</p></div>\
          <div class=\"tile\"><h2>{}</h2><p class=\"big\">{}</p></div>\
-         <div class=\"tile\"><h2>{}</h2><p>{}</p><p>{} {}</p><p>{}: {}</p>{ring}</div>\
+         <div class=\"tile\"><h2>{}</h2><p>{}</p><p>{} {}</p>{holds}<p>{}: {}</p>{ring}</div>\
          <div class=\"tile\"><h2>{}</h2><p>{}</p></div></section>",
         E(l.t("packets_per_s")),
         pps,
