@@ -145,3 +145,25 @@ fn sighup_reloads_in_every_mode() {
         assert!(c.0.try_wait().unwrap().is_none(), "SIGHUP ended {:?}: {log}", c.0.id());
     }
 }
+
+#[test]
+fn analyze_into_a_database_that_cannot_be_opened_says_so_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    // Below a plain file: no one (root neither) can make a directory there.
+    let plain = dir.path().join("plain");
+    std::fs::write(&plain, "not a directory").unwrap();
+    let started = Instant::now();
+    let o = mw()
+        .arg("analyze")
+        .arg(common::lab_dir().join("lab-http-clean.pcap"))
+        .arg("--db")
+        .arg(plain.join("x.db"))
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("--db") && err.contains("plain/x.db"), "{err}");
+    assert!(o.stdout.is_empty(), "nothing analysed into nowhere");
+    // Before: a minute of retries (the daemon's patience), then the same error.
+    assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
+}

@@ -78,6 +78,9 @@ pub fn run(mut args: AnalyzeArgs) -> anyhow::Result<Outcome> {
     let pb = progress_bar(&args.files);
     let (summary, reports) = match &args.db {
         Some(db) => {
+            // A database that cannot be opened is said before the analysis, not after a
+            // minute of retries (the daemon retries; a command line answers).
+            drop(crate::store::open(db).map_err(|e| anyhow::anyhow!("--db {}: {e:#}", db.display()))?);
             let sink = SqliteSink::start(db, Backpressure::Block)?;
             let mut p = Pipeline::new(cfg.flows.clone(), cfg.pipeline.clone(), sink);
             p.digest_every_secs = cfg.mail.digest_every_secs();
