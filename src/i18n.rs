@@ -196,6 +196,7 @@ pub const TEXTS: &[(&str, &str, &str)] = &[
     ("no_data", "No data in this range.", "この期間のデータはありません。"),
     ("no_password", "No dashboard password is set yet.", "ダッシュボードのパスワードがまだ設定されていません。"),
     ("no_password_how", "Set one on the box with:", "本体で次のコマンドを実行して設定してください:"),
+    ("no_password_image", "On the Raspberry Pi image: put the password on the first line of mirrorwatch-password.txt on the SD card's FAT partition (RASPIFIRM) and restart the box.", "Raspberry Pi イメージでは: SD カードの FAT パーティション (RASPIFIRM) に mirrorwatch-password.txt を作り、1 行目にパスワードを書いて本体を再起動してください。"),
     ("none", "None.", "なし。"),
     ("note", "Note", "備考"),
     ("outcome", "Outcome", "結果"),

@@ -112,9 +112,10 @@ fn html_ok(body: String) -> Response {
 
 fn password_missing_page(lang: Lang) -> Response {
     let body = format!(
-        "<p>{}</p><p>{}</p><pre>sudo mirrorwatch passwd</pre>",
+        "<p>{}</p><p>{}</p><pre>sudo mirrorwatch passwd</pre><p>{}</p>",
         E(lang.t("no_password")),
-        E(lang.t("no_password_how"))
+        E(lang.t("no_password_how")),
+        E(lang.t("no_password_image"))
     );
     (StatusCode::SERVICE_UNAVAILABLE, Html(html::bare_page(lang, lang.t("login"), &body))).into_response()
 }
