@@ -79,6 +79,17 @@ impl Drop for Lab {
     }
 }
 
+/// curl inside namespace `ns`, with a cookie jar in `dir` (a logged-in dashboard session).
+fn curl_in(ns: &str, dir: &Path, args: &[&str]) -> String {
+    let o = Command::new("ip")
+        .args(["netns", "exec", ns, "curl", "-s", "-b", "c.txt", "-c", "c.txt"])
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
 fn tool(name: &str) -> bool {
     Command::new("sh").arg("-c").arg(format!("command -v {name}")).output().map(|o| o.status.success()).unwrap_or(false)
 }
@@ -348,15 +359,7 @@ fn a_silent_mirror_port_is_shown_and_alerted() {
     lab.sh(&format!("ip -n {} link set {} down", lab.ns("b"), lab.iface("b")));
     let quiet_from = std::time::Instant::now();
     let base = format!("http://{listen}");
-    let curl = |args: &[&str]| -> String {
-        let o = Command::new("ip")
-            .args(["netns", "exec", &a, "curl", "-s", "-b", "c.txt", "-c", "c.txt"])
-            .args(args)
-            .current_dir(dir)
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&o.stdout).into_owned()
-    };
+    let curl = |args: &[&str]| curl_in(&a, dir, args);
     curl(&["-o", "/dev/null", "-d", "password=silent port 5", &format!("{base}/login")]);
     let page = curl(&[&format!("{base}/")]);
     assert!(!page.contains("id=\"capture-silent\""), "no banner while frames come: {page}");
@@ -471,15 +474,7 @@ fn a_store_deleted_under_live_load_is_noticed_and_reopened() {
     std::fs::create_dir(&store).unwrap();
     std::thread::sleep(Duration::from_secs(16));
     // The dashboard (in namespace a) shows the spell.
-    let curl = |args: &[&str]| -> String {
-        let o = Command::new("ip")
-            .args(["netns", "exec", &a, "curl", "-s", "-b", "c.txt", "-c", "c.txt"])
-            .args(args)
-            .current_dir(dir)
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&o.stdout).into_owned()
-    };
+    let curl = |args: &[&str]| curl_in(&a, dir, args);
     let base = format!("http://{listen}");
     curl(&["-o", "/dev/null", "-d", "password=vanished store 7", &format!("{base}/login")]);
     let page = curl(&[&format!("{base}/")]);

@@ -362,6 +362,8 @@ struct Writer {
     /// Failures and losses of the current failing spell, stored once writes work again.
     spell_failures: u64,
     spell_lost: u64,
+    /// What began the spell (stored with it: "vanished", "locked", "disk full"…).
+    spell_cause: String,
     last_health_log: Option<Instant>,
     outbox: bool,
     evidence_window: Option<(i64, i64)>,
@@ -399,6 +401,7 @@ impl Writer {
             attempts: 0,
             spell_failures: 0,
             spell_lost: 0,
+            spell_cause: String::new(),
             last_health_log: None,
             id: None,
             home_dev: None,
@@ -608,6 +611,7 @@ impl Writer {
         let now = wall_us();
         let first = self.health.failing_since_us.compare_exchange(0, now, Ordering::Relaxed, Ordering::Relaxed).is_ok();
         if first {
+            self.spell_cause = format!("{e:#}");
             tracing::error!("store failing: {e:#}; holding up to {HOLD_EVENTS} events and retrying");
             self.last_health_log = Some(Instant::now());
         } else if self.last_health_log.is_none_or(|t| t.elapsed() >= HEALTH_LOG_EVERY) {
@@ -646,7 +650,9 @@ impl Writer {
     fn recovered(&mut self) {
         let since = self.health.failing_since_us.swap(0, Ordering::Relaxed);
         let now = wall_us();
-        let error = self.health.last_error.lock().map(|e| e.clone()).unwrap_or_default();
+        let last = self.health.last_error.lock().map(|e| e.clone()).unwrap_or_default();
+        let cause = std::mem::take(&mut self.spell_cause);
+        let error = if cause.is_empty() || cause == last { last } else { format!("{cause} (last: {last})") };
         let mut rows = vec![
             (since, "store.failing", self.spell_failures, error),
             (now, "store.recovered", ((now - since) / 1_000_000).max(0) as u64, "seconds failing".to_string()),
