@@ -79,7 +79,7 @@ impl Jobs {
     }
 
     fn open(&self) -> anyhow::Result<Connection> {
-        let c = Connection::open(&self.db).with_context(|| format!("opening {}", self.db.display()))?;
+        let c = crate::store::open_existing(&self.db).with_context(|| format!("opening {}", self.db.display()))?;
         c.busy_timeout(Duration::from_secs(30))?;
         Ok(c)
     }

@@ -499,3 +499,109 @@ fn a_store_deleted_under_live_load_is_noticed_and_reopened() {
     assert!(page.contains("store.failing") && page.contains("vanished"), "the overview shows the spell: {page}");
     eprintln!("vanished store: {packets} packets in the new store, health events {kinds:?}");
 }
+
+/// The USB stick pulled and put back: the store's file system unmounted under live capture
+/// (the mount point left behind is a directory on the card) and mounted again. Meanwhile
+/// nothing of the daemon (writer, mailer, jobs, dashboard) creates a store on the card under
+/// the empty mount point; once the stick is back, the same store goes on.
+#[test]
+fn a_store_unmounted_and_mounted_again_is_not_recreated_under_the_mount_point() {
+    if !is_root() || !["ip", "ping", "curl", "mount", "umount", "nsenter"].iter().all(|t| tool(t)) {
+        common::skip_or_fail("the unmounted-store test needs root, iproute2, ping, curl and mount");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    // The "stick": a tmpfs of its own (its own device), bound on the store directory.
+    let stick = dir.join("stick");
+    let store = dir.join("store");
+    std::fs::create_dir_all(&stick).unwrap();
+    std::fs::create_dir_all(&store).unwrap();
+    let sh = |cmd: &str| assert!(Command::new("sh").arg("-c").arg(cmd).status().unwrap().success(), "{cmd}");
+    sh(&format!("mount -t tmpfs -o size=64m mwstick {}", stick.display()));
+    struct Unmount(std::path::PathBuf, std::path::PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = Command::new("umount").arg(&self.1).status();
+            let _ = Command::new("umount").arg(&self.0).status();
+        }
+    }
+    let _mounts = Unmount(stick.clone(), store.clone());
+    sh(&format!("mount --bind {} {}", stick.display(), store.display()));
+    let mut lab = Lab::pair("mwu", "10.78.11");
+    let (a, va) = (lab.ns("a"), lab.iface("a"));
+    let config = dir.join("mirrorwatch.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[capture]\ninterface = \"{va}\"\n[web]\npassword_file = \"{}\"\n[store]\ndir = \"{}\"\n",
+            dir.join("dashboard.passwd").display(),
+            store.display()
+        ),
+    )
+    .unwrap();
+    common::set_password(&config, "unmounted store 8");
+    let rules = Path::new(env!("CARGO_MANIFEST_DIR")).join("rules");
+    let listen = format!("127.0.0.1:{}", 20_090 + std::process::id() % 1000);
+    let log = dir.join("daemon.log");
+    // `ip netns exec` gives the daemon a mount namespace of its own (a copy of ours, with the
+    // stick bound): the stick is pulled and put back in that namespace, as the daemon sees it.
+    let daemon = Command::new("ip")
+        .args(["netns", "exec", &a, env!("CARGO_BIN_EXE_mirrorwatch"), "run", "--listen", &listen, "--config"])
+        .arg(&config)
+        .arg("--rules")
+        .arg(&rules)
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let pid = daemon.id();
+    lab.children.push(daemon);
+    let in_daemon = |cmd: &str| {
+        let o = Command::new("nsenter").args(["-t", &pid.to_string(), "-m", "sh", "-c", cmd]).output().unwrap();
+        assert!(o.status.success(), "{cmd}: {}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    std::thread::sleep(Duration::from_secs(2));
+    lab.spawn_in("b", &["ping", "-q", "-i", "0.05", "-w", "30", "10.78.11.1"]);
+    let db = store.join("mirrorwatch.db");
+    let t = std::time::Instant::now();
+    while !db.exists() {
+        assert!(t.elapsed() < Duration::from_secs(10), "no store");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_secs(4));
+    // Pulled: the mount point is a plain directory again. The dashboard is asked meanwhile
+    // (its reads must not create a database there either).
+    in_daemon(&format!("umount -l {}", store.display()));
+    let base = format!("http://{listen}");
+    for _ in 0..6 {
+        curl_in(&a, dir, &["-o", "/dev/null", "-d", "password=unmounted store 8", &format!("{base}/login")]);
+        curl_in(&a, dir, &["-o", "/dev/null", &format!("{base}/")]);
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    let under = in_daemon(&format!("ls -A {}", store.display()));
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(under.trim().is_empty(), "nothing created under the mount point: {under:?}\n{text}");
+    assert!(text.contains("store vanished"), "{text}");
+    // Put back.
+    in_daemon(&format!("mount --bind {} {}", stick.display(), store.display()));
+    std::thread::sleep(Duration::from_secs(12));
+    lab.stop(pid);
+    let text = std::fs::read_to_string(&log).unwrap();
+    let c = rusqlite::Connection::open(stick.join("mirrorwatch.db")).unwrap();
+    let kinds: Vec<String> = c
+        .prepare("SELECT kind FROM health_events ORDER BY id")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(kinds, ["store.failing", "store.recovered"], "{text}");
+    let (first, last): (i64, i64) =
+        c.query_row("SELECT min(minute), max(minute) FROM traffic_minute", [], |r| Ok((r.get(0)?, r.get(1)?))).unwrap();
+    let packets: i64 = c.query_row("SELECT sum(packets) FROM traffic_minute", [], |r| r.get(0)).unwrap();
+    // The same store goes on: what was written before the pull and what came after, together.
+    assert!(packets > 300, "{packets}\n{text}");
+    eprintln!("unmounted store: {packets} packets from {first} to {last}, health {kinds:?}");
+}

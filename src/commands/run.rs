@@ -280,7 +280,7 @@ fn clear_orphans(db: &std::path::Path, ids: &[i64]) -> rusqlite::Result<()> {
     if ids.is_empty() {
         return Ok(());
     }
-    let mut conn = rusqlite::Connection::open(db)?;
+    let mut conn = crate::store::open_existing(db)?;
     conn.busy_timeout(Duration::from_secs(10))?;
     let tx = conn.transaction()?;
     {

@@ -136,7 +136,7 @@ impl Mailer {
     }
 
     fn open(&self) -> anyhow::Result<Connection> {
-        let conn = Connection::open(&self.db).with_context(|| format!("opening {}", self.db.display()))?;
+        let conn = crate::store::open_existing(&self.db).with_context(|| format!("opening {}", self.db.display()))?;
         conn.busy_timeout(Duration::from_secs(10))?;
         Ok(conn)
     }

@@ -57,6 +57,17 @@ const IDLE_CHECK: Duration = Duration::from_secs(2);
 /// While failing, a health line is logged this often.
 const HEALTH_LOG_EVERY: Duration = Duration::from_secs(10);
 
+/// Opens the database only if it exists, for every part of the daemon but the store writer
+/// (the mailer, the jobs, the alert restore, the dashboard's writes): a store whose stick was
+/// pulled must not be created again, empty, on the card under the mount point, where the
+/// writer would then take it for the store come back.
+pub fn open_existing(path: &Path) -> rusqlite::Result<Connection> {
+    Connection::open_with_flags(
+        path,
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+}
+
 /// Opens (creating if needed) a database and brings its schema up to date.
 pub fn open(path: &Path) -> anyhow::Result<Connection> {
     if let Some(dir) = path.parent().filter(|p| !p.as_os_str().is_empty()) {

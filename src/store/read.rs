@@ -38,7 +38,7 @@ pub use crate::rules::alerts::AlertHistory;
 
 /// Reads the [`AlertHistory`] of `counters` from the database at `db`.
 pub fn alert_history(db: &Path, counters: &[String]) -> rusqlite::Result<AlertHistory> {
-    let conn = Connection::open(db)?;
+    let conn = super::open_existing(db)?;
     conn.busy_timeout(std::time::Duration::from_secs(10))?;
     let mut minutes = Vec::new();
     if let Some(newest) = newest_counter_minute(&conn, crate::time::wall_now().secs())? {

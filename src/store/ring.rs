@@ -338,6 +338,9 @@ struct RingWriter {
     disk: DiskWatch,
     last_disk_check: Option<Instant>,
     stopping: Arc<AtomicBool>,
+    /// The store directory's device when the ring started: ring files are written only there,
+    /// never into the mount point an unmounted stick leaves behind.
+    home_dev: Option<u64>,
 }
 
 impl RingWriter {
@@ -357,12 +360,14 @@ impl RingWriter {
             disk: DiskWatch::default(),
             last_disk_check: None,
             stopping,
+            home_dev: None,
         }
     }
 
     /// Finds the ring files of earlier runs (their first frame is read; a file holding none is
     /// deleted) and removes half-written evidence.
     fn scan(&mut self) {
+        self.home_dev = std::fs::metadata(&self.s.store_dir).ok().map(|m| std::os::unix::fs::MetadataExt::dev(&m));
         for (seq, path) in ring_files(&self.s.ring_dir()) {
             self.next_seq = self.next_seq.max(seq + 1);
             let bytes = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
@@ -499,6 +504,13 @@ impl RingWriter {
             );
         }
         let dir = self.s.ring_dir();
+        let dev = std::fs::metadata(&self.s.store_dir).ok().map(|m| std::os::unix::fs::MetadataExt::dev(&m));
+        if self.home_dev.is_some() && dev != self.home_dev {
+            anyhow::bail!(
+                "{} is not on its file system (unmounted?): frames not kept until it is back",
+                self.s.store_dir.display()
+            );
+        }
         // The ring directory only inside a store directory that exists: a store gone with its
         // USB stick is not created again on the card under the mount point.
         match std::fs::create_dir(&dir) {

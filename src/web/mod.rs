@@ -306,7 +306,7 @@ impl WebState {
     {
         let db = self.db.clone();
         tokio::task::spawn_blocking(move || {
-            let c = Connection::open(&db)?;
+            let c = crate::store::open_existing(&db)?;
             c.busy_timeout(Duration::from_secs(5))?;
             f(&c)
         })
