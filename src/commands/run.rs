@@ -257,6 +257,9 @@ impl SilenceWatch {
 /// So do the episodes left active: the rules that raised them clear them, and those no rule
 /// continues any more (rule removed, duplicates of older versions) are cleared now.
 fn restore_alerts<S: Sink>(p: &mut Pipeline<S>, db: &std::path::Path) {
+    if !db.exists() {
+        return; // a new store: nothing to restore
+    }
     match crate::store::read::alert_history(db, &p.followed_counters()) {
         Ok(h) if h.minutes.is_empty() && h.mails.is_empty() && h.active.is_empty() => {}
         Ok(h) => {

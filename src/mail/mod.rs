@@ -143,6 +143,10 @@ impl Mailer {
 
     /// Sends every row that is due. Returns what happened; a database problem is an error.
     pub fn drain_once(&self) -> anyhow::Result<Pass> {
+        if !self.db.exists() {
+            // No store (not made yet, or gone with its stick): the store's health says so.
+            return Ok(Pass::default());
+        }
         let conn = self.open()?;
         let now = wall_us();
         let rows: Vec<OutboxRow> = {
