@@ -109,13 +109,16 @@ fn sighup_reloads_in_every_mode() {
     std::fs::write(&config, format!("[web]\npassword_file = \"{}\"\n", dir.path().join("pw").display())).unwrap();
     common::set_password(&config, "sighup test 1");
     let clean = common::lab_dir().join("lab-http-clean.pcap");
+    // A replay long enough that the first SIGHUP comes while it is still reading the file.
+    let long = dir.path().join("long.pcap");
+    common::loop_captures(std::slice::from_ref(&clean), 400, 60, 1_790_000_000, &long);
     let replay = mw()
         .args(["run", "--listen", "127.0.0.1:0", "--config"])
         .arg(&config)
         .arg("--rules")
         .arg(rules())
         .arg("--replay")
-        .arg(&clean)
+        .arg(&long)
         .arg("--db")
         .arg(dir.path().join("replay.db"))
         .stdout(Stdio::null())
@@ -135,6 +138,10 @@ fn sighup_reloads_in_every_mode() {
         .spawn()
         .unwrap();
     let mut children = [common::Stopped(replay), common::Stopped(serve)];
+    std::thread::sleep(Duration::from_millis(300));
+    let during = std::fs::read_to_string(dir.path().join("replay.log")).unwrap_or_default();
+    assert!(!during.contains("replayed"), "the replay ended before the first SIGHUP: {during}");
+    assert!(Command::new("kill").args(["-HUP", &children[0].0.id().to_string()]).status().unwrap().success());
     std::thread::sleep(Duration::from_secs(3));
     for c in &children {
         assert!(Command::new("kill").args(["-HUP", &c.0.id().to_string()]).status().unwrap().success());

@@ -526,6 +526,10 @@ pub fn run(args: RunArgs) -> anyhow::Result<Outcome> {
 /// `run --replay`: the file through the same pipeline as fast as it goes (packet time), then
 /// the daemon serves the dashboard and sends mail until stopped.
 fn replay(mut d: Daemon, mut rules: RuleWatch, file: &std::path::Path) -> anyhow::Result<Outcome> {
+    // SIGHUP during the replay (a long file) must not end it either: the rules are reloaded
+    // once the file is through.
+    let hup = Arc::new(AtomicBool::new(false));
+    signal_hook::flag::register(signal_hook::consts::SIGHUP, Arc::clone(&hup)).context("installing SIGHUP")?;
     let mut sink = d.store(Backpressure::Block)?;
     sink.stop_on(Arc::clone(&d.stop));
     let mut ring = d.start_ring()?.map(|r| r.blocking());
@@ -570,8 +574,6 @@ fn replay(mut d: Daemon, mut rules: RuleWatch, file: &std::path::Path) -> anyhow
     }
     // Rule files saved meanwhile (the dashboard's editor) are still checked and applied, at
     // once on SIGHUP (which would otherwise end the process).
-    let hup = Arc::new(AtomicBool::new(false));
-    signal_hook::flag::register(signal_hook::consts::SIGHUP, Arc::clone(&hup)).context("installing SIGHUP")?;
     let mut last_poll = Instant::now();
     while !d.stop.load(Ordering::Relaxed) {
         std::thread::sleep(Duration::from_millis(100));
