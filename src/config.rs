@@ -258,7 +258,7 @@ impl Config {
         for (key, expr) in
             [("digest", &j.digest), ("retention", &j.retention), ("disk", &j.disk), ("optimize", &j.optimize)]
         {
-            if let Err(e) = crate::jobs::parse_cron(expr) {
+            if let Err(e) = crate::units::parse_cron(expr) {
                 bad.push(("jobs", key, format!("{e}")));
             }
         }

@@ -13,7 +13,6 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use chrono::{DateTime, Utc};
-use croner::parser::{CronParser, Seconds};
 use croner::Cron;
 use rusqlite::{params, Connection};
 use serde_json::json;
@@ -22,14 +21,7 @@ use crate::config::{Config, JobsConfig};
 use crate::store::wall_us;
 use crate::units::parse_size;
 
-/// Parses a 5-field crontab expression ("*/15 * * * *").
-pub fn parse_cron(expr: &str) -> anyhow::Result<Cron> {
-    CronParser::builder()
-        .seconds(Seconds::Disallowed)
-        .build()
-        .parse(expr)
-        .map_err(|e| anyhow::anyhow!("\"{expr}\": {e} (expected 5 fields: minute hour day month weekday)"))
-}
+pub use crate::units::parse_cron;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Job {

@@ -1,9 +1,19 @@
 //! Leaf module for the units people write in configuration and rule files: durations ("5m"),
-//! sizes ("4GiB") and positions in a text (line and column for error messages).
+//! sizes ("4GiB"), cron expressions ("*/15 * * * *") and positions in a text (line and column
+//! for error messages).
 //!
 //! It depends on nothing else in the crate, so `config`, `rules`, `jobs` and `mail` can all use
 //! it without importing each other. Every parse is checked: a number that would overflow is
 //! refused, never wrapped.
+
+/// Parses a 5-field crontab expression ("*/15 * * * *").
+pub fn parse_cron(expr: &str) -> anyhow::Result<croner::Cron> {
+    croner::parser::CronParser::builder()
+        .seconds(croner::parser::Seconds::Disallowed)
+        .build()
+        .parse(expr)
+        .map_err(|e| anyhow::anyhow!("\"{expr}\": {e} (expected 5 fields: minute hour day month weekday)"))
+}
 
 /// Parses "90s", "5m", "1h", "7d" (a bare number is seconds). Zero, overflow and anything else
 /// are `None`.
