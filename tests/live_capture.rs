@@ -416,6 +416,76 @@ fn a_silent_mirror_port_is_shown_and_alerted() {
     assert!(!page.contains("id=\"capture-silent\""), "the banner stays after frames came back");
 }
 
+/// A daemon capturing namespace a's veth of `lab` (net `NET.0/24`) into `store`, its log in
+/// `dir/daemon.log`, its dashboard on 127.0.0.1:`port` with `password`; started, with b
+/// pinging a 20 times a second for `ping_secs`, and returned once its store exists and has had
+/// 4 s of traffic.
+struct StoreDaemon {
+    pid: u32,
+    log: std::path::PathBuf,
+    listen: String,
+}
+
+impl StoreDaemon {
+    fn start(
+        lab: &mut Lab,
+        dir: &Path,
+        store: &Path,
+        net: &str,
+        port: u32,
+        password: &str,
+        ping_secs: u32,
+    ) -> StoreDaemon {
+        let (a, va) = (lab.ns("a"), lab.iface("a"));
+        let config = dir.join("mirrorwatch.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "[capture]\ninterface = \"{va}\"\n[web]\npassword_file = \"{}\"\n[store]\ndir = \"{}\"\n",
+                dir.join("dashboard.passwd").display(),
+                store.display()
+            ),
+        )
+        .unwrap();
+        common::set_password(&config, password);
+        let rules = Path::new(env!("CARGO_MANIFEST_DIR")).join("rules");
+        let listen = format!("127.0.0.1:{port}");
+        let log = dir.join("daemon.log");
+        let daemon = Command::new("ip")
+            .args(["netns", "exec", &a, env!("CARGO_BIN_EXE_mirrorwatch"), "run", "--listen", &listen, "--config"])
+            .arg(&config)
+            .arg("--rules")
+            .arg(&rules)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        let pid = daemon.id();
+        lab.children.push(daemon);
+        std::thread::sleep(Duration::from_secs(2));
+        lab.spawn_in("b", &["ping", "-q", "-i", "0.05", "-w", &ping_secs.to_string(), &format!("{net}.1")]);
+        let db = store.join("mirrorwatch.db");
+        let t = std::time::Instant::now();
+        while !db.exists() {
+            assert!(t.elapsed() < Duration::from_secs(10), "no store");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        std::thread::sleep(Duration::from_secs(4));
+        StoreDaemon { pid, log, listen }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap()
+    }
+}
+
+/// The store's health events, oldest first: (kind, detail).
+fn health_events(db: &Path) -> Vec<(String, String)> {
+    let c = rusqlite::Connection::open(db).unwrap();
+    let mut st = c.prepare("SELECT kind, detail FROM health_events ORDER BY id").unwrap();
+    st.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).unwrap().collect::<Result<_, _>>().unwrap()
+}
+
 /// The store directory deleted under live capture (what a pulled USB stick or an admin's
 /// `rm -r` does) and made again: the daemon notices (not writing on into the deleted file),
 /// holds what it captures meanwhile, opens the store anew once the directory is back, and the
@@ -430,46 +500,22 @@ fn a_store_deleted_under_live_load_is_noticed_and_reopened() {
     let dir = tmp.path();
     let store = dir.join("store");
     let mut lab = Lab::pair("mwv", "10.78.10");
-    let (a, va) = (lab.ns("a"), lab.iface("a"));
-    let config = dir.join("mirrorwatch.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[capture]\ninterface = \"{va}\"\n[web]\npassword_file = \"{}\"\n[store]\ndir = \"{}\"\n",
-            dir.join("dashboard.passwd").display(),
-            store.display()
-        ),
-    )
-    .unwrap();
-    common::set_password(&config, "vanished store 7");
-    let rules = Path::new(env!("CARGO_MANIFEST_DIR")).join("rules");
-    let port = 19_090 + std::process::id() % 1000;
-    let listen = format!("127.0.0.1:{port}");
-    let log = dir.join("daemon.log");
-    let daemon = Command::new("ip")
-        .args(["netns", "exec", &a, env!("CARGO_BIN_EXE_mirrorwatch"), "run", "--listen", &listen, "--config"])
-        .arg(&config)
-        .arg("--rules")
-        .arg(&rules)
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .unwrap();
-    let pid = daemon.id();
-    lab.children.push(daemon);
-    std::thread::sleep(Duration::from_secs(2));
+    let a = lab.ns("a");
     // Traffic all along: 20 pings a second from b for 24 s.
-    lab.spawn_in("b", &["ping", "-q", "-i", "0.05", "-w", "24", "10.78.10.1"]);
+    let d = StoreDaemon::start(
+        &mut lab,
+        dir,
+        &store,
+        "10.78.10",
+        19_090 + std::process::id() % 1000,
+        "vanished store 7",
+        24,
+    );
+    let (pid, listen) = (d.pid, d.listen.clone());
     let db = store.join("mirrorwatch.db");
-    let t = std::time::Instant::now();
-    while !db.exists() {
-        assert!(t.elapsed() < Duration::from_secs(10), "no store");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    std::thread::sleep(Duration::from_secs(4));
     std::fs::remove_dir_all(&store).unwrap();
     std::thread::sleep(Duration::from_secs(6));
-    let text = std::fs::read_to_string(&log).unwrap();
+    let text = d.log();
     assert!(text.contains("store vanished"), "the deletion is noticed within seconds:\n{text}");
     std::fs::create_dir(&store).unwrap();
     std::thread::sleep(Duration::from_secs(16));
@@ -479,18 +525,12 @@ fn a_store_deleted_under_live_load_is_noticed_and_reopened() {
     curl(&["-o", "/dev/null", "-d", "password=vanished store 7", &format!("{base}/login")]);
     let page = curl(&[&format!("{base}/")]);
     lab.stop(pid);
-    let text = std::fs::read_to_string(&log).unwrap();
+    let text = d.log();
     assert!(db.exists(), "the store is made anew in the directory that is back:\n{text}");
     let c = rusqlite::Connection::open(&db).unwrap();
     let packets: i64 = c.query_row("SELECT coalesce(sum(packets), 0) FROM traffic_minute", [], |r| r.get(0)).unwrap();
     assert!(packets > 100, "capture resumed into the new store: {packets} packets\n{text}");
-    let kinds: Vec<(String, String)> = c
-        .prepare("SELECT kind, detail FROM health_events ORDER BY id")
-        .unwrap()
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap();
+    let kinds = health_events(&db);
     assert!(
         kinds.iter().any(|(k, d)| k == "store.failing" && d.contains("vanished")),
         "the spell is stored: {kinds:?}\n{text}"
@@ -529,48 +569,24 @@ fn a_store_unmounted_and_mounted_again_is_not_recreated_under_the_mount_point() 
     let _mounts = Unmount(stick.clone(), store.clone());
     sh(&format!("mount --bind {} {}", stick.display(), store.display()));
     let mut lab = Lab::pair("mwu", "10.78.11");
-    let (a, va) = (lab.ns("a"), lab.iface("a"));
-    let config = dir.join("mirrorwatch.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[capture]\ninterface = \"{va}\"\n[web]\npassword_file = \"{}\"\n[store]\ndir = \"{}\"\n",
-            dir.join("dashboard.passwd").display(),
-            store.display()
-        ),
-    )
-    .unwrap();
-    common::set_password(&config, "unmounted store 8");
-    let rules = Path::new(env!("CARGO_MANIFEST_DIR")).join("rules");
-    let listen = format!("127.0.0.1:{}", 20_090 + std::process::id() % 1000);
-    let log = dir.join("daemon.log");
+    let a = lab.ns("a");
     // `ip netns exec` gives the daemon a mount namespace of its own (a copy of ours, with the
     // stick bound): the stick is pulled and put back in that namespace, as the daemon sees it.
-    let daemon = Command::new("ip")
-        .args(["netns", "exec", &a, env!("CARGO_BIN_EXE_mirrorwatch"), "run", "--listen", &listen, "--config"])
-        .arg(&config)
-        .arg("--rules")
-        .arg(&rules)
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .unwrap();
-    let pid = daemon.id();
-    lab.children.push(daemon);
+    let d = StoreDaemon::start(
+        &mut lab,
+        dir,
+        &store,
+        "10.78.11",
+        20_090 + std::process::id() % 1000,
+        "unmounted store 8",
+        30,
+    );
+    let (pid, listen) = (d.pid, d.listen.clone());
     let in_daemon = |cmd: &str| {
         let o = Command::new("nsenter").args(["-t", &pid.to_string(), "-m", "sh", "-c", cmd]).output().unwrap();
         assert!(o.status.success(), "{cmd}: {}", String::from_utf8_lossy(&o.stderr));
         String::from_utf8_lossy(&o.stdout).into_owned()
     };
-    std::thread::sleep(Duration::from_secs(2));
-    lab.spawn_in("b", &["ping", "-q", "-i", "0.05", "-w", "30", "10.78.11.1"]);
-    let db = store.join("mirrorwatch.db");
-    let t = std::time::Instant::now();
-    while !db.exists() {
-        assert!(t.elapsed() < Duration::from_secs(10), "no store");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    std::thread::sleep(Duration::from_secs(4));
     // Pulled: the mount point is a plain directory again. The dashboard is asked meanwhile
     // (its reads must not create a database there either).
     in_daemon(&format!("umount -l {}", store.display()));
@@ -581,22 +597,16 @@ fn a_store_unmounted_and_mounted_again_is_not_recreated_under_the_mount_point() 
         std::thread::sleep(Duration::from_secs(1));
     }
     let under = in_daemon(&format!("ls -A {}", store.display()));
-    let text = std::fs::read_to_string(&log).unwrap();
+    let text = d.log();
     assert!(under.trim().is_empty(), "nothing created under the mount point: {under:?}\n{text}");
     assert!(text.contains("store vanished"), "{text}");
     // Put back.
     in_daemon(&format!("mount --bind {} {}", stick.display(), store.display()));
     std::thread::sleep(Duration::from_secs(12));
     lab.stop(pid);
-    let text = std::fs::read_to_string(&log).unwrap();
+    let text = d.log();
     let c = rusqlite::Connection::open(stick.join("mirrorwatch.db")).unwrap();
-    let kinds: Vec<String> = c
-        .prepare("SELECT kind FROM health_events ORDER BY id")
-        .unwrap()
-        .query_map([], |r| r.get(0))
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap();
+    let kinds: Vec<String> = health_events(&stick.join("mirrorwatch.db")).into_iter().map(|(k, _)| k).collect();
     assert_eq!(kinds, ["store.failing", "store.recovered"], "{text}");
     let (first, last): (i64, i64) =
         c.query_row("SELECT min(minute), max(minute) FROM traffic_minute", [], |r| Ok((r.get(0)?, r.get(1)?))).unwrap();
