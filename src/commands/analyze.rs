@@ -78,10 +78,9 @@ pub fn run(mut args: AnalyzeArgs) -> anyhow::Result<Outcome> {
     let pb = progress_bar(&args.files);
     let (summary, reports) = match &args.db {
         Some(db) => {
-            // A database that cannot be opened is said before the analysis, not after a
-            // minute of retries (the daemon retries; a command line answers).
-            drop(crate::store::open(db).map_err(|e| anyhow::anyhow!("--db {}: {e:#}", db.display()))?);
-            let sink = SqliteSink::start(db, Backpressure::Block)?;
+            // Opened now: a database that cannot be is said before the analysis.
+            let sink = SqliteSink::start(db, Backpressure::Block)
+                .map_err(|e| anyhow::anyhow!("--db {}: {e:#}", db.display()))?;
             let mut p = Pipeline::new(cfg.flows.clone(), cfg.pipeline.clone(), sink);
             p.digest_every_secs = cfg.mail.digest_every_secs();
             if let Some(r) = rules {

@@ -168,8 +168,11 @@ impl SqliteSink {
 
     /// `outbox`: whether mailed alerts are queued for the mailer. Without a `[mail]` section
     /// nothing would ever send (and delete) them, so alerts are stored without outbox rows.
+    /// For a command (`analyze --db`): the database is opened now or the error is returned, so
+    /// a path that cannot be written is said at once, not after the writer's retries.
     pub fn start_with(path: &Path, mode: Backpressure, outbox: bool) -> anyhow::Result<SqliteSink> {
-        Self::start_opts(path, mode, outbox, None, false)
+        let conn = open_durable(path, false)?;
+        Self::spawn(path, Some(conn), mode, outbox, None, false)
     }
 
     /// [`start_with`](Self::start_with); `evidence_window` (µs before and after): each new
@@ -195,6 +198,17 @@ impl SqliteSink {
             }
             Err(e) => return Err(e),
         };
+        Self::spawn(path, conn, mode, outbox, evidence_window, durable)
+    }
+
+    fn spawn(
+        path: &Path,
+        conn: Option<Connection>,
+        mode: Backpressure,
+        outbox: bool,
+        evidence_window: Option<(i64, i64)>,
+        durable: bool,
+    ) -> anyhow::Result<SqliteSink> {
         let path = path.to_path_buf();
         let (tx, rx) = sync_channel::<Vec<StoreEvent>>(QUEUE_BATCHES);
         let health = Arc::new(StoreHealth::default());
