@@ -72,6 +72,21 @@ impl RuleWatch {
         v
     }
 
+    /// Whether to look at the directory now: once a second, and at once after SIGHUP (`hup`,
+    /// reset here), which also makes the next [`poll`](Self::poll) reload unchanged files.
+    fn due(&mut self, hup: &AtomicBool, last: &mut Instant) -> bool {
+        let hupped = hup.swap(false, Ordering::Relaxed);
+        if hupped {
+            tracing::info!("SIGHUP: reloading rules");
+            self.fingerprint.clear();
+        }
+        let due = hupped || last.elapsed() >= Duration::from_secs(1);
+        if due {
+            *last = Instant::now();
+        }
+        due
+    }
+
     /// A new valid rule set if the directory changed since the last call.
     fn poll(&mut self) -> Option<RuleSet> {
         let now = self.scan();
@@ -130,13 +145,7 @@ impl RuleLoader {
             .spawn(move || {
                 let mut last = Instant::now();
                 while !stop.load(Ordering::Relaxed) {
-                    let hupped = hup.swap(false, Ordering::Relaxed);
-                    if hupped {
-                        tracing::info!("SIGHUP: reloading rules");
-                        watch.fingerprint.clear();
-                    }
-                    if hupped || last.elapsed() >= Duration::from_secs(1) {
-                        last = Instant::now();
+                    if watch.due(&hup, &mut last) {
                         if let Some(r) = watch.poll() {
                             if tx.send(r).is_err() {
                                 return;
@@ -577,13 +586,7 @@ fn replay(mut d: Daemon, mut rules: RuleWatch, file: &std::path::Path) -> anyhow
     let mut last_poll = Instant::now();
     while !d.stop.load(Ordering::Relaxed) {
         std::thread::sleep(Duration::from_millis(100));
-        let hupped = hup.swap(false, Ordering::Relaxed);
-        if hupped {
-            tracing::info!("SIGHUP: reloading rules");
-            rules.fingerprint.clear();
-        }
-        if hupped || last_poll.elapsed() >= Duration::from_secs(1) {
-            last_poll = Instant::now();
+        if rules.due(&hup, &mut last_poll) {
             if let Some(r) = rules.poll() {
                 p.set_rules(r);
             }
