@@ -188,6 +188,17 @@ impl WebConfig {
 }
 
 impl MailConfig {
+    /// The first setting that must be one of a few names and is not: (key, why).
+    pub fn bad_name(&self) -> Option<(&'static str, String)> {
+        if !matches!(self.tls.as_str(), "none" | "starttls" | "tls") {
+            return Some(("tls", format!("{:?}: none, starttls or tls", self.tls)));
+        }
+        if crate::i18n::Lang::parse(&self.language).is_none() {
+            return Some(("language", format!("{:?}: en or ja", self.language)));
+        }
+        None
+    }
+
     pub fn digest_every_secs(&self) -> u64 {
         crate::units::parse_duration(&self.digest_every).unwrap_or(3600)
     }
@@ -202,65 +213,71 @@ impl Config {
             let (line, col) = e.span().map(|s| line_col(text, s.start)).unwrap_or((0, 0));
             anyhow::anyhow!("{}:{}:{}: {}", origin.display(), line, col, e.message())
         })?;
-        if let Some((section, key, reason)) = config.bad_values().into_iter().next() {
+        if let Some((section, key, message)) = config.bad_values().into_iter().next() {
             let (line, col) = key_position(text, section, key).unwrap_or((0, 0));
-            anyhow::bail!("{}:{line}:{col}: [{section}] {key}: {reason}", origin.display());
+            anyhow::bail!("{}:{line}:{col}: {message}", origin.display());
         }
         Ok(config)
     }
 
-    /// The settings that are text to be read later, each checked as its reader will read it:
-    /// (section, key, why it is wrong).
+    /// The settings that are text to be read later, each checked by its reader (the same
+    /// function the daemon calls, so the two never disagree): (section, key, message).
     fn bad_values(&self) -> Vec<(&'static str, &'static str, String)> {
-        use crate::units::{parse_duration, parse_size};
-        let mut bad = Vec::new();
-        let mut size = |section, key, v: &str, min: u64| match parse_size(v) {
-            Some(b) if b >= min => {}
-            Some(_) => {
-                bad.push((section, key, format!("{v:?} is too small (at least {})", crate::units::format_size(min))))
+        use crate::units::parse_size;
+        let mut bad: Vec<(&'static str, &'static str, String)> = Vec::new();
+        let mut check = |section, key, r: Result<(), String>| {
+            if let Err(why) = r {
+                bad.push((section, key, why));
             }
-            None => bad.push((section, key, format!("{v:?} is not a size like \"4GiB\""))),
         };
+        let err = |e: anyhow::Error| format!("{e:#}");
         let st = &self.store;
-        size("store", "disk_budget", &st.disk_budget, 1 << 20);
-        size("store", "ring_file_size", &st.ring_file_size, 0);
-        size("store", "ring_buffer", &st.ring_buffer, 0);
-        size("store", "evidence_max", &st.evidence_max, 0);
-        size("pipeline", "analyzer_buffers", &self.pipeline.analyzer_buffers, 0);
-        let mut duration = |section, key, v: &str, range: std::ops::RangeInclusive<u64>, what: &str| {
-            if !parse_duration(v).is_some_and(|s| range.contains(&s)) {
-                bad.push((section, key, format!("{v:?}: {what}")));
-            }
+        // Sizes the ring reads when it starts (not at all with `ring = false`): read here.
+        for (key, v, min) in [
+            ("disk_budget", &st.disk_budget, 1u64 << 20),
+            ("ring_file_size", &st.ring_file_size, 0),
+            ("ring_buffer", &st.ring_buffer, 0),
+            ("evidence_max", &st.evidence_max, 0),
+        ] {
+            let r = match parse_size(v) {
+                Some(b) if b >= min => Ok(()),
+                Some(_) => {
+                    Err(format!("[store] {key}: {v:?} is too small (at least {})", crate::units::format_size(min)))
+                }
+                None => Err(format!("[store] {key}: {v:?} is not a size like \"4GiB\"")),
+            };
+            check("store", key, r);
+        }
+        let window = st.evidence_window().map(|_| ()).map_err(err);
+        let key = if crate::units::parse_duration(&st.evidence_before).is_none() {
+            "evidence_before"
+        } else {
+            "evidence_after"
         };
-        let any = 0..=u64::MAX;
-        duration("store", "evidence_before", &st.evidence_before, any.clone(), "not a duration like \"60s\"");
-        duration("store", "evidence_after", &st.evidence_after, any.clone(), "not a duration like \"60s\"");
-        duration("capture", "silent_after", &self.capture.silent_after, 60..=86_400, "a duration from 1m to 1d");
-        duration("web", "session_lifetime", &self.web.session_lifetime, 60..=30 * 86_400, "a duration from 1m to 30d");
+        check("store", key, window);
+        check("pipeline", "analyzer_buffers", self.pipeline.analyzer_buffer_bytes().map(|_| ()).map_err(err));
+        check("capture", "silent_after", self.capture.silent_after_secs().map(|_| ()));
+        check("web", "session_lifetime", self.web.session_lifetime().map(|_| ()).map_err(err));
+        let key = if self.web.max_connections == 0 { "max_connections" } else { "max_connections_per_address" };
+        check("web", key, self.web.limits().map(|_| ()).map_err(err));
         let m = &self.mail;
-        duration("mail", "digest_every", &m.digest_every, 60..=7 * 86_400, "a duration from 1m to 7d");
-        duration("mail", "retry_initial", &m.retry_initial, 1..=86_400, "a duration from 1s to 1d");
-        duration("mail", "retry_max", &m.retry_max, 1..=7 * 86_400, "a duration from 1s to 7d");
-        duration("mail", "timeout", &m.timeout, 1..=600, "a duration from 1s to 10m");
-        if !matches!(m.tls.as_str(), "none" | "starttls" | "tls") {
-            bad.push(("mail", "tls", format!("{:?}: none, starttls or tls", m.tls)));
+        if let Some((key, why)) = m.bad_name() {
+            check("mail", key, Err(format!("[mail] {key}: {why}")));
         }
-        if crate::i18n::Lang::parse(&m.language).is_none() {
-            bad.push(("mail", "language", format!("{:?}: en or ja", m.language)));
-        }
-        if self.web.max_connections == 0 {
-            bad.push(("web", "max_connections", "must be at least 1".into()));
-        }
-        if self.web.max_connections_per_address == 0 {
-            bad.push(("web", "max_connections_per_address", "must be at least 1".into()));
+        for (key, v, range, says) in [
+            ("digest_every", &m.digest_every, 60..=7 * 86_400, "1m to 7d"),
+            ("retry_initial", &m.retry_initial, 1..=86_400, "1s to 1d"),
+            ("retry_max", &m.retry_max, 1..=7 * 86_400, "1s to 7d"),
+            ("timeout", &m.timeout, 1..=600, "1s to 10m"),
+        ] {
+            let ok = crate::units::parse_duration(v).is_some_and(|s| range.contains(&s));
+            check("mail", key, if ok { Ok(()) } else { Err(format!("[mail] {key}: {v:?}: a duration from {says}")) });
         }
         let j = &self.jobs;
         for (key, expr) in
             [("digest", &j.digest), ("retention", &j.retention), ("disk", &j.disk), ("optimize", &j.optimize)]
         {
-            if let Err(e) = crate::units::parse_cron(expr) {
-                bad.push(("jobs", key, format!("{e}")));
-            }
+            check("jobs", key, crate::units::parse_cron(expr).map(|_| ()).map_err(|e| format!("[jobs] {key}: {e}")));
         }
         bad
     }

@@ -76,16 +76,9 @@ impl Mailer {
             .iter()
             .map(|t| t.parse::<Mailbox>().with_context(|| format!("[mail] to: \"{t}\"")))
             .collect::<anyhow::Result<Vec<_>>>()?;
-        anyhow::ensure!(
-            crate::i18n::Lang::parse(&cfg.language).is_some(),
-            "[mail] language \"{}\": en or ja",
-            cfg.language
-        );
-        anyhow::ensure!(
-            matches!(cfg.tls.as_str(), "none" | "starttls" | "tls"),
-            "[mail] tls: \"{}\" (expected none, starttls or tls)",
-            cfg.tls
-        );
+        if let Some((key, why)) = cfg.bad_name() {
+            anyhow::bail!("[mail] {key}: {why}");
+        }
         let password = if cfg.username.is_empty() {
             None
         } else {
