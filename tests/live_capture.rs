@@ -479,13 +479,6 @@ impl StoreDaemon {
     }
 }
 
-/// The store's health events, oldest first: (kind, detail).
-fn health_events(db: &Path) -> Vec<(String, String)> {
-    let c = rusqlite::Connection::open(db).unwrap();
-    let mut st = c.prepare("SELECT kind, detail FROM health_events ORDER BY id").unwrap();
-    st.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).unwrap().collect::<Result<_, _>>().unwrap()
-}
-
 /// The store directory deleted under live capture (what a pulled USB stick or an admin's
 /// `rm -r` does) and made again: the daemon notices (not writing on into the deleted file),
 /// holds what it captures meanwhile, opens the store anew once the directory is back, and the
@@ -530,7 +523,7 @@ fn a_store_deleted_under_live_load_is_noticed_and_reopened() {
     let c = rusqlite::Connection::open(&db).unwrap();
     let packets: i64 = c.query_row("SELECT coalesce(sum(packets), 0) FROM traffic_minute", [], |r| r.get(0)).unwrap();
     assert!(packets > 100, "capture resumed into the new store: {packets} packets\n{text}");
-    let kinds = health_events(&db);
+    let kinds = common::health_events(&db);
     assert!(
         kinds.iter().any(|(k, d)| k == "store.failing" && d.contains("vanished")),
         "the spell is stored: {kinds:?}\n{text}"
@@ -606,7 +599,7 @@ fn a_store_unmounted_and_mounted_again_is_not_recreated_under_the_mount_point() 
     lab.stop(pid);
     let text = d.log();
     let c = rusqlite::Connection::open(stick.join("mirrorwatch.db")).unwrap();
-    let kinds: Vec<String> = health_events(&stick.join("mirrorwatch.db")).into_iter().map(|(k, _)| k).collect();
+    let kinds = common::health_kinds(&stick.join("mirrorwatch.db"));
     assert_eq!(kinds, ["store.failing", "store.recovered"], "{text}");
     let (first, last): (i64, i64) =
         c.query_row("SELECT min(minute), max(minute) FROM traffic_minute", [], |r| Ok((r.get(0)?, r.get(1)?))).unwrap();

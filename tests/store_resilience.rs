@@ -3,6 +3,8 @@
 //! a batch that fails for good. It holds what it cannot write (bounded), retries with backoff,
 //! reports its health, resumes by itself and records the spell in `health_events`.
 
+mod common;
+
 use std::time::{Duration, Instant};
 
 use mirrorwatch::pipeline::{MinuteStats, Sink, StoreEvent};
@@ -55,13 +57,7 @@ fn a_lock_held_for_seconds_loses_nothing() {
     let (rows, packets): (i64, i64) =
         c.query_row("SELECT count(*), sum(packets) FROM traffic_minute", [], |r| Ok((r.get(0)?, r.get(1)?))).unwrap();
     assert_eq!((rows, packets), (21, 1201), "every minute stored once the lock was released");
-    let kinds: Vec<String> = c
-        .prepare("SELECT kind FROM health_events ORDER BY id")
-        .unwrap()
-        .query_map([], |r| r.get(0))
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap();
+    let kinds = common::health_kinds(&db);
     assert_eq!(kinds, ["store.failing", "store.recovered"]);
     assert_eq!(health.lost_events.load(std::sync::atomic::Ordering::Relaxed), 0);
 }

@@ -283,3 +283,15 @@ impl Drop for Stopped {
         let _ = self.0.wait();
     }
 }
+
+/// The store's health events, oldest first: (kind, detail).
+pub fn health_events(db: &Path) -> Vec<(String, String)> {
+    let c = rusqlite::Connection::open(db).unwrap();
+    let mut st = c.prepare("SELECT kind, detail FROM health_events ORDER BY id").unwrap();
+    st.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).unwrap().collect::<Result<_, _>>().unwrap()
+}
+
+/// Their kinds only.
+pub fn health_kinds(db: &Path) -> Vec<String> {
+    health_events(db).into_iter().map(|(k, _)| k).collect()
+}
