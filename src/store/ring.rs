@@ -1054,6 +1054,21 @@ pub fn add_window(tx: &Connection, alert_id: i64, at_us: i64, before_us: i64, af
 mod tests {
     use super::*;
 
+    /// A ring writer on `dir` (no thread): budget, file size and evidence_max as given.
+    fn writer(dir: &Path, budget: u64, file_size: u64, evidence_max: u64) -> RingWriter {
+        let s = RingSettings {
+            store_dir: dir.to_path_buf(),
+            db: dir.join("m.db"),
+            budget,
+            file_size,
+            buffer: 1 << 20,
+            evidence_max,
+            rules_dir: dir.to_path_buf(),
+        };
+        let (free, _rx) = sync_channel(1);
+        RingWriter::new(s, Arc::new(RingStats::default()), free, Arc::default())
+    }
+
     #[test]
     fn files_of_an_earlier_run_end_where_the_next_begins() {
         let dir = tempfile::tempdir().unwrap();
@@ -1064,17 +1079,7 @@ mod tests {
             w.write(1, Ts(t), 4, &[1, 2, 3, 4]).unwrap();
             w.write(1, Ts(t + 100), 4, &[1, 2, 3, 4]).unwrap();
         }
-        let s = RingSettings {
-            store_dir: dir.path().to_path_buf(),
-            db: dir.path().join("m.db"),
-            budget: 1 << 30,
-            file_size: 1 << 20,
-            buffer: 1 << 20,
-            evidence_max: 1 << 20,
-            rules_dir: dir.path().to_path_buf(),
-        };
-        let (free, _rx) = sync_channel(1);
-        let mut w = RingWriter::new(s, Arc::new(RingStats::default()), free, Arc::default());
+        let mut w = writer(dir.path(), 1 << 30, 1 << 20, 1 << 20);
         w.scan();
         let spans: Vec<(i64, i64)> = w.files.iter().map(|f| (f.first_ns, f.last_ns)).collect();
         assert_eq!(spans[0], (1_000, 5_000));
@@ -1095,17 +1100,7 @@ mod tests {
     fn a_pending_window_pins_its_own_bytes_not_its_whole_time_span() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir(dir.path().join("ring")).unwrap();
-        let s = RingSettings {
-            store_dir: dir.path().to_path_buf(),
-            db: dir.path().join("m.db"),
-            budget: 4 << 20,
-            file_size: 512 << 10,
-            buffer: 1 << 20,
-            evidence_max: 32 << 20,
-            rules_dir: dir.path().to_path_buf(),
-        };
-        let (free, _rx) = sync_channel(1);
-        let mut w = RingWriter::new(s, Arc::new(RingStats::default()), free, Arc::default());
+        let mut w = writer(dir.path(), 4 << 20, 512 << 10, 32 << 20);
         // A busy port: twenty files of 512 KiB, ten seconds each (the ring holds 200 s).
         let sec = 1_000_000_000i64;
         for i in 0..20i64 {
