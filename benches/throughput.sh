@@ -3,17 +3,28 @@
 #
 #   benches/throughput.sh [TRACE]
 #
-# Without TRACE, builds target/bench/trace.pcap (≥ 2 M packets) from real traffic in network
-# namespaces (tests/lab/netns.sh): nginx serving bulk downloads and many short HTTP requests,
-# dnsmasq answering DNS queries, 1.5 % random loss on the router (nftables), captured
-# headers-only (snaplen 96) with tcpdump on the router's client-side port. Needs root, nginx-light,
-# dnsmasq-base, bind9-dnsutils (dig), curl, tcpdump, nftables, tshark, GNU time.
+# Without TRACE, builds target/bench/full-2m.pcap (2,000,000 frames, captured with snaplen 1600:
+# full frames, as the box sees them) from real traffic in network namespaces (tests/lab/netns.sh),
+# with 1.5 % random loss on the router (nftables), captured with tcpdump on the router's
+# client-side port:
+#   - bulk: nginx serving 100 MB downloads over IPv4 and IPv6 (loss makes retransmissions);
+#   - many short connections: curl fetching a small file (one connection each), over IPv4 and
+#     IPv6, and connections to a closed port (refused by RST);
+#   - DNS: dnsmasq answering names of the branch, NXDOMAIN for unknown ones, and queries to a
+#     closed port (ICMP port unreachable);
+#   - mail logins: dovecot POP3 and IMAP with PLAIN credentials.
+# The headers-only trace of earlier versions (snaplen 96) is measured as a second line when
+# target/bench/trace.pcap exists. Needs root, nginx-light, dnsmasq-base, dovecot-pop3d,
+# dovecot-imapd, bind9-dnsutils (dig), curl, tcpdump, nftables, tshark, GNU time, valgrind,
+# and a Rust toolchain (the naive floor program is built from benches/floor/).
 #
-# Prints, for each tool: packets, CPU seconds (user+sys), packets per CPU-second, peak RSS.
+# Prints, for each program: packets, CPU seconds (user+sys), packets per CPU-second, peak RSS,
+# then instructions per packet (cachegrind on the first 200,000 frames) of the floor and of
+# mirrorwatch, and the ratios.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$here/..
-trace=${1:-$root/target/bench/trace.pcap}
+trace=${1:-$root/target/bench/full-2m.pcap}
 P=mwbench
 
 make_trace() {
@@ -22,38 +33,60 @@ make_trace() {
     trap 'lab_down $P; rm -rf "$work"' EXIT
     mkdir -p "$work/www" "$(dirname "$trace")"
     chmod 755 "$work" "$work/www"   # nginx workers run unprivileged
-    head -c 200000000 /dev/zero > "$work/www/bulk.bin"
+    head -c 100000000 /dev/urandom > "$work/www/bulk.bin"
     echo ok > "$work/www/small.txt"
     cat > "$work/nginx.conf" <<NGINX
 worker_processes 2; pid $work/nginx.pid; error_log $work/error.log; daemon off;
-events { worker_connections 1024; }
+events { worker_connections 4096; }
 http { access_log off; server { listen 80; listen [::]:80; root $work/www; keepalive_timeout 0; } }
 NGINX
+    lab_dovecot "$work/dv" 'alice:{PLAIN}wonderland\n'
     lab_up $P
     lab_loss $P 1.5
     ip netns exec $P-srv nginx -c "$work/nginx.conf" &
-    printf 'address=/intranet.branch.lan/10.77.2.20\naddress=/files.branch.lan/10.77.2.20\n' > "$work/dnsmasq.conf"
+    ip netns exec $P-srv dovecot -F -c "$work/dv/dovecot.conf" &
+    printf 'address=/intranet.branch.lan/10.77.2.20\naddress=/files.branch.lan/10.77.2.20\nlocal=/branch.lan/\n' \
+        > "$work/dnsmasq.conf"
     ip netns exec $P-srv dnsmasq --no-daemon --conf-file="$work/dnsmasq.conf" --listen-address=10.77.2.20 \
         --bind-interfaces --no-resolv --no-hosts --pid-file="$work/dnsmasq.pid" &
-    sleep 1
-    ip netns exec $P-rtr tcpdump -q -s 96 -B 65536 -i $P-r0 -w "$work/trace.pcap" 2>/dev/null &
+    for i in $(seq 1 4000); do printf 'url = "http://10.77.2.20/small.txt"\noutput = "/dev/null"\n'; done > "$work/small4.cfg"
+    for i in $(seq 1 4000); do printf 'url = "http://[fd77:2::20]/small.txt"\noutput = "/dev/null"\n'; done > "$work/small6.cfg"
+    for i in $(seq 1 500); do printf 'url = "http://10.77.2.20:81/"\noutput = "/dev/null"\n'; done > "$work/refused.cfg"
+    for i in $(seq 1 500); do echo "intranet.branch.lan A"; echo "files.branch.lan AAAA"; echo "nas$i.branch.lan A"; done \
+        > "$work/dns.batch"
+    sleep 2
+    ip netns exec $P-rtr tcpdump -q -s 1600 -B 65536 -c 2000000 -i $P-r0 -w "$work/full.pcap" 2>/dev/null &
     local td=$!
     sleep 1
+    # Loops until tcpdump has its frames; each loop is a kind of traffic.
+    # Loops until tcpdump has its frames; each loop is a kind of traffic. The bulk downloads are
+    # rate-limited so that, as on a branch's uplink, most frames belong to short exchanges.
     ip netns exec $P-cli bash -c '
-        for i in $(seq 1 14); do curl -s -m 300 -o /dev/null http://10.77.2.20/bulk.bin & done
-        for i in $(seq 1 3000); do curl -s -m 5 -o /dev/null http://10.77.2.20/small.txt; done &
-        for i in $(seq 1 3000); do dig +tries=1 +time=1 @10.77.2.20 intranet.branch.lan >/dev/null; done &
-        wait'
-    sleep 1
-    kill "$td"; wait "$td" 2>/dev/null || true
+        td=$1 work=$2
+        loop() { while kill -0 "$td" 2>/dev/null; do "$@" || true; done; }
+        get() { curl -s -g --no-progress-meter -m 60 -o /dev/null "$@"; }
+        for i in 1 2 3; do loop get --limit-rate 400K http://10.77.2.20/bulk.bin & done
+        loop get --limit-rate 400K "http://[fd77:2::20]/bulk.bin" &
+        for i in 1 2 3 4; do loop get -Z --parallel-max 8 -K "$work/small4.cfg" & done
+        for i in 1 2; do loop get -Z --parallel-max 8 -K "$work/small6.cfg" & done
+        loop get -Z --parallel-max 2 -K "$work/refused.cfg" &
+        loop dig +tries=1 +time=1 @10.77.2.20 -f "$work/dns.batch" &
+        loop dig +tries=1 +time=1 -p 5300 @10.77.2.20 intranet.branch.lan &
+        loop sh -c "curl -s -m 5 -o /dev/null -u alice:wonderland pop3://10.77.2.20/;
+                    curl -s -m 5 -o /dev/null -u alice:wonderland imap://10.77.2.20/" &
+        while kill -0 "$td" 2>/dev/null; do sleep 0.5; done
+        kill $(jobs -p) 2>/dev/null; wait' _ "$td" "$work" >/dev/null 2>&1 || true
+    wait "$td" 2>/dev/null || true
     lab_down $P
-    editcap -F pcap "$work/trace.pcap" "$trace"
+    editcap -F pcap "$work/full.pcap" "$trace"
 }
 
 if [ ! -f "$trace" ]; then
     [ "$(id -u)" -eq 0 ] || { echo "building the trace needs root (network namespaces)" >&2; exit 1; }
     make_trace
 fi
+# TRACE_ONLY=1: make the trace and stop (benches/cachegrind.sh and the store checks read it too).
+[ -z "${TRACE_ONLY:-}" ] || exit 0
 cargo build --release --locked --manifest-path "$root/Cargo.toml" >/dev/null
 bin=$root/target/release/mirrorwatch
 packets=$(capinfos -c -M "$trace" | awk '/Number of packets/ {print $4}')

@@ -91,6 +91,37 @@ pub struct PairStats {
     pub tcp: TcpCounts,
 }
 
+/// One row of the store's exchanges: how exchanges of one kind between one client and one
+/// service ended in one minute ([`crate::transactions`] pairs them). Everything adds up, so a
+/// row can be handed over in parts (each batch) and summed into the hour: round-trip quantiles
+/// are kept as sums weighted by their sample counts (`rtt_p50_wsum / rtt_n` is the mean of the
+/// parts' medians — exact for one part, an approximation over several).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ExchangeRow {
+    /// The client's address, "" when several clients were folded into one row.
+    pub client: String,
+    pub proto: &'static str,
+    pub server: String,
+    pub name: String,
+    pub outcome: String,
+    pub good: bool,
+    pub count: u64,
+    pub bytes: u64,
+    pub packets: u64,
+    pub retransmissions: u64,
+    pub rtt_n: u64,
+    pub rtt_p50_wsum: i64,
+    pub rtt_p90_wsum: i64,
+    pub rtt_max_us: i64,
+}
+
+/// The exchanges that ended in one minute since the last batch.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ExchangeBatch {
+    pub minute: i64,
+    pub rows: Vec<ExchangeRow>,
+}
+
 /// What the pipeline hands to persistence.
 #[derive(Clone, Debug)]
 pub enum StoreEvent {
@@ -113,6 +144,8 @@ pub enum StoreEvent {
     Alert(Box<alerts::Notice>),
     /// Ongoing alerts rolled up (queued for mail).
     Digest(Box<alerts::Digest>),
+    /// Exchanges rolled up per minute and hour (flows not kept in full live on here).
+    Exchanges(Box<ExchangeBatch>),
 }
 
 /// Errors of one (family, code, server) in one minute.

@@ -293,6 +293,9 @@ fn delete_before(conn: &Connection, cut: i64, keep_days: Option<u64>) -> anyhow:
         // An hour goes once all of it is older than the cut.
         ("DELETE FROM tcp_pair_hour WHERE hour + 3600 <= ?1", cut),
         ("DELETE FROM counter_minute WHERE minute < ?1", cut),
+        ("DELETE FROM counter_hour WHERE hour + 3600 <= ?1", cut),
+        ("DELETE FROM exchange_minute WHERE minute < ?1", cut),
+        ("DELETE FROM exchange_hour WHERE hour + 3600 <= ?1", cut),
         ("DELETE FROM user_volume_minute WHERE minute < ?1", cut),
         ("DELETE FROM app_error_minute WHERE minute < ?1", cut),
         ("DELETE FROM app_errors WHERE ts_us < ?1", cut_us),

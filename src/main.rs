@@ -70,12 +70,29 @@ enum Cmd {
         #[arg(long, value_name = "ADDR")]
         serve: Option<String>,
     },
-    /// Which exchanges ended differently in a failure capture than in a normal one.
+    /// Which exchanges ended differently in a failure capture than in a normal one — or, with
+    /// --db, in one stored period than in another ("now against last week").
     Diff {
         /// Capture of normal operation (pcap, pcapng, or either gzip-compressed).
-        normal: PathBuf,
+        #[arg(required_unless_present = "db", conflicts_with = "db")]
+        normal: Option<PathBuf>,
         /// Capture of the failure, taken under the same conditions.
-        failure: PathBuf,
+        #[arg(required_unless_present = "db", conflicts_with = "db")]
+        failure: Option<PathBuf>,
+        /// Compare two periods of this store instead of two captures (its stored exchanges).
+        #[arg(long)]
+        db: Option<PathBuf>,
+        /// Start of the period under suspicion (with --db): RFC 3339, "2026-12-06 14:00" (UTC),
+        /// now, or back from now (-1h).
+        #[arg(long, default_value = "-1h", requires = "db", allow_hyphen_values = true)]
+        from: String,
+        /// End of the period under suspicion (with --db).
+        #[arg(long, default_value = "now", requires = "db", allow_hyphen_values = true)]
+        to: String,
+        /// The normal period (with --db): a span back from --from (7d: the same hours a week
+        /// earlier) or the start of a period as long as the suspect one.
+        #[arg(long, default_value = "7d", requires = "db")]
+        against: String,
         /// text (for a terminal), json (for scripts) or html (one file with ladder diagrams).
         #[arg(long, default_value = "text", value_parser = ["text", "json", "html"])]
         format: String,
@@ -156,7 +173,14 @@ fn main() -> ExitCode {
         Cmd::Analyze { files, db, json, config, rules, serve } => {
             analyze::run(analyze::AnalyzeArgs { files, db, json, config, rules, serve })
         }
-        Cmd::Diff { normal, failure, format, output } => diff::run(diff::DiffArgs { normal, failure, format, output }),
+        Cmd::Diff { normal, failure, db, from, to, against, format, output } => {
+            // clap requires either both captures or --db.
+            let input = match db {
+                Some(db) => diff::Input::Store { db, from, to, against },
+                None => diff::Input::Files { normal: normal.unwrap_or_default(), failure: failure.unwrap_or_default() },
+            };
+            diff::run(diff::DiffArgs { input, format, output })
+        }
         Cmd::PreparePort { config, interface } => {
             prepare_port::run(prepare_port::PreparePortArgs { config, interface })
         }

@@ -27,7 +27,10 @@ use crate::rules::RuleSet;
 use crate::summary::Summary;
 use crate::time::{Ts, FUTURE_TOLERANCE_SECS};
 
-pub use crate::event::{AppErrorCount, CounterDelta, MinuteStats, NullSink, PairStats, Sink, StoreEvent};
+pub use crate::event::{
+    AppErrorCount, CounterDelta, ExchangeBatch, MinuteStats, NullSink, PairStats, Sink, StoreEvent,
+};
+use crate::transactions::Tracker;
 
 /// Pipeline limits (`[pipeline]` in the configuration).
 #[derive(Clone, Debug, serde::Deserialize, serde::Serialize)]
@@ -153,6 +156,55 @@ pub struct Pipeline<S: Sink> {
     /// clock is read again only when a frame claims to be beyond it).
     trusted: Option<Ts>,
     wall_limit: Ts,
+    /// The store's exchanges ([`Pipeline::store_exchanges`]): flows not kept in full are rolled
+    /// into them.
+    tracker: Option<Box<Tracker>>,
+    /// Flows rolled into the exchanges instead of stored one by one.
+    pub flows_rolled_up: u64,
+}
+
+/// A flow this long is kept in full whatever else it is.
+const LONG_FLOW_NS: i64 = 300 * crate::time::NANOS_PER_SEC;
+/// A flow this large (both directions) is kept in full whatever else it is.
+const LARGE_FLOW_BYTES: u64 = 10_000_000;
+
+/// A flow ended: its connection's exchange is finished, and the flow is stored in full or
+/// counted as rolled up (store mode), or stored (otherwise).
+fn flow_ended<S: Sink>(sink: &mut S, tracker: &mut Option<Box<Tracker>>, rolled: &mut u64, rec: &FlowRecord<FlowApp>) {
+    match tracker {
+        Some(t) => {
+            if rec.flow.key.proto == 6 {
+                t.end_stream(rec.flow.stream);
+            }
+            if kept_in_full(rec) {
+                sink.send(StoreEvent::Flow(rec.row()));
+            } else {
+                *rolled += 1;
+            }
+        }
+        None => sink.send(StoreEvent::Flow(rec.row())),
+    }
+}
+
+/// Whether the store keeps a flow in full rather than only in the exchanges: one with TCP
+/// trouble (retransmissions, lost segments, zero windows, reordering), a reset, a login or an
+/// application error, a SYN nobody answered, or a long or large one. The rest (most flows of a
+/// branch: short, clean, answered) are counted in the exchanges.
+fn kept_in_full(rec: &FlowRecord<FlowApp>) -> bool {
+    let f = &rec.flow;
+    let c = &f.tcp_counts;
+    let trouble = c.retransmissions
+        + c.fast_retransmissions
+        + c.spurious_retransmissions
+        + c.lost_segments
+        + c.zero_windows
+        + c.out_of_order;
+    let unanswered = f.key.proto == 6 && f.tcp.client_dir.is_some_and(|d| f.packets[1 - d as usize & 1] == 0);
+    f.app.notable
+        || trouble > 0
+        || unanswered
+        || f.last_ts.since(f.first_ts) >= LONG_FLOW_NS
+        || f.bytes[0] + f.bytes[1] >= LARGE_FLOW_BYTES
 }
 
 /// The last [`EVIDENCE_FRAMES`] frames of one counter; buffers are reused, so keeping evidence
@@ -224,7 +276,28 @@ impl<S: Sink> Pipeline<S> {
             evidence: Vec::new(),
             trusted: None,
             wall_limit: Ts(i64::MIN),
+            tracker: None,
+            flows_rolled_up: 0,
         }
+    }
+
+    /// Store mode: exchanges are followed (request → answer, per client) and stored per minute
+    /// and hour, and only the flows worth looking at one by one are stored in full
+    /// ([`kept_in_full`]). `analyze --db` and the daemon run this way.
+    pub fn store_exchanges(&mut self) {
+        self.analyzers.exchanges = true;
+        self.tracker = Some(Box::new(Tracker::live()));
+    }
+
+    /// Hands the exchanges finished since the last batch to the store.
+    fn store_exchange_rows(&mut self, minute: i64) {
+        let Some(t) = self.tracker.as_mut() else { return };
+        let services = t.take_services();
+        if services.is_empty() {
+            return;
+        }
+        let rows = crate::transactions::exchange_rows(services, crate::transactions::MAX_STORED_ROWS);
+        self.sink.send(StoreEvent::Exchanges(Box::new(ExchangeBatch { minute, rows })));
     }
 
     /// Installs a rule set (at start, or on reload: the current minute's counts of the old rules
@@ -296,14 +369,22 @@ impl<S: Sink> Pipeline<S> {
             if self.reassembler.offer(&d, &mut buf) {
                 let whole = decode::with_reassembled(&d, &buf);
                 let o = self.process_decoded(&whole);
-                let r = f(&Ctx { d: &whole, tcp: &o.tcp, stream: o.stream, app: &self.app }, &o);
+                let ctx = Ctx { d: &whole, tcp: &o.tcp, stream: o.stream, app: &self.app };
+                if let Some(t) = self.tracker.as_mut() {
+                    t.observe(&ctx, &o);
+                }
+                let r = f(&ctx, &o);
                 self.datagram = buf;
                 return r;
             }
             self.datagram = buf;
         }
         let o = self.process_decoded(&d);
-        f(&Ctx { d: &d, tcp: &o.tcp, stream: o.stream, app: &self.app }, &o)
+        let ctx = Ctx { d: &d, tcp: &o.tcp, stream: o.stream, app: &self.app };
+        if let Some(t) = self.tracker.as_mut() {
+            t.observe(&ctx, &o);
+        }
+        f(&ctx, &o)
     }
 
     /// The time a frame is analysed at: its own, unless it lies beyond the wall clock plus
@@ -334,10 +415,11 @@ impl<S: Sink> Pipeline<S> {
         }
         // Exchanges and logins of this frame, and of flows that end while it is processed.
         self.app.exchanges.clear();
-        let (sink, analyzers, app) = (&mut self.sink, &mut self.analyzers, &mut self.app);
+        let (sink, analyzers, app, tracker) = (&mut self.sink, &mut self.analyzers, &mut self.app, &mut self.tracker);
+        let rolled = &mut self.flows_rolled_up;
         let fo = self.flows.process(d, &mut |mut rec: FlowRecord<FlowApp>| {
             analyzers.flow_end(&mut rec.flow.app, rec.flow.stream, app);
-            sink.send(StoreEvent::Flow(rec.row()))
+            flow_ended(sink, tracker, rolled, &rec);
         });
 
         let m = self.cur.get_or_insert_with(|| MinuteStats { minute, ..Default::default() });
@@ -385,6 +467,16 @@ impl<S: Sink> Pipeline<S> {
             syn_dir: fo.client_dir,
         });
         self.analyzers.frame(d, &fo.tcp, flow, &mut self.app);
+        // What makes the store keep this flow in full (the exchanges keep the rest).
+        let notable = self.tracker.is_some()
+            && (!self.app.logins.is_empty()
+                || !self.app.errors.is_empty()
+                || matches!(d.transport, Transport::Tcp(t) if t.has(0x004)));
+        if notable {
+            if let Some(app) = fo.slot.and_then(|s| self.flows.app_mut(s)) {
+                app.notable = true;
+            }
+        }
         if !self.app.logins.is_empty() {
             self.take_identities();
         }
@@ -580,6 +672,7 @@ impl<S: Sink> Pipeline<S> {
     /// this once a second through [`Pipeline::tick`], and every minute end does).
     fn store_open_minute(&mut self) {
         let Some(m) = self.cur else { return };
+        self.store_exchange_rows(m.minute);
         let d = m.minus(&self.stored.traffic);
         if !d.is_zero() {
             self.sink.send(StoreEvent::Minute(d));
@@ -682,13 +775,27 @@ impl<S: Sink> Pipeline<S> {
     /// End of one input file: flushes the minute and every open flow (frame numbers and TCP
     /// state are per file, as in Wireshark).
     pub fn end_of_file(&mut self) {
+        let last_minute = self.cur.map(|m| m.minute);
+        // The last frame's exchanges were taken with it; from here on, those the end closes.
+        self.app.exchanges.clear();
         self.flush_minute();
-        let (sink, analyzers, app) = (&mut self.sink, &mut self.analyzers, &mut self.app);
+        let (sink, analyzers, app, tracker) = (&mut self.sink, &mut self.analyzers, &mut self.app, &mut self.tracker);
+        let rolled = &mut self.flows_rolled_up;
         self.flows.drain(&mut |mut rec: FlowRecord<FlowApp>| {
             analyzers.flow_end(&mut rec.flow.app, rec.flow.stream, app);
-            sink.send(StoreEvent::Flow(rec.row()))
+            flow_ended(sink, tracker, rolled, &rec);
         });
         self.analyzers.flush(&mut self.app);
+        // The exchanges the end of the file closed, and what still waited for an answer.
+        if let Some(t) = self.tracker.as_mut() {
+            for x in &self.app.exchanges {
+                t.exchange(x);
+            }
+            t.finish_pending();
+        }
+        if let Some(minute) = last_minute {
+            self.store_exchange_rows(minute);
+        }
         self.take_identities();
         let refused = crate::analyzers::budget::refused();
         self.summary.app_error_overflow += refused.saturating_sub(self.refused_before);

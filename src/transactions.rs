@@ -20,6 +20,7 @@ use serde::Serialize;
 
 use crate::bounded::LruMap;
 use crate::decode::{Decoded, Transport};
+use crate::event::ExchangeRow;
 use crate::filter::fields::Ctx;
 use crate::pipeline::PacketOutcome;
 use crate::time::Ts;
@@ -42,6 +43,10 @@ pub struct ServiceKey {
     /// DNS "A name", HTTP "GET host/path", TLS SNI, Kerberos "AS-REQ user@REALM", a command
     /// verb, an error "family code"; empty for plain TCP.
     pub name: String,
+    /// The client's address, for the store's exchanges ([`Tracker::per_client`]); `None` in a
+    /// file diff, where two runs of the same work line up whoever the client was.
+    #[serde(skip)]
+    pub client: Option<IpAddr>,
 }
 
 impl std::fmt::Display for ServiceKey {
@@ -75,6 +80,18 @@ pub struct OutcomeStat {
     pub good: bool,
     #[serde(skip)]
     pub flow: Option<FlowTuple>,
+    /// Round trips of these exchanges (µs, the first [`SAMPLES_KEPT`]): TCP handshake, DNS
+    /// query, HTTP time to first byte…
+    #[serde(skip)]
+    pub rtt_us: Vec<i64>,
+    /// Frame bytes, packets and retransmissions of the connections that ended this way (TCP
+    /// only: a connection's totals are added when it ends).
+    #[serde(skip)]
+    pub bytes: u64,
+    #[serde(skip)]
+    pub packets: u64,
+    #[serde(skip)]
+    pub retransmissions: u64,
 }
 
 /// One service of a capture.
@@ -123,6 +140,7 @@ impl CaptureTx {
         Some(self.services.entry(key).or_default())
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn outcome(
         &mut self,
         key: ServiceKey,
@@ -131,9 +149,15 @@ impl CaptureTx {
         frame: u64,
         request: u64,
         flow: Option<FlowTuple>,
+        rtt: Option<i64>,
     ) {
         if let Some(s) = self.service(key) {
             let o = s.outcomes.entry(outcome).or_default();
+            if let Some(us) = rtt {
+                if o.rtt_us.len() < SAMPLES_KEPT {
+                    o.rtt_us.push(us.max(0));
+                }
+            }
             if o.count == 0 {
                 o.request_frame = request;
                 o.good = good;
@@ -174,14 +198,24 @@ struct Conn {
     packets: u64,
     retransmissions: u64,
     retrans_frames: Vec<u64>,
+    /// Frame bytes of the connection, and the handshake's round trip once seen.
+    bytes: u64,
+    rtt: Option<i64>,
+    /// How the connection ended, once known (its totals go to that outcome when it ends).
+    outcome: Option<(String, bool)>,
 }
 
 impl Conn {
     fn tuple(&self) -> FlowTuple {
         FlowTuple { proto: 6, client: self.client, server: self.server }
     }
-    fn key(&self, proto: &'static str, name: String) -> ServiceKey {
-        ServiceKey { proto, server: addr(self.server.0, self.server.1), name }
+    fn key(&self, proto: &'static str, name: String, per_client: bool) -> ServiceKey {
+        ServiceKey {
+            proto,
+            server: addr(self.server.0, self.server.1),
+            name,
+            client: per_client.then_some(self.client.0),
+        }
     }
 }
 
@@ -196,6 +230,11 @@ pub struct Tracker {
     conns: LruMap<u64, Conn>,
     dns: LruMap<DnsKey, DnsQuery>,
     krb: LruMap<(IpAddr, u16, IpAddr), (String, u64, Ts)>,
+    /// Keys carry the client ([`ServiceKey::client`]), and connections end when their flow
+    /// does ([`Tracker::end_stream`]): the store's mode.
+    pub per_client: bool,
+    /// TCP streams whose flow ended during the frame, finished after its exchanges.
+    ending: Vec<u64>,
 }
 
 impl Default for Tracker {
@@ -220,6 +259,61 @@ impl Tracker {
             conns: LruMap::new(MAX_PENDING),
             dns: LruMap::new(MAX_PENDING),
             krb: LruMap::new(MAX_PENDING),
+            per_client: false,
+            ending: Vec::new(),
+        }
+    }
+
+    /// The store's tracker: keys by client, connections finished as their flows end.
+    pub fn live() -> Tracker {
+        Tracker { per_client: true, ..Tracker::new(String::new()) }
+    }
+
+    fn client(&self, ip: IpAddr) -> Option<IpAddr> {
+        self.per_client.then_some(ip)
+    }
+
+    /// The flow of TCP stream `stream` ended (closed, idle, evicted): its connection is
+    /// finished once the frame's exchanges are in.
+    pub fn end_stream(&mut self, stream: u64) {
+        if self.ending.len() < MAX_PENDING {
+            self.ending.push(stream);
+        }
+    }
+
+    /// Takes the services finished so far (the store writes them per minute), leaving the
+    /// pending exchanges in place.
+    pub fn take_services(&mut self) -> BTreeMap<ServiceKey, Service> {
+        std::mem::take(&mut self.tx.services)
+    }
+
+    /// Everything still waiting is finished as at the end of a capture (the end of a file
+    /// replayed into the store): connections open at the end, queries with no answer.
+    pub fn finish_pending(&mut self) {
+        self.finish_ending();
+        let conns: Vec<Conn> = self.conns.drain().map(|(_, c)| c).collect();
+        for c in conns {
+            self.finish_conn(c);
+        }
+        let dns: Vec<_> = self.dns.drain().collect();
+        for ((cl, cp, sv, _), (what, f, _, sp)) in dns {
+            let key = ServiceKey { proto: "dns", server: addr(sv, sp), name: what, client: self.client(cl) };
+            let flow = FlowTuple { proto: 17, client: (cl, cp), server: (sv, sp) };
+            self.tx.outcome(key, "no answer".into(), false, f, f, Some(flow), None);
+        }
+        let krb: Vec<_> = self.krb.drain().collect();
+        for ((cl, cp, sv), (name, f, _)) in krb {
+            let key = ServiceKey { proto: "kerberos", server: addr(sv, 88), name, client: self.client(cl) };
+            let flow = FlowTuple { proto: 17, client: (cl, cp), server: (sv, 88) };
+            self.tx.outcome(key, "no answer".into(), false, f, f, Some(flow), None);
+        }
+    }
+
+    fn finish_ending(&mut self) {
+        for stream in std::mem::take(&mut self.ending) {
+            if let Some(c) = self.conns.remove(&stream) {
+                self.finish_conn(c);
+            }
         }
     }
 
@@ -239,10 +333,14 @@ impl Tracker {
                         _ => "ip",
                     };
                     let what = icmp_error_text(i.v6, i.icmp_type, i.code);
-                    let key =
-                        ServiceKey { proto: "icmp", server: addr(q.dst, p.dst_port), name: format!("{proto} to") };
+                    let key = ServiceKey {
+                        proto: "icmp",
+                        server: addr(q.dst, p.dst_port),
+                        name: format!("{proto} to"),
+                        client: self.client(q.src),
+                    };
                     let flow = FlowTuple { proto: p.proto, client: (q.src, p.src_port), server: (q.dst, p.dst_port) };
-                    self.tx.outcome(key, what, false, d.frame, d.frame, Some(flow));
+                    self.tx.outcome(key, what, false, d.frame, d.frame, Some(flow), None);
                 }
             }
             _ => {}
@@ -252,13 +350,21 @@ impl Tracker {
         }
         for e in &c.app.errors {
             let server = e.server.map(|(ip, p)| addr(ip, p)).unwrap_or_default();
-            let key = ServiceKey { proto: "error", server, name: format!("{} {}", e.family.name(), e.code) };
+            let key = ServiceKey {
+                proto: "error",
+                server,
+                name: format!("{} {}", e.family.name(), e.code),
+                client: e.client.and_then(|c| self.client(c.0)),
+            };
             let flow = match (e.client, e.server) {
                 (Some(cl), Some(sv)) => Some(FlowTuple { proto: 6, client: cl, server: sv }),
                 _ => None,
             };
             let text = crate::analyzers::errors::wire_text(e.message.as_bytes());
-            self.tx.outcome(key, text.chars().take(120).collect(), false, e.frame, e.frame, flow);
+            self.tx.outcome(key, text.chars().take(120).collect(), false, e.frame, e.frame, flow, None);
+        }
+        if !self.ending.is_empty() {
+            self.finish_ending();
         }
     }
 
@@ -292,6 +398,9 @@ impl Tracker {
                 packets: 0,
                 retransmissions: 0,
                 retrans_frames: Vec::new(),
+                bytes: 0,
+                rtt: None,
+                outcome: None,
             };
             if let Some((_, old)) = self.conns.insert(stream, conn) {
                 self.finish_conn(old);
@@ -300,6 +409,7 @@ impl Tracker {
         let Some(conn) = self.conns.get_mut(&stream) else { return };
         let from_client = (src, t.src_port) == conn.client;
         conn.packets += 1;
+        conn.bytes += d.frame_len as u64;
         if retrans {
             conn.retransmissions += 1;
             if conn.retrans_frames.len() < FRAMES_KEPT {
@@ -313,7 +423,8 @@ impl Tracker {
             conn.synack = Some((frame, ts));
             if conn.saw_syn {
                 let rtt = us(ts, conn.syn.1);
-                let key = conn.key("tcp", String::new());
+                conn.rtt = Some(rtt);
+                let key = conn.key("tcp", String::new(), self.per_client);
                 self.tx.rtt(key, rtt);
             }
             return;
@@ -330,15 +441,17 @@ impl Tracker {
                 (true, false) => ("established, reset by the server", false),
                 (true, true) => ("established, reset by the client", true),
             };
-            let (req, key) = (conn.syn.0, conn.key("tcp", String::new()));
-            self.tx.outcome(key, outcome.into(), good, frame, req, Some(tuple));
+            let (req, key, rtt) = (conn.syn.0, conn.key("tcp", String::new(), self.per_client), conn.rtt);
+            conn.outcome = Some((outcome.into(), good));
+            self.tx.outcome(key, outcome.into(), good, frame, req, Some(tuple), rtt);
             return;
         }
         if t.has(FIN) {
             conn.done = true;
             if conn.saw_syn && conn.synack.is_some() {
-                let (req, key) = (conn.syn.0, conn.key("tcp", String::new()));
-                self.tx.outcome(key, "established, closed by FIN".into(), true, frame, req, Some(tuple));
+                let (req, key, rtt) = (conn.syn.0, conn.key("tcp", String::new(), self.per_client), conn.rtt);
+                conn.outcome = Some(("established, closed by FIN".into(), true));
+                self.tx.outcome(key, "established, closed by FIN".into(), true, frame, req, Some(tuple), rtt);
             }
             return;
         }
@@ -358,17 +471,18 @@ impl Tracker {
             self.tx.overflow += 1;
             return;
         };
-        let (tuple, key) = (conn.tuple(), conn.key(x.proto, x.name.clone()));
+        let (tuple, key) = (conn.tuple(), conn.key(x.proto, x.name.clone(), self.per_client));
         let frame = if x.answered { x.frame } else { x.request_frame };
-        self.tx.outcome(key.clone(), x.outcome.clone(), x.good, frame, x.request_frame, Some(tuple));
-        if x.answered && matches!(x.proto, "http" | "tls") {
-            self.tx.rtt(key, us(x.ts, x.request_ts));
+        let rtt = (x.answered && matches!(x.proto, "http" | "tls")).then(|| us(x.ts, x.request_ts));
+        self.tx.outcome(key.clone(), x.outcome.clone(), x.good, frame, x.request_frame, Some(tuple), rtt);
+        if let Some(rtt) = rtt {
+            self.tx.rtt(key, rtt);
         }
     }
 
     fn finish_conn(&mut self, conn: Conn) {
         let tuple = conn.tuple();
-        let key = conn.key("tcp", String::new());
+        let key = conn.key("tcp", String::new(), self.per_client);
         if let Some(s) = self.tx.service(key.clone()) {
             s.packets += conn.packets;
             s.retransmissions += conn.retransmissions;
@@ -377,14 +491,36 @@ impl Tracker {
             s.retrans_frames.sort_unstable();
             s.retrans_frames.truncate(FRAMES_KEPT);
         }
-        if conn.done || !conn.saw_syn {
-            return;
-        }
-        match conn.synack {
-            Some(_) => {
-                self.tx.outcome(key, "established, open at the end".into(), true, conn.syn.0, conn.syn.0, Some(tuple))
+        let (syn, rtt) = (conn.syn.0, conn.rtt);
+        let outcome = if conn.done || !conn.saw_syn {
+            conn.outcome
+        } else {
+            let (what, good) = match conn.synack {
+                Some(_) => ("established, open at the end", true),
+                None => ("no answer to the SYN", false),
+            };
+            self.tx.outcome(key.clone(), what.into(), good, syn, syn, Some(tuple), rtt);
+            Some((what.to_string(), good))
+        };
+        // The store's exchanges: the connection's volume on the outcome it had (a connection
+        // first seen mid-stream has none of its own).
+        if self.per_client {
+            let (outcome, good) = match outcome {
+                Some(o) => o,
+                None => {
+                    let what = "seen mid-stream";
+                    self.tx.outcome(key.clone(), what.into(), true, syn, syn, Some(tuple), None);
+                    (what.to_string(), true)
+                }
+            };
+            // The outcome may have been stored already (the store takes them every batch): the
+            // volume then comes as a row of its own that adds up with it.
+            if let Some(s) = self.tx.service(key) {
+                let o = s.outcomes.entry(outcome).or_insert_with(|| OutcomeStat { good, ..Default::default() });
+                o.bytes += conn.bytes;
+                o.packets += conn.packets;
+                o.retransmissions += conn.retransmissions;
             }
-            None => self.tx.outcome(key, "no answer to the SYN".into(), false, conn.syn.0, conn.syn.0, Some(tuple)),
         }
     }
 
@@ -404,10 +540,11 @@ impl Tracker {
                 let rcode = rcode_name(dns.rcode);
                 let outcome =
                     if dns.rcode == 0 && dns.answers == 0 { "NOERROR, no answer records".to_string() } else { rcode };
-                let key = ServiceKey { proto: "dns", server: addr(src, sp), name: what };
+                let key = ServiceKey { proto: "dns", server: addr(src, sp), name: what, client: self.client(dst) };
                 let flow = FlowTuple { proto: 17, client: (dst, dp), server: (src, sp) };
-                self.tx.outcome(key.clone(), outcome, dns.rcode == 0, frame, req, Some(flow));
-                self.tx.rtt(key, us(ts, req_ts));
+                let rtt = us(ts, req_ts);
+                self.tx.outcome(key.clone(), outcome, dns.rcode == 0, frame, req, Some(flow), Some(rtt));
+                self.tx.rtt(key, rtt);
             }
             return;
         }
@@ -441,10 +578,12 @@ impl Tracker {
                     (_, Some(c)) => (format!("KRB-ERROR {c} {}", krb_error_name(c)), c == 25),
                     _ => ("KRB-ERROR".to_string(), false),
                 };
-                let key = ServiceKey { proto: "kerberos", server: addr(src.0, src.1), name };
+                let key =
+                    ServiceKey { proto: "kerberos", server: addr(src.0, src.1), name, client: self.client(dst.0) };
                 let flow = FlowTuple { proto: 17, client: dst, server: src };
-                self.tx.outcome(key.clone(), outcome, good, frame, req, Some(flow));
-                self.tx.rtt(key, us(ts, req_ts));
+                let rtt = us(ts, req_ts);
+                self.tx.outcome(key.clone(), outcome, good, frame, req, Some(flow), Some(rtt));
+                self.tx.rtt(key, rtt);
             }
             _ => {}
         }
@@ -452,24 +591,72 @@ impl Tracker {
 
     /// The end of the capture: what is still waiting had no answer.
     pub fn finish(mut self) -> CaptureTx {
-        let conns: Vec<Conn> = self.conns.drain().map(|(_, c)| c).collect();
-        for c in conns {
-            self.finish_conn(c);
-        }
-        let dns: Vec<_> = self.dns.drain().collect();
-        for ((cl, cp, sv, _), (what, f, _, sp)) in dns {
-            let key = ServiceKey { proto: "dns", server: addr(sv, sp), name: what };
-            let flow = FlowTuple { proto: 17, client: (cl, cp), server: (sv, sp) };
-            self.tx.outcome(key, "no answer".into(), false, f, f, Some(flow));
-        }
-        let krb: Vec<_> = self.krb.drain().collect();
-        for ((cl, cp, sv), (name, f, _)) in krb {
-            let key = ServiceKey { proto: "kerberos", server: addr(sv, 88), name };
-            let flow = FlowTuple { proto: 17, client: (cl, cp), server: (sv, 88) };
-            self.tx.outcome(key, "no answer".into(), false, f, f, Some(flow));
-        }
+        self.finish_pending();
         self.tx
     }
+}
+
+/// Rows the store keeps per batch; beyond them, exchanges are folded per protocol and outcome
+/// class into rows with server "(other)" (bad outcomes are kept before good ones).
+pub const MAX_STORED_ROWS: usize = 2_000;
+
+fn quantile(sorted: &[i64], q: f64) -> i64 {
+    let i = ((sorted.len() as f64 - 1.0) * q).round() as usize;
+    sorted.get(i.min(sorted.len().saturating_sub(1))).copied().unwrap_or(0)
+}
+
+/// The services finished since the last batch as the store's rows (see [`ExchangeRow`]): one
+/// per (client, service, outcome), at most `cap`, the rest folded.
+pub fn exchange_rows(services: BTreeMap<ServiceKey, Service>, cap: usize) -> Vec<ExchangeRow> {
+    let mut rows = Vec::new();
+    for (k, s) in services {
+        for (outcome, mut o) in s.outcomes {
+            o.rtt_us.sort_unstable();
+            let n = o.rtt_us.len() as u64;
+            rows.push(ExchangeRow {
+                client: k.client.map(|c| c.to_string()).unwrap_or_default(),
+                proto: k.proto,
+                server: k.server.clone(),
+                name: k.name.clone(),
+                outcome,
+                good: o.good,
+                count: o.count,
+                bytes: o.bytes,
+                packets: o.packets,
+                retransmissions: o.retransmissions,
+                rtt_n: n,
+                rtt_p50_wsum: quantile(&o.rtt_us, 0.5) * n as i64,
+                rtt_p90_wsum: quantile(&o.rtt_us, 0.9) * n as i64,
+                rtt_max_us: o.rtt_us.last().copied().unwrap_or(0),
+            });
+        }
+    }
+    if rows.len() <= cap {
+        return rows;
+    }
+    // Bad outcomes first, then the most frequent: what an admin looks for one by one.
+    rows.sort_by(|a, b| a.good.cmp(&b.good).then(b.count.cmp(&a.count)));
+    let rest = rows.split_off(cap.saturating_sub(8));
+    let mut folded: BTreeMap<(&'static str, bool), ExchangeRow> = BTreeMap::new();
+    for r in rest {
+        let f = folded.entry((r.proto, r.good)).or_insert_with(|| ExchangeRow {
+            proto: r.proto,
+            server: "(other)".into(),
+            outcome: if r.good { "(other, good)" } else { "(other, bad)" }.into(),
+            good: r.good,
+            ..Default::default()
+        });
+        f.count += r.count;
+        f.bytes += r.bytes;
+        f.packets += r.packets;
+        f.retransmissions += r.retransmissions;
+        f.rtt_n += r.rtt_n;
+        f.rtt_p50_wsum += r.rtt_p50_wsum;
+        f.rtt_p90_wsum += r.rtt_p90_wsum;
+        f.rtt_max_us = f.rtt_max_us.max(r.rtt_max_us);
+    }
+    rows.extend(folded.into_values());
+    rows
 }
 
 fn qtype_name(t: u16) -> String {

@@ -337,6 +337,9 @@ pub struct FlowApp {
     prefix: Option<Box<Prefix>>,
     /// Nothing claimed the flow where its content could tell: no more probing.
     given_up: bool,
+    /// Something on this flow an admin looks at one by one (a reset, a login, an application
+    /// error): the store keeps the flow in full instead of rolling it into the exchanges.
+    pub notable: bool,
 }
 
 /// The first bytes of a direction kept for a second probe.

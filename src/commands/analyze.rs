@@ -83,6 +83,7 @@ pub fn run(mut args: AnalyzeArgs) -> anyhow::Result<Outcome> {
                 .map_err(|e| anyhow::anyhow!("--db {}: {e:#}", db.display()))?;
             let mut p = Pipeline::new(cfg.flows.clone(), cfg.pipeline.clone(), sink);
             p.digest_every_secs = cfg.mail.digest_every_secs();
+            p.store_exchanges();
             if let Some(r) = rules {
                 p.set_rules(r);
             }

@@ -428,6 +428,7 @@ impl Daemon {
     fn pipeline(&self, sink: SqliteSink, rules: &mut RuleWatch) -> Pipeline<SqliteSink> {
         let mut p = Pipeline::new(self.cfg.flows.clone(), self.cfg.pipeline.clone(), sink);
         p.digest_every_secs = self.cfg.mail.digest_every_secs();
+        p.store_exchanges();
         if let Some(r) = rules.poll() {
             p.set_rules(r);
         }

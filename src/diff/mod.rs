@@ -18,6 +18,7 @@
 //! packets that noise does not make them.
 
 pub mod html;
+pub mod stored;
 
 use std::collections::BTreeSet;
 

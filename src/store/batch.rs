@@ -14,7 +14,7 @@ use rusqlite::{params, params_from_iter, Transaction};
 use super::{ring, wall_us};
 use crate::analyzers::errors::AppError;
 use crate::decode::mac_text;
-use crate::event::{AppErrorCount, CounterDelta, MinuteStats, PairStats, StoreEvent};
+use crate::event::{AppErrorCount, CounterDelta, ExchangeBatch, MinuteStats, PairStats, StoreEvent};
 use crate::flow::{FlowRow, TcpCounts};
 use crate::identity::events::IdentityEvent;
 use crate::identity::volume::Volume;
@@ -89,6 +89,26 @@ static FLOW_SQL: LazyLock<String> = LazyLock::new(|| {
 });
 static COUNTER_SQL: LazyLock<String> =
     LazyLock::new(|| upsert_sql("counter_minute", &["counter", "minute", "key"], &["value"]));
+/// The same deltas into the hour: a 7-day counter page reads hours, not minutes.
+static COUNTER_HOUR_SQL: LazyLock<String> =
+    LazyLock::new(|| upsert_sql("counter_hour", &["counter", "hour", "key"], &["value"]));
+const COUNTER_HOUR_GONE_SQL: &str =
+    "DELETE FROM counter_hour WHERE counter = ?1 AND hour = ?2 AND key = ?3 AND value <= 0";
+const EXCHANGE_COUNTS: [&str; 8] =
+    ["count", "bytes", "packets", "retransmissions", "rtt_n", "rtt_p50_wsum", "rtt_p90_wsum", "rtt_max_us"];
+/// Exchanges add up like counters, except the longest round trip (the larger one stays).
+fn exchange_sql(table: &str, time: &str) -> String {
+    upsert_sql(table, &[time, "proto", "server", "name", "outcome", "client"], &EXCHANGE_COUNTS)
+        .replace("rtt_max_us = rtt_max_us + excluded.rtt_max_us", "rtt_max_us = max(rtt_max_us, excluded.rtt_max_us)")
+        .replacen(") VALUES", ", good) VALUES", 1)
+        .replacen(
+            &format!("?{})", 6 + EXCHANGE_COUNTS.len()),
+            &format!("?{}, ?{})", 6 + EXCHANGE_COUNTS.len(), 7 + EXCHANGE_COUNTS.len()),
+            1,
+        )
+}
+static EXCHANGE_MINUTE_SQL: LazyLock<String> = LazyLock::new(|| exchange_sql("exchange_minute", "minute"));
+static EXCHANGE_HOUR_SQL: LazyLock<String> = LazyLock::new(|| exchange_sql("exchange_hour", "hour"));
 static VOLUME_SQL: LazyLock<String> =
     LazyLock::new(|| upsert_sql("user_volume_minute", &["minute", "user"], &["bytes_in", "bytes_out", "packets"]));
 
@@ -164,7 +184,38 @@ impl Batch<'_> {
             StoreEvent::Minute(m) => self.minute(m),
             StoreEvent::Pair(p) => self.pair(p),
             StoreEvent::Flow(f) => self.flow(f),
+            StoreEvent::Exchanges(x) => self.exchanges(x),
         }
+    }
+
+    /// Exchanges of a minute, into the minute and its hour.
+    fn exchanges(&self, x: &ExchangeBatch) -> anyhow::Result<()> {
+        let hour = x.minute - x.minute.rem_euclid(3600);
+        let mut by_minute = self.tx.prepare_cached(&EXCHANGE_MINUTE_SQL)?;
+        let mut by_hour = self.tx.prepare_cached(&EXCHANGE_HOUR_SQL)?;
+        for r in &x.rows {
+            let counts = [r.count, r.bytes, r.packets, r.retransmissions, r.rtt_n].map(|v| v as i64);
+            for (stmt, t) in [(&mut by_minute, x.minute), (&mut by_hour, hour)] {
+                stmt.execute(params![
+                    t,
+                    r.proto,
+                    r.server,
+                    r.name,
+                    r.outcome,
+                    r.client,
+                    counts[0],
+                    counts[1],
+                    counts[2],
+                    counts[3],
+                    counts[4],
+                    r.rtt_p50_wsum,
+                    r.rtt_p90_wsum,
+                    r.rtt_max_us,
+                    r.good,
+                ])?;
+            }
+        }
+        Ok(())
     }
 
     /// A new episode (with its evidence window and, to mail, its outbox row) or a cleared one.
@@ -301,9 +352,12 @@ impl Batch<'_> {
 
     fn counter(&self, c: &CounterDelta) -> anyhow::Result<()> {
         self.tx.prepare_cached(&COUNTER_SQL)?.execute(params![c.counter, c.minute, c.key, c.delta])?;
+        let hour = c.minute - c.minute.rem_euclid(3600);
+        self.tx.prepare_cached(&COUNTER_HOUR_SQL)?.execute(params![c.counter, hour, c.key, c.delta])?;
         if c.delta < 0 {
             // A group pushed out of a minute's top gave its value to "other".
             self.tx.prepare_cached(COUNTER_GONE_SQL)?.execute(params![c.counter, c.minute, c.key])?;
+            self.tx.prepare_cached(COUNTER_HOUR_GONE_SQL)?.execute(params![c.counter, hour, c.key])?;
         }
         Ok(())
     }

@@ -27,12 +27,34 @@ impl Range {
     pub fn last(end: i64, secs: i64) -> Range {
         Range { from: end.saturating_sub(secs.max(60)), to: end }
     }
-    /// Bucket width in seconds: whole minutes, so that the range fits in [`MAX_POINTS`].
+    /// Bucket width in seconds: whole minutes, so that the range fits in [`MAX_POINTS`]; whole
+    /// hours beyond two days, so that long ranges read the hourly rollups.
     pub fn bucket(&self) -> i64 {
         let minutes = ((self.to - self.from).max(60) + 59) / 60;
-        ((minutes + MAX_POINTS - 1) / MAX_POINTS).max(1) * 60
+        let b = ((minutes + MAX_POINTS - 1) / MAX_POINTS).max(1) * 60;
+        if self.to - self.from > HOURLY_BEYOND {
+            (b + 3599) / 3600 * 3600
+        } else {
+            b
+        }
+    }
+
+    /// The whole hours inside the range `[h0, h1)`, read from the hourly rollups, with the
+    /// minutes before and after them read from the minute tables. A range without a whole hour
+    /// gives `h0 = h1 = to` (all minutes).
+    pub fn hours(&self) -> (i64, i64) {
+        let h0 = (self.from + 3599).div_euclid(3600) * 3600;
+        let h1 = self.to.div_euclid(3600) * 3600;
+        if h1 > h0 {
+            (h0, h1)
+        } else {
+            (self.to, self.to)
+        }
     }
 }
+
+/// Ranges longer than this are drawn in whole hours (and read from the hourly rollups).
+pub const HOURLY_BEYOND: i64 = 2 * 86_400;
 
 /// One chart point: bucket start (seconds) and the sum over the bucket.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize)]
@@ -182,9 +204,13 @@ pub fn counters(conn: &Connection, r: Range) -> rusqlite::Result<Vec<CounterInfo
          SELECT c FROM ids WHERE c IS NOT NULL LIMIT 1000",
     )?;
     let ids: Vec<String> = ids.query_map([], |row| row.get(0))?.collect::<rusqlite::Result<_>>()?;
+    // Whole hours from the hourly rollups, the edges from the minutes.
     let mut total = conn.prepare_cached(
-        "SELECT coalesce(sum(value), 0) FROM counter_minute WHERE counter = ?1 AND key = '' AND minute >= ?2 AND minute < ?3",
+        "SELECT coalesce((SELECT sum(value) FROM counter_minute WHERE counter = ?1 AND key = '' AND minute >= ?2 AND minute < ?3), 0)
+              + coalesce((SELECT sum(value) FROM counter_hour WHERE counter = ?1 AND key = '' AND hour >= ?3 AND hour < ?4), 0)
+              + coalesce((SELECT sum(value) FROM counter_minute WHERE counter = ?1 AND key = '' AND minute >= ?4 AND minute < ?5), 0)",
     )?;
+    let (h0, h1) = r.hours();
     let mut last = conn.prepare_cached(
         "SELECT minute, value FROM counter_minute WHERE counter = ?1 AND key = '' AND minute < ?2
           ORDER BY minute DESC LIMIT 1",
@@ -200,7 +226,7 @@ pub fn counters(conn: &Connection, r: Range) -> rusqlite::Result<Vec<CounterInfo
             continue;
         };
         out.push(CounterInfo {
-            total: total.query_row(params![id, r.from, r.to], |row| row.get(0))?,
+            total: total.query_row(params![id, r.from, h0, h1, r.to], |row| row.get(0))?,
             last_minute: Some(minute),
             last_value: value,
             grouped: grouped.query_row(params![id, minute], |row| row.get(0))?,
@@ -213,12 +239,21 @@ pub fn counters(conn: &Connection, r: Range) -> rusqlite::Result<Vec<CounterInfo
 /// A counter's series: its total (`key` = "") or one group.
 pub fn counter_series(conn: &Connection, counter: &str, key: &str, r: Range) -> rusqlite::Result<Vec<Point>> {
     let b = r.bucket();
+    // Buckets of whole hours read the hourly rollups for the whole hours of the range.
+    let (h0, h1) = if b % 3600 == 0 { r.hours() } else { (r.to, r.to) };
     let mut st = conn.prepare_cached(
-        "SELECT (minute / ?1) * ?1 AS t, sum(value) FROM counter_minute
-          WHERE counter = ?2 AND key = ?3 AND minute >= ?4 AND minute < ?5 GROUP BY t ORDER BY t",
+        "SELECT t, sum(v) FROM (
+            SELECT (minute / ?1) * ?1 AS t, value AS v FROM counter_minute
+             WHERE counter = ?2 AND key = ?3 AND minute >= ?4 AND minute < ?5
+            UNION ALL SELECT (hour / ?1) * ?1, value FROM counter_hour
+             WHERE counter = ?2 AND key = ?3 AND hour >= ?5 AND hour < ?6
+            UNION ALL SELECT (minute / ?1) * ?1, value FROM counter_minute
+             WHERE counter = ?2 AND key = ?3 AND minute >= ?6 AND minute < ?7)
+          GROUP BY t ORDER BY t",
     )?;
-    let rows =
-        st.query_map(params![b, counter, key, r.from, r.to], |row| Ok(Point { t: row.get(0)?, v: row.get(1)? }))?;
+    let rows = st.query_map(params![b, counter, key, r.from, h0, h1, r.to], |row| {
+        Ok(Point { t: row.get(0)?, v: row.get(1)? })
+    })?;
     rows.collect()
 }
 
@@ -231,12 +266,15 @@ pub struct GroupTotal {
 
 /// The top groups of a counter over a range (`other` included: it is what fell beyond the top-N).
 pub fn counter_groups(conn: &Connection, counter: &str, r: Range, limit: usize) -> rusqlite::Result<Vec<GroupTotal>> {
+    let (h0, h1) = r.hours();
     let mut st = conn.prepare_cached(
-        "SELECT key, sum(value) AS s FROM counter_minute
-          WHERE counter = ?1 AND minute >= ?2 AND minute < ?3 AND key <> ''
-          GROUP BY key ORDER BY s DESC, key LIMIT ?4",
+        "SELECT key, sum(v) AS s FROM (
+            SELECT key, value AS v FROM counter_minute WHERE counter = ?1 AND minute >= ?2 AND minute < ?3 AND key <> ''
+            UNION ALL SELECT key, value FROM counter_hour WHERE counter = ?1 AND hour >= ?3 AND hour < ?4 AND key <> ''
+            UNION ALL SELECT key, value FROM counter_minute WHERE counter = ?1 AND minute >= ?4 AND minute < ?5 AND key <> '')
+          GROUP BY key ORDER BY s DESC, key LIMIT ?6",
     )?;
-    let rows = st.query_map(params![counter, r.from, r.to, limit.min(MAX_ROWS) as i64], |row| {
+    let rows = st.query_map(params![counter, r.from, h0, h1, r.to, limit.min(MAX_ROWS) as i64], |row| {
         Ok(GroupTotal { key: row.get(0)?, total: row.get(1)? })
     })?;
     rows.collect()

@@ -153,6 +153,41 @@ const MIGRATIONS: &[&str] = &[
     // 14: host and user names looked up by address (the overview and alerts name the hosts
     // their keys carry).
     "CREATE INDEX identities_ip ON identities(ip, last_us);",
+    // 15: a store for 30 days. Flows are kept in full only when an admin looks at them one by
+    // one (trouble, resets, logins, errors, unanswered, long or large: `pipeline::kept_in_full`);
+    // the rest live on as exchanges — how exchanges between a client and a service ended,
+    // counted per minute and per hour (`transactions::exchange_rows`). Round-trip quantiles are
+    // sums weighted by their sample counts (divide by rtt_n). Counters get hourly rollups, so a
+    // week's page reads 168 rows a series instead of 10,080.
+    "CREATE TABLE exchange_minute (
+        minute INTEGER NOT NULL,
+        proto TEXT NOT NULL, server TEXT NOT NULL, name TEXT NOT NULL, outcome TEXT NOT NULL,
+        client TEXT NOT NULL,                -- '' for rows folded over clients
+        good INTEGER NOT NULL,
+        count INTEGER NOT NULL, bytes INTEGER NOT NULL, packets INTEGER NOT NULL,
+        retransmissions INTEGER NOT NULL,
+        rtt_n INTEGER NOT NULL, rtt_p50_wsum INTEGER NOT NULL, rtt_p90_wsum INTEGER NOT NULL,
+        rtt_max_us INTEGER NOT NULL,
+        PRIMARY KEY (minute, proto, server, name, outcome, client)
+    ) WITHOUT ROWID;
+    CREATE TABLE exchange_hour (
+        hour INTEGER NOT NULL,
+        proto TEXT NOT NULL, server TEXT NOT NULL, name TEXT NOT NULL, outcome TEXT NOT NULL,
+        client TEXT NOT NULL,
+        good INTEGER NOT NULL,
+        count INTEGER NOT NULL, bytes INTEGER NOT NULL, packets INTEGER NOT NULL,
+        retransmissions INTEGER NOT NULL,
+        rtt_n INTEGER NOT NULL, rtt_p50_wsum INTEGER NOT NULL, rtt_p90_wsum INTEGER NOT NULL,
+        rtt_max_us INTEGER NOT NULL,
+        PRIMARY KEY (hour, proto, server, name, outcome, client)
+    ) WITHOUT ROWID;
+    CREATE TABLE counter_hour (
+        hour INTEGER NOT NULL, counter TEXT NOT NULL, key TEXT NOT NULL, value INTEGER NOT NULL,
+        PRIMARY KEY (counter, hour, key)
+    ) WITHOUT ROWID;
+    CREATE INDEX counter_hour_series ON counter_hour(counter, key, hour, value);
+    INSERT INTO counter_hour (counter, hour, key, value)
+        SELECT counter, (minute / 3600) * 3600, key, sum(value) FROM counter_minute GROUP BY 1, 2, 3;",
 ];
 
 /// Current schema version.
