@@ -1019,9 +1019,20 @@ mod tests {
     fn buckets_fit_the_point_budget() {
         assert_eq!(Range::last(86_400 * 10, 3600).bucket(), 60);
         assert_eq!(Range::last(86_400 * 10, 86_400).bucket(), 120);
+        // Beyond two days, whole hours (the hourly rollups answer).
         let week = Range::last(86_400 * 10, 7 * 86_400);
-        assert_eq!(week.bucket(), 840);
+        assert_eq!(week.bucket(), 3600);
         assert!((week.to - week.from) / week.bucket() <= MAX_POINTS);
+        let two_days = Range::last(86_400 * 10, 2 * 86_400);
+        assert_eq!(two_days.bucket(), 240);
+    }
+
+    #[test]
+    fn ranges_split_into_whole_hours_and_minute_edges() {
+        assert_eq!(Range { from: 3600 + 600, to: 5 * 3600 + 120 }.hours(), (2 * 3600, 5 * 3600));
+        assert_eq!(Range { from: 3600, to: 2 * 3600 }.hours(), (3600, 2 * 3600));
+        // No whole hour inside: all minutes.
+        assert_eq!(Range { from: 3600 + 60, to: 2 * 3600 + 60 }.hours(), (2 * 3600 + 60, 2 * 3600 + 60));
     }
 
     #[test]
