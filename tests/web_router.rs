@@ -58,6 +58,7 @@ fn fixture() -> &'static Fixture {
         // With an outbox (as when [mail] is set), so alerts keep their evidence.
         let sink = SqliteSink::start_with(&db, Backpressure::Block, true).unwrap();
         let mut p = Pipeline::new(Default::default(), Default::default(), sink);
+        p.store_exchanges(); // as the daemon and `analyze --db` do
         p.set_rules(RuleSet::load_dir(&rules).unwrap());
         let reports = process_files(&mut p, &files, None);
         assert!(reports.iter().all(|r| r.error.is_none()));
@@ -711,4 +712,36 @@ async fn captures_are_pinned_uploaded_and_diffed() {
     let id = caps["evidence"][0]["alert_id"].as_i64().unwrap();
     assert_eq!(a.get(&format!("/captures/diff?id=evidence:{id}"), Some(&cookie)).await.status, StatusCode::OK);
     assert_eq!(a.get("/captures/diff?id=upload:../../etc/passwd", Some(&cookie)).await.status, StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn stored_periods_are_compared_on_the_captures_page() {
+    let a = app();
+    let (cookie, _) = a.login().await;
+    let page = a.get("/captures", Some(&cookie)).await;
+    assert!(page.body.contains("action=\"/captures/periods\""), "{}", page.body);
+    // The fixture's hour against itself a week later: the exchanges are there, no difference
+    // the other way round would be seen; against an empty week every service is only in one.
+    let db = rusqlite::Connection::open(&fixture().db).unwrap();
+    let (first, last): (i64, i64) = db
+        .query_row("SELECT min(minute), max(minute) FROM exchange_minute", [], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap();
+    let t = |s: i64| mirrorwatch::time::Ts(s * 1_000_000_000).rfc3339()[..16].to_string();
+    let uri = format!("/captures/periods?from={}&to={}&against=7d", t(first), t(last + 60));
+    let r = a.get(&uri, Some(&cookie)).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert!(r.header(header::CONTENT_SECURITY_POLICY).contains("default-src 'none'"));
+    assert!(r.body.contains("only"), "the services of the period are only in it: {}", r.body);
+    // Its own period as the normal one: nothing differs.
+    let same = format!("/captures/periods?from={}&to={}&against={}", t(first), t(last + 60), t(first));
+    let r = a.get(&same, Some(&cookie)).await;
+    assert_eq!(r.status, StatusCode::OK);
+    for bad in [
+        "/captures/periods?from=yesterday&to=now&against=7d",
+        "/captures/periods?from=now&to=-1h&against=7d",
+        "/captures/periods?from=2026-01-01T00:00&to=2026-03-01T00:00&against=7d",
+    ] {
+        assert_eq!(a.get(bad, Some(&cookie)).await.status, StatusCode::BAD_REQUEST, "{bad}");
+    }
+    assert_ne!(a.get(&uri, None).await.status, StatusCode::OK, "a session is needed");
 }

@@ -282,6 +282,8 @@ pub async fn list(
         );
     }
     b.push_str("</tbody></table>");
+    let anchor = st.read(|c| crate::store::dashboard::anchor(c, crate::time::wall_now().secs())).await?;
+    periods_form(&mut b, l, anchor);
     let _ = write!(
         b,
         "<h2>{}</h2><form id=\"upload-form\" class=\"search\"><input type=\"file\" id=\"upload-file\" accept=\".pcap,.pcapng,.gz,.cap\" required>\
@@ -542,6 +544,85 @@ pub async fn diff(
     Ok((
         [
             // The report styles itself inline and runs nothing.
+            (
+                header::CONTENT_SECURITY_POLICY,
+                "default-src 'none'; style-src 'unsafe-inline'; img-src data:; frame-ancestors 'none'; base-uri 'none'; form-action 'none'",
+            ),
+            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+        ],
+        html,
+    )
+        .into_response())
+}
+
+/// "2026-12-06T14:00" (UTC), as a `datetime-local` input takes it.
+fn input_time(secs: i64) -> String {
+    let t = crate::time::Ts(secs * 1_000_000_000).rfc3339();
+    t.get(..16).unwrap_or(&t).to_string()
+}
+
+/// The form of "now against another period": the last hour before the newest stored minute
+/// against the same hour a week earlier, or any two ranges.
+fn periods_form(b: &mut String, l: crate::i18n::Lang, anchor: i64) {
+    let _ = write!(
+        b,
+        "<h2>{}</h2><p class=\"hint\">{}</p><form method=\"get\" action=\"/captures/periods\" class=\"search\">\
+         <label>{} <input type=\"datetime-local\" name=\"from\" value=\"{}\" required></label> \
+         <label>{} <input type=\"datetime-local\" name=\"to\" value=\"{}\" required></label> \
+         <label>{} <select name=\"against\"><option value=\"7d\" selected>{}</option><option value=\"1d\">{}</option></select></label> \
+         <button type=\"submit\">{}</button></form>",
+        E(l.t("periods_compare")),
+        E(l.t("periods_help")),
+        E(l.t("periods_from")),
+        E(&input_time(anchor - 3600)),
+        E(l.t("periods_to")),
+        E(&input_time(anchor)),
+        E(l.t("periods_against")),
+        E(l.t("periods_week_before")),
+        E(l.t("periods_day_before")),
+        E(l.t("periods_run")),
+    );
+}
+
+/// `GET /captures/periods?from&to&against`: two stored periods compared.
+#[derive(Deserialize)]
+pub struct PeriodsQuery {
+    pub from: String,
+    pub to: String,
+    pub against: String,
+}
+
+/// The diff of two stored periods (from the exchanges), as the same HTML report as a file diff.
+pub async fn periods(
+    State(st): State<Arc<WebState>>,
+    Extension(cx): Extension<ReqCtx>,
+    Query(q): Query<PeriodsQuery>,
+) -> Result<Response, WebError> {
+    use crate::diff::stored;
+    let lang = cx.lang;
+    let anchor = st.read(|c| crate::store::dashboard::anchor(c, crate::time::wall_now().secs())).await?;
+    let ((nf, nt), (ff, ft)) = stored::periods(&q.from, &q.to, &q.against, anchor).map_err(WebError::BadRequest)?;
+    if ft - ff > 31 * 86_400 {
+        return Err(WebError::BadRequest("periods of at most 31 days".into()));
+    }
+    let (n, f) = st
+        .read(move |c| {
+            let n = stored::period(c, nf, nt, stored::label("", nf, nt).trim().to_string())?;
+            let f = stored::period(c, ff, ft, stored::label("", ff, ft).trim().to_string())?;
+            Ok((n, f))
+        })
+        .await?;
+    let findings = crate::diff::compare(&n, &f);
+    let html = crate::diff::html::report(
+        lang,
+        &n,
+        &f,
+        &findings,
+        std::path::Path::new(&n.file),
+        std::path::Path::new(&f.file),
+    );
+    Ok((
+        [
             (
                 header::CONTENT_SECURITY_POLICY,
                 "default-src 'none'; style-src 'unsafe-inline'; img-src data:; frame-ancestors 'none'; base-uri 'none'; form-action 'none'",

@@ -537,6 +537,7 @@ pub fn router(st: Arc<WebState>) -> Router {
         .route("/captures/pin", post(captures::pin))
         .route("/captures/upload", post(captures::upload))
         .route("/captures/diff", get(captures::diff))
+        .route("/captures/periods", get(captures::periods))
         .route("/captures/window/{id}", get(captures::window_download))
         .route("/captures/window/{id}/delete", post(captures::window_delete))
         .route("/captures/windows/delete", post(captures::windows_delete))
