@@ -87,10 +87,12 @@ if [ ! -f "$trace" ]; then
 fi
 # TRACE_ONLY=1: make the trace and stop (benches/cachegrind.sh and the store checks read it too).
 [ -z "${TRACE_ONLY:-}" ] || exit 0
-cargo build --release --locked --manifest-path "$root/Cargo.toml" >/dev/null
-bin=$root/target/release/mirrorwatch
+cargo build --release --locked --manifest-path "$root/Cargo.toml" --bin mirrorwatch --example floor >/dev/null
+# MW_BIN: measure another build (an earlier commit's) against the same trace and floor.
+bin=${MW_BIN:-$root/target/release/mirrorwatch}
+floor=$root/target/release/examples/floor
 packets=$(capinfos -c -M "$trace" | awk '/Number of packets/ {print $4}')
-echo "trace: $trace ($packets packets, $(du -h "$trace" | cut -f1))"
+echo "trace: $trace ($packets packets, $(du -h "$trace" | cut -f1), $(capinfos -z -M "$trace" | awk -F: '/Average packet size/ {print $2}' | xargs))"
 
 measure() { # label command...
     local label=$1; shift
@@ -99,28 +101,51 @@ measure() { # label command...
     read -r user sys rss < "$out"
     rm -f "$out"
     LAST_CPU=$(awk -v u="$user" -v s="$sys" 'BEGIN { print u + s }')
-    awk -v l="$label" -v p="$packets" -v u="$user" -v s="$sys" -v r="$rss" 'BEGIN {
+    LAST_RSS=$rss
+    awk -v l="$label" -v p="$packets" -v u="$user" -v s="$sys" -v r="$rss" -v f="${FLOOR_CPU:-0}" 'BEGIN {
         c = u + s; if (c <= 0) c = 0.001;
-        printf "%-34s %10d packets %8.2f CPU-s %12.0f packets/CPU-s %8.1f MiB peak RSS\n", l, p, c, p / c, r / 1024 }'
+        ratio = (f > 0) ? sprintf("%5.2fx floor", f / c) : "";
+        printf "%-40s %8.2f CPU-s %10.0f packets/CPU-s %7.1f MiB peak RSS  %s\n", l, c, p / c, r / 1024, ratio }'
 }
 
 db=$(mktemp -u --suffix=.db)
 counters=$("$bin" rules check "$root/rules" | sed -n 's/.* \([0-9]*\) counters.*/\1/p')
-measure "mirrorwatch analyze (no store)" "$bin" analyze "$trace"
-cpu_plain=$LAST_CPU
-measure "mirrorwatch analyze --db" "$bin" analyze "$trace" --db "$db"
+FLOOR_CPU=""
+measure "naive floor (libpcap+etherparse+HashMap)" "$floor" "$trace"
+FLOOR_CPU=$LAST_CPU
+measure "mirrorwatch analyze (no rules, no store)" "$bin" analyze "$trace" --json
+measure "mirrorwatch analyze --rules ($counters ctr)" "$bin" analyze "$trace" --json --rules "$root/rules"
+measure "mirrorwatch analyze --rules --db (full)" "$bin" analyze "$trace" --json --rules "$root/rules" --db "$db"
+full_cpu=$LAST_CPU
+echo "store: $(du -k "$db" | cut -f1) KiB for the trace (flows kept in full: $(sqlite3 "$db" 'SELECT count(*) FROM flows'), exchange rows: $(sqlite3 "$db" 'SELECT count(*) FROM exchange_minute'))"
 rm -f "$db" "$db-wal" "$db-shm"
-measure "mirrorwatch analyze --rules ($counters ctr)" "$bin" analyze "$trace" --rules "$root/rules"
-cpu_rules=$LAST_CPU
-measure "mirrorwatch analyze --rules --db" "$bin" analyze "$trace" --rules "$root/rules" --db "$db"
-rm -f "$db" "$db-wal" "$db-shm"
-measure "tshark io,stat retransmissions" tshark -n -r "$trace" -q -z 'io,stat,60,tcp.analysis.retransmission'
-# tshark with ten io,stat filters, the closest thing to ten counters.
-filters=(tcp.analysis.retransmission tcp.flags.reset==1 "tcp.flags.syn==1&&tcp.analysis.retransmission"
-         tcp.analysis.zero_window "icmp.type==3||icmpv6.type==1" "dns.flags.rcode!=0" "http.response.code>=500"
-         ip eth.dst==ff:ff:ff:ff:ff:ff tcp.analysis.lost_segment)
+# tshark with the shipped rules' filters as io,stat columns (the closest thing to counters).
 spec="io,stat,60"
-for f in "${filters[@]}"; do spec="$spec,$f"; done
-measure "tshark io,stat, 10 filters" tshark -n -r "$trace" -q -z "$spec"
-awk -v a="$cpu_rules" -v b="$cpu_plain" -v p="$packets" -v n="$counters" 'BEGIN {
-    printf "rules: %d counters cost %.0f ns per packet (CPU-s with rules minus without, per packet)\n", n, (a - b) * 1e9 / p }'
+while IFS= read -r f; do spec="$spec,$f"; done < <(grep -h '^filter *= *"' "$root"/rules/*.toml | grep -v '"app_error"' | sed 's/^filter *= *"\(.*\)"$/\1/' | sed 's/\\"/"/g' | tr -d ',')
+measure "tshark io,stat (11 rule filters)" tshark -n -r "$trace" -q -z "$spec"
+awk -v a="$LAST_CPU" -v b="$full_cpu" 'BEGIN { printf "full pipeline against tshark: %.0fx\n", a / b }'
+
+# Instructions per packet on the first 200,000 frames (independent of the machine's load).
+slice=$(mktemp --suffix=.pcap)
+editcap -r "$trace" "$slice" 1-200000
+ipp() { # command...
+    local out; out=$(mktemp)
+    valgrind --tool=cachegrind --cache-sim=no --cachegrind-out-file=/dev/null "$@" >/dev/null 2>"$out" || true
+    sed -n 's/.*I *refs: *\([0-9,]*\).*/\1/p' "$out" | tr -d , | awk '{ printf "%.0f", $1 / 200000 }'
+    rm -f "$out"
+}
+f_ipp=$(ipp "$floor" "$slice")
+m_ipp=$(ipp "$bin" analyze "$slice" --json --rules "$root/rules" --db "$db")
+rm -f "$db" "$db-wal" "$db-shm" "$slice"
+echo "instructions per packet (cachegrind, 200k frames): floor $f_ipp, mirrorwatch full pipeline $m_ipp ($(awk -v a="$f_ipp" -v b="$m_ipp" 'BEGIN { printf "%.2fx floor", a / b }'))"
+
+# The headers-only trace of earlier versions, when present: the same pipeline on snaplen 96.
+old=$root/target/bench/trace.pcap
+if [ -f "$old" ] && [ "$trace" != "$old" ]; then
+    packets=$(capinfos -c -M "$old" | awk '/Number of packets/ {print $4}')
+    FLOOR_CPU=""
+    measure "headers-only trace: naive floor" "$floor" "$old"
+    FLOOR_CPU=$LAST_CPU
+    measure "headers-only trace: full pipeline" "$bin" analyze "$old" --json --rules "$root/rules" --db "$db"
+    rm -f "$db" "$db-wal" "$db-shm"
+fi

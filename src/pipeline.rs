@@ -156,11 +156,78 @@ pub struct Pipeline<S: Sink> {
     /// clock is read again only when a frame claims to be beyond it).
     trusted: Option<Ts>,
     wall_limit: Ts,
-    /// The store's exchanges ([`Pipeline::store_exchanges`]): flows not kept in full are rolled
-    /// into them.
-    tracker: Option<Box<Tracker>>,
-    /// Flows rolled into the exchanges instead of stored one by one.
-    pub flows_rolled_up: u64,
+    /// Store mode ([`Pipeline::store_exchanges`]): exchanges, and which flows are kept in full.
+    store: Option<Box<StoreMode>>,
+}
+
+/// What store mode keeps: the exchanges (the tracker) and, per minute, how many flows and
+/// exchange rows went to the store, so a flood (a scan's refusals, a retry loop's logins, a
+/// thousand NXDOMAIN names) costs the SD card a bounded number of rows a minute.
+struct StoreMode {
+    tracker: Tracker,
+    /// Flows kept in full this minute per (client, server, server port).
+    kept: HashMap<(IpAddr, IpAddr, u16), u16, foldhash::fast::RandomState>,
+    kept_minute: i64,
+    /// The minute of the frame being processed.
+    now_minute: i64,
+    /// Exchange rows handed to the store this minute and this hour.
+    rows_minute: (i64, usize),
+    rows_hour: (i64, usize),
+    /// Flows kept in full, and flows only in the exchanges.
+    flows_kept: u64,
+    flows_rolled_up: u64,
+}
+
+/// Flows kept in full per (client, server, port) and minute; the rest are in the exchanges.
+const KEPT_PER_PAIR_MINUTE: u16 = 10;
+/// (client, server, port) keys followed per minute for that bound; beyond, only long and large
+/// flows are kept.
+const KEPT_KEYS: usize = 4096;
+/// Exchange rows stored per minute and per hour; beyond, exchanges are folded into "(other)"
+/// rows per protocol and outcome class (bad outcomes go first within a batch).
+const EXCHANGE_ROWS_MINUTE: usize = 300;
+const EXCHANGE_ROWS_HOUR: usize = 3000;
+
+impl StoreMode {
+    /// A flow ended: its connection's exchange is finished; the flow is stored in full when
+    /// [`kept_in_full`] and its key's budget for the minute allow.
+    fn flow_ended<S: Sink>(&mut self, sink: &mut S, rec: &FlowRecord<FlowApp>) {
+        let f = &rec.flow;
+        if f.key.proto == 6 {
+            self.tracker.end_stream(f.stream);
+        }
+        let keep = match kept_in_full(rec) {
+            Keep::No => false,
+            Keep::Always => true,
+            Keep::Bounded => {
+                // The packet clock's minute (flows end out of order: an idle one ends late).
+                if self.now_minute != self.kept_minute {
+                    self.kept.clear();
+                    self.kept_minute = self.now_minute;
+                }
+                // The client is the SYN's sender, or else the end with the higher port.
+                let a_client = match f.tcp.client_dir {
+                    Some(d) => d == 0,
+                    None => f.key.a_port > f.key.b_port,
+                };
+                let key = if a_client { (f.key.a, f.key.b, f.key.b_port) } else { (f.key.b, f.key.a, f.key.a_port) };
+                let room = self.kept.len() < KEPT_KEYS || self.kept.contains_key(&key);
+                match room.then(|| self.kept.entry(key).or_insert(0)) {
+                    Some(n) if *n < KEPT_PER_PAIR_MINUTE => {
+                        *n += 1;
+                        true
+                    }
+                    _ => false,
+                }
+            }
+        };
+        if keep {
+            self.flows_kept += 1;
+            sink.send(StoreEvent::Flow(rec.row()));
+        } else {
+            self.flows_rolled_up += 1;
+        }
+    }
 }
 
 /// A flow this long is kept in full whatever else it is.
@@ -168,29 +235,29 @@ const LONG_FLOW_NS: i64 = 300 * crate::time::NANOS_PER_SEC;
 /// A flow this large (both directions) is kept in full whatever else it is.
 const LARGE_FLOW_BYTES: u64 = 10_000_000;
 
-/// A flow ended: its connection's exchange is finished, and the flow is stored in full or
-/// counted as rolled up (store mode), or stored (otherwise).
-fn flow_ended<S: Sink>(sink: &mut S, tracker: &mut Option<Box<Tracker>>, rolled: &mut u64, rec: &FlowRecord<FlowApp>) {
-    match tracker {
-        Some(t) => {
-            if rec.flow.key.proto == 6 {
-                t.end_stream(rec.flow.stream);
-            }
-            if kept_in_full(rec) {
-                sink.send(StoreEvent::Flow(rec.row()));
-            } else {
-                *rolled += 1;
-            }
-        }
+/// A flow ended: stored in full, or only in the exchanges (store mode).
+fn flow_ended<S: Sink>(sink: &mut S, store: &mut Option<Box<StoreMode>>, rec: &FlowRecord<FlowApp>) {
+    match store {
+        Some(m) => m.flow_ended(sink, rec),
         None => sink.send(StoreEvent::Flow(rec.row())),
     }
 }
 
+/// Whether the store keeps a flow in full.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Keep {
+    No,
+    /// Within its key's budget for the minute.
+    Bounded,
+    Always,
+}
+
 /// Whether the store keeps a flow in full rather than only in the exchanges: one with TCP
 /// trouble (retransmissions, lost segments, zero windows, reordering), a reset, a login or an
-/// application error, a SYN nobody answered, or a long or large one. The rest (most flows of a
-/// branch: short, clean, answered) are counted in the exchanges.
-fn kept_in_full(rec: &FlowRecord<FlowApp>) -> bool {
+/// application error, a SYN nobody answered (those within a budget per client, server and
+/// minute), or a long or large one (always). The rest — most flows of a branch: short, clean,
+/// answered — are counted in the exchanges.
+fn kept_in_full(rec: &FlowRecord<FlowApp>) -> Keep {
     let f = &rec.flow;
     let c = &f.tcp_counts;
     let trouble = c.retransmissions
@@ -199,12 +266,14 @@ fn kept_in_full(rec: &FlowRecord<FlowApp>) -> bool {
         + c.lost_segments
         + c.zero_windows
         + c.out_of_order;
-    let unanswered = f.key.proto == 6 && f.tcp.client_dir.is_some_and(|d| f.packets[1 - d as usize & 1] == 0);
-    f.app.notable
-        || trouble > 0
-        || unanswered
-        || f.last_ts.since(f.first_ts) >= LONG_FLOW_NS
-        || f.bytes[0] + f.bytes[1] >= LARGE_FLOW_BYTES
+    let unanswered = f.key.proto == 6 && f.tcp.client_dir.is_some_and(|d| f.packets[(1 - d as usize) & 1] == 0);
+    if f.last_ts.since(f.first_ts) >= LONG_FLOW_NS || f.bytes[0] + f.bytes[1] >= LARGE_FLOW_BYTES {
+        Keep::Always
+    } else if f.app.notable || trouble > 0 || unanswered {
+        Keep::Bounded
+    } else {
+        Keep::No
+    }
 }
 
 /// The last [`EVIDENCE_FRAMES`] frames of one counter; buffers are reused, so keeping evidence
@@ -276,8 +345,7 @@ impl<S: Sink> Pipeline<S> {
             evidence: Vec::new(),
             trusted: None,
             wall_limit: Ts(i64::MIN),
-            tracker: None,
-            flows_rolled_up: 0,
+            store: None,
         }
     }
 
@@ -286,17 +354,43 @@ impl<S: Sink> Pipeline<S> {
     /// ([`kept_in_full`]). `analyze --db` and the daemon run this way.
     pub fn store_exchanges(&mut self) {
         self.analyzers.exchanges = true;
-        self.tracker = Some(Box::new(Tracker::live()));
+        self.store = Some(Box::new(StoreMode {
+            tracker: Tracker::live(),
+            kept: HashMap::default(),
+            kept_minute: i64::MIN,
+            now_minute: i64::MIN,
+            rows_minute: (i64::MIN, 0),
+            rows_hour: (i64::MIN, 0),
+            flows_kept: 0,
+            flows_rolled_up: 0,
+        }));
     }
 
-    /// Hands the exchanges finished since the last batch to the store.
+    /// Flows stored in full and flows only in the exchanges so far (store mode).
+    pub fn flows_kept(&self) -> (u64, u64) {
+        self.store.as_ref().map_or((0, 0), |m| (m.flows_kept, m.flows_rolled_up))
+    }
+
+    /// Hands the exchanges finished since the last batch to the store, within the minute's and
+    /// the hour's row budgets.
     fn store_exchange_rows(&mut self, minute: i64) {
-        let Some(t) = self.tracker.as_mut() else { return };
-        let services = t.take_services();
+        let Some(m) = self.store.as_mut() else { return };
+        let services = m.tracker.take_services();
         if services.is_empty() {
             return;
         }
-        let rows = crate::transactions::exchange_rows(services, crate::transactions::MAX_STORED_ROWS);
+        let hour = minute - minute.rem_euclid(3600);
+        if m.rows_minute.0 != minute {
+            m.rows_minute = (minute, 0);
+        }
+        if m.rows_hour.0 != hour {
+            m.rows_hour = (hour, 0);
+        }
+        let room =
+            EXCHANGE_ROWS_MINUTE.saturating_sub(m.rows_minute.1).min(EXCHANGE_ROWS_HOUR.saturating_sub(m.rows_hour.1));
+        let rows = crate::transactions::exchange_rows(services, room);
+        m.rows_minute.1 += rows.len();
+        m.rows_hour.1 += rows.len();
         self.sink.send(StoreEvent::Exchanges(Box::new(ExchangeBatch { minute, rows })));
     }
 
@@ -370,8 +464,8 @@ impl<S: Sink> Pipeline<S> {
                 let whole = decode::with_reassembled(&d, &buf);
                 let o = self.process_decoded(&whole);
                 let ctx = Ctx { d: &whole, tcp: &o.tcp, stream: o.stream, app: &self.app };
-                if let Some(t) = self.tracker.as_mut() {
-                    t.observe(&ctx, &o);
+                if let Some(m) = self.store.as_mut() {
+                    m.tracker.observe(&ctx, &o);
                 }
                 let r = f(&ctx, &o);
                 self.datagram = buf;
@@ -381,8 +475,8 @@ impl<S: Sink> Pipeline<S> {
         }
         let o = self.process_decoded(&d);
         let ctx = Ctx { d: &d, tcp: &o.tcp, stream: o.stream, app: &self.app };
-        if let Some(t) = self.tracker.as_mut() {
-            t.observe(&ctx, &o);
+        if let Some(m) = self.store.as_mut() {
+            m.tracker.observe(&ctx, &o);
         }
         f(&ctx, &o)
     }
@@ -415,11 +509,13 @@ impl<S: Sink> Pipeline<S> {
         }
         // Exchanges and logins of this frame, and of flows that end while it is processed.
         self.app.exchanges.clear();
-        let (sink, analyzers, app, tracker) = (&mut self.sink, &mut self.analyzers, &mut self.app, &mut self.tracker);
-        let rolled = &mut self.flows_rolled_up;
+        if let Some(m) = self.store.as_mut() {
+            m.now_minute = minute;
+        }
+        let (sink, analyzers, app, store) = (&mut self.sink, &mut self.analyzers, &mut self.app, &mut self.store);
         let fo = self.flows.process(d, &mut |mut rec: FlowRecord<FlowApp>| {
             analyzers.flow_end(&mut rec.flow.app, rec.flow.stream, app);
-            flow_ended(sink, tracker, rolled, &rec);
+            flow_ended(sink, store, &rec);
         });
 
         let m = self.cur.get_or_insert_with(|| MinuteStats { minute, ..Default::default() });
@@ -468,7 +564,7 @@ impl<S: Sink> Pipeline<S> {
         });
         self.analyzers.frame(d, &fo.tcp, flow, &mut self.app);
         // What makes the store keep this flow in full (the exchanges keep the rest).
-        let notable = self.tracker.is_some()
+        let notable = self.store.is_some()
             && (!self.app.logins.is_empty()
                 || !self.app.errors.is_empty()
                 || matches!(d.transport, Transport::Tcp(t) if t.has(0x004)));
@@ -779,19 +875,18 @@ impl<S: Sink> Pipeline<S> {
         // The last frame's exchanges were taken with it; from here on, those the end closes.
         self.app.exchanges.clear();
         self.flush_minute();
-        let (sink, analyzers, app, tracker) = (&mut self.sink, &mut self.analyzers, &mut self.app, &mut self.tracker);
-        let rolled = &mut self.flows_rolled_up;
+        let (sink, analyzers, app, store) = (&mut self.sink, &mut self.analyzers, &mut self.app, &mut self.store);
         self.flows.drain(&mut |mut rec: FlowRecord<FlowApp>| {
             analyzers.flow_end(&mut rec.flow.app, rec.flow.stream, app);
-            flow_ended(sink, tracker, rolled, &rec);
+            flow_ended(sink, store, &rec);
         });
         self.analyzers.flush(&mut self.app);
         // The exchanges the end of the file closed, and what still waited for an answer.
-        if let Some(t) = self.tracker.as_mut() {
+        if let Some(m) = self.store.as_mut() {
             for x in &self.app.exchanges {
-                t.exchange(x);
+                m.tracker.exchange(x);
             }
-            t.finish_pending();
+            m.tracker.finish_pending();
         }
         if let Some(minute) = last_minute {
             self.store_exchange_rows(minute);

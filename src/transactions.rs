@@ -107,6 +107,33 @@ pub struct Service {
 }
 
 impl Service {
+    /// One exchange ended with `outcome`.
+    fn record(
+        &mut self,
+        outcome: String,
+        good: bool,
+        frame: u64,
+        request: u64,
+        flow: Option<FlowTuple>,
+        rtt: Option<i64>,
+    ) {
+        let o = self.outcomes.entry(outcome).or_default();
+        if let Some(us) = rtt {
+            if o.rtt_us.len() < SAMPLES_KEPT {
+                o.rtt_us.push(us.max(0));
+            }
+        }
+        if o.count == 0 {
+            o.request_frame = request;
+            o.good = good;
+            o.flow = flow;
+        }
+        o.count += 1;
+        if o.frames.len() < FRAMES_KEPT {
+            o.frames.push(frame);
+        }
+    }
+
     pub fn exchanges(&self) -> u64 {
         self.outcomes.values().map(|o| o.count).sum()
     }
@@ -133,11 +160,16 @@ pub struct CaptureTx {
 
 impl CaptureTx {
     fn service(&mut self, key: ServiceKey) -> Option<&mut Service> {
-        if !self.services.contains_key(&key) && self.services.len() >= MAX_SERVICES {
-            self.overflow += 1;
-            return None;
+        use std::collections::btree_map::Entry;
+        let full = self.services.len() >= MAX_SERVICES;
+        match self.services.entry(key) {
+            Entry::Occupied(e) => Some(e.into_mut()),
+            Entry::Vacant(_) if full => {
+                self.overflow += 1;
+                None
+            }
+            Entry::Vacant(e) => Some(e.insert(Service::default())),
         }
-        Some(self.services.entry(key).or_default())
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -152,21 +184,7 @@ impl CaptureTx {
         rtt: Option<i64>,
     ) {
         if let Some(s) = self.service(key) {
-            let o = s.outcomes.entry(outcome).or_default();
-            if let Some(us) = rtt {
-                if o.rtt_us.len() < SAMPLES_KEPT {
-                    o.rtt_us.push(us.max(0));
-                }
-            }
-            if o.count == 0 {
-                o.request_frame = request;
-                o.good = good;
-                o.flow = flow;
-            }
-            o.count += 1;
-            if o.frames.len() < FRAMES_KEPT {
-                o.frames.push(frame);
-            }
+            s.record(outcome, good, frame, request, flow, rtt);
         }
     }
 
@@ -189,6 +207,8 @@ pub fn addr(ip: IpAddr, port: u16) -> String {
 struct Conn {
     client: (IpAddr, u16),
     server: (IpAddr, u16),
+    /// The server as keys name it ("ip:port"), formatted once per connection.
+    server_text: String,
     saw_syn: bool,
     syn: (u64, Ts),
     synack: Option<(u64, Ts)>,
@@ -210,12 +230,7 @@ impl Conn {
         FlowTuple { proto: 6, client: self.client, server: self.server }
     }
     fn key(&self, proto: &'static str, name: String, per_client: bool) -> ServiceKey {
-        ServiceKey {
-            proto,
-            server: addr(self.server.0, self.server.1),
-            name,
-            client: per_client.then_some(self.client.0),
-        }
+        ServiceKey { proto, server: self.server_text.clone(), name, client: per_client.then_some(self.client.0) }
     }
 }
 
@@ -391,6 +406,7 @@ impl Tracker {
             let conn = Conn {
                 client,
                 server,
+                server_text: addr(server.0, server.1),
                 saw_syn: syn_only,
                 syn: (frame, ts),
                 synack: None,
@@ -424,8 +440,11 @@ impl Tracker {
             if conn.saw_syn {
                 let rtt = us(ts, conn.syn.1);
                 conn.rtt = Some(rtt);
-                let key = conn.key("tcp", String::new(), self.per_client);
-                self.tx.rtt(key, rtt);
+                // The store keeps round trips per outcome (below); the file diff per service.
+                if !self.per_client {
+                    let key = conn.key("tcp", String::new(), false);
+                    self.tx.rtt(key, rtt);
+                }
             }
             return;
         }
@@ -474,19 +493,24 @@ impl Tracker {
         let (tuple, key) = (conn.tuple(), conn.key(x.proto, x.name.clone(), self.per_client));
         let frame = if x.answered { x.frame } else { x.request_frame };
         let rtt = (x.answered && matches!(x.proto, "http" | "tls")).then(|| us(x.ts, x.request_ts));
-        self.tx.outcome(key.clone(), x.outcome.clone(), x.good, frame, x.request_frame, Some(tuple), rtt);
-        if let Some(rtt) = rtt {
-            self.tx.rtt(key, rtt);
+        match rtt {
+            Some(rtt) if !self.per_client => {
+                self.tx.outcome(key.clone(), x.outcome.clone(), x.good, frame, x.request_frame, Some(tuple), Some(rtt));
+                self.tx.rtt(key, rtt);
+            }
+            _ => self.tx.outcome(key, x.outcome.clone(), x.good, frame, x.request_frame, Some(tuple), rtt),
         }
     }
 
     fn finish_conn(&mut self, conn: Conn) {
         let tuple = conn.tuple();
         let key = conn.key("tcp", String::new(), self.per_client);
-        if let Some(s) = self.tx.service(key.clone()) {
-            s.packets += conn.packets;
-            s.retransmissions += conn.retransmissions;
-            // The first ones of all its connections, whatever order they end in.
+        let per_client = self.per_client;
+        let Some(s) = self.tx.service(key) else { return };
+        s.packets += conn.packets;
+        s.retransmissions += conn.retransmissions;
+        // The first ones of all its connections, whatever order they end in.
+        if !conn.retrans_frames.is_empty() {
             s.retrans_frames.extend(&conn.retrans_frames);
             s.retrans_frames.sort_unstable();
             s.retrans_frames.truncate(FRAMES_KEPT);
@@ -499,28 +523,26 @@ impl Tracker {
                 Some(_) => ("established, open at the end", true),
                 None => ("no answer to the SYN", false),
             };
-            self.tx.outcome(key.clone(), what.into(), good, syn, syn, Some(tuple), rtt);
+            s.record(what.into(), good, syn, syn, Some(tuple), rtt);
             Some((what.to_string(), good))
         };
         // The store's exchanges: the connection's volume on the outcome it had (a connection
         // first seen mid-stream has none of its own).
-        if self.per_client {
+        if per_client {
             let (outcome, good) = match outcome {
                 Some(o) => o,
                 None => {
                     let what = "seen mid-stream";
-                    self.tx.outcome(key.clone(), what.into(), true, syn, syn, Some(tuple), None);
+                    s.record(what.into(), true, syn, syn, Some(tuple), None);
                     (what.to_string(), true)
                 }
             };
             // The outcome may have been stored already (the store takes them every batch): the
             // volume then comes as a row of its own that adds up with it.
-            if let Some(s) = self.tx.service(key) {
-                let o = s.outcomes.entry(outcome).or_insert_with(|| OutcomeStat { good, ..Default::default() });
-                o.bytes += conn.bytes;
-                o.packets += conn.packets;
-                o.retransmissions += conn.retransmissions;
-            }
+            let o = s.outcomes.entry(outcome).or_insert_with(|| OutcomeStat { good, ..Default::default() });
+            o.bytes += conn.bytes;
+            o.packets += conn.packets;
+            o.retransmissions += conn.retransmissions;
         }
     }
 
@@ -543,8 +565,12 @@ impl Tracker {
                 let key = ServiceKey { proto: "dns", server: addr(src, sp), name: what, client: self.client(dst) };
                 let flow = FlowTuple { proto: 17, client: (dst, dp), server: (src, sp) };
                 let rtt = us(ts, req_ts);
-                self.tx.outcome(key.clone(), outcome, dns.rcode == 0, frame, req, Some(flow), Some(rtt));
-                self.tx.rtt(key, rtt);
+                if self.per_client {
+                    self.tx.outcome(key, outcome, dns.rcode == 0, frame, req, Some(flow), Some(rtt));
+                } else {
+                    self.tx.outcome(key.clone(), outcome, dns.rcode == 0, frame, req, Some(flow), Some(rtt));
+                    self.tx.rtt(key, rtt);
+                }
             }
             return;
         }
@@ -582,8 +608,12 @@ impl Tracker {
                     ServiceKey { proto: "kerberos", server: addr(src.0, src.1), name, client: self.client(dst.0) };
                 let flow = FlowTuple { proto: 17, client: dst, server: src };
                 let rtt = us(ts, req_ts);
-                self.tx.outcome(key.clone(), outcome, good, frame, req, Some(flow), Some(rtt));
-                self.tx.rtt(key, rtt);
+                if self.per_client {
+                    self.tx.outcome(key, outcome, good, frame, req, Some(flow), Some(rtt));
+                } else {
+                    self.tx.outcome(key.clone(), outcome, good, frame, req, Some(flow), Some(rtt));
+                    self.tx.rtt(key, rtt);
+                }
             }
             _ => {}
         }

@@ -11,7 +11,7 @@
 use rusqlite::{params, Connection};
 
 use crate::store::dashboard::Range;
-use crate::transactions::{CaptureTx, OutcomeStat, ServiceKey};
+use crate::transactions::{CaptureTx, ServiceKey};
 
 /// Round-trip samples a stored row stands for at most (its median repeated, weighted by count).
 const RTT_WEIGHT_MAX: u64 = 32;
@@ -54,7 +54,7 @@ pub fn period(conn: &Connection, from: i64, to: i64, label: String) -> rusqlite:
             s.rtt_us.extend(std::iter::repeat_n(median, (rtt_n as u64).min(RTT_WEIGHT_MAX) as usize));
         }
         if count > 0 {
-            let o = s.outcomes.entry(outcome).or_insert_with(OutcomeStat::default);
+            let o = s.outcomes.entry(outcome).or_default();
             o.count += count as u64;
             o.good |= good;
         }
@@ -119,10 +119,13 @@ pub fn parse_span(s: &str) -> Result<i64, String> {
     n.checked_mul(mult).filter(|v| *v > 0 && *v <= 400 * 86_400).ok_or_else(|| format!("{s:?}: out of range"))
 }
 
+/// `[from, to)` in seconds.
+pub type Period = (i64, i64);
+
 /// The two periods of a stored diff: `[from, to)` now, and the normal one it is compared with —
 /// `against` is either a span back (`7d`: the same period a week earlier) or the start of a
 /// period of the same length. Returns ((normal from, to), (failure from, to)).
-pub fn periods(from: &str, to: &str, against: &str, now: i64) -> Result<((i64, i64), (i64, i64)), String> {
+pub fn periods(from: &str, to: &str, against: &str, now: i64) -> Result<(Period, Period), String> {
     let to = parse_time(to, now)?;
     let from = parse_time(from, now)?;
     if from >= to {
