@@ -49,6 +49,12 @@ impl<K: Hash + Eq + Clone, V> LruMap<K, V> {
         self.map.get(k).map(|s| &s.value)
     }
 
+    /// An entry to change, not counted as a use (one lookup, nothing queued): for tables
+    /// whose entries end by themselves and where the order of eviction matters little.
+    pub fn peek_mut(&mut self, k: &K) -> Option<&mut V> {
+        self.map.get_mut(k).map(|s| &mut s.value)
+    }
+
     /// An entry, counted as a use (it becomes the most recently used).
     pub fn get_mut(&mut self, k: &K) -> Option<&mut V> {
         self.clock += 1;

@@ -145,12 +145,15 @@ impl Service {
     }
 }
 
+pub type ServiceMap = std::collections::HashMap<ServiceKey, Service, foldhash::fast::RandomState>;
+
 /// A capture summarised as transactions.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct CaptureTx {
     pub file: String,
     pub frames: u64,
-    pub services: BTreeMap<ServiceKey, Service>,
+    /// By service (hashed: the store's tracker looks one up per exchange; reports sort them).
+    pub services: ServiceMap,
     pub tcp_packets: u64,
     pub tcp_retransmissions: u64,
     pub retrans_frames: Vec<u64>,
@@ -160,7 +163,7 @@ pub struct CaptureTx {
 
 impl CaptureTx {
     fn service(&mut self, key: ServiceKey) -> Option<&mut Service> {
-        use std::collections::btree_map::Entry;
+        use std::collections::hash_map::Entry;
         let full = self.services.len() >= MAX_SERVICES;
         match self.services.entry(key) {
             Entry::Occupied(e) => Some(e.into_mut()),
@@ -198,31 +201,45 @@ impl CaptureTx {
 }
 
 pub fn addr(ip: IpAddr, port: u16) -> String {
-    match ip {
-        IpAddr::V4(v) => format!("{v}:{port}"),
-        IpAddr::V6(v) => format!("[{v}]:{port}"),
+    let mut s = String::with_capacity(24);
+    if ip.is_ipv6() {
+        s.push('[');
     }
+    crate::decode::push_ip(&mut s, ip);
+    s.push_str(if ip.is_ipv6() { "]:" } else { ":" });
+    let mut digits = [0u8; 5];
+    let (mut n, mut i) = (port, digits.len());
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    s.extend(digits[i..].iter().map(|&d| d as char));
+    s
 }
 
 struct Conn {
     client: (IpAddr, u16),
     server: (IpAddr, u16),
-    /// The server as keys name it ("ip:port"), formatted once per connection.
-    server_text: String,
     saw_syn: bool,
     syn: (u64, Ts),
-    synack: Option<(u64, Ts)>,
+    synack: bool,
     done: bool,
     /// Packets and retransmissions, added to the server's service when the connection ends
     /// (not looked up per packet).
     packets: u64,
     retransmissions: u64,
-    retrans_frames: Vec<u64>,
+    /// The first retransmissions' frames (the file diff's evidence; boxed when there are any,
+    /// so a clean connection carries a pointer, not a vector).
+    retrans_frames: Option<Box<Vec<u64>>>,
     /// Frame bytes of the connection, and the handshake's round trip once seen.
     bytes: u64,
     rtt: Option<i64>,
     /// How the connection ended, once known (its totals go to that outcome when it ends).
-    outcome: Option<(String, bool)>,
+    outcome: Option<(&'static str, bool)>,
 }
 
 impl Conn {
@@ -230,7 +247,14 @@ impl Conn {
         FlowTuple { proto: 6, client: self.client, server: self.server }
     }
     fn key(&self, proto: &'static str, name: String, per_client: bool) -> ServiceKey {
-        ServiceKey { proto, server: self.server_text.clone(), name, client: per_client.then_some(self.client.0) }
+        // Formatted when needed (a few times a connection) rather than kept: the store's tracker
+        // holds tens of thousands of connections.
+        ServiceKey {
+            proto,
+            server: addr(self.server.0, self.server.1),
+            name,
+            client: per_client.then_some(self.client.0),
+        }
     }
 }
 
@@ -298,7 +322,7 @@ impl Tracker {
 
     /// Takes the services finished so far (the store writes them per minute), leaving the
     /// pending exchanges in place.
-    pub fn take_services(&mut self) -> BTreeMap<ServiceKey, Service> {
+    pub fn take_services(&mut self) -> ServiceMap {
         std::mem::take(&mut self.tx.services)
     }
 
@@ -406,14 +430,13 @@ impl Tracker {
             let conn = Conn {
                 client,
                 server,
-                server_text: addr(server.0, server.1),
                 saw_syn: syn_only,
                 syn: (frame, ts),
-                synack: None,
+                synack: false,
                 done: false,
                 packets: 0,
                 retransmissions: 0,
-                retrans_frames: Vec::new(),
+                retrans_frames: None,
                 bytes: 0,
                 rtt: None,
                 outcome: None,
@@ -422,21 +445,24 @@ impl Tracker {
                 self.finish_conn(old);
             }
         }
-        let Some(conn) = self.conns.get_mut(&stream) else { return };
+        // Connections end with their flows (or the capture): their order of use is not kept, so
+        // a packet costs one lookup.
+        let Some(conn) = self.conns.peek_mut(&stream) else { return };
         let from_client = (src, t.src_port) == conn.client;
         conn.packets += 1;
         conn.bytes += d.frame_len as u64;
         if retrans {
             conn.retransmissions += 1;
-            if conn.retrans_frames.len() < FRAMES_KEPT {
-                conn.retrans_frames.push(frame);
+            let frames = conn.retrans_frames.get_or_insert_with(Default::default);
+            if frames.len() < FRAMES_KEPT {
+                frames.push(frame);
             }
         }
         if conn.done {
             return;
         }
-        if t.has(SYN) && t.has(ACK) && !from_client && conn.synack.is_none() {
-            conn.synack = Some((frame, ts));
+        if t.has(SYN) && t.has(ACK) && !from_client && !conn.synack {
+            conn.synack = true;
             if conn.saw_syn {
                 let rtt = us(ts, conn.syn.1);
                 conn.rtt = Some(rtt);
@@ -454,22 +480,22 @@ impl Tracker {
             if !conn.saw_syn {
                 return;
             }
-            let (outcome, good) = match (conn.synack.is_some(), from_client) {
+            let (outcome, good) = match (conn.synack, from_client) {
                 (false, false) => ("refused: RST answers the SYN", false),
                 (false, true) => ("aborted by the client before an answer", false),
                 (true, false) => ("established, reset by the server", false),
                 (true, true) => ("established, reset by the client", true),
             };
             let (req, key, rtt) = (conn.syn.0, conn.key("tcp", String::new(), self.per_client), conn.rtt);
-            conn.outcome = Some((outcome.into(), good));
+            conn.outcome = Some((outcome, good));
             self.tx.outcome(key, outcome.into(), good, frame, req, Some(tuple), rtt);
             return;
         }
         if t.has(FIN) {
             conn.done = true;
-            if conn.saw_syn && conn.synack.is_some() {
+            if conn.saw_syn && conn.synack {
                 let (req, key, rtt) = (conn.syn.0, conn.key("tcp", String::new(), self.per_client), conn.rtt);
-                conn.outcome = Some(("established, closed by FIN".into(), true));
+                conn.outcome = Some(("established, closed by FIN", true));
                 self.tx.outcome(key, "established, closed by FIN".into(), true, frame, req, Some(tuple), rtt);
             }
             return;
@@ -510,8 +536,8 @@ impl Tracker {
         s.packets += conn.packets;
         s.retransmissions += conn.retransmissions;
         // The first ones of all its connections, whatever order they end in.
-        if !conn.retrans_frames.is_empty() {
-            s.retrans_frames.extend(&conn.retrans_frames);
+        if let Some(frames) = &conn.retrans_frames {
+            s.retrans_frames.extend(frames.iter());
             s.retrans_frames.sort_unstable();
             s.retrans_frames.truncate(FRAMES_KEPT);
         }
@@ -519,12 +545,10 @@ impl Tracker {
         let outcome = if conn.done || !conn.saw_syn {
             conn.outcome
         } else {
-            let (what, good) = match conn.synack {
-                Some(_) => ("established, open at the end", true),
-                None => ("no answer to the SYN", false),
-            };
+            let (what, good) =
+                if conn.synack { ("established, open at the end", true) } else { ("no answer to the SYN", false) };
             s.record(what.into(), good, syn, syn, Some(tuple), rtt);
-            Some((what.to_string(), good))
+            Some((what, good))
         };
         // The store's exchanges: the connection's volume on the outcome it had (a connection
         // first seen mid-stream has none of its own).
@@ -534,12 +558,12 @@ impl Tracker {
                 None => {
                     let what = "seen mid-stream";
                     s.record(what.into(), true, syn, syn, Some(tuple), None);
-                    (what.to_string(), true)
+                    (what, true)
                 }
             };
             // The outcome may have been stored already (the store takes them every batch): the
             // volume then comes as a row of its own that adds up with it.
-            let o = s.outcomes.entry(outcome).or_insert_with(|| OutcomeStat { good, ..Default::default() });
+            let o = s.outcomes.entry(outcome.to_string()).or_insert_with(|| OutcomeStat { good, ..Default::default() });
             o.bytes += conn.bytes;
             o.packets += conn.packets;
             o.retransmissions += conn.retransmissions;
@@ -637,14 +661,14 @@ fn quantile(sorted: &[i64], q: f64) -> i64 {
 
 /// The services finished since the last batch as the store's rows (see [`ExchangeRow`]): one
 /// per (client, service, outcome), at most `cap`, the rest folded.
-pub fn exchange_rows(services: BTreeMap<ServiceKey, Service>, cap: usize) -> Vec<ExchangeRow> {
+pub fn exchange_rows(services: ServiceMap, cap: usize) -> Vec<ExchangeRow> {
     let mut rows = Vec::new();
     for (k, s) in services {
         for (outcome, mut o) in s.outcomes {
             o.rtt_us.sort_unstable();
             let n = o.rtt_us.len() as u64;
             rows.push(ExchangeRow {
-                client: k.client.map(|c| c.to_string()).unwrap_or_default(),
+                client: k.client.map(crate::decode::ip_text).unwrap_or_default(),
                 proto: k.proto,
                 server: k.server.clone(),
                 name: k.name.clone(),
@@ -665,7 +689,13 @@ pub fn exchange_rows(services: BTreeMap<ServiceKey, Service>, cap: usize) -> Vec
         return rows;
     }
     // Bad outcomes first, then the most frequent: what an admin looks for one by one.
-    rows.sort_by(|a, b| a.good.cmp(&b.good).then(b.count.cmp(&a.count)));
+    // (Ties broken by the key, so which rows fold does not depend on the map's order.)
+    rows.sort_by(|a, b| {
+        a.good.cmp(&b.good).then(b.count.cmp(&a.count)).then_with(|| {
+            (a.proto, &a.server, &a.name, &a.outcome, &a.client)
+                .cmp(&(b.proto, &b.server, &b.name, &b.outcome, &b.client))
+        })
+    });
     let rest = rows.split_off(cap.saturating_sub(8));
     let mut folded: BTreeMap<(&'static str, bool), ExchangeRow> = BTreeMap::new();
     for r in rest {

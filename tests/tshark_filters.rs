@@ -99,9 +99,13 @@ fn display_filters_agree_with_tshark() {
     let mut p = Pipeline::new(Default::default(), Default::default(), NullSink);
     while let Ok(Some(pkt)) = src.next_packet() {
         p.process_with(&pkt, |ctx, _| {
+            let present = mirrorwatch::filter::present(ctx);
             for (i, f) in filters.iter().enumerate() {
                 if f.as_ref().is_ok_and(|f| f.matches(ctx)) {
                     ours[i].insert(ctx.d.frame);
+                    // The counters skip a filter its guard rules out: never one that matches.
+                    let guard_ok = f.as_ref().is_ok_and(|f| f.could_match(present));
+                    assert!(guard_ok, "the guard of {:?} rules out frame {}, which matches", exprs[i], ctx.d.frame);
                 }
             }
         });

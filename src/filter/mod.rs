@@ -95,7 +95,119 @@ enum Dep {
     Dhcp,
 }
 
+/// Bits of a frame's [`present`] mask, one per kind of [`Dep`] (every TCP analysis flag shares
+/// one bit, every DNS kind another: a guard may let through more than it must, never less).
+const BIT_HTTP: u32 = 1;
+const BIT_APP_ERROR: u32 = 1 << 1;
+const BIT_TCP: u32 = 1 << 2;
+const BIT_UDP: u32 = 1 << 3;
+const BIT_ICMP4: u32 = 1 << 4;
+const BIT_ICMP6: u32 = 1 << 5;
+const BIT_IP4: u32 = 1 << 6;
+const BIT_IP6: u32 = 1 << 7;
+const BIT_ETH: u32 = 1 << 8;
+const BIT_VLAN: u32 = 1 << 9;
+const BIT_SVLAN: u32 = 1 << 10;
+const BIT_ARP: u32 = 1 << 11;
+const BIT_ANALYSIS: u32 = 1 << 12;
+const BIT_DNS: u32 = 1 << 13;
+const BIT_KRB: u32 = 1 << 14;
+const BIT_POP: u32 = 1 << 15;
+const BIT_DHCP: u32 = 1 << 16;
+/// Present in most frames: a guard of these alone saves little.
+const BITS_COMMON: u32 = BIT_TCP | BIT_UDP | BIT_IP4 | BIT_IP6 | BIT_ETH;
+
+/// What of the filters' dependencies a frame has, as [`Filter::guard`] bits: computed once per
+/// frame for all the counters, so a counter whose filter needs what the frame lacks (DNS,
+/// HTTP, a TCP analysis flag…) is skipped in two instructions instead of evaluated.
+pub fn present(c: &Ctx<'_, '_>) -> u32 {
+    let mut m = 0;
+    for (dep, bit) in [
+        (Dep::Http, BIT_HTTP),
+        (Dep::AppError, BIT_APP_ERROR),
+        (Dep::Tcp, BIT_TCP),
+        (Dep::Udp, BIT_UDP),
+        (Dep::Icmp4, BIT_ICMP4),
+        (Dep::Icmp6, BIT_ICMP6),
+        (Dep::Ip4, BIT_IP4),
+        (Dep::Ip6, BIT_IP6),
+        (Dep::Eth, BIT_ETH),
+        (Dep::Vlan, BIT_VLAN),
+        (Dep::Svlan, BIT_SVLAN),
+        (Dep::Arp, BIT_ARP),
+        (Dep::Analysis(u32::MAX), BIT_ANALYSIS),
+        (Dep::DnsAny, BIT_DNS),
+        (Dep::Krb, BIT_KRB),
+        (Dep::Pop, BIT_POP),
+        (Dep::Dhcp, BIT_DHCP),
+    ] {
+        if !dep.absent(c) {
+            m |= bit;
+        }
+    }
+    m
+}
+
+/// A filter's guard: the frame must have at least one of these bits of [`present`] for the
+/// filter to match (0: no such bound). Sound because a test of an absent field is false
+/// (`Exists`, `Cmp` on a field or its length), an `And` needs every side (any side's guard
+/// will do: the rarest is taken), an `Or` needs one side (the union, when every side has one).
+fn guard(n: &Node) -> u32 {
+    let operand = |o: &Operand| match o {
+        Operand::Field(f) | Operand::Len(f) => f.dep.bit(),
+        Operand::Count(_) => 0,
+    };
+    match n {
+        Node::ExistsFast(d) => d.bit(),
+        Node::Exists(f) => f.dep.bit(),
+        Node::Cmp { a, b, .. } => match (operand(a), b) {
+            (0, CmpRhs::Field(b)) => operand(b),
+            (g, _) => g,
+        },
+        Node::CmpFast { general, .. } | Node::CmpFastVal { general, .. } => guard(general),
+        Node::And(v) => v
+            .iter()
+            .map(guard)
+            .filter(|g| *g != 0)
+            .min_by_key(|g| ((g & BITS_COMMON != 0) as u32, g.count_ones()))
+            .unwrap_or(0),
+        Node::Or(v) => {
+            let gs: Vec<u32> = v.iter().map(guard).collect();
+            if gs.contains(&0) {
+                0
+            } else {
+                gs.iter().fold(0, |a, g| a | g)
+            }
+        }
+        Node::Not(_) => 0,
+    }
+}
+
 impl Dep {
+    /// Its bit in [`present`] (none for `Always`).
+    fn bit(self) -> u32 {
+        match self {
+            Dep::Always => 0,
+            Dep::Http => BIT_HTTP,
+            Dep::AppError => BIT_APP_ERROR,
+            Dep::Tcp => BIT_TCP,
+            Dep::Udp => BIT_UDP,
+            Dep::Icmp4 => BIT_ICMP4,
+            Dep::Icmp6 => BIT_ICMP6,
+            Dep::Ip4 => BIT_IP4,
+            Dep::Ip6 => BIT_IP6,
+            Dep::Eth => BIT_ETH,
+            Dep::Vlan => BIT_VLAN,
+            Dep::Svlan => BIT_SVLAN,
+            Dep::Arp => BIT_ARP,
+            Dep::Analysis(_) => BIT_ANALYSIS,
+            Dep::DnsAny | Dep::DnsKind(_) => BIT_DNS,
+            Dep::Krb => BIT_KRB,
+            Dep::Pop => BIT_POP,
+            Dep::Dhcp => BIT_DHCP,
+        }
+    }
+
     fn of(def: &FieldDef) -> Dep {
         use crate::flow::tcp::TcpFlags;
         let n = def.name;
@@ -235,6 +347,8 @@ enum Node {
 pub struct Filter {
     root: Node,
     text: String,
+    /// See [`guard`].
+    guard: u32,
 }
 
 impl std::fmt::Debug for FieldDef {
@@ -264,7 +378,20 @@ impl Filter {
     pub fn compile(text: &str) -> Result<Filter, FilterError> {
         let ast = parse::Parser::new(text, |w| fields::lookup(w).is_some())?.parse()?;
         let root = compile(&ast)?;
-        Ok(Filter { root, text: text.to_string() })
+        let guard = guard(&root);
+        Ok(Filter { root, text: text.to_string(), guard })
+    }
+
+    /// Whether a frame with the dependencies `present` (see [`present`]) could match: when not,
+    /// [`Filter::matches`] is false for it.
+    #[inline]
+    pub fn could_match(&self, present: u32) -> bool {
+        self.guard == 0 || self.guard & present != 0
+    }
+
+    /// Whether the filter has a guard at all (else [`Filter::could_match`] is always true).
+    pub fn guarded(&self) -> bool {
+        self.guard != 0
     }
 
     pub fn text(&self) -> &str {

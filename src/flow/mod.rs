@@ -272,7 +272,10 @@ type Map = HashMap<FlowKey, u32, foldhash::fast::RandomState>;
 
 pub struct FlowTable<A = ()> {
     cfg: FlowConfig,
+    /// Grown as flows come, up to `cap`: memory follows the flows a branch has at once, the
+    /// configuration bounds it (a full table evicts).
     slots: Vec<Option<Flow<A>>>,
+    cap: usize,
     free: Vec<u32>,
     index: Map,
     clock: i64,
@@ -291,12 +294,11 @@ const SWEEP_INTERVAL_SECS: i64 = 10;
 impl<A: Default> FlowTable<A> {
     pub fn new(cfg: FlowConfig) -> FlowTable<A> {
         let cap = cfg.max_flows.max(1);
-        let mut slots = Vec::with_capacity(cap);
-        slots.resize_with(cap, || None);
         FlowTable {
-            free: (0..cap as u32).rev().collect(),
-            index: Map::with_capacity_and_hasher(cap, Default::default()),
-            slots,
+            free: Vec::new(),
+            index: Map::default(),
+            slots: Vec::new(),
+            cap,
             cfg,
             clock: 0,
             last_ts: None,
@@ -395,7 +397,12 @@ impl<A: Default> FlowTable<A> {
 
     fn insert(&mut self, key: FlowKey, ts: Ts, out: &mut impl FnMut(FlowRecord<A>)) -> u32 {
         if self.free.is_empty() {
-            self.evict_one(out);
+            if self.slots.len() < self.cap {
+                self.slots.push(None);
+                self.free.push((self.slots.len() - 1) as u32);
+            } else {
+                self.evict_one(out);
+            }
         }
         let slot = self.free.pop().unwrap_or(0);
         let stream = if key.proto == IPPROTO_TCP {

@@ -203,6 +203,8 @@ pub struct CounterEngine {
     /// frame just observed.
     pub keep_evidence: Vec<bool>,
     pub matched_evidence: Vec<usize>,
+    /// Some counter's filter has a guard ([`crate::filter::Filter::could_match`]).
+    guarded: bool,
 }
 
 impl CounterEngine {
@@ -210,7 +212,9 @@ impl CounterEngine {
         let minute = rules.iter().map(|r| State::new(if r.group_by.is_empty() { 0 } else { max_groups })).collect();
         let run = rules.iter().map(|r| State::new(if r.group_by.is_empty() { 0 } else { max_groups })).collect();
         let fast = rules.iter().map(|r| r.group_by.iter().map(|f| fields::fast_val(f.name)).collect()).collect();
+        let guarded = rules.iter().any(|r| r.filter.guarded());
         CounterEngine {
+            guarded,
             rules,
             fast,
             minute,
@@ -232,8 +236,11 @@ impl CounterEngine {
     pub fn observe(&mut self, c: &Ctx<'_, '_>) {
         self.matched_patterns.clear();
         self.matched_evidence.clear();
+        // What the frame has, once for all the counters: filters that need something else are
+        // skipped without being evaluated.
+        let present = if self.guarded { crate::filter::present(c) } else { u32::MAX };
         for (i, r) in self.rules.iter().enumerate() {
-            if !r.filter.matches(c) {
+            if !r.filter.could_match(present) || !r.filter.matches(c) {
                 continue;
             }
             if r.app_error {

@@ -139,7 +139,7 @@ const OUTBOX_SQL: &str =
     "INSERT INTO outbox (created_us, kind, alert_id, payload, evidence, next_try_us) VALUES (?1, ?2, ?3, ?4, ?5, ?1)";
 
 fn ip_text(ip: Option<IpAddr>) -> String {
-    ip.map(|i| i.to_string()).unwrap_or_else(|| "other".into())
+    ip.map(crate::decode::ip_text).unwrap_or_else(|| "other".into())
 }
 
 fn tcp_values(t: &TcpCounts) -> impl Iterator<Item = Value> {
@@ -405,9 +405,9 @@ impl Batch<'_> {
         let head: [Value; 16] = [
             (f.key.proto as i64).into(),
             (f.stream as i64).into(),
-            f.key.a.to_string().into(),
+            crate::decode::ip_text(f.key.a).into(),
             (f.key.a_port as i64).into(),
-            f.key.b.to_string().into(),
+            crate::decode::ip_text(f.key.b).into(),
             (f.key.b_port as i64).into(),
             f.mac[0].as_ref().map(mac_text).into(),
             f.mac[1].as_ref().map(mac_text).into(),
