@@ -32,6 +32,16 @@ impl<K: Hash + Eq + Clone, V> LruMap<K, V> {
         LruMap { map: HashMap::default(), order: VecDeque::new(), clock: 0, cap: cap.max(1) }
     }
 
+    /// [`LruMap::new`] with room for `cap` entries reserved at once (no rehash as it fills).
+    pub fn with_capacity(cap: usize) -> LruMap<K, V> {
+        LruMap {
+            map: HashMap::with_capacity_and_hasher(cap.max(1), Default::default()),
+            order: VecDeque::new(),
+            clock: 0,
+            cap: cap.max(1),
+        }
+    }
+
     pub fn len(&self) -> usize {
         self.map.len()
     }

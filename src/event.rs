@@ -91,6 +91,16 @@ pub struct PairStats {
     pub tcp: TcpCounts,
 }
 
+/// Per-packet result, for callers that look at individual frames (differential tests, filters,
+/// the transactions of a diff or of the store).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PacketOutcome {
+    pub frame: u64,
+    pub tcp: crate::flow::tcp::TcpAnalysis,
+    pub is_tcp: bool,
+    pub stream: Option<u64>,
+}
+
 /// One row of the store's exchanges: how exchanges of one kind between one client and one
 /// service ended in one minute ([`crate::transactions`] pairs them). Everything adds up, so a
 /// row can be handed over in parts (each batch) and summed into the hour: round-trip quantiles

@@ -28,7 +28,7 @@ use crate::summary::Summary;
 use crate::time::{Ts, FUTURE_TOLERANCE_SECS};
 
 pub use crate::event::{
-    AppErrorCount, CounterDelta, ExchangeBatch, MinuteStats, NullSink, PairStats, Sink, StoreEvent,
+    AppErrorCount, CounterDelta, ExchangeBatch, MinuteStats, NullSink, PacketOutcome, PairStats, Sink, StoreEvent,
 };
 use crate::transactions::Tracker;
 
@@ -72,15 +72,6 @@ const MAX_USER_BY_IP: usize = 10_000;
 pub const MAX_ERROR_EXAMPLES: u64 = 100;
 
 type ErrorKey = (Family, String, Option<IpAddr>);
-
-/// Per-packet result, for callers that look at individual frames (differential tests, filters).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct PacketOutcome {
-    pub frame: u64,
-    pub tcp: TcpAnalysis,
-    pub is_tcp: bool,
-    pub stream: Option<u64>,
-}
 
 pub use crate::decode::is_private;
 

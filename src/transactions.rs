@@ -20,9 +20,8 @@ use serde::Serialize;
 
 use crate::bounded::LruMap;
 use crate::decode::{Decoded, Transport};
-use crate::event::ExchangeRow;
+use crate::event::{ExchangeRow, PacketOutcome};
 use crate::filter::fields::Ctx;
-use crate::pipeline::PacketOutcome;
 use crate::time::Ts;
 
 /// Services kept per capture; beyond it new services are counted, not kept.
@@ -221,6 +220,25 @@ pub fn addr(ip: IpAddr, port: u16) -> String {
     s
 }
 
+/// The first [`FRAMES_KEPT`] frames of something.
+#[derive(Default)]
+struct FirstFrames {
+    frames: [u64; FRAMES_KEPT],
+    n: usize,
+}
+
+impl FirstFrames {
+    fn push(&mut self, f: u64) {
+        if self.n < FRAMES_KEPT {
+            self.frames[self.n] = f;
+            self.n += 1;
+        }
+    }
+    fn as_slice(&self) -> &[u64] {
+        &self.frames[..self.n]
+    }
+}
+
 struct Conn {
     client: (IpAddr, u16),
     server: (IpAddr, u16),
@@ -234,7 +252,7 @@ struct Conn {
     retransmissions: u64,
     /// The first retransmissions' frames (the file diff's evidence; boxed when there are any,
     /// so a clean connection carries a pointer, not a vector).
-    retrans_frames: Option<Box<Vec<u64>>>,
+    retrans_frames: Option<Box<FirstFrames>>,
     /// Frame bytes of the connection, and the handshake's round trip once seen.
     bytes: u64,
     rtt: Option<i64>,
@@ -266,7 +284,9 @@ type DnsQuery = (String, u64, Ts, u16);
 /// Pairs requests with answers over one capture.
 pub struct Tracker {
     pub tx: CaptureTx,
-    conns: LruMap<u64, Conn>,
+    /// Boxed: the table's buckets stay small (it is sized for [`MAX_PENDING`] at once, so it
+    /// never rehashes), a connection's state lives only while it does.
+    conns: LruMap<u64, Box<Conn>>,
     dns: LruMap<DnsKey, DnsQuery>,
     krb: LruMap<(IpAddr, u16, IpAddr), (String, u64, Ts)>,
     /// Keys carry the client ([`ServiceKey::client`]), and connections end when their flow
@@ -295,7 +315,7 @@ impl Tracker {
     pub fn new(file: String) -> Tracker {
         Tracker {
             tx: CaptureTx { file, ..Default::default() },
-            conns: LruMap::new(MAX_PENDING),
+            conns: LruMap::with_capacity(MAX_PENDING),
             dns: LruMap::new(MAX_PENDING),
             krb: LruMap::new(MAX_PENDING),
             per_client: false,
@@ -330,9 +350,9 @@ impl Tracker {
     /// replayed into the store): connections open at the end, queries with no answer.
     pub fn finish_pending(&mut self) {
         self.finish_ending();
-        let conns: Vec<Conn> = self.conns.drain().map(|(_, c)| c).collect();
+        let conns: Vec<Box<Conn>> = self.conns.drain().map(|(_, c)| c).collect();
         for c in conns {
-            self.finish_conn(c);
+            self.finish_conn(*c);
         }
         let dns: Vec<_> = self.dns.drain().collect();
         for ((cl, cp, sv, _), (what, f, _, sp)) in dns {
@@ -351,7 +371,7 @@ impl Tracker {
     fn finish_ending(&mut self) {
         for stream in std::mem::take(&mut self.ending) {
             if let Some(c) = self.conns.remove(&stream) {
-                self.finish_conn(c);
+                self.finish_conn(*c);
             }
         }
     }
@@ -427,7 +447,7 @@ impl Tracker {
             } else {
                 ((dst, t.dst_port), (src, t.src_port))
             };
-            let conn = Conn {
+            let conn = Box::new(Conn {
                 client,
                 server,
                 saw_syn: syn_only,
@@ -440,9 +460,9 @@ impl Tracker {
                 bytes: 0,
                 rtt: None,
                 outcome: None,
-            };
+            });
             if let Some((_, old)) = self.conns.insert(stream, conn) {
-                self.finish_conn(old);
+                self.finish_conn(*old);
             }
         }
         // Connections end with their flows (or the capture): their order of use is not kept, so
@@ -453,10 +473,7 @@ impl Tracker {
         conn.bytes += d.frame_len as u64;
         if retrans {
             conn.retransmissions += 1;
-            let frames = conn.retrans_frames.get_or_insert_with(Default::default);
-            if frames.len() < FRAMES_KEPT {
-                frames.push(frame);
-            }
+            conn.retrans_frames.get_or_insert_with(Default::default).push(frame);
         }
         if conn.done {
             return;
@@ -537,7 +554,7 @@ impl Tracker {
         s.retransmissions += conn.retransmissions;
         // The first ones of all its connections, whatever order they end in.
         if let Some(frames) = &conn.retrans_frames {
-            s.retrans_frames.extend(frames.iter());
+            s.retrans_frames.extend(frames.as_slice());
             s.retrans_frames.sort_unstable();
             s.retrans_frames.truncate(FRAMES_KEPT);
         }

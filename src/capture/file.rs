@@ -95,19 +95,26 @@ pub struct FileSource {
 impl FileSource {
     /// Opens a capture file; gzip-compressed ones (.pcap.gz, .pcapng.gz) are read as they are,
     /// like Wireshark does (offsets in messages are then offsets in the uncompressed data).
+    /// Pipes and FIFOs are read too (`tcpdump -w - | mirrorwatch analyze /dev/stdin`): the
+    /// bytes read to tell gzip are put back in front rather than sought back to.
     pub fn open(path: &Path) -> Result<FileSource, CaptureError> {
-        use std::io::{Seek, SeekFrom};
         let io = |e: std::io::Error| CaptureError::Io { offset: 0, reason: e.to_string() };
         let mut file = File::open(path).map_err(io)?;
-        let len = file.metadata().ok().map(|m| m.len());
+        let len = file.metadata().ok().filter(|m| m.is_file()).map(|m| m.len());
         let mut magic = [0u8; 2];
-        let n = file.read(&mut magic).map_err(io)?;
-        file.seek(SeekFrom::Start(0)).map_err(io)?;
+        let mut n = 0;
+        while n < 2 {
+            match file.read(&mut magic[n..]).map_err(io)? {
+                0 => break,
+                k => n += k,
+            }
+        }
+        let reader = std::io::Cursor::new(magic[..n].to_vec()).chain(file);
         if n == 2 && magic == [0x1f, 0x8b] {
-            let gz = flate2::read::MultiGzDecoder::new(std::io::BufReader::new(file));
+            let gz = flate2::read::MultiGzDecoder::new(std::io::BufReader::new(reader));
             return FileSource::from_reader(Box::new(gz));
         }
-        let mut src = FileSource::from_reader(Box::new(file))?;
+        let mut src = FileSource::from_reader(Box::new(reader))?;
         src.file_len = len;
         Ok(src)
     }

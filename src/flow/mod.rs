@@ -296,8 +296,10 @@ impl<A: Default> FlowTable<A> {
         let cap = cfg.max_flows.max(1);
         FlowTable {
             free: Vec::new(),
-            index: Map::default(),
-            slots: Vec::new(),
+            // Reserved at once, touched as used: growing by doubling would copy the table and
+            // leave the old one to the allocator (RSS counted twice at the end).
+            index: Map::with_capacity_and_hasher(cap, Default::default()),
+            slots: Vec::with_capacity(cap),
             cap,
             cfg,
             clock: 0,
