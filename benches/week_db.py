@@ -41,6 +41,9 @@ with c:
                  sum(retransmissions), sum(fast_retransmissions), sum(spurious_retransmissions), sum(duplicate_acks),
                  sum(out_of_order), sum(lost_segments), sum(zero_windows) FROM tcp_pair_minute GROUP BY 1, 2, 3""")
     c.executemany("INSERT OR REPLACE INTO counter_minute VALUES (?,?,?,?)", rows)
+    # ...and every counter delta into its hour (the 7-day counter page reads hours).
+    c.execute("""INSERT OR REPLACE INTO counter_hour (counter, hour, key, value)
+                 SELECT counter, (minute / 3600) * 3600, key, sum(value) FROM counter_minute GROUP BY 1, 2, 3""")
     c.executemany("INSERT OR REPLACE INTO user_volume_minute VALUES (?,?,?,?,?)", (
         (m, u, random.randint(1000, 10**7), random.randint(1000, 10**6), random.randint(10, 9000))
         for m in minutes for u in random.sample(users, 20)))

@@ -178,3 +178,36 @@ fn database_holds_what_the_summary_says() {
     let packets2: i64 = conn.query_row("SELECT sum(packets) FROM traffic_minute", [], |r| r.get(0)).unwrap();
     assert_eq!(packets2, 2 * packets);
 }
+
+#[test]
+fn a_capture_is_read_from_a_pipe_as_from_a_file() {
+    let file = lab_dir().join("lab-http-clean.pcap");
+    let (want, _) = analyze_json(&file);
+    // Plain and gzip-compressed, through standard input (no seeking back to probe for gzip).
+    for gz in [false, true] {
+        let bytes = std::fs::read(&file).unwrap();
+        let bytes = if gz {
+            use std::io::Write;
+            let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+            e.write_all(&bytes).unwrap();
+            e.finish().unwrap()
+        } else {
+            bytes
+        };
+        let mut child = Command::new(env!("CARGO_BIN_EXE_mirrorwatch"))
+            .args(["analyze", "/dev/stdin", "--json"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        let writer = std::thread::spawn(move || std::io::Write::write_all(&mut stdin, &bytes));
+        let out = child.wait_with_output().unwrap();
+        writer.join().unwrap().unwrap();
+        assert!(out.status.success(), "gzip {gz}: {}", String::from_utf8_lossy(&out.stderr));
+        let got: Value = serde_json::from_slice(&out.stdout).unwrap();
+        for k in ["packets", "bytes", "flows", "tcp"] {
+            assert_eq!(got[k], want[k], "gzip {gz}: {k}");
+        }
+    }
+}
