@@ -136,7 +136,7 @@ for path in sys.argv[1:]:
 print(",".join(["io,stat,60"] + fs))
 PY
 )
-measure "tshark io,stat ($(($(tr -cd , <<< "$spec" | wc -c) - 1)) rule filters)" tshark -n -r "$trace" -q -z "$spec"
+measure "tshark io,stat ($(($(tr -cd , <<< "$spec" | wc -c) - 2)) rule filters)" tshark -n -r "$trace" -q -z "$spec"
 awk -v a="$LAST_CPU" -v b="$full_cpu" 'BEGIN { printf "full pipeline against tshark: %.0fx\n", a / b }'
 
 # Instructions per packet on the first 200,000 frames (independent of the machine's load).
@@ -153,9 +153,11 @@ m_ipp=$(ipp "$bin" analyze "$slice" --json --rules "$root/rules" --db "$db")
 rm -f "$db" "$db-wal" "$db-shm" "$slice"
 echo "instructions per packet (cachegrind, 200k frames): floor $f_ipp, mirrorwatch full pipeline $m_ipp ($(awk -v a="$f_ipp" -v b="$m_ipp" 'BEGIN { printf "%.2fx floor", a / b }'))"
 
-# The headers-only trace of earlier versions, when present: the same pipeline on snaplen 96.
-old=$root/target/bench/trace.pcap
-if [ -f "$old" ] && [ "$trace" != "$old" ]; then
+# The same trace cut to its headers (snaplen 96, as earlier versions measured): what the payload
+# costs.
+old=$root/target/bench/full-2m-headers.pcap
+[ -f "$old" ] || editcap -s 96 "$trace" "$old"
+if [ "$trace" != "$old" ]; then
     packets=$(capinfos -c -M "$old" | awk '/Number of packets/ {print $4}')
     FLOOR_CPU=""
     measure "headers-only trace: naive floor" "$floor" "$old"

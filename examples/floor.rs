@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 use std::net::IpAddr;
 
-use etherparse::{NetSlice, SlicedPacket, TransportSlice};
+use etherparse::{LaxNetSlice, LaxSlicedPacket, TransportSlice};
 
 type Key = (IpAddr, IpAddr, u16, u16, u8);
 
@@ -26,16 +26,17 @@ fn main() -> anyhow::Result<()> {
             Err(e) => return Err(e.into()),
         };
         frames += 1;
-        let Ok(s) = SlicedPacket::from_ethernet(pkt.data) else {
+        // Lax: a frame cut by the snaplen still yields its headers.
+        let Ok(s) = LaxSlicedPacket::from_ethernet(pkt.data) else {
             undecoded += 1;
             continue;
         };
         let (src, dst, proto) = match &s.net {
-            Some(NetSlice::Ipv4(v4)) => {
+            Some(LaxNetSlice::Ipv4(v4)) => {
                 let h = v4.header();
                 (IpAddr::from(h.source_addr()), IpAddr::from(h.destination_addr()), h.protocol().0)
             }
-            Some(NetSlice::Ipv6(v6)) => {
+            Some(LaxNetSlice::Ipv6(v6)) => {
                 let h = v6.header();
                 (IpAddr::from(h.source_addr()), IpAddr::from(h.destination_addr()), h.next_header().0)
             }
