@@ -17,7 +17,8 @@ counters = ["lan-retransmissions", "tcp-resets", "syn-without-answer", "zero-win
             "app-errors", "arp-per-mac", "broadcasts-per-mac", "bytes-per-client-mac", "lost-segments", "icmp-unreachable"]
 users = [f"user{i:02d}" for i in range(60)]
 with c:
-    c.executemany("INSERT OR REPLACE INTO traffic_minute VALUES (?,?,?,?,?,?,0,0,0,?,?,0,?,?,?,0,?,0)", (
+    # (Columns added by later migrations keep their defaults.)
+    c.executemany("INSERT OR REPLACE INTO traffic_minute (minute, packets, bytes, tcp_packets, udp_packets, other_packets, truncated, decode_errors, drops, retransmissions, fast_retransmissions, spurious_retransmissions, duplicate_acks, out_of_order, lost_segments, zero_windows, private_retransmissions, time_jumps) VALUES (?,?,?,?,?,?,0,0,0,?,?,0,?,?,?,0,?,0)", (
         (m, p, p * 700, p * 8 // 10, p // 10, p // 10, p // 100, p // 400, p // 50, p // 300, p // 200, p // 120)
         for m in minutes for p in [random.randint(20000, 60000)]))
     rows = []
