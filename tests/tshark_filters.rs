@@ -100,6 +100,7 @@ fn display_filters_agree_with_tshark() {
     while let Ok(Some(pkt)) = src.next_packet() {
         p.process_with(&pkt, |ctx, _| {
             let present = mirrorwatch::filter::present(ctx);
+            assert_eq!(present, mirrorwatch::filter::present_by_deps(ctx), "frame {}", ctx.d.frame);
             for (i, f) in filters.iter().enumerate() {
                 if f.as_ref().is_ok_and(|f| f.matches(ctx)) {
                     ours[i].insert(ctx.d.frame);

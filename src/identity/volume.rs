@@ -38,6 +38,18 @@ pub struct UserVolume {
     minute: Users,
     run: Users,
     pub overflow_bytes: u64,
+    /// The last two addresses looked up, with what they are owed so far: a branch's traffic
+    /// is long runs of frames between the same two hosts, so most frames are counted here
+    /// without a lookup, and settled into `minute` when the address leaves the cache, a
+    /// binding changes or the minute ends.
+    cache: [Option<Cached>; 2],
+    next: usize,
+}
+
+struct Cached {
+    ip: IpAddr,
+    user: Option<String>,
+    owed: Volume,
 }
 
 impl Default for UserVolume {
@@ -47,6 +59,8 @@ impl Default for UserVolume {
             minute: Users::default(),
             run: Users::default(),
             overflow_bytes: 0,
+            cache: [None, None],
+            next: 0,
         }
     }
 }
@@ -55,7 +69,32 @@ impl UserVolume {
     /// Learns from a login: a successful user login binds its address to the user.
     pub fn observe(&mut self, f: &IdentityFact) {
         let (Some(ip), Some(user), Outcome::Success) = (f.ip, &f.user, f.outcome) else { return };
+        // What the cache owes goes to the user it was owed by, before the binding changes.
+        self.settle_all();
         self.bound.insert(ip, user.clone());
+    }
+
+    /// Moves what cache slot `i` owes into the minute's table.
+    fn settle(&mut self, i: usize) {
+        let Some(c) = self.cache[i].take() else { return };
+        let Some(user) = c.user else { return };
+        if c.owed.packets == 0 {
+            return;
+        }
+        let full = self.minute.len() >= MAX_USERS_PER_MINUTE;
+        match self.minute.get_mut(user.as_str()) {
+            Some(v) => v.add(&c.owed),
+            None if full => self.overflow_bytes += c.owed.bytes_in + c.owed.bytes_out,
+            // A new user this minute: the one allocation, once per user and minute.
+            None => {
+                self.minute.insert(user, c.owed);
+            }
+        }
+    }
+
+    fn settle_all(&mut self) {
+        self.settle(0);
+        self.settle(1);
     }
 
     /// Accounts one frame between `src` and `dst`.
@@ -64,29 +103,30 @@ impl UserVolume {
             return;
         }
         for (ip, down) in [(dst, true), (src, false)] {
-            let Some(user) = self.bound.peek(&ip) else { continue };
-            // One lookup per frame (the traffic of a logged-in user is most of a branch's).
-            let full = self.minute.len() >= MAX_USERS_PER_MINUTE;
-            let v = match self.minute.get_mut(user.as_str()) {
-                Some(v) => v,
-                None if full => {
-                    self.overflow_bytes += bytes;
-                    continue;
+            let i = match self.cache.iter().position(|c| c.as_ref().is_some_and(|c| c.ip == ip)) {
+                Some(i) => i,
+                None => {
+                    let i = self.next;
+                    self.next ^= 1;
+                    self.settle(i);
+                    let user = self.bound.peek(&ip).cloned();
+                    self.cache[i] = Some(Cached { ip, user, owed: Volume::default() });
+                    i
                 }
-                // A new user this minute: the one allocation, once per user and minute.
-                None => self.minute.entry(user.clone()).or_default(),
             };
+            let Some(c) = self.cache[i].as_mut().filter(|c| c.user.is_some()) else { continue };
             if down {
-                v.bytes_in += bytes;
+                c.owed.bytes_in += bytes;
             } else {
-                v.bytes_out += bytes;
+                c.owed.bytes_out += bytes;
             }
-            v.packets += 1;
+            c.owed.packets += 1;
         }
     }
 
     /// The minute's per-user volumes (for the store), folded into the run totals.
     pub fn flush(&mut self, mut emit: impl FnMut(&str, &Volume)) {
+        self.settle_all();
         for (u, v) in self.minute.drain() {
             emit(&u, &v);
             if self.run.len() < MAX_USERS_PER_MINUTE || self.run.contains_key(&u) {
