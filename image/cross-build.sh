@@ -72,21 +72,8 @@ for f in tests/data/lab/*.pcap tests/data/errors/*.pcap; do
     fi
     n=$((n + 1))
 done
-# The store too: the flows kept in full and the exchanges of every lab capture, row for row.
-rm -f "$work"/x86.db* "$work"/arm.db*
-for f in tests/data/lab/*.pcap; do
-    "$host" analyze "$f" --db "$work/x86.db" --rules rules >/dev/null 2>&1
-    qemu-aarch64-static -L /usr/aarch64-linux-gnu "$bin" analyze "$f" --db "$work/arm.db" --rules rules >/dev/null 2>&1
-done
-for db in x86 arm; do
-    sqlite3 "$work/$db.db" "SELECT * FROM exchange_minute ORDER BY 1, 2, 3, 4, 5, 6;
-        SELECT * FROM exchange_hour ORDER BY 1, 2, 3, 4, 5, 6; SELECT * FROM counter_hour ORDER BY 1, 2, 3;
-        SELECT proto, a_ip, a_port, b_ip, b_port, first_us, packets_ab, packets_ba, retransmissions FROM flows
-         ORDER BY first_us, a_ip, a_port, b_ip, b_port" > "$work/$db.rows"
-done
-rows=$(wc -l < "$work/x86.rows")
-if ! cmp -s "$work/x86.rows" "$work/arm.rows" || [ "$rows" -lt 50 ]; then
-    echo "DIFFERENT: the stores ($rows rows)"; diffs=$((diffs + 1))
-fi
-echo "arm64 under qemu vs x86_64: $n captures and their store ($rows rows), $diffs different"
+# (The store is not compared here: under this qemu-user (7.2, Debian 12) creating a thread hangs —
+# a two-line Rust program spawning one does — and the store has a writer thread. The image's
+# boot under qemu-system runs the daemon with its store: image/boot-qemu.sh.)
+echo "arm64 under qemu vs x86_64: $n captures, $diffs different"
 [ "$diffs" = 0 ]
