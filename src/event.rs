@@ -125,6 +125,21 @@ pub struct ExchangeRow {
     pub rtt_max_us: i64,
 }
 
+impl ExchangeRow {
+    /// Adds another part of the same row (or a row folded into this one): as the store's upsert
+    /// does.
+    pub fn add(&mut self, o: &ExchangeRow) {
+        self.count += o.count;
+        self.bytes += o.bytes;
+        self.packets += o.packets;
+        self.retransmissions += o.retransmissions;
+        self.rtt_n += o.rtt_n;
+        self.rtt_p50_wsum += o.rtt_p50_wsum;
+        self.rtt_p90_wsum += o.rtt_p90_wsum;
+        self.rtt_max_us = self.rtt_max_us.max(o.rtt_max_us);
+    }
+}
+
 /// The exchanges that ended in one minute since the last batch.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ExchangeBatch {

@@ -164,9 +164,6 @@ struct StoreMode {
     /// Exchange rows handed to the store this minute and this hour.
     rows_minute: (i64, usize),
     rows_hour: (i64, usize),
-    /// Flows kept in full, and flows only in the exchanges.
-    flows_kept: u64,
-    flows_rolled_up: u64,
 }
 
 /// Flows kept in full per (client, server, port) and minute; the rest are in the exchanges.
@@ -213,10 +210,7 @@ impl StoreMode {
             }
         };
         if keep {
-            self.flows_kept += 1;
             sink.send(StoreEvent::Flow(rec.row()));
-        } else {
-            self.flows_rolled_up += 1;
         }
     }
 }
@@ -352,14 +346,7 @@ impl<S: Sink> Pipeline<S> {
             now_minute: i64::MIN,
             rows_minute: (i64::MIN, 0),
             rows_hour: (i64::MIN, 0),
-            flows_kept: 0,
-            flows_rolled_up: 0,
         }));
-    }
-
-    /// Flows stored in full and flows only in the exchanges so far (store mode).
-    pub fn flows_kept(&self) -> (u64, u64) {
-        self.store.as_ref().map_or((0, 0), |m| (m.flows_kept, m.flows_rolled_up))
     }
 
     /// Hands the exchanges finished since the last batch to the store, within the minute's and
@@ -558,7 +545,7 @@ impl<S: Sink> Pipeline<S> {
         let notable = self.store.is_some()
             && (!self.app.logins.is_empty()
                 || !self.app.errors.is_empty()
-                || matches!(d.transport, Transport::Tcp(t) if t.has(0x004)));
+                || matches!(d.transport, Transport::Tcp(t) if t.has(decode::tcp_flags::RST)));
         if notable {
             if let Some(app) = fo.slot.and_then(|s| self.flows.app_mut(s)) {
                 app.notable = true;

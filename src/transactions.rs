@@ -537,12 +537,28 @@ impl Tracker {
         let frame = if x.answered { x.frame } else { x.request_frame };
         let rtt = (x.answered && matches!(x.proto, "http" | "tls")).then(|| us(x.ts, x.request_ts));
         match rtt {
-            Some(rtt) if !self.per_client => {
-                self.tx.outcome(key.clone(), x.outcome.clone(), x.good, frame, x.request_frame, Some(tuple), Some(rtt));
-                self.tx.rtt(key, rtt);
-            }
-            _ => self.tx.outcome(key, x.outcome.clone(), x.good, frame, x.request_frame, Some(tuple), rtt),
+            Some(rtt) => self.answered(key, x.outcome.clone(), x.good, frame, x.request_frame, tuple, rtt),
+            None => self.tx.outcome(key, x.outcome.clone(), x.good, frame, x.request_frame, Some(tuple), None),
         }
+    }
+
+    /// An exchange answered after `rtt` µs: its outcome with the round trip, and in a file diff
+    /// the service's sample too (the store keeps round trips per outcome only).
+    #[allow(clippy::too_many_arguments)]
+    fn answered(
+        &mut self,
+        key: ServiceKey,
+        outcome: String,
+        good: bool,
+        frame: u64,
+        request: u64,
+        flow: FlowTuple,
+        rtt: i64,
+    ) {
+        if !self.per_client {
+            self.tx.rtt(key.clone(), rtt);
+        }
+        self.tx.outcome(key, outcome, good, frame, request, Some(flow), Some(rtt));
     }
 
     fn finish_conn(&mut self, conn: Conn) {
@@ -605,13 +621,7 @@ impl Tracker {
                     if dns.rcode == 0 && dns.answers == 0 { "NOERROR, no answer records".to_string() } else { rcode };
                 let key = ServiceKey { proto: "dns", server: addr(src, sp), name: what, client: self.client(dst) };
                 let flow = FlowTuple { proto: 17, client: (dst, dp), server: (src, sp) };
-                let rtt = us(ts, req_ts);
-                if self.per_client {
-                    self.tx.outcome(key, outcome, dns.rcode == 0, frame, req, Some(flow), Some(rtt));
-                } else {
-                    self.tx.outcome(key.clone(), outcome, dns.rcode == 0, frame, req, Some(flow), Some(rtt));
-                    self.tx.rtt(key, rtt);
-                }
+                self.answered(key, outcome, dns.rcode == 0, frame, req, flow, us(ts, req_ts));
             }
             return;
         }
@@ -648,13 +658,7 @@ impl Tracker {
                 let key =
                     ServiceKey { proto: "kerberos", server: addr(src.0, src.1), name, client: self.client(dst.0) };
                 let flow = FlowTuple { proto: 17, client: dst, server: src };
-                let rtt = us(ts, req_ts);
-                if self.per_client {
-                    self.tx.outcome(key, outcome, good, frame, req, Some(flow), Some(rtt));
-                } else {
-                    self.tx.outcome(key.clone(), outcome, good, frame, req, Some(flow), Some(rtt));
-                    self.tx.rtt(key, rtt);
-                }
+                self.answered(key, outcome, good, frame, req, flow, us(ts, req_ts));
             }
             _ => {}
         }
@@ -723,14 +727,7 @@ pub fn exchange_rows(services: ServiceMap, cap: usize) -> Vec<ExchangeRow> {
             good: r.good,
             ..Default::default()
         });
-        f.count += r.count;
-        f.bytes += r.bytes;
-        f.packets += r.packets;
-        f.retransmissions += r.retransmissions;
-        f.rtt_n += r.rtt_n;
-        f.rtt_p50_wsum += r.rtt_p50_wsum;
-        f.rtt_p90_wsum += r.rtt_p90_wsum;
-        f.rtt_max_us = f.rtt_max_us.max(r.rtt_max_us);
+        f.add(&r);
     }
     rows.extend(folded.into_values());
     rows
@@ -795,4 +792,50 @@ pub(crate) fn icmp_error_text(v6: bool, t: u8, code: u8) -> String {
         _ => "ICMP error",
     };
     format!("ICMP {what} (type {t} code {code})")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn service(outcome: &str, good: bool, count: u64, rtt: &[i64]) -> Service {
+        let mut s = Service::default();
+        for _ in 0..count {
+            s.record(outcome.into(), good, 1, 1, None, None);
+        }
+        s.outcomes.get_mut(outcome).unwrap().rtt_us = rtt.to_vec();
+        s
+    }
+
+    /// A flood of distinct names (a DGA, a typo loop) costs the store a bounded number of rows:
+    /// bad outcomes are kept before good ones, the rest folded with nothing lost from the sums.
+    #[test]
+    fn rows_beyond_the_budget_are_folded_bad_ones_kept_first() {
+        let mut m = ServiceMap::default();
+        let client = Some("10.1.0.7".parse().unwrap());
+        for i in 0..500 {
+            let key = |proto| ServiceKey { proto, server: "10.1.9.1:53".into(), name: format!("A n{i}.lan"), client };
+            m.insert(key("dns"), service("NXDOMAIN", false, 2, &[10, 30]));
+            m.insert(key("http"), service("HTTP 200", true, 1, &[]));
+        }
+        let rows = exchange_rows(m.clone(), 100);
+        assert!(rows.len() <= 100, "{}", rows.len());
+        let kept_bad = rows.iter().filter(|r| !r.good && r.server != "(other)").count();
+        let kept_good = rows.iter().filter(|r| r.good && r.server != "(other)").count();
+        assert_eq!((kept_bad, kept_good), (92, 0), "bad outcomes first");
+        let total: u64 = rows.iter().map(|r| r.count).sum();
+        assert_eq!(total, 500 * 2 + 500);
+        assert_eq!(rows.iter().map(|r| r.rtt_n).sum::<u64>(), 1000);
+        let other_bad = rows.iter().find(|r| r.outcome == "(other, bad)").unwrap();
+        assert_eq!((other_bad.count, other_bad.rtt_max_us, other_bad.client.as_str()), (2 * 408, 30, ""));
+        // The same services give the same rows, whatever the map's order.
+        assert_eq!(exchange_rows(m.clone(), 100), rows);
+        // Within the budget: one row per (client, service, outcome), medians weighted.
+        let few = exchange_rows(m.into_iter().take(3).collect(), 100);
+        assert_eq!(few.len(), 3);
+        let dns = few.iter().find(|r| r.proto == "dns");
+        if let Some(d) = dns {
+            assert_eq!((d.client.as_str(), d.rtt_n, d.rtt_p50_wsum, d.rtt_max_us), ("10.1.0.7", 2, 60, 30));
+        }
+    }
 }

@@ -94,18 +94,21 @@ static COUNTER_HOUR_SQL: LazyLock<String> =
     LazyLock::new(|| upsert_sql("counter_hour", &["counter", "hour", "key"], &["value"]));
 const COUNTER_HOUR_GONE_SQL: &str =
     "DELETE FROM counter_hour WHERE counter = ?1 AND hour = ?2 AND key = ?3 AND value <= 0";
-const EXCHANGE_COUNTS: [&str; 8] =
-    ["count", "bytes", "packets", "retransmissions", "rtt_n", "rtt_p50_wsum", "rtt_p90_wsum", "rtt_max_us"];
-/// Exchanges add up like counters, except the longest round trip (the larger one stays).
+/// Exchanges add up like counters (see [`crate::event::ExchangeRow::add`]), except the longest
+/// round trip, which keeps the larger.
 fn exchange_sql(table: &str, time: &str) -> String {
-    upsert_sql(table, &[time, "proto", "server", "name", "outcome", "client"], &EXCHANGE_COUNTS)
-        .replace("rtt_max_us = rtt_max_us + excluded.rtt_max_us", "rtt_max_us = max(rtt_max_us, excluded.rtt_max_us)")
-        .replacen(") VALUES", ", good) VALUES", 1)
-        .replacen(
-            &format!("?{})", 6 + EXCHANGE_COUNTS.len()),
-            &format!("?{}, ?{})", 6 + EXCHANGE_COUNTS.len(), 7 + EXCHANGE_COUNTS.len()),
-            1,
-        )
+    let keys = [time, "proto", "server", "name", "outcome", "client"];
+    let sums = ["count", "bytes", "packets", "retransmissions", "rtt_n", "rtt_p50_wsum", "rtt_p90_wsum"];
+    let cols: Vec<&str> = keys.iter().chain(&sums).chain(&["rtt_max_us", "good"]).copied().collect();
+    let marks: Vec<String> = (1..=cols.len()).map(|i| format!("?{i}")).collect();
+    let sets: Vec<String> = sums.iter().map(|c| format!("{c} = {c} + excluded.{c}")).collect();
+    format!(
+        "INSERT INTO {table} ({}) VALUES ({}) ON CONFLICT({}) DO UPDATE SET {}, rtt_max_us = max(rtt_max_us, excluded.rtt_max_us)",
+        cols.join(", "),
+        marks.join(", "),
+        keys.join(", "),
+        sets.join(", ")
+    )
 }
 static EXCHANGE_MINUTE_SQL: LazyLock<String> = LazyLock::new(|| exchange_sql("exchange_minute", "minute"));
 static EXCHANGE_HOUR_SQL: LazyLock<String> = LazyLock::new(|| exchange_sql("exchange_hour", "hour"));

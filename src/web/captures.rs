@@ -541,9 +541,14 @@ pub async fn diff(
     .await
     .map_err(|e| WebError::Internal(e.to_string()))?
     .map_err(WebError::BadRequest)?;
-    Ok((
+    Ok(report_response(html))
+}
+
+/// A diff report as served: with its own CSP, as the report styles itself inline and runs
+/// nothing.
+fn report_response(html: String) -> Response {
+    (
         [
-            // The report styles itself inline and runs nothing.
             (
                 header::CONTENT_SECURITY_POLICY,
                 "default-src 'none'; style-src 'unsafe-inline'; img-src data:; frame-ancestors 'none'; base-uri 'none'; form-action 'none'",
@@ -552,7 +557,7 @@ pub async fn diff(
         ],
         html,
     )
-        .into_response())
+        .into_response()
 }
 
 /// "2026-12-06T14:00" (UTC), as a `datetime-local` input takes it.
@@ -621,15 +626,5 @@ pub async fn periods(
         std::path::Path::new(&n.file),
         std::path::Path::new(&f.file),
     );
-    Ok((
-        [
-            (
-                header::CONTENT_SECURITY_POLICY,
-                "default-src 'none'; style-src 'unsafe-inline'; img-src data:; frame-ancestors 'none'; base-uri 'none'; form-action 'none'",
-            ),
-            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
-        ],
-        html,
-    )
-        .into_response())
+    Ok(report_response(html))
 }
