@@ -54,6 +54,11 @@ impl<K: Hash + Eq + Clone, V> LruMap<K, V> {
         self.map.contains_key(k)
     }
 
+    /// The keys, in no particular order.
+    pub fn iter_keys(&self) -> impl Iterator<Item = &K> {
+        self.map.keys()
+    }
+
     /// Reads an entry without counting it as a use.
     pub fn peek(&self, k: &K) -> Option<&V> {
         self.map.get(k).map(|s| &s.value)

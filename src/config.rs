@@ -25,7 +25,10 @@ pub struct Config {
     pub jobs: JobsConfig,
     pub flows: FlowConfig,
     pub pipeline: PipelineConfig,
+    pub export: ExportConfig,
 }
+
+pub use crate::export::ExportConfig;
 
 pub use crate::store::settings::StoreConfig;
 
@@ -272,6 +275,9 @@ impl Config {
         ] {
             let ok = crate::units::parse_duration(v).is_some_and(|s| range.contains(&s));
             check("mail", key, if ok { Ok(()) } else { Err(format!("[mail] {key}: {v:?}: a duration from {says}")) });
+        }
+        if let Some((key, why)) = self.export.bad_value() {
+            check("export", key, Err(why));
         }
         let j = &self.jobs;
         for (key, expr) in

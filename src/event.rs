@@ -190,6 +190,12 @@ pub trait Sink {
     fn flush(&mut self) {}
 }
 
+/// Sees every batch of store events on its way to the store's writer (the fleet export): on
+/// the capture thread, so it must not wait.
+pub trait Tap: Send {
+    fn batch(&mut self, events: &[StoreEvent]);
+}
+
 impl Sink for Vec<StoreEvent> {
     fn send(&mut self, ev: StoreEvent) {
         self.push(ev);

@@ -16,6 +16,7 @@ pub mod decode;
 pub mod diff;
 pub mod escape;
 pub mod event;
+pub mod export;
 pub mod filter;
 pub mod flow;
 pub mod i18n;

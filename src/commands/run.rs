@@ -335,6 +335,9 @@ struct Daemon {
     /// Made with the configuration (its mistakes stop the daemon at once), started with the rest.
     mailer: Option<crate::mail::Mailer>,
     replay: Option<PathBuf>,
+    /// The fleet export's thread, once the store has started (its events come from the store's
+    /// batches).
+    exporter: Option<crate::export::Exporter>,
 }
 
 /// What runs beside the capture loop.
@@ -391,11 +394,16 @@ impl Daemon {
                 None
             }
         };
+        let live = Arc::new(Live::new());
+        let settings = cfg.export.settings().map_err(|(_, why)| anyhow::anyhow!(why))?;
+        if let Ok(mut f) = live.fleet.lock() {
+            *f = (settings.host, settings.branch);
+        }
         Ok(Daemon {
             cfg,
             db,
             rules_dir,
-            live: Arc::new(Live::new()),
+            live,
             stop: stop_flag()?,
             bg_stop: Arc::new(AtomicBool::new(false)),
             ring,
@@ -405,13 +413,24 @@ impl Daemon {
             session_lifetime,
             mailer,
             replay: args.replay.clone(),
+            exporter: None,
         })
     }
 
     /// The store's writer: blocking for a replay (a file waits for the disk), dropping for live
     /// capture (which never waits).
-    fn store(&self, backpressure: Backpressure) -> anyhow::Result<SqliteSink> {
-        SqliteSink::start_opts(&self.db, backpressure, self.mail_on, self.evidence_window, true)
+    /// With `[export]`, the export thread starts too and sees every batch.
+    fn store(&mut self, backpressure: Backpressure) -> anyhow::Result<SqliteSink> {
+        let mut sink = SqliteSink::start_opts(&self.db, backpressure, self.mail_on, self.evidence_window, true)?;
+        if self.cfg.export.enabled() {
+            let exporter = crate::export::Exporter::start(&self.cfg.export, Some(Arc::clone(&sink.health)))?;
+            sink.set_tap(Box::new(exporter.tap(&self.cfg.export)));
+            if let Ok(mut e) = self.live.export.lock() {
+                *e = Some(Arc::clone(&exporter.stats));
+            }
+            self.exporter = Some(exporter);
+        }
+        Ok(sink)
     }
 
     /// The pcap ring, once the store has created or migrated the database (it reads its windows).
@@ -490,7 +509,7 @@ impl Daemon {
     /// STOPPING, the dashboard down, the store's last batch written, the ring closed, then the
     /// jobs and the mailer.
     fn shut_down(
-        &self,
+        &mut self,
         mut run: Running,
         sink: SqliteSink,
         ring: Option<crate::store::ring::Ring>,
@@ -511,6 +530,11 @@ impl Daemon {
         }
         if let Some(r) = ring {
             r.finish();
+        }
+        // The store's sink (and with it the export's tap) is gone: the export writes what is
+        // queued and stops.
+        if let Some(e) = self.exporter.take() {
+            e.finish();
         }
         self.bg_stop.store(true, Ordering::Relaxed);
         run.threads.into_iter().for_each(|t| t.join().unwrap_or(()));

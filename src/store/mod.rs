@@ -151,6 +151,8 @@ pub struct SqliteSink {
     /// The daemon's stop flag: a blocked send gives up when it is set (a replay into a locked
     /// store must still stop on SIGTERM).
     stop: Option<Arc<std::sync::atomic::AtomicBool>>,
+    /// Sees each batch before the writer does (the fleet export).
+    tap: Option<Box<dyn crate::event::Tap>>,
 }
 
 /// What the writer did, returned when it stops.
@@ -227,6 +229,7 @@ impl SqliteSink {
             health,
             writer: Some(writer),
             stop: None,
+            tap: None,
         })
     }
 
@@ -253,6 +256,9 @@ impl SqliteSink {
         }
         let batch = std::mem::replace(&mut self.batch, Vec::with_capacity(BATCH_MAX));
         self.batch_started = Instant::now();
+        if let Some(t) = self.tap.as_mut() {
+            t.batch(&batch);
+        }
         self.sent_events += batch.len() as u64;
         let Some(tx) = &self.tx else { return };
         match self.mode {
@@ -295,9 +301,15 @@ impl SqliteSink {
         self.stop = Some(stop);
     }
 
+    /// Hands each batch to `tap` too (before the writer sees it).
+    pub fn set_tap(&mut self, tap: Box<dyn crate::event::Tap>) {
+        self.tap = Some(tap);
+    }
+
     pub fn finish(mut self) -> anyhow::Result<WriterStats> {
         self.send_batch();
         self.tx = None;
+        self.tap = None;
         match self.writer.take() {
             Some(h) => h.join().map_err(|_| anyhow::anyhow!("store writer thread panicked"))?,
             None => Ok(WriterStats::default()),

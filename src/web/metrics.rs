@@ -1,6 +1,10 @@
 //! `/metrics`: Prometheus text exposition (format 0.0.4), so a fleet of boxes is watched from one
 //! Prometheus and Grafana. Only with `Authorization: Bearer <token>` from `metrics_token_file`;
 //! without that file the route does not exist (404), a wrong token is 401.
+//!
+//! Conventions (prometheus.io/docs/practices/naming): `_total` counters since start, units in
+//! names (`_bytes`, `_seconds`), HELP and TYPE for each family, and labels bounded: flags and
+//! severities are fixed sets, host pairs only the top [`TOP_PAIRS`] of the last hour.
 
 use std::fmt::Write;
 use std::sync::atomic::Ordering;
@@ -28,6 +32,9 @@ pub fn label(v: &str) -> String {
     s
 }
 
+/// Host pairs with their retransmissions in `/metrics` (the rest are on the dashboard).
+pub const TOP_PAIRS: usize = 10;
+
 fn metric(out: &mut String, name: &str, kind: &str, help: &str, samples: &[(String, f64)]) {
     let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
     for (labels, v) in samples {
@@ -46,15 +53,36 @@ pub async fn metrics(State(st): State<Arc<WebState>>, headers: HeaderMap) -> Res
             .into_response());
     }
     let wall = crate::time::wall_now().secs();
-    let (counters, active, latest) = st
+    let (counters, active, latest, pairs) = st
         .read(move |c| {
             let anchor = q::anchor(c, wall)?;
-            Ok((q::counters(c, Range::last(anchor, 86_400))?, q::active_alert_counts(c)?, q::latest_minute(c, anchor)?))
+            Ok((
+                q::counters(c, Range::last(anchor, 86_400))?,
+                q::active_alert_counts(c)?,
+                q::latest_minute(c, anchor)?,
+                q::retrans_pairs(c, Range::last(anchor, 3600), TOP_PAIRS, None)?,
+            ))
         })
         .await?;
     let live = &st.live;
     let mut out = String::with_capacity(4096);
     let one = |v: f64| vec![(String::new(), v)];
+    let (host, branch) = live.fleet.lock().map(|f| f.clone()).unwrap_or_default();
+    metric(
+        &mut out,
+        "mirrorwatch_info",
+        "gauge",
+        "The box: its name and branch ([export] host and branch) and version; always 1.",
+        &[(
+            format!(
+                "{{host=\"{}\",branch=\"{}\",version=\"{}\"}}",
+                label(&host),
+                label(&branch),
+                env!("CARGO_PKG_VERSION")
+            ),
+            1.0,
+        )],
+    );
     metric(
         &mut out,
         "mirrorwatch_packets_total",
@@ -75,6 +103,33 @@ pub async fn metrics(State(st): State<Arc<WebState>>, headers: HeaderMap) -> Res
         "counter",
         "Frames the kernel or libpcap dropped since start.",
         &one(live.drops.load(Ordering::Relaxed) as f64),
+    );
+    let tcp = live.tcp.lock().map(|t| *t).unwrap_or_default();
+    metric(
+        &mut out,
+        "mirrorwatch_tcp_retransmissions_total",
+        "counter",
+        "TCP retransmissions seen since start (tcp.analysis.retransmission).",
+        &one(f64::from(tcp.retransmissions)),
+    );
+    metric(
+        &mut out,
+        "mirrorwatch_tcp_private_retransmissions_total",
+        "counter",
+        "TCP retransmissions between two private addresses since start (a bad cable or media converter).",
+        &one(live.private_retransmissions.load(Ordering::Relaxed) as f64),
+    );
+    let flags: Vec<(String, f64)> = crate::flow::TcpCounts::COLUMNS
+        .iter()
+        .zip(tcp.values())
+        .map(|(k, v)| (format!("{{flag=\"{k}\"}}"), f64::from(v)))
+        .collect();
+    metric(
+        &mut out,
+        "mirrorwatch_tcp_analysis_total",
+        "counter",
+        "TCP analysis flags seen since start, by flag (Wireshark's tcp.analysis.*).",
+        &flags,
     );
     let last = live.last_packet_us.load(Ordering::Relaxed);
     metric(
@@ -207,6 +262,20 @@ pub async fn metrics(State(st): State<Arc<WebState>>, headers: HeaderMap) -> Res
             &one(v(&r.evidence_bytes)),
         );
     }
+    let samples: Vec<(String, f64)> = pairs
+        .iter()
+        .map(|p| (format!("{{src=\"{}\",dst=\"{}\"}}", label(&p.src), label(&p.dst)), p.retransmissions as f64))
+        .collect();
+    metric(
+        &mut out,
+        "mirrorwatch_pair_retransmissions_last_hour",
+        "gauge",
+        "Retransmissions of the host pairs with the most in the last stored hour (top 10 only).",
+        &samples,
+    );
+    if let Some(e) = live.export.lock().ok().and_then(|e| e.clone()) {
+        export_metrics(&mut out, &e);
+    }
     let samples: Vec<(String, f64)> =
         counters.iter().map(|c| (format!("{{counter=\"{}\"}}", label(&c.id)), c.last_value as f64)).collect();
     metric(
@@ -229,6 +298,46 @@ pub async fn metrics(State(st): State<Arc<WebState>>, headers: HeaderMap) -> Res
         by_sev.into_iter().map(|(s, n)| (format!("{{severity=\"{}\"}}", label(&s)), n)).collect();
     metric(&mut out, "mirrorwatch_alerts_active", "gauge", "Alert episodes that have not cleared.", &samples);
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], out).into_response())
+}
+
+fn export_metrics(out: &mut String, e: &crate::export::ExportStats) {
+    let v = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed) as f64;
+    let mut sent = Vec::new();
+    if e.jsonl_configured.load(Ordering::Relaxed) {
+        sent.push(("{sink=\"jsonl\"}".to_string(), v(&e.jsonl_written)));
+    }
+    if e.syslog_configured.load(Ordering::Relaxed) {
+        sent.push(("{sink=\"syslog\"}".to_string(), v(&e.syslog_sent)));
+    }
+    metric(out, "mirrorwatch_export_events_total", "counter", "Events the fleet export wrote, by sink.", &sent);
+    let dropped = vec![
+        ("{stage=\"queue\"}".to_string(), v(&e.queue_dropped)),
+        ("{stage=\"jsonl\"}".to_string(), v(&e.jsonl_dropped)),
+        ("{stage=\"syslog\"}".to_string(), v(&e.syslog_dropped)),
+    ];
+    metric(
+        out,
+        "mirrorwatch_export_dropped_events_total",
+        "counter",
+        "Events the fleet export gave up: the queue full (export behind), the file not writable, the syslog collector away past the backlog.",
+        &dropped,
+    );
+    metric(
+        out,
+        "mirrorwatch_export_queued_events",
+        "gauge",
+        "Events waiting for the export thread.",
+        &[(String::new(), v(&e.queued))],
+    );
+    if e.syslog_configured.load(Ordering::Relaxed) {
+        metric(
+            out,
+            "mirrorwatch_export_syslog_connected",
+            "gauge",
+            "1 while the syslog collector is connected.",
+            &[(String::new(), e.syslog_connected.load(Ordering::Relaxed) as u8 as f64)],
+        );
+    }
 }
 
 #[cfg(test)]

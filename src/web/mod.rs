@@ -82,6 +82,13 @@ pub struct Live {
     /// The pcap ring, when the daemon runs one.
     pub ring: Mutex<Option<Arc<crate::store::ring::RingStats>>>,
     pub rules: Mutex<RulesStatus>,
+    /// TCP analysis totals since start (the retransmission rate a fleet compares per branch).
+    pub tcp: Mutex<crate::flow::TcpCounts>,
+    pub private_retransmissions: AtomicU64,
+    /// The fleet export, when `[export]` is set.
+    pub export: Mutex<Option<Arc<crate::export::ExportStats>>>,
+    /// `[export] host` and `branch` (the `mirrorwatch_info` labels), "" without `[export]`.
+    pub fleet: Mutex<(String, String)>,
 }
 
 /// See [`Live::wall`].
@@ -155,6 +162,10 @@ impl Live {
         self.packets.store(s.packets, Ordering::Relaxed);
         self.bytes.store(s.bytes, Ordering::Relaxed);
         self.drops.store(s.capture.drops, Ordering::Relaxed);
+        self.private_retransmissions.store(s.private_retransmissions, Ordering::Relaxed);
+        if let Ok(mut t) = self.tcp.lock() {
+            *t = s.tcp;
+        }
         if let Some(t) = s.last_ts {
             self.last_packet_us.store(t.0 / 1000, Ordering::Relaxed);
         }
