@@ -341,6 +341,16 @@ impl Exporter {
         }
         self.stop.store(true, Ordering::Relaxed);
         let _ = t.join();
+        let s = &self.stats;
+        let n = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        tracing::info!(
+            "export stopped: {} events written to the JSON lines file, {} sent to syslog; dropped: {} queue, {} file, {} syslog",
+            n(&s.jsonl_written),
+            n(&s.syslog_sent),
+            n(&s.queue_dropped),
+            n(&s.jsonl_dropped),
+            n(&s.syslog_dropped)
+        );
     }
 }
 

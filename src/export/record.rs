@@ -307,10 +307,12 @@ impl Builder {
         }
         m.insert("app_proto".into(), Value::String(r.proto.to_ascii_lowercase()));
         let avg = |wsum: i64| if r.rtt_n > 0 { Some(wsum / r.rtt_n as i64) } else { None };
+        // Login exchanges are named by their principal ("AS-REQ alice@BRANCH.LAN").
+        let name = if self.drop.contains(&"user") { self.without_users(&r.name) } else { r.name.clone() };
         m.insert(
             "exchange".into(),
             json!({
-                "name": r.name,
+                "name": name,
                 "outcome": r.outcome,
                 "good": r.good,
                 "count": r.count,
