@@ -545,9 +545,18 @@ impl Daemon {
 pub fn run(args: RunArgs) -> anyhow::Result<Outcome> {
     // A replay of a file that cannot be read is a mistake to say now, not a daemon that serves
     // an empty store.
+    // A pipe (`tcpdump -w - | mirrorwatch run --replay /dev/stdin`) is only looked at: opening
+    // it here would eat the first bytes the replay needs.
     if let Some(file) = &args.replay {
-        crate::capture::file::FileSource::open(file)
-            .map_err(|e| anyhow::anyhow!("--replay {}: {e}", file.display()))?;
+        let regular = std::fs::metadata(file).map(|m| m.is_file());
+        match regular {
+            Ok(true) => {
+                crate::capture::file::FileSource::open(file)
+                    .map_err(|e| anyhow::anyhow!("--replay {}: {e}", file.display()))?;
+            }
+            Ok(false) => {}
+            Err(e) => anyhow::bail!("--replay {}: {e}", file.display()),
+        }
     }
     let d = Daemon::new(&args)?;
     let rules = RuleWatch::new(d.rules_dir.clone(), Arc::clone(&d.live));
@@ -569,13 +578,23 @@ fn replay(mut d: Daemon, mut rules: RuleWatch, file: &std::path::Path) -> anyhow
     let mut ring = d.start_ring()?.map(|r| r.blocking());
     let mut run = d.start_beside(&sink.health, &format!("replaying {}", file.display()))?;
     let mut p = d.pipeline(sink, &mut rules);
-    // SIGTERM stops the replay too, not only the serving after it.
+    // SIGTERM stops the replay too, not only the serving after it. The dashboard's frame
+    // counts follow the replay once a second (a long file, or a pipe fed as it goes).
+    let (mut frames, mut bytes, mut shown) = (0u64, 0u64, Instant::now());
+    let live = Arc::clone(&d.live);
     let reports = crate::offline::process_files_until(
         &mut p,
         std::slice::from_ref(&file.to_path_buf()),
         None,
         Some(&d.stop),
         |ctx, _| {
+            frames += 1;
+            bytes += u64::from(ctx.d.frame_len);
+            if shown.elapsed() >= Duration::from_secs(1) {
+                shown = Instant::now();
+                live.packets.store(frames, Ordering::Relaxed);
+                live.bytes.store(bytes, Ordering::Relaxed);
+            }
             if let Some(r) = ring.as_mut() {
                 let pkt = crate::capture::RawPacket {
                     frame: ctx.d.frame,

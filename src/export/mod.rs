@@ -55,8 +55,10 @@ pub struct ExportConfig {
     /// Rotated files kept (events.jsonl.1 … .N); older ones are deleted.
     pub keep_files: usize,
     /// Events waiting for the export thread at most; beyond that they are dropped and counted.
-    /// Also the most a syslog connection holds back while its collector is away.
     pub queue: usize,
+    /// Events held back while the syslog collector is away (sent once it is back); beyond
+    /// that the oldest are dropped and counted.
+    pub syslog_backlog: usize,
     /// CA certificate(s) (PEM) the syslog server's certificate must chain to (tls://); without
     /// it, the Mozilla roots.
     pub syslog_ca: String,
@@ -80,6 +82,7 @@ impl Default for ExportConfig {
             rotate_age: "1d".into(),
             keep_files: 7,
             queue: 20_000,
+            syslog_backlog: 100_000,
             syslog_ca: String::new(),
             syslog_cert: String::new(),
             syslog_key: String::new(),
@@ -98,6 +101,7 @@ pub struct Settings {
     pub events: Vec<&'static str>,
     pub drop: Vec<&'static str>,
     pub queue: usize,
+    pub syslog_backlog: usize,
 }
 
 impl ExportConfig {
@@ -136,6 +140,12 @@ impl ExportConfig {
         if !(1..=10_000_000).contains(&self.queue) {
             return Err(("queue", format!("[export] queue: {}: from 1 to 10000000 events", self.queue)));
         }
+        if !(1..=10_000_000).contains(&self.syslog_backlog) {
+            return Err((
+                "syslog_backlog",
+                format!("[export] syslog_backlog: {}: from 1 to 10000000 events", self.syslog_backlog),
+            ));
+        }
         let jsonl = match self.jsonl.is_empty() {
             true => None,
             false => {
@@ -166,7 +176,7 @@ impl ExportConfig {
             "" => hostname::get().ok().and_then(|h| h.into_string().ok()).unwrap_or_else(|| "mirrorwatch".into()),
             h => h.to_string(),
         };
-        Ok(Settings { jsonl, syslog, host, branch: self.branch.clone(), events, drop, queue: self.queue })
+        Ok(Settings { jsonl, syslog, host, branch: self.branch.clone(), events, drop, queue: self.queue, syslog_backlog: self.syslog_backlog })
     }
 }
 
@@ -258,16 +268,19 @@ impl Wanted {
 
 impl crate::event::Tap for ExportTap {
     fn batch(&mut self, events: &[StoreEvent]) {
-        let picked: Vec<StoreEvent> = events.iter().filter(|e| self.wanted.wants(e)).cloned().collect();
+        // Bounded in events, not batches (a busy second is one batch): what does not fit is
+        // dropped and counted.
+        let room = self.queue.saturating_sub(self.stats.queued.load(Ordering::Relaxed)) as usize;
+        let mut wanted = events.iter().filter(|e| self.wanted.wants(e));
+        let picked: Vec<StoreEvent> = wanted.by_ref().take(room).cloned().collect();
+        let left_out = wanted.count() as u64;
+        if left_out > 0 {
+            self.stats.queue_dropped.fetch_add(left_out, Ordering::Relaxed);
+        }
         if picked.is_empty() {
             return;
         }
         let n = picked.len() as u64;
-        // Bounded in events, not batches: a busy second is one batch.
-        if self.stats.queued.load(Ordering::Relaxed) + n > self.queue {
-            self.stats.queue_dropped.fetch_add(n, Ordering::Relaxed);
-            return;
-        }
         self.stats.queued.fetch_add(n, Ordering::Relaxed);
         if self.tx.send(picked).is_err() {
             self.stats.queued.fetch_sub(n, Ordering::Relaxed);
@@ -291,7 +304,7 @@ impl Exporter {
         stats.jsonl_configured.store(file.is_some(), Ordering::Relaxed);
         stats.syslog_configured.store(settings.syslog.is_some(), Ordering::Relaxed);
         let sender = match &settings.syslog {
-            Some(t) => Some(syslog::Sender::new(t.clone(), &settings.host, settings.queue, Arc::clone(&stats))?),
+            Some(t) => Some(syslog::Sender::new(t.clone(), &settings.host, settings.syslog_backlog, Arc::clone(&stats))?),
             None => None,
         };
         let (tx, rx) = channel();
@@ -392,7 +405,7 @@ impl Worker {
             f.flush(&self.stats);
         }
         if let Some(s) = self.sender.as_mut() {
-            s.drain(&self.stop);
+            s.drain();
         }
     }
 
@@ -422,7 +435,7 @@ impl Worker {
             f.flush(&self.stats);
         }
         if let Some(s) = self.sender.as_mut() {
-            s.drain(&self.stop);
+            s.drain();
         }
     }
 
@@ -431,7 +444,7 @@ impl Worker {
             f.tick(&self.stats);
         }
         if let Some(s) = self.sender.as_mut() {
-            s.drain(&self.stop);
+            s.drain();
         }
     }
 }

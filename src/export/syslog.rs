@@ -12,7 +12,7 @@ use std::collections::VecDeque;
 use std::io::{ErrorKind, Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -229,7 +229,12 @@ impl Sender {
         out
     }
 
+    /// Queues one event; a full backlog is written out first if the collector is there, and
+    /// only then is the oldest event given up.
     pub fn push(&mut self, line: &Line) {
+        if self.backlog.len() >= self.cap {
+            self.drain();
+        }
         let f = self.frame(line);
         self.backlog.push_back(f);
         if self.backlog.len() > self.cap {
@@ -282,9 +287,9 @@ impl Sender {
         Err(last)
     }
 
-    /// Writes the backlog if the collector is there (connecting when it is time to try).
-    /// `stop`: the daemon is going: no waiting for a reconnect.
-    pub fn drain(&mut self, _stop: &AtomicBool) {
+    /// Writes the backlog if the collector is there (connecting when it is time to try: a
+    /// stopping daemon tries once more, no waiting).
+    pub fn drain(&mut self) {
         if self.backlog.is_empty() && self.conn.is_none() {
             return;
         }

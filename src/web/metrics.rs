@@ -72,10 +72,10 @@ pub async fn metrics(State(st): State<Arc<WebState>>, headers: HeaderMap) -> Res
         &mut out,
         "mirrorwatch_info",
         "gauge",
-        "The box: its name and branch ([export] host and branch) and version; always 1.",
+        "The box: its name and branch as it calls them ([export] host and branch; a scrape job's own labels take precedence) and its version; always 1.",
         &[(
             format!(
-                "{{host=\"{}\",branch=\"{}\",version=\"{}\"}}",
+                "{{box=\"{}\",branch_name=\"{}\",version=\"{}\"}}",
                 label(&host),
                 label(&branch),
                 env!("CARGO_PKG_VERSION")
