@@ -81,6 +81,7 @@ for line in sys.stdin:
 "#;
     let mut child = match Command::new("python3")
         .args(["-c", script])
+        .env("PYTHONPATH", Path::new(env!("CARGO_MANIFEST_DIR")).join("target/pyref"))
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -94,7 +95,7 @@ for line in sys.stdin:
     let out = child.wait_with_output().unwrap();
     assert!(
         out.status.success(),
-        "the reference implementation did not run (scripts/install-deps.sh installs it: pip install communityid): {}",
+        "the reference implementation did not run (scripts/install-deps.sh installs it into target/pyref): {}",
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8(out.stdout).unwrap().lines().map(str::to_string).collect()

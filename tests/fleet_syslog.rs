@@ -228,11 +228,8 @@ impl Daemon {
         let log = self.log();
         assert!(st.success(), "{st:?}: {log}");
         let line = log.lines().find(|l| l.contains("export stopped:")).unwrap_or_else(|| panic!("{log}"));
-        let nums: Vec<u64> = line
-            .split(|c: char| !c.is_ascii_digit())
-            .filter(|s| !s.is_empty())
-            .map(|s| s.parse().unwrap())
-            .collect();
+        let nums: Vec<u64> =
+            line.split(|c: char| !c.is_ascii_digit()).filter(|s| !s.is_empty()).map(|s| s.parse().unwrap()).collect();
         // The line ends with the five counts (the timestamp's digits come first).
         nums[nums.len() - 5..].try_into().unwrap()
     }
@@ -306,7 +303,9 @@ fn rsyslog_receives_the_events_and_an_outage_costs_only_counted_drops() {
     wait_for("the daemon to keep capturing", 30, || {
         metric(d.web, "mirrorwatch_packets_total") > (44 * per_copy) as f64
     });
-    wait_for("drops to be counted", 30, || metric(d.web, "mirrorwatch_export_dropped_events_total{stage=\"syslog\"}") > 0.0);
+    wait_for("drops to be counted", 30, || {
+        metric(d.web, "mirrorwatch_export_dropped_events_total{stage=\"syslog\"}") > 0.0
+    });
     assert_eq!(metric(d.web, "mirrorwatch_export_syslog_connected"), 0.0);
     assert_eq!(metric(d.web, "mirrorwatch_export_dropped_events_total{stage=\"queue\"}"), 0.0);
 
@@ -381,7 +380,12 @@ fn rsyslog_receives_the_events_over_tls_with_a_client_certificate() {
     let port = free_port();
     let rs = Rsyslog::start(&dir.path().join("rs"), port, Some(&pki_dir));
     let p = |f: &str| pki_dir.join(f).to_str().unwrap().to_string();
-    let extra = format!("syslog_ca = {:?}\nsyslog_cert = {:?}\nsyslog_key = {:?}\n", p("ca.pem"), p("client.pem"), p("client.key"));
+    let extra = format!(
+        "syslog_ca = {:?}\nsyslog_cert = {:?}\nsyslog_key = {:?}\n",
+        p("ca.pem"),
+        p("client.pem"),
+        p("client.key")
+    );
     let mut d = Daemon::start(dir.path(), &format!("tls://localhost:{port}"), &extra);
     d.feed(&copies(5, 1_796_000_000));
     let [file, syslog, q, f, s] = d.stop();

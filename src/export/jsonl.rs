@@ -116,10 +116,8 @@ impl Writer {
 
     /// Once a second: an idle file still rotates by age; a failed one is opened again.
     pub fn tick(&mut self, stats: &ExportStats) {
-        if self.file.is_none() {
-            if self.reopen().is_err() {
-                return;
-            }
+        if self.file.is_none() && self.reopen().is_err() {
+            return;
         }
         if self.size > 0 && self.begun.elapsed().is_ok_and(|a| a >= self.rot.max_age) {
             self.rotate(stats);

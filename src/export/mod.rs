@@ -176,7 +176,16 @@ impl ExportConfig {
             "" => hostname::get().ok().and_then(|h| h.into_string().ok()).unwrap_or_else(|| "mirrorwatch".into()),
             h => h.to_string(),
         };
-        Ok(Settings { jsonl, syslog, host, branch: self.branch.clone(), events, drop, queue: self.queue, syslog_backlog: self.syslog_backlog })
+        Ok(Settings {
+            jsonl,
+            syslog,
+            host,
+            branch: self.branch.clone(),
+            events,
+            drop,
+            queue: self.queue,
+            syslog_backlog: self.syslog_backlog,
+        })
     }
 }
 
@@ -304,7 +313,9 @@ impl Exporter {
         stats.jsonl_configured.store(file.is_some(), Ordering::Relaxed);
         stats.syslog_configured.store(settings.syslog.is_some(), Ordering::Relaxed);
         let sender = match &settings.syslog {
-            Some(t) => Some(syslog::Sender::new(t.clone(), &settings.host, settings.syslog_backlog, Arc::clone(&stats))?),
+            Some(t) => {
+                Some(syslog::Sender::new(t.clone(), &settings.host, settings.syslog_backlog, Arc::clone(&stats))?)
+            }
             None => None,
         };
         let (tx, rx) = channel();
