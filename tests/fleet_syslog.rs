@@ -39,32 +39,25 @@ impl Rsyslog {
         let work = dir.join("work");
         std::fs::create_dir_all(&work).unwrap();
         let out = dir.join("out");
-        let global = match tls {
-            None => format!("global(workDirectory=\"{}\" maxMessageSize=\"64k\")", work.display()),
-            Some(pki) => format!(
-                "global(workDirectory=\"{work}\" maxMessageSize=\"64k\" defaultNetstreamDriver=\"gtls\"
-                        defaultNetstreamDriverCAFile=\"{pki}/ca.pem\" defaultNetstreamDriverCertFile=\"{pki}/server.pem\"
-                        defaultNetstreamDriverKeyFile=\"{pki}/server.key\")",
-                work = work.display(),
-                pki = pki.display()
-            ),
-        };
-        let module = match tls {
-            None => "module(load=\"imtcp\")".to_string(),
-            Some(_) => "module(load=\"imtcp\" streamDriver.name=\"gtls\" streamDriver.mode=\"1\" streamDriver.authMode=\"x509/certvalid\")".to_string(),
-        };
-        let conf = format!(
-            r#"{global}
-{module}
-template(name="perhost" type="string" string="{out}/%HOSTNAME%/events.jsonl")
-template(name="msgonly" type="string" string="%msg%\n")
-ruleset(name="fleet") {{
-  action(type="omfile" dynaFile="perhost" template="msgonly" flushOnTXEnd="on" asyncWriting="off" createDirs="on")
-}}
-input(type="imtcp" address="127.0.0.1" port="{port}" ruleset="fleet")
-"#,
-            out = out.display()
+        // The shipped configuration, with this test's paths and port (and loopback only).
+        let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join(match tls {
+            None => "docs/fleet/rsyslog-mirrorwatch.conf",
+            Some(_) => "docs/fleet/rsyslog-mirrorwatch-tls.conf",
+        });
+        let mut conf = std::fs::read_to_string(shipped).unwrap();
+        for (from, to) in [
+            ("/var/log/mirrorwatch".to_string(), out.display().to_string()),
+            ("/etc/rsyslog.d/pki".to_string(), tls.map(|p| p.display().to_string()).unwrap_or_default()),
+        ] {
+            conf = conf.replace(&from, &to);
+        }
+        let input = conf.lines().find(|l| l.starts_with("input(")).unwrap().to_string();
+        let port_was = input.split("port=\"").nth(1).unwrap().split('"').next().unwrap().to_string();
+        conf = conf.replace(
+            &input,
+            &input.replace(&format!("port=\"{port_was}\""), &format!("address=\"127.0.0.1\" port=\"{port}\"")),
         );
+        let conf = format!("global(workDirectory=\"{}\")\n{conf}", work.display());
         let cfg = dir.join("rsyslog.conf");
         std::fs::write(&cfg, conf).unwrap();
         let child = Command::new(rsyslogd().unwrap())

@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# What the fleet export costs capture, and that a stalled collector costs it nothing: the
+# daemon replays the same full-frame trace (`run --replay`, store, rules) four times —
+#   none      no [export]
+#   jsonl     every event type to a JSON lines file
+#   stalled   JSON lines and syslog to a collector that accepts the connection and never reads
+#             (its socket buffers fill, every write waits out its timeout), queue and backlog small
+#             so both overflow
+#   full      the same with the export thread made unable to keep up at all (queue = 1)
+# and prints, for each, the capture thread's CPU seconds (the replaying main thread:
+# /proc/PID/task/PID/stat) and frames per CPU-second, the whole process's CPU, and the export's
+# written and dropped counts from its last log line.
+#
+#   benches/export.sh [TRACE]     (default target/bench/full-200k.pcap, see benches/throughput.sh;
+#                                  MW_BIN= another build)
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+trace=${1:-$root/target/bench/full-200k.pcap}
+[ -f "$trace" ] || { echo "no trace $trace: benches/throughput.sh makes target/bench/full-2m.pcap (editcap -r … 1-200000 cuts full-200k)" >&2; exit 1; }
+bin=${MW_BIN:-}
+if [ -z "$bin" ]; then
+    (cd "$root" && cargo build --release --quiet)
+    bin=$root/target/release/mirrorwatch
+fi
+frames=$(capinfos -Mc "$trace" | awk -F': *' '/Number of packets/ {print $2}')
+work=$(mktemp -d)
+collector=""
+cleanup() {
+    [ -n "$collector" ] && kill "$collector" 2>/dev/null || true
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+# A collector that accepts and never reads.
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+python3 -c "
+import socket, time
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(('127.0.0.1', $port)); s.listen(8)
+conns = []
+while True:
+    c, _ = s.accept(); conns.append(c)
+" &
+collector=$!
+sleep 0.5
+
+ticks=$(getconf CLK_TCK)
+run() {
+    local name=$1 export=$2
+    local d=$work/$name
+    mkdir -p "$d"
+    printf '[store]\nring = false\n%s\n' "$export" >"$d/mw.toml"
+    RUST_LOG=info "$bin" run --config "$d/mw.toml" --listen "" --rules "$root/rules" --db "$d/s.db" \
+        --replay "$trace" 2>"$d/log" &
+    local pid=$!
+    until grep -q 'replayed ' "$d/log" 2>/dev/null; do
+        kill -0 $pid 2>/dev/null || { cat "$d/log" >&2; exit 1; }
+        sleep 0.2
+    done
+    # utime + stime of the replaying thread (the main one) and of the process.
+    local main all
+    main=$(awk '{print $14 + $15}' "/proc/$pid/task/$pid/stat")
+    all=$(awk '{print $14 + $15}' "/proc/$pid/stat")
+    kill -TERM $pid
+    wait $pid || true
+    local said
+    said=$(grep -o 'export stopped:.*' "$d/log" | sed 's/export stopped: //' || true)
+    awk -v n="$name" -v f="$frames" -v m="$main" -v a="$all" -v t="$ticks" -v s="${said:-(no export)}" 'BEGIN {
+        printf "%-8s capture thread %6.2f CPU-s  %9.0f frames/CPU-s   process %6.2f CPU-s   %s\n",
+            n, m / t, f / (m / t), a / t, s }'
+}
+
+echo "trace: $trace ($frames frames)"
+run none ""
+run jsonl "[export]
+jsonl = \"$work/jsonl/events.jsonl\""
+run stalled "[export]
+jsonl = \"$work/stalled/events.jsonl\"
+syslog = \"tcp://127.0.0.1:$port\"
+queue = 1000
+syslog_backlog = 100"
+run full "[export]
+jsonl = \"$work/full/events.jsonl\"
+syslog = \"tcp://127.0.0.1:$port\"
+queue = 1
+syslog_backlog = 1"
