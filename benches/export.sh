@@ -6,17 +6,18 @@
 #   stalled   JSON lines and syslog to a collector that accepts the connection and never reads
 #             (its socket buffers fill, every write waits out its timeout), queue and backlog small
 #             so both overflow
-#   full      the same with the export thread made unable to keep up at all (queue = 1)
+#   hung      the same to a collector that never accepts (each connection attempt waits 5 s)
+#   full      the stalled collector with no room at all (queue = 1, backlog = 1)
 # and prints, for each, the capture thread's CPU seconds (the replaying main thread:
 # /proc/PID/task/PID/stat) and frames per CPU-second, the whole process's CPU, and the export's
 # written and dropped counts from its last log line.
 #
-#   benches/export.sh [TRACE]     (default target/bench/full-200k.pcap, see benches/throughput.sh;
+#   benches/export.sh [TRACE]     (default target/bench/full-2m.pcap, made by benches/throughput.sh;
 #                                  MW_BIN= another build)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
-trace=${1:-$root/target/bench/full-200k.pcap}
-[ -f "$trace" ] || { echo "no trace $trace: benches/throughput.sh makes target/bench/full-2m.pcap (editcap -r … 1-200000 cuts full-200k)" >&2; exit 1; }
+trace=${1:-$root/target/bench/full-2m.pcap}
+[ -f "$trace" ] || { echo "no trace $trace: benches/throughput.sh makes it" >&2; exit 1; }
 bin=${MW_BIN:-}
 if [ -z "$bin" ]; then
     (cd "$root" && cargo build --release --quiet)
@@ -31,12 +32,17 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# A collector that accepts and never reads.
+# A collector that accepts and never reads (4 KiB receive buffer), and one that never accepts
+# (its backlog full: connection attempts wait out their timeout, as to a hung host).
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+hung=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 python3 -c "
 import socket, time
 s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
 s.bind(('127.0.0.1', $port)); s.listen(8)
+h = socket.socket(); h.bind(('127.0.0.1', $hung)); h.listen(0)
+fill = [socket.create_connection(('127.0.0.1', $hung)) for _ in range(2)]
 conns = []
 while True:
     c, _ = s.accept(); conns.append(c)
@@ -77,6 +83,11 @@ jsonl = \"$work/jsonl/events.jsonl\""
 run stalled "[export]
 jsonl = \"$work/stalled/events.jsonl\"
 syslog = \"tcp://127.0.0.1:$port\"
+queue = 1000
+syslog_backlog = 100"
+run hung "[export]
+jsonl = \"$work/hung/events.jsonl\"
+syslog = \"tcp://127.0.0.1:$hung\"
 queue = 1000
 syslog_backlog = 100"
 run full "[export]

@@ -314,7 +314,7 @@ impl Exporter {
         stats.syslog_configured.store(settings.syslog.is_some(), Ordering::Relaxed);
         let sender = match &settings.syslog {
             Some(t) => {
-                Some(syslog::Sender::new(t.clone(), &settings.host, settings.syslog_backlog, Arc::clone(&stats))?)
+                Some(syslog::Syslog::start(t.clone(), &settings.host, settings.syslog_backlog, Arc::clone(&stats))?)
             }
             None => None,
         };
@@ -381,7 +381,7 @@ impl Exporter {
 struct Worker {
     records: record::Builder,
     file: Option<jsonl::Writer>,
-    sender: Option<syslog::Sender>,
+    sender: Option<syslog::Syslog>,
     stats: Arc<ExportStats>,
     health: Option<Arc<StoreHealth>>,
     stop: Arc<AtomicBool>,
@@ -415,8 +415,8 @@ impl Worker {
         if let Some(f) = self.file.as_mut() {
             f.flush(&self.stats);
         }
-        if let Some(s) = self.sender.as_mut() {
-            s.drain();
+        if let Some(s) = self.sender.take() {
+            s.finish();
         }
     }
 
@@ -434,28 +434,21 @@ impl Worker {
         if out.is_empty() {
             return;
         }
-        for line in out.drain(..) {
-            if let Some(f) = self.file.as_mut() {
+        let lines = std::mem::take(out);
+        if let Some(f) = self.file.as_mut() {
+            for line in &lines {
                 f.write(&line.json, &self.stats);
             }
-            if let Some(s) = self.sender.as_mut() {
-                s.push(&line);
-            }
-        }
-        if let Some(f) = self.file.as_mut() {
             f.flush(&self.stats);
         }
         if let Some(s) = self.sender.as_mut() {
-            s.drain();
+            s.send(lines);
         }
     }
 
     fn tick(&mut self) {
         if let Some(f) = self.file.as_mut() {
             f.tick(&self.stats);
-        }
-        if let Some(s) = self.sender.as_mut() {
-            s.drain();
         }
     }
 }

@@ -1,14 +1,19 @@
 //! RFC 5424 syslog over TCP or TLS with octet-counted framing (RFC 6587 §3.4.1, RFC 5425): each
 //! export event's JSON is the MSG, `event_type` the MSGID.
 //!
-//! The sender keeps a backlog bounded by `[export] queue` events while the collector is away,
-//! reconnecting with a backoff from 1 s doubling to a minute; beyond the bound the oldest events
-//! are given up and counted. Before each write it looks whether the collector closed the
-//! connection (a restarted rsyslog), so events are not written into a socket nobody reads. All
-//! of it runs on the export thread: a collector that stalls blocks nothing but its own writes
-//! (each bounded by a timeout).
+//! The sender keeps a backlog bounded by `[export] syslog_backlog` events while the collector is
+//! away, reconnecting with a backoff from 1 s doubling to a minute; beyond the bound the oldest
+//! events are given up and counted. Before each write it looks whether the collector closed the
+//! connection (a restarted rsyslog), so events are not written into a socket nobody reads.
+//!
+//! It runs on a thread of its own, fed by the export thread through a short bounded channel: a
+//! collector that stalls (writes wait out their timeout) or a host that hangs (connection
+//! attempts do) blocks only this thread; the JSON lines file and capture go on, and what the
+//! channel has no room for is counted as dropped.
 
 use std::collections::VecDeque;
+use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender, TrySendError};
+use std::thread::JoinHandle;
 use std::io::{ErrorKind, Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::path::PathBuf;
@@ -178,7 +183,50 @@ impl Conn {
     }
 }
 
-pub struct Sender {
+/// Batches in flight between the export thread and the syslog thread.
+const CHANNEL_BATCHES: usize = 4;
+
+/// The export thread's handle on the syslog thread.
+pub struct Syslog {
+    tx: Option<SyncSender<Vec<Line>>>,
+    thread: Option<JoinHandle<()>>,
+    stats: Arc<ExportStats>,
+}
+
+impl Syslog {
+    /// Reads the TLS files (a mistake is said at start) and starts the thread.
+    pub fn start(target: Target, host: &str, backlog: usize, stats: Arc<ExportStats>) -> anyhow::Result<Syslog> {
+        let mut sender = Sender::new(target, host, backlog, Arc::clone(&stats))?;
+        let (tx, rx) = sync_channel(CHANNEL_BATCHES);
+        let thread = std::thread::Builder::new()
+            .name("export-syslog".into())
+            .spawn(move || sender.run(rx))
+            .context("starting the syslog thread")?;
+        Ok(Syslog { tx: Some(tx), thread: Some(thread), stats })
+    }
+
+    /// Hands `lines` over without waiting; with the thread behind, they are dropped and counted.
+    pub fn send(&mut self, lines: Vec<Line>) {
+        let Some(tx) = &self.tx else { return };
+        match tx.try_send(lines) {
+            Ok(()) => {}
+            Err(TrySendError::Full(l)) | Err(TrySendError::Disconnected(l)) => {
+                self.stats.syslog_dropped.fetch_add(l.len() as u64, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// Lets the thread write what it holds (one more try at most) and waits for it: a
+    /// collector that does not answer costs at most the write or connect timeout.
+    pub fn finish(mut self) {
+        self.tx = None;
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+struct Sender {
     target: Target,
     tls: Option<Arc<rustls::ClientConfig>>,
     /// HOSTNAME of the header: printable ASCII, as RFC 5424 allows.
@@ -194,7 +242,26 @@ pub struct Sender {
 }
 
 impl Sender {
-    pub fn new(target: Target, host: &str, cap: usize, stats: Arc<ExportStats>) -> anyhow::Result<Sender> {
+    fn run(&mut self, rx: Receiver<Vec<Line>>) {
+        loop {
+            match rx.recv_timeout(Duration::from_secs(1)) {
+                Ok(lines) => lines.iter().for_each(|l| self.push(l)),
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => break,
+            }
+            self.drain();
+        }
+        // Stopping: one more try now, however long the backoff.
+        self.next_try = Instant::now();
+        self.drain();
+        let left = self.backlog.len() as u64;
+        if left > 0 {
+            self.stats.syslog_dropped.fetch_add(left, Ordering::Relaxed);
+            tracing::warn!("[export] syslog {}: {left} events not sent at shutdown", self.target);
+        }
+    }
+
+    fn new(target: Target, host: &str, cap: usize, stats: Arc<ExportStats>) -> anyhow::Result<Sender> {
         let tls = match target.tls {
             true => Some(target.tls_config().context("[export] syslog")?),
             false => None,
@@ -217,7 +284,7 @@ impl Sender {
     }
 
     /// Frames one event: `LEN SP <PRI>1 TIMESTAMP HOSTNAME mirrorwatch PROCID MSGID - MSG`.
-    pub fn frame(&self, line: &Line) -> Vec<u8> {
+    fn frame(&self, line: &Line) -> Vec<u8> {
         let pri = u16::from(self.target.facility) * 8 + u16::from(line.severity.min(7));
         let now = crate::time::wall_now().rfc3339();
         let head = format!("<{pri}>1 {now} {} mirrorwatch {} {} - ", self.hostname, self.pid, line.event_type);
@@ -231,7 +298,7 @@ impl Sender {
 
     /// Queues one event; a full backlog is written out first if the collector is there, and
     /// only then is the oldest event given up.
-    pub fn push(&mut self, line: &Line) {
+    fn push(&mut self, line: &Line) {
         if self.backlog.len() >= self.cap {
             self.drain();
         }
@@ -289,7 +356,7 @@ impl Sender {
 
     /// Writes the backlog if the collector is there (connecting when it is time to try: a
     /// stopping daemon tries once more, no waiting).
-    pub fn drain(&mut self) {
+    fn drain(&mut self) {
         if self.backlog.is_empty() && self.conn.is_none() {
             return;
         }
