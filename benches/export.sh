@@ -4,8 +4,8 @@
 #   none      no [export]
 #   jsonl     every event type to a JSON lines file
 #   stalled   JSON lines and syslog to a collector that accepts the connection and never reads
-#             (its socket buffers fill, every write waits out its timeout), queue and backlog small
-#             so both overflow
+#             (its socket buffers fill, every write waits out its timeout), a syslog backlog of
+#             100 events so it overflows
 #   hung      the same to a collector that never accepts (each connection attempt waits 5 s)
 #   full      the stalled collector with no room at all (queue = 1, backlog = 1)
 # and prints, for each, the capture thread's CPU seconds (the replaying main thread:
@@ -18,7 +18,7 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 trace=${1:-$root/target/bench/full-2m.pcap}
 [ -f "$trace" ] || { echo "no trace $trace: benches/throughput.sh makes it" >&2; exit 1; }
-bin=${MW_BIN:-}
+bin=${MW_BIN:+$(realpath "$MW_BIN")}
 if [ -z "$bin" ]; then
     (cd "$root" && cargo build --release --quiet)
     bin=$root/target/release/mirrorwatch
@@ -83,15 +83,52 @@ jsonl = \"$work/jsonl/events.jsonl\""
 run stalled "[export]
 jsonl = \"$work/stalled/events.jsonl\"
 syslog = \"tcp://127.0.0.1:$port\"
-queue = 1000
 syslog_backlog = 100"
 run hung "[export]
 jsonl = \"$work/hung/events.jsonl\"
 syslog = \"tcp://127.0.0.1:$hung\"
-queue = 1000
 syslog_backlog = 100"
 run full "[export]
 jsonl = \"$work/full/events.jsonl\"
 syslog = \"tcp://127.0.0.1:$port\"
 queue = 1
 syslog_backlog = 1"
+
+# CPU time is noisy here: the capture thread's instructions per frame (callgrind, threads
+# apart; thread 1 is the replaying one) on the first 200,000 frames, with the export off, to a
+# stalled collector, and with no room at all.
+if command -v valgrind >/dev/null && [ -z "${SKIP_CALLGRIND:-}" ]; then
+    small=$work/first-200k.pcap
+    editcap -r "$trace" "$small" 1-200000 2>/dev/null
+    sframes=$(capinfos -Mc "$small" | awk -F': *' '/Number of packets/ {print $2}')
+    ir() {
+        local name=$1 export=$2
+        local d=$work/ir-$name
+        mkdir -p "$d"
+        printf '[store]\nring = false\n%s\n' "$export" >"$d/mw.toml"
+        (cd "$d" && RUST_LOG=info valgrind --tool=callgrind --separate-threads=yes --callgrind-out-file="$d/cg.out" \
+            "$bin" run --config "$d/mw.toml" --listen "" --rules "$root/rules" --db "$d/s.db" --replay "$small" \
+            2>"$d/log") &
+        local vg=$!
+        until grep -q 'replayed ' "$d/log" 2>/dev/null; do
+            kill -0 $vg 2>/dev/null || { cat "$d/log" >&2; exit 1; }
+            sleep 0.5
+        done
+        pkill -TERM -f "callgrind-out-file=$d/cg.out" || true
+        wait $vg || true
+        local main
+        main=$(awk '/^(summary|totals):/ {print $2; exit}' "$d/cg.out-01")
+        awk -v n="$name" -v i="$main" -v f="$sframes" 'BEGIN { printf "%-8s capture thread %8.0f instructions/frame\n", n, i / f }'
+    }
+    echo "instructions per frame of the capture thread ($sframes frames):"
+    ir none ""
+    ir stalled "[export]
+jsonl = \"$work/ir-stalled/events.jsonl\"
+syslog = \"tcp://127.0.0.1:$port\"
+syslog_backlog = 100"
+    ir full "[export]
+jsonl = \"$work/ir-full/events.jsonl\"
+syslog = \"tcp://127.0.0.1:$port\"
+queue = 1
+syslog_backlog = 1"
+fi

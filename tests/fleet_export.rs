@@ -277,3 +277,22 @@ fn a_bad_export_setting_names_its_line() {
         assert!(err.contains(&format!("mirrorwatch.toml{says}")), "{text}: {err}");
     }
 }
+
+#[test]
+fn the_shipped_configuration_documents_valid_export_keys() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("image/deb/mirrorwatch.toml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    mirrorwatch::config::Config::parse(&text, &path).unwrap();
+    // Each commented key of [export], uncommented alone, is a valid setting.
+    let start = text.find("[export]").expect("[export] documented");
+    let mut tried = 0;
+    for line in text[start..].lines().filter(|l| l.starts_with("# ") && l.contains(" = ")) {
+        let key = line.trim_start_matches("# ").split(' ').next().unwrap();
+        let setting = line.trim_start_matches("# ");
+        let one = text.replacen(line, setting, 1);
+        let cfg = mirrorwatch::config::Config::parse(&one, &path).unwrap_or_else(|e| panic!("{setting}: {e}"));
+        assert!(serde_json::to_string(&cfg.export).unwrap().contains(key), "{key}");
+        tried += 1;
+    }
+    assert!(tried >= 14, "{tried} keys");
+}

@@ -370,6 +370,7 @@ pub async fn overview(
             t
         }
     };
+    let export = export_line(&st.live, l);
     let db_bytes = st.database_bytes();
     // How far back the store reaches (retention days, or less once disk_budget is reached).
     let holds = match o.span {
@@ -400,7 +401,7 @@ pub async fn overview(
          <div class=\"tile\"><h2>{}</h2><p class=\"big\">{}</p><p>{}</p></div>\
          <div class=\"tile\"><h2>{}</h2><p class=\"big\">{}</p><p>{rname}{}</p></div>\
          <div class=\"tile\"><h2>{}</h2><p class=\"big\">{}</p></div>\
-         <div class=\"tile\"><h2>{}</h2><p>{}</p><p>{} {}</p>{holds}<p>{}: {}</p>{ring}</div>\
+         <div class=\"tile\"><h2>{}</h2><p>{}</p><p>{} {}</p>{holds}<p>{}: {}</p>{ring}{export}</div>\
          <div class=\"tile\"><h2>{}</h2><p>{}</p></div></section>",
         E(l.t("packets_per_s")),
         pps,
@@ -479,6 +480,29 @@ pub fn counter_descriptions(st: &WebState) -> Vec<(String, String)> {
 }
 
 /// The counters of the rule directory: (id, description, counts bytes rather than frames).
+/// The fleet export's line in the store tile: what went out, where, and what was lost.
+fn export_line(live: &super::Live, l: Lang) -> String {
+    use std::sync::atomic::Ordering::Relaxed;
+    let Some(e) = live.export.lock().ok().and_then(|e| e.clone()) else { return String::new() };
+    let mut t = format!("<p id=\"export\">{}:", E(l.t("fleet_export")));
+    if e.jsonl_configured.load(Relaxed) {
+        let _ = write!(t, " {} {}", num(e.jsonl_written.load(Relaxed) as i64), E(l.t("export_file")));
+    }
+    if e.syslog_configured.load(Relaxed) {
+        let _ = write!(t, " · {} {}", num(e.syslog_sent.load(Relaxed) as i64), E(l.t("export_syslog")));
+        if !e.syslog_connected.load(Relaxed) {
+            let why = e.syslog_error.lock().map(|s| s.clone()).unwrap_or_default();
+            let _ = write!(t, " · <span class=\"warn\">{} ({})</span>", E(l.t("syslog_away")), E(&why));
+        }
+    }
+    let dropped = e.dropped();
+    if dropped > 0 {
+        let _ = write!(t, " · <span class=\"warn\">{} {}</span>", num(dropped as i64), E(l.t("export_dropped")));
+    }
+    t.push_str("</p>");
+    t
+}
+
 fn counter_rules(st: &WebState) -> Vec<(String, String, bool)> {
     st.rules_dir
         .as_deref()
@@ -1277,5 +1301,24 @@ mod tests {
         assert_eq!(safe_next(Some("https://evil.example/")), "/");
         assert_eq!(safe_next(Some("/\\evil")), "/");
         assert_eq!(safe_next(None), "/");
+    }
+
+    #[test]
+    fn the_overview_says_what_the_export_lost() {
+        use std::sync::atomic::Ordering::Relaxed;
+        let live = super::super::Live::new();
+        assert_eq!(export_line(&live, Lang::En), "", "no [export], no line");
+        let e = std::sync::Arc::new(crate::export::ExportStats::default());
+        e.jsonl_configured.store(true, Relaxed);
+        e.syslog_configured.store(true, Relaxed);
+        e.jsonl_written.store(1200, Relaxed);
+        e.syslog_sent.store(1100, Relaxed);
+        e.syslog_dropped.store(100, Relaxed);
+        *e.syslog_error.lock().unwrap() = "cannot connect to 10.0.0.5:514: <refused>".into();
+        *live.export.lock().unwrap() = Some(e);
+        let line = export_line(&live, Lang::En);
+        assert!(line.contains("Fleet export: 1,200 to the file · 1,100 to syslog"), "{line}");
+        assert!(line.contains("collector away (cannot connect to 10.0.0.5:514: &lt;refused&gt;)"), "{line}");
+        assert!(line.contains("100 not exported"), "{line}");
     }
 }
