@@ -196,6 +196,27 @@ pub trait Tap: Send {
     fn batch(&mut self, events: &[StoreEvent]);
 }
 
+/// Where events made outside the pipeline go besides the store: `disk.low` episodes, which
+/// the pcap ring or the disk job write to the database themselves, are offered to the fleet
+/// export through it. Without a listener (no `[export]`, a command, a test) nothing happens.
+static OUTSIDE: std::sync::Mutex<Option<Box<dyn Tap>>> = std::sync::Mutex::new(None);
+
+/// Makes `tap` the listener of [`outside_event`] (the daemon's export), or none.
+pub fn listen_outside(tap: Option<Box<dyn Tap>>) {
+    if let Ok(mut t) = OUTSIDE.lock() {
+        *t = tap;
+    }
+}
+
+/// An event made outside the pipeline, offered to the listener (which never waits).
+pub fn outside_event(ev: StoreEvent) {
+    if let Ok(mut t) = OUTSIDE.lock() {
+        if let Some(tap) = t.as_mut() {
+            tap.batch(std::slice::from_ref(&ev));
+        }
+    }
+}
+
 impl Sink for Vec<StoreEvent> {
     fn send(&mut self, ev: StoreEvent) {
         self.push(ev);

@@ -174,7 +174,17 @@ fn the_ring_stops_on_a_full_disk_resumes_when_freed_and_disk_low_is_raised_and_c
          ip -n {sw_ns} neigh add 10.67.0.1 lladdr 02:00:00:00:00:01 dev {peer} nud permanent"
     ));
     let cfg = tmp.path().join("mirrorwatch.toml");
-    std::fs::write(&cfg, format!("[store]\ndir = \"{}\"\nring_file_size = \"256KiB\"\n", store.display())).unwrap();
+    // The fleet export (beside the full file system) carries the episode too.
+    let events = tmp.path().join("events.jsonl");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[store]\ndir = \"{}\"\nring_file_size = \"256KiB\"\n[export]\njsonl = \"{}\"\n",
+            store.display(),
+            events.display()
+        ),
+    )
+    .unwrap();
     let log = tmp.path().join("daemon.log");
     let mut daemon = Daemon(
         Command::new("ip")
@@ -234,6 +244,14 @@ fn the_ring_stops_on_a_full_disk_resumes_when_freed_and_disk_low_is_raised_and_c
         .unwrap();
     assert_eq!(state, "cleared");
     assert!(cleared.is_some());
+    let exported: Vec<String> = std::fs::read_to_string(&events)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|e| e["event_type"] == "alert" && e["alert"]["rule"] == "disk-low")
+        .map(|e| e["alert"]["state"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(exported, ["raised", "cleared"], "disk.low reaches the fleet export");
     assert_eq!(conn.query_row("PRAGMA integrity_check", [], |r| r.get::<_, String>(0)).unwrap(), "ok");
     // The frames the ring could not keep are stored per minute (userland drops), all of those
     // the ring counted but the last second's.

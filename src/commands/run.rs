@@ -425,6 +425,8 @@ impl Daemon {
         if self.cfg.export.enabled() {
             let exporter = crate::export::Exporter::start(&self.cfg.export, Some(Arc::clone(&sink.health)))?;
             sink.set_tap(Box::new(exporter.tap(&self.cfg.export)));
+            // disk.low, written by the ring or the disk job, goes out too.
+            crate::event::listen_outside(Some(Box::new(exporter.tap(&self.cfg.export))));
             if let Ok(mut e) = self.live.export.lock() {
                 *e = Some(Arc::clone(&exporter.stats));
             }
@@ -534,6 +536,7 @@ impl Daemon {
         // The store's sink (and with it the export's tap) is gone: the export writes what is
         // queued and stops.
         if let Some(e) = self.exporter.take() {
+            crate::event::listen_outside(None);
             e.finish();
         }
         self.bg_stop.store(true, Ordering::Relaxed);

@@ -182,4 +182,28 @@ mod tests {
         let kept: u64 = names.iter().map(|n| std::fs::metadata(dir.path().join(n)).unwrap().len() / 1000).sum();
         assert_eq!(kept, 16);
     }
+
+    #[test]
+    fn an_idle_file_rotates_by_age_and_a_restart_continues_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("events.jsonl");
+        let rot = Rotation { path: path.clone(), max_bytes: 1 << 20, max_age: Duration::from_secs(3600), keep: 2 };
+        let stats = ExportStats::default();
+        let mut w = Writer::open(rot.clone()).unwrap();
+        w.write(b"{\"n\":1}", &stats);
+        w.flush(&stats);
+        drop(w);
+        // Opened again (a restart): appended to, not replaced.
+        let mut w = Writer::open(rot).unwrap();
+        w.write(b"{\"n\":2}", &stats);
+        w.flush(&stats);
+        w.tick(&stats);
+        assert!(!dir.path().join("events.jsonl.1").exists(), "young: not rotated");
+        w.begun = SystemTime::now() - Duration::from_secs(7200);
+        w.tick(&stats);
+        assert_eq!(std::fs::read_to_string(dir.path().join("events.jsonl.1")).unwrap(), "{\"n\":1}\n{\"n\":2}\n");
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "", "a new, empty file");
+        w.tick(&stats);
+        assert!(!dir.path().join("events.jsonl.2").exists(), "an empty file is not rotated");
+    }
 }

@@ -8,6 +8,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 use serde_json::json;
 
 use super::wall_us;
+use crate::rules::alerts::{Notice, State};
 use crate::rules::{AlertSource, RuleSet};
 
 /// The alert rules that follow `disk.low` (none while the rule files do not load).
@@ -46,6 +47,7 @@ pub fn raise_disk_low_at(conn: &Connection, rules_dir: &Path, dir: &Path, msg: &
              VALUES (?1, ?2, ?3, ?4, 'active', ?5, 1, ?6, 0, '{}')",
             params![r.id, key, r.severity, since, summary, r.mail],
         )?;
+        notice(r, &key, State::New, since, since, summary.clone());
         if r.mail {
             let id = conn.last_insert_rowid();
             let ts = crate::time::Ts(since * 1000).rfc3339();
@@ -67,11 +69,49 @@ pub fn raise_disk_low_at(conn: &Connection, rules_dir: &Path, dir: &Path, msg: &
 /// many ended.
 pub fn clear_disk_low(conn: &Connection, rules_dir: &Path, dir: &Path, now: i64) -> anyhow::Result<usize> {
     let mut n = 0;
+    let key = dir.display().to_string();
     for r in disk_rules(rules_dir) {
-        n += conn.execute(
+        let since: Option<i64> = conn
+            .query_row(
+                "SELECT min(since_us) FROM alerts WHERE state = 'active' AND rule = ?1 AND key = ?2",
+                params![r.id, key],
+                |x| x.get(0),
+            )
+            .optional()?
+            .flatten();
+        let cleared = conn.execute(
             "UPDATE alerts SET state = 'cleared', cleared_us = ?1 WHERE state = 'active' AND rule = ?2 AND key = ?3",
-            params![now, r.id, dir.display().to_string()],
+            params![now, r.id, key],
         )?;
+        if let (true, Some(since)) = (cleared > 0, since) {
+            notice(&r, &key, State::Cleared, since, now, format!("cleared: storage at {key} has room again"));
+        }
+        n += cleared;
     }
     Ok(n)
+}
+
+/// The episode's start or end for the fleet export (the pipeline's alerts reach it with the
+/// store's batches; these are written here directly).
+fn notice(r: &crate::rules::AlertRule, key: &str, state: State, since_us: i64, at_us: i64, summary: String) {
+    crate::event::outside_event(crate::event::StoreEvent::Alert(Box::new(Notice {
+        rule: r.id.clone(),
+        description: r.description.clone(),
+        key: key.to_string(),
+        severity: r.severity.clone(),
+        state,
+        ts: crate::time::Ts(at_us.saturating_mul(1000)),
+        since: crate::time::Ts(since_us.saturating_mul(1000)),
+        summary,
+        count: 1,
+        value: None,
+        baseline: None,
+        threshold: None,
+        window_secs: r.window_secs,
+        mail: r.mail,
+        suppressed: false,
+        context: Default::default(),
+        evidence: Vec::new(),
+        traffic: false,
+    })));
 }
