@@ -10,7 +10,7 @@ use crate::flow::tcp::TcpAnalysis;
 use crate::flow::{FlowTableStats, TcpCounts};
 use crate::time::Ts;
 
-const LAYERS: [Layer; 11] = [
+const LAYERS: [Layer; 14] = [
     Layer::Link,
     Layer::Vlan,
     Layer::Ipv4,
@@ -22,6 +22,9 @@ const LAYERS: [Layer; 11] = [
     Layer::Vxlan,
     Layer::Pppoe,
     Layer::Mpls,
+    Layer::IpInIp,
+    Layer::Geneve,
+    Layer::Gtp,
 ];
 const REASONS: [StopReason; 5] = [
     StopReason::Truncated,
@@ -44,6 +47,9 @@ fn layer_name(l: Layer) -> &'static str {
         Layer::Vxlan => "vxlan",
         Layer::Pppoe => "pppoe",
         Layer::Mpls => "mpls",
+        Layer::IpInIp => "ipip",
+        Layer::Geneve => "geneve",
+        Layer::Gtp => "gtp",
     }
 }
 

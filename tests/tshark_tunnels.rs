@@ -1,6 +1,7 @@
 //! Tunnelled traffic against the oracle: HTTP downloads through 3 % loss, captured inside a
-//! VXLAN overlay, ERSPAN type II and III and GRE mirror sessions, plain GRE, and as a WAN port
-//! carries them: in a PPPoE session (untagged, VLAN, QinQ) and under MPLS labels
+//! VXLAN overlay, ERSPAN type II and III and GRE mirror sessions, plain GRE, IP in IP (IPIP,
+//! 6in4, 4in6, IPv6 in IPv6), Geneve, GTP-U, and as a WAN port carries them: in a PPPoE session
+//! (untagged, VLAN, QinQ, compressed protocol field) and under MPLS labels
 //! (tests/lab/make-tunnel-captures.sh). The inner frames are analysed as if captured directly,
 //! the outer headers stay visible to filters: for every expression, the frame numbers must be
 //! the ones `tshark -Y` gives.
@@ -56,6 +57,17 @@ const EXPRESSIONS: &[&str] = &[
     "mpls",
     "mpls.label == 100",
     "mpls.label == 200",
+    "ipv6",
+    "ipv6.addr == fd77:2::20",
+    "ipv6.src == fd77:1::10",
+    "ip.proto == 4",
+    "ip.proto == 41",
+    "geneve",
+    "geneve.vni == 0x123",
+    "udp.port == 6081",
+    "gtp",
+    "gtp.teid == 0x1234",
+    "udp.port == 2152",
     "http.request.method == \"GET\"",
     "frame contains \"HTTP/1.0 200\"",
 ];
@@ -66,7 +78,7 @@ fn tunnelled_frames_match_tshark() {
         return common::skip_or_fail("tshark is not installed");
     }
     let files = common::captures_in(&tunnel_dir());
-    assert_eq!(files.len(), 9, "{files:?}");
+    assert_eq!(files.len(), 16, "{files:?}");
     let mut compared = 0;
     for f in &files {
         for e in EXPRESSIONS {
@@ -86,7 +98,7 @@ fn tunnels_are_opened_not_counted_as_stopped() {
         let o = Command::new(env!("CARGO_BIN_EXE_mirrorwatch")).arg("analyze").arg(&f).arg("--json").output().unwrap();
         let j: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
         let stops = &j["capture"]["stopped_layers"];
-        for layer in ["gre", "vxlan", "pppoe", "mpls"] {
+        for layer in ["gre", "vxlan", "pppoe", "mpls", "ipip", "geneve", "gtp"] {
             assert!(
                 stops.as_object().is_none_or(|m| !m.keys().any(|k| k.starts_with(layer))),
                 "{}: {stops}",

@@ -36,6 +36,11 @@ pub enum Layer {
     Vxlan,
     Pppoe,
     Mpls,
+    /// IP in IP (IP protocols 4 and 41: IPIP, 6in4, 4in6, IPv6 in IPv6).
+    IpInIp,
+    Geneve,
+    /// GTP-U (UDP 2152), a mobile backhaul's user plane.
+    Gtp,
 }
 
 /// Why decoding stopped before the transport payload.
@@ -219,6 +224,11 @@ pub struct Decoded<'a> {
     /// every label, as Wireshark's `mpls.label` does).
     pub mpls_stack: (u16, u8),
     pub gre_proto: Option<u16>,
+    /// Tunnels opened so far (at most [`MAX_TUNNELS`]).
+    pub tunnels: u8,
+    /// Geneve VNI and GTP-U TEID.
+    pub geneve_vni: Option<u32>,
+    pub gtp_teid: Option<u32>,
 }
 
 pub const ENCAP_GRE: u8 = 1;
@@ -226,6 +236,18 @@ pub const ENCAP_ERSPAN: u8 = 2;
 pub const ENCAP_VXLAN: u8 = 4;
 pub const ENCAP_PPPOES: u8 = 8;
 pub const ENCAP_MPLS: u8 = 16;
+pub const ENCAP_IPIP: u8 = 32;
+pub const ENCAP_GENEVE: u8 = 64;
+pub const ENCAP_GTP: u8 = 128;
+
+/// Tunnels opened one inside the other at most (Geneve inside GRE is two); a third is counted
+/// as a stop, so a crafted frame cannot nest without end.
+pub const MAX_TUNNELS: u8 = 2;
+pub const IPPROTO_IPIP: u8 = 4;
+pub const IPPROTO_IPV6: u8 = 41;
+/// Geneve's IANA port (RFC 8926) and GTP-U's (3GPP TS 29.281), where Wireshark opens them.
+pub const GENEVE_PORT: u16 = 6081;
+pub const GTPU_PORT: u16 = 2152;
 
 pub const ETHERTYPE_PPPOE_SESSION: u16 = 0x8864;
 pub const ETHERTYPE_MPLS: u16 = 0x8847;
@@ -349,6 +371,9 @@ pub fn decode<'a>(pkt: &RawPacket<'a>) -> Decoded<'a> {
         mpls_label: None,
         mpls_stack: (0, 0),
         gre_proto: None,
+        tunnels: 0,
+        geneve_vni: None,
+        gtp_teid: None,
     };
     let Some((net_type, off)) = link::decode_link(&mut d, pkt.data) else {
         return d;
@@ -371,9 +396,18 @@ fn decode_net<'a>(d: &mut Decoded<'a>, ty: u16, b: &'a [u8], off: usize) {
             }
             d.encap |= ENCAP_PPPOES;
             d.pppoe_session = Some(u16::from_be_bytes([rest[2], rest[3]]));
-            match u16::from_be_bytes([rest[6], rest[7]]) {
-                0x0021 | 0x0057 => decode_ip(d, &rest[8..], base + 8),
-                _ => {} // LCP, IPCP, authentication: PPP's own business
+            // The PPP protocol field is one byte when compressed (RFC 1661 §6.5: an odd first
+            // byte), as some access concentrators send it.
+            let (proto, at) = match rest[6] & 1 {
+                1 => (u16::from(rest[6]), 7),
+                _ => (u16::from_be_bytes([rest[6], rest[7]]), 8),
+            };
+            match proto {
+                0x0021 | 0x0057 => decode_ip(d, &rest[at..], base + at as u32),
+                // Link, network and authentication control (LCP, IPCP, IPV6CP, PAP, CHAP…): PPP's
+                // own business, nothing left unopened.
+                p if p >= 0x8000 => {}
+                _ => stop(d, Layer::Pppoe, StopReason::Unsupported, base + at as u32),
             }
         }
         ETHERTYPE_MPLS | ETHERTYPE_MPLS_MCAST => {
@@ -448,10 +482,8 @@ fn begin_inner(d: &mut Decoded<'_>) {
 
 /// GRE (RFC 2784/2890), and ERSPAN types I, II and III inside it.
 fn decode_gre<'a>(d: &mut Decoded<'a>, b: &'a [u8], base: u32) {
-    if d.encap & (ENCAP_GRE | ENCAP_VXLAN) != 0 {
-        // A tunnel inside a tunnel: one level is opened.
-        d.payload = b;
-        return stop(d, Layer::Gre, StopReason::Unsupported, base);
+    if !enter_tunnel(d, Layer::Gre, b, base) {
+        return;
     }
     if b.len() < 4 {
         return stop(d, Layer::Gre, StopReason::Truncated, base);
@@ -503,6 +535,100 @@ fn decode_gre<'a>(d: &mut Decoded<'a>, b: &'a [u8], base: u32) {
             d.payload = inner;
             stop(d, Layer::Gre, StopReason::Unsupported, ib);
         }
+    }
+}
+
+/// One more tunnel level, if the bound allows: otherwise the tunnel's bytes are its payload and
+/// the stop is counted.
+fn enter_tunnel<'a>(d: &mut Decoded<'a>, layer: Layer, b: &'a [u8], base: u32) -> bool {
+    if d.tunnels >= MAX_TUNNELS {
+        d.payload = b;
+        stop(d, layer, StopReason::Unsupported, base);
+        return false;
+    }
+    d.tunnels += 1;
+    true
+}
+
+/// IP in IP: the inner packet (IPv4 for protocol 4, IPv6 for 41, whichever the outer is).
+fn decode_ip_in_ip<'a>(d: &mut Decoded<'a>, proto: u8, b: &'a [u8], base: u32) {
+    if !enter_tunnel(d, Layer::IpInIp, b, base) {
+        return;
+    }
+    let want = if proto == IPPROTO_IPIP { 4 } else { 6 };
+    if b.first().map(|v| v >> 4) != Some(want) {
+        d.payload = b;
+        return stop(d, Layer::IpInIp, if b.is_empty() { StopReason::Truncated } else { StopReason::Malformed }, base);
+    }
+    d.encap |= ENCAP_IPIP;
+    begin_inner(d);
+    decode_ip(d, b, base);
+}
+
+/// Geneve (RFC 8926): version 0, options, then an Ethernet frame or an IP packet.
+fn decode_geneve<'a>(d: &mut Decoded<'a>, p: &'a [u8], base: u32) {
+    if p.len() < 8 || p[0] >> 6 != 0 || !enter_tunnel(d, Layer::Geneve, p, base) {
+        return;
+    }
+    d.encap |= ENCAP_GENEVE;
+    d.geneve_vni = Some(u32::from_be_bytes([0, p[4], p[5], p[6]]));
+    let h = 8 + (p[0] & 0x3f) as usize * 4;
+    let Some(inner) = p.get(h..) else { return stop(d, Layer::Geneve, StopReason::Truncated, base) };
+    let ib = base + h as u32;
+    match u16::from_be_bytes([p[2], p[3]]) {
+        0x6558 => decode_inner_ethernet(d, inner, ib),
+        ETHERTYPE_IPV4 | ETHERTYPE_IPV6 => {
+            begin_inner(d);
+            decode_ip(d, inner, ib);
+        }
+        _ => {
+            d.payload = inner;
+            stop(d, Layer::Geneve, StopReason::Unsupported, ib);
+        }
+    }
+}
+
+/// GTP-U (3GPP TS 29.281): a G-PDU's IP packet. Echo and error messages carry none.
+fn decode_gtpu<'a>(d: &mut Decoded<'a>, p: &'a [u8], base: u32) {
+    // Version 1, protocol type GTP; anything else is not GTP-U.
+    if p.len() < 8 || p[0] >> 5 != 1 || p[0] & 0x10 == 0 || !enter_tunnel(d, Layer::Gtp, p, base) {
+        return;
+    }
+    d.encap |= ENCAP_GTP;
+    d.gtp_teid = Some(u32::from_be_bytes([p[4], p[5], p[6], p[7]]));
+    if p[1] != 0xff {
+        return;
+    }
+    let mut h = 8;
+    if p[0] & 0x07 != 0 {
+        // Sequence number, N-PDU number, next extension header type; then the extensions,
+        // each a length in 4-byte units and ending with the next type.
+        let Some(&next) = p.get(11) else { return stop(d, Layer::Gtp, StopReason::Truncated, base) };
+        h = 12;
+        let mut next = next;
+        let mut n = 0;
+        while next != 0 {
+            let Some(&len) = p.get(h) else { return stop(d, Layer::Gtp, StopReason::Truncated, base) };
+            n += 1;
+            if len == 0 || n > 8 {
+                return stop(d, Layer::Gtp, StopReason::Malformed, base);
+            }
+            h += len as usize * 4;
+            let Some(&nx) = p.get(h - 1) else { return stop(d, Layer::Gtp, StopReason::Truncated, base) };
+            next = nx;
+        }
+    }
+    let Some(inner) = p.get(h..) else { return stop(d, Layer::Gtp, StopReason::Truncated, base) };
+    match inner.first().map(|v| v >> 4) {
+        Some(4 | 6) => {
+            begin_inner(d);
+            decode_ip(d, inner, base + h as u32);
+        }
+        Some(_) => {
+            d.payload = inner;
+            stop(d, Layer::Gtp, StopReason::Unsupported, base + h as u32);
+        }
+        None => {}
     }
 }
 
@@ -654,14 +780,20 @@ fn decode_transport<'a>(d: &mut Decoded<'a>, proto: u8, captured: &'a [u8], decl
             d.payload = &captured[8..];
             // VXLAN (RFC 7348): flags with the I bit, VNI; then the Ethernet frame.
             let p = d.payload;
-            if u.dst_port == VXLAN_PORT && p.len() >= 8 && p[0] & 0x08 != 0 && d.encap & (ENCAP_GRE | ENCAP_VXLAN) == 0
-            {
-                d.encap |= ENCAP_VXLAN;
-                d.vxlan_vni = Some(u32::from_be_bytes([0, p[4], p[5], p[6]]));
-                decode_inner_ethernet(d, &p[8..], base + 16);
+            if u.dst_port == VXLAN_PORT && p.len() >= 8 && p[0] & 0x08 != 0 {
+                if enter_tunnel(d, Layer::Vxlan, p, base + 8) {
+                    d.encap |= ENCAP_VXLAN;
+                    d.vxlan_vni = Some(u32::from_be_bytes([0, p[4], p[5], p[6]]));
+                    decode_inner_ethernet(d, &p[8..], base + 16);
+                }
+            } else if u.dst_port == GENEVE_PORT {
+                decode_geneve(d, p, base + 8);
+            } else if u.dst_port == GTPU_PORT || u.src_port == GTPU_PORT {
+                decode_gtpu(d, p, base + 8);
             }
         }
         IPPROTO_GRE => decode_gre(d, captured, base),
+        IPPROTO_IPIP | IPPROTO_IPV6 => decode_ip_in_ip(d, proto, captured, base),
         IPPROTO_ICMP | IPPROTO_ICMPV6 => {
             if captured.len() < 4 {
                 return stop(d, Layer::Icmp, trunc_or_malformed(declared, 4), base);

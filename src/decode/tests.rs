@@ -257,3 +257,91 @@ fn gre_versions_and_protocols_it_does_not_open_are_counted() {
         assert!(d.tcp().is_none());
     }
 }
+
+/// `ip` (an IPv4 packet) inside an outer IPv4 header of protocol `proto`, in Ethernet.
+fn in_ipv4(ip: &[u8], proto: u8) -> Vec<u8> {
+    let total = (20 + ip.len()) as u16;
+    let mut f = vec![0, 0, 0, 0, 0, 2, 0, 0, 0, 0, 0, 1, 0x08, 0x00];
+    f.extend_from_slice(&[0x45, 0, (total >> 8) as u8, total as u8, 0, 0, 0, 0, 64, proto, 0, 0]);
+    f.extend_from_slice(&[192, 0, 2, 1, 192, 0, 2, 2]);
+    f.extend_from_slice(ip);
+    f
+}
+
+#[test]
+fn ip_in_ip_is_opened_and_a_third_tunnel_is_counted() {
+    let inner = tcp_frame([10, 0, 0, 1], [10, 0, 0, 2], 40000, 80, 7, 9, 0x18, 5);
+    let one = in_ipv4(&inner[14..], IPPROTO_IPIP);
+    let d = dec(LinkType::ETHERNET, &one);
+    assert_eq!((d.encap, d.tunnels, d.stop), (ENCAP_IPIP, 1, None));
+    assert_eq!(d.tcp().unwrap().dst_port, 80);
+    assert_eq!(d.outer_ip.unwrap().src.to_string(), "192.0.2.1");
+    assert_eq!(d.ip.unwrap().dst.to_string(), "10.0.0.2");
+    // Two levels are opened; the third is a counted stop, never a silent skip.
+    let two = in_ipv4(&one[14..], IPPROTO_IPIP);
+    assert!(dec(LinkType::ETHERNET, &two).tcp().is_some());
+    let three = in_ipv4(&two[14..], IPPROTO_IPIP);
+    let d = dec(LinkType::ETHERNET, &three);
+    assert_eq!(d.stop.map(|s| (s.layer, s.reason)), Some((Layer::IpInIp, StopReason::Unsupported)));
+    assert!(d.tcp().is_none());
+    // Protocol 41 must carry IPv6: an IPv4 packet there is malformed, and said so.
+    let frame = in_ipv4(&inner[14..], IPPROTO_IPV6);
+    let d = dec(LinkType::ETHERNET, &frame);
+    assert_eq!(d.stop.map(|s| (s.layer, s.reason)), Some((Layer::IpInIp, StopReason::Malformed)));
+}
+
+#[test]
+fn pppoe_with_a_compressed_protocol_field_or_an_unknown_protocol() {
+    let f = tcp_frame([10, 0, 0, 1], [10, 0, 0, 2], 40000, 80, 7, 9, 0x18, 5);
+    let ip = &f[14..];
+    let mut pfc = vec![0x11, 0, 0x12, 0x34];
+    pfc.extend_from_slice(&((ip.len() + 1) as u16).to_be_bytes());
+    pfc.push(0x21);
+    let m = reencapsulate(&f, ETHERTYPE_PPPOE_SESSION, &pfc);
+    let d = dec(LinkType::ETHERNET, &m);
+    assert_eq!((d.stop, d.tcp().map(|t| t.dst_port)), (None, Some(80)));
+    // MPLS over PPP (0x0281) is not opened: counted.
+    let mut other = vec![0x11, 0, 0x12, 0x34];
+    other.extend_from_slice(&((ip.len() + 2) as u16).to_be_bytes());
+    other.extend_from_slice(&[0x02, 0x81]);
+    let frame = reencapsulate(&f, ETHERTYPE_PPPOE_SESSION, &other);
+    let d = dec(LinkType::ETHERNET, &frame);
+    assert_eq!(d.stop.map(|s| (s.layer, s.reason)), Some((Layer::Pppoe, StopReason::Unsupported)));
+    // LCP is PPP's own: nothing left unopened.
+    let mut lcp = vec![0x11, 0, 0x12, 0x34, 0, 6, 0xc0, 0x21];
+    lcp.extend_from_slice(&[1, 1, 0, 4]);
+    let mut frame = f[..12].to_vec();
+    frame.extend_from_slice(&ETHERTYPE_PPPOE_SESSION.to_be_bytes());
+    frame.extend_from_slice(&lcp);
+    assert_eq!(dec(LinkType::ETHERNET, &frame).stop, None);
+}
+
+#[test]
+fn gtp_u_extension_headers_and_messages_without_a_packet() {
+    let f = tcp_frame([10, 0, 0, 1], [10, 0, 0, 2], 40000, 80, 7, 9, 0x18, 5);
+    let ip = &f[14..];
+    let udp = |gtp: &[u8]| {
+        let mut u = vec![0x08, 0x68, 0x08, 0x68];
+        u.extend_from_slice(&((8 + gtp.len()) as u16).to_be_bytes());
+        u.extend_from_slice(&[0, 0]);
+        u.extend_from_slice(gtp);
+        in_ipv4(&u, 17)
+    };
+    // E flag: a PDU session container (type 0x85, one 4-byte unit), then the packet.
+    let mut g = vec![0x34, 0xff, 0, 0, 0, 0, 0x12, 0x34, 0, 0, 0, 0x85, 1, 0x10, 0x05, 0];
+    g.extend_from_slice(ip);
+    let frame = udp(&g);
+    let d = dec(LinkType::ETHERNET, &frame);
+    assert_eq!((d.encap, d.gtp_teid, d.stop), (ENCAP_GTP, Some(0x1234), None));
+    assert_eq!(d.tcp().unwrap().dst_port, 80);
+    // An echo request carries no packet: GTP, nothing stopped.
+    let frame = udp(&[0x32, 0x01, 0, 4, 0, 0, 0, 0, 0, 1, 0, 0]);
+    let d = dec(LinkType::ETHERNET, &frame);
+    assert_eq!((d.encap, d.stop), (ENCAP_GTP, None));
+    // An extension chain that never ends is cut and said.
+    let mut endless = vec![0x34, 0xff, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0x85];
+    endless.extend_from_slice(&[1, 0, 0, 0x85].repeat(20));
+    let frame = udp(&endless);
+    let d = dec(LinkType::ETHERNET, &frame);
+    assert_eq!(d.stop.map(|s| (s.layer, s.reason)), Some((Layer::Gtp, StopReason::Malformed)));
+}

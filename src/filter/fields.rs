@@ -302,6 +302,26 @@ pub static FIELDS: &[FieldDef] = &[
             o.push(1, Val::U(v as u64))
         }
     }),
+    f("geneve", FType::Proto, |c, o| {
+        if c.d.encap & crate::decode::ENCAP_GENEVE != 0 {
+            o.push(1, Val::Bytes(&[]))
+        }
+    }),
+    f("geneve.vni", FType::UInt, |c, o| {
+        if let Some(v) = c.d.geneve_vni {
+            o.push(1, Val::U(v as u64))
+        }
+    }),
+    f("gtp", FType::Proto, |c, o| {
+        if c.d.encap & crate::decode::ENCAP_GTP != 0 {
+            o.push(1, Val::Bytes(&[]))
+        }
+    }),
+    f("gtp.teid", FType::UInt, |c, o| {
+        if let Some(v) = c.d.gtp_teid {
+            o.push(1, Val::U(v as u64))
+        }
+    }),
     f("pppoe.session_id", FType::UInt, |c, o| {
         if let Some(v) = c.d.pppoe_session {
             o.push(1, Val::U(v as u64))

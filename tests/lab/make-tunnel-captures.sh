@@ -9,7 +9,16 @@
 #   lab-wan-pppoe[-vlan|-qinq]  the server port's IP packets in a PPPoE session (untagged, in
 #                           VLAN 10, in QinQ 100/10), as a WAN port carries them
 #   lab-wan-mpls            the same under two MPLS labels (100, 200)
-# This kernel has vxlan but no gre/erspan devices, no PPP and no MPLS forwarding, so the mirror
+#   lab-wan-pppoe-pfc       PPPoE with the compressed 1-byte PPP protocol field (0x21)
+#   lab-tunnel-ipip         IPv4 in IPv4 (protocol 4), as a Linux ipip device sends it
+#   lab-tunnel-sit          IPv6 in IPv4 (protocol 41, 6in4), as a sit device sends it
+#   lab-tunnel-4in6         IPv4 in IPv6 (protocol 4), as an ip6tnl device in ip4ip6 mode
+#   lab-tunnel-6in6         IPv6 in IPv6 (protocol 41), as an ip6tnl device in ip6ip6 mode
+#   lab-tunnel-geneve       Ethernet in Geneve (UDP 6081, VNI 0x123)
+#   lab-tunnel-gtp          IP in GTP-U (UDP 2152, TEID 0x1234, sequence numbers), as a mobile
+#                           backhaul mirror shows it
+# This kernel has vxlan but no gre/erspan/ipip/sit/ip6tnl/geneve devices, no GTP, no PPP and no
+# MPLS forwarding, so the mirror
 # sessions are made by a small sender (mirror.py) that sniffs the server port with AF_PACKET
 # and sends each frame to the collector in the tunnel's headers over a raw IP socket (protocol
 # 47), as a switch's mirror session would, and the WAN encapsulations by the same sender
@@ -55,6 +64,21 @@ capture_mirror() { # name kind
     record $P-cli "$P-c0" "$name" 10.77.2.20 "ip proto 47"
 }
 
+# capture_tunnel NAME KIND END SERVER FILTER: the server port's packets re-encapsulated by the
+# router towards END (the client's address, the tunnel's far end) while the client downloads
+# from SERVER (IPv4 or [IPv6]); tcpdump on the client keeps the tunnel's packets only.
+capture_tunnel() {
+    local name=$1 kind=$2 end=$3 server=$4 filter=$5
+    lab_up $P
+    lab_loss $P 3
+    local bind=${server#[}; bind=${bind%]}
+    ip netns exec $P-srv python3 -m http.server 8080 --bind "$bind" --directory "$work/www" >/dev/null 2>&1 &
+    ip -n $P-rtr link set $P-r0 mtu 9000; ip -n $P-cli link set $P-c0 mtu 9000
+    ip netns exec $P-rtr python3 "$here/mirror.py" "$P-r1" "$end" "$kind" >/dev/null &
+    sleep 1
+    record $P-cli "$P-c0" "$name" "$server" "$filter"
+}
+
 capture_wan() { # name kind
     local name=$1 kind=$2
     lab_up $P
@@ -90,5 +114,11 @@ capture_vxlan() {
 want() { [ -z "${ONLY:-}" ] || [[ $1 == $ONLY ]]; }
 want lab-tunnel-vxlan && capture_vxlan
 for k in erspan2 erspan3 gretap gre-ip; do want lab-tunnel-$k && capture_mirror lab-tunnel-$k $k; done
-for k in pppoe pppoe-vlan pppoe-qinq mpls; do want lab-wan-$k && capture_wan lab-wan-$k $k; done
+for k in pppoe pppoe-vlan pppoe-qinq pppoe-pfc mpls; do want lab-wan-$k && capture_wan lab-wan-$k $k; done
+want lab-tunnel-ipip && capture_tunnel lab-tunnel-ipip ipip 10.77.1.10 10.77.2.20 "ip proto 4"
+want lab-tunnel-sit && capture_tunnel lab-tunnel-sit sit 10.77.1.10 "[fd77:2::20]" "ip proto 41"
+want lab-tunnel-4in6 && capture_tunnel lab-tunnel-4in6 4in6 fd77:1::10 10.77.2.20 "ip6 proto 4"
+want lab-tunnel-6in6 && capture_tunnel lab-tunnel-6in6 6in6 fd77:1::10 "[fd77:2::20]" "ip6 proto 41"
+want lab-tunnel-geneve && capture_tunnel lab-tunnel-geneve geneve 10.77.1.10 10.77.2.20 "udp port 6081"
+want lab-tunnel-gtp && capture_tunnel lab-tunnel-gtp gtp 10.77.1.10 10.77.2.20 "udp port 2152"
 ls -la "$out"

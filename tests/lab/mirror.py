@@ -4,10 +4,16 @@ seen on IFACE is sent on in the headers of KIND, as a switch or an access router
     python3 mirror.py IFACE COLLECTOR erspan2|erspan3|gretap|gre-ip
         in GRE over a raw IP socket (protocol 47) to the collector's address; used by
         make-tunnel-captures.sh and the live end-to-end test (tests/live_e2e.rs)
-    python3 mirror.py IFACE OUT_IFACE pppoe|pppoe-vlan|pppoe-qinq|mpls
-        the IP packet of each frame in a PPPoE session (untagged, in VLAN 10, in QinQ 100/10)
-        or under two MPLS labels, sent as an Ethernet frame on OUT_IFACE (this kernel has no
-        PPP and no MPLS forwarding to make them)
+    python3 mirror.py IFACE OUT_IFACE pppoe|pppoe-vlan|pppoe-qinq|pppoe-pfc|mpls
+        the IP packet of each frame in a PPPoE session (untagged, in VLAN 10, in QinQ 100/10,
+        with the compressed 1-byte PPP protocol field) or under two MPLS labels, sent as an
+        Ethernet frame on OUT_IFACE (this kernel has no PPP and no MPLS forwarding to make them)
+    python3 mirror.py IFACE TUNNEL_END ipip|sit|4in6|6in6|geneve|gtp
+        the IP packet of each frame (IPv4 for ipip and 4in6, IPv6 for sit and 6in6) in IP
+        protocol 4 or 41 over a raw IPv4 or IPv6 socket, as Linux's ipip, sit and ip6tnl devices
+        send it (this kernel has none of them); or the Ethernet frame in Geneve (UDP 6081,
+        VNI 0x123), or the IP packet in GTP-U (UDP 2152 from 2152, TEID 0x1234, with sequence
+        numbers) as a mobile backhaul carries it
 """
 import socket, struct, sys
 iface, collector, kind = sys.argv[1], sys.argv[2], sys.argv[3]
@@ -17,9 +23,18 @@ rx = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(3))
 rx.setsockopt(socket.SOL_SOCKET, getattr(socket, "SO_RCVBUFFORCE", 33), 32 << 20)
 rx.bind((iface, 0))
 wan = kind.startswith("pppoe") or kind == "mpls"
+ipinip = {"ipip": (socket.AF_INET, 4, b"\x08\x00"), "sit": (socket.AF_INET, 41, b"\x86\xdd"),
+          "4in6": (socket.AF_INET6, 4, b"\x08\x00"), "6in6": (socket.AF_INET6, 41, b"\x86\xdd")}
 if wan:
     tx = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
     tx.bind((collector, 0))
+elif kind in ipinip:
+    family, proto, wanted = ipinip[kind]
+    tx = socket.socket(family, socket.SOCK_RAW, proto)
+elif kind in ("geneve", "gtp"):
+    tx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    if kind == "gtp":
+        tx.bind(("0.0.0.0", 2152))
 else:
     tx = socket.socket(socket.AF_INET, socket.SOCK_RAW, 47)
 seq = 0
@@ -32,7 +47,11 @@ while True:
         if ethertype not in (b"\x08\x00", b"\x86\xdd"):
             continue
         ip = frame[14:]
-        if kind == "mpls":
+        if kind == "pppoe-pfc":
+            # The PPP protocol field compressed to one byte (RFC 1661 6.5), as some concentrators send.
+            proto = b"\x21" if ethertype == b"\x08\x00" else b"\x57"
+            body = b"\x88\x64" + struct.pack("!BBHH", 0x11, 0, 0x1234, len(ip) + 1) + proto + ip
+        elif kind == "mpls":
             # Two labels: 100 on top, 200 at the bottom of the stack (S bit), TTL 64.
             body = b"\x88\x47" + struct.pack("!II", (100 << 12) | 64, (200 << 12) | 0x100 | 64) + ip
         else:
@@ -45,6 +64,34 @@ while True:
                 body = b"\x88\xa8" + struct.pack("!H", 100) + b"\x81\x00" + struct.pack("!H", 10) + body
         try:
             tx.send(frame[:12] + body)
+        except OSError:
+            pass
+        continue
+    if kind in ipinip:
+        if frame[12:14] != wanted:
+            continue
+        try:
+            tx.sendto(frame[14:], (collector, 0))
+        except OSError:
+            pass
+        continue
+    if kind == "geneve":
+        # Version 0, no options, protocol 0x6558 (Ethernet), VNI 0x123.
+        hdr = struct.pack("!BBHI", 0, 0, 0x6558, 0x123 << 8)
+        try:
+            tx.sendto(hdr + frame, (collector, 6081))
+        except OSError:
+            pass
+        continue
+    if kind == "gtp":
+        if frame[12:14] not in (b"\x08\x00", b"\x86\xdd"):
+            continue
+        ip = frame[14:]
+        # Version 1, GTP, S flag; G-PDU; length after the first 8 bytes; TEID; sequence number,
+        # N-PDU number, no extension header.
+        hdr = struct.pack("!BBHI", 0x32, 0xFF, len(ip) + 4, 0x1234) + struct.pack("!HBB", seq & 0xFFFF, 0, 0)
+        try:
+            tx.sendto(hdr + ip, (collector, 2152))
         except OSError:
             pass
         continue
