@@ -739,7 +739,18 @@ fn decode_ip<'a>(d: &mut Decoded<'a>, b: &'a [u8], base: u32) {
     d.ip = Some(ip.hdr);
     let off = ip.payload_off.min(b.len());
     let avail = &b[off..];
-    let declared = ip.declared_len;
+    // A frame shorter on the wire than its IP length says (not cut by the snaplen: cut before
+    // it was captured) carries only what is there, as Wireshark takes it ("total length
+    // exceeds packet length"): the segment is that long, not what the header claims.
+    let at = (b.as_ptr() as usize).wrapping_sub(d.data.as_ptr() as usize);
+    let on_wire = match at <= d.data.len() {
+        true => (d.frame_len as usize).checked_sub(at + ip.payload_off),
+        false => None,
+    };
+    let declared = match on_wire {
+        Some(w) if w < ip.declared_len => w,
+        _ => ip.declared_len,
+    };
     let captured = &avail[..declared.min(avail.len())];
     if ip.hdr.fragment {
         // The transport is decoded from the reassembled datagram, in the frame completing it.

@@ -8,6 +8,11 @@ fn dec(link: LinkType, data: &[u8]) -> Decoded<'_> {
     decode(&RawPacket { frame: 1, ts: Ts(0), orig_len: data.len() as u32, link, interface: 0, data })
 }
 
+/// A frame of `wire_len` bytes on the wire, cut by the snaplen to `data`.
+fn dec_snap(data: &[u8], wire_len: usize) -> Decoded<'_> {
+    decode(&RawPacket { frame: 1, ts: Ts(0), orig_len: wire_len as u32, link: LinkType::ETHERNET, interface: 0, data })
+}
+
 #[test]
 fn ethernet_ipv4_tcp_with_payload_and_padding() {
     let mut f = tcp_frame([10, 0, 0, 1], [192, 168, 1, 2], 40000, 80, 7, 9, 0x18, 5);
@@ -27,16 +32,29 @@ fn ethernet_ipv4_tcp_with_payload_and_padding() {
 #[test]
 fn headers_only_capture_keeps_the_declared_segment_length() {
     let f = tcp_frame([10, 0, 0, 1], [10, 0, 0, 2], 1, 2, 100, 0, 0x10, 1000);
-    let d = dec(LinkType::ETHERNET, &f[..54]);
+    let d = dec_snap(&f[..54], f.len());
     assert_eq!(d.tcp().unwrap().seg_len, 1000);
     assert!(d.payload.is_empty());
+}
+
+#[test]
+fn a_frame_shorter_on_the_wire_than_its_ip_length_carries_what_is_there() {
+    // The IP header says 1000 bytes of segment, the wire had 600 (not a snaplen cut): as
+    // Wireshark, the segment is 600 bytes long.
+    let f = tcp_frame([10, 0, 0, 1], [10, 0, 0, 2], 1, 2, 100, 0, 0x10, 1000);
+    let short = &f[..54 + 600];
+    let d = dec(LinkType::ETHERNET, short);
+    assert_eq!((d.tcp().unwrap().seg_len, d.payload.len(), d.stop), (600, 600, None));
+    assert_eq!(d.ip.unwrap().len, 1040, "ip.len stays the header's");
+    // Cut by the snaplen instead, the header's length stands.
+    assert_eq!(dec_snap(short, f.len()).tcp().unwrap().seg_len, 1000);
 }
 
 #[test]
 fn every_truncation_length_decodes_without_panic_and_says_where_it_stopped() {
     let f = tcp_frame([10, 0, 0, 1], [10, 0, 0, 2], 1, 2, 100, 0, 0x10, 10);
     for cut in 0..f.len() {
-        let d = dec(LinkType::ETHERNET, &f[..cut]);
+        let d = dec_snap(&f[..cut], f.len());
         match cut {
             0..=13 => assert_eq!(d.stop.map(|s| (s.layer, s.reason)), Some((Layer::Link, StopReason::Truncated))),
             14..=33 => assert_eq!(

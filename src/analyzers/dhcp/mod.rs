@@ -62,7 +62,13 @@ pub fn parse(p: &[u8]) -> Option<Message> {
         let Some(&len) = p.get(i + 1) else { break };
         let Some(v) = p.get(i + 2..i + 2 + len as usize) else { break };
         match code {
-            12 if !v.is_empty() => m.hostname = Some(name_from_wire(v)),
+            // A string ends at its first NUL, as Wireshark reads it (some clients send "nas1\0").
+            12 => {
+                let v = &v[..memchr::memchr(0, v).unwrap_or(v.len())];
+                if !v.is_empty() {
+                    m.hostname = Some(name_from_wire(v));
+                }
+            }
             50 if v.len() == 4 => m.requested = Some([v[0], v[1], v[2], v[3]]),
             53 if v.len() == 1 => m.msg_type = Some(v[0]),
             _ => {}

@@ -1,0 +1,84 @@
+"""Odd captures made from real lab traffic, for the differential tests (tests/odd_traces.rs):
+each takes a committed lab capture and changes what a field trace would show, nothing else.
+
+    python3 tests/lab/make-odd-captures.py [OUT_DIR]     (default tests/data/odd)
+
+  odd-dhcp-hostname-nul    the DHCP host name option sent as "nas1\\0" (a trailing NUL, as some
+                           NAS firmware sends it), from lab-dhcp-dnsmasq
+  odd-ipv4-short-frames    every 7th data segment of the downloads cut short on the wire: the
+                           IPv4 total length says more than the frame has (not a snaplen cut),
+                           from the full frames of lab-tunnel-ipip with the tunnel taken off
+"""
+import os, struct, sys
+
+here = os.path.dirname(os.path.abspath(__file__))
+lab = os.path.join(here, "..", "data", "lab")
+out_dir = sys.argv[1] if len(sys.argv) > 1 else os.path.join(here, "..", "data", "odd")
+
+
+def read(name, folder=lab):
+    b = open(os.path.join(folder, name), "rb").read()
+    assert struct.unpack("<I", b[:4])[0] == 0xA1B2C3D4 and struct.unpack("<I", b[20:24])[0] == 1
+    recs, i = [], 24
+    while i + 16 <= len(b):
+        ts, us, incl, orig = struct.unpack("<IIII", b[i : i + 16])
+        recs.append([ts, us, bytearray(b[i + 16 : i + 16 + incl]), orig])
+        i += 16 + incl
+    return b[:24], recs
+
+
+def write(name, head, recs):
+    with open(os.path.join(out_dir, name), "wb") as o:
+        o.write(head)
+        for ts, us, f, orig in recs:
+            o.write(struct.pack("<IIII", ts, us, len(f), orig) + bytes(f))
+    print(f"{name}: {len(recs)} frames")
+
+
+def ip_checksum(f):
+    f[24:26] = b"\0\0"
+    s = sum(struct.unpack("!10H", bytes(f[14:34])))
+    while s >> 16:
+        s = (s & 0xFFFF) + (s >> 16)
+    f[24:26] = struct.pack("!H", ~s & 0xFFFF)
+
+
+def dhcp_hostname_nul():
+    head, recs = read("lab-dhcp-dnsmasq.pcap")
+    for r in recs:
+        f = r[2]
+        k = f.find(b"\x0c\x08ws-alice")
+        if k < 0:
+            continue
+        f[k : k + 10] = b"\x0c\x05nas1\x00"
+        d = -3
+        f[16:18] = struct.pack("!H", struct.unpack("!H", f[16:18])[0] + d)
+        ip_checksum(f)
+        f[38:40] = struct.pack("!H", struct.unpack("!H", f[38:40])[0] + d)
+        f[40:42] = b"\0\0"  # UDP checksum: none (allowed over IPv4)
+        r[3] = len(f)
+    write("odd-dhcp-hostname-nul.pcap", head, recs)
+
+
+def ipv4_short_frames():
+    head, recs = read("lab-tunnel-ipip.pcap", os.path.join(here, "..", "data", "tunnel"))
+    n = 0
+    for r in recs:
+        # The IPIP tunnel's outer header off: the download as captured in front of the server.
+        del r[2][14:34]
+        r[3] -= 20
+        f = r[2]
+        if f[12:14] != b"\x08\x00" or f[23] != 6 or len(f) < 1000:
+            continue
+        n += 1
+        if n % 7:
+            continue
+        # The wire had 400 bytes fewer than the IP header says; the capture kept all it had.
+        del f[len(f) - 400 :]
+        r[3] = len(f)
+    write("odd-ipv4-short-frames.pcap", head, recs)
+
+
+os.makedirs(out_dir, exist_ok=True)
+dhcp_hostname_nul()
+ipv4_short_frames()

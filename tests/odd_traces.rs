@@ -1,0 +1,81 @@
+//! Odd traces against the oracle (tests/lab/make-odd-captures.py makes them from real lab
+//! traffic): for every expression, the frame numbers must be the ones `tshark -Y` gives, and
+//! what the analysis reports must be what tshark shows.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn odd(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/odd").join(name)
+}
+
+fn ours(expr: &str, file: &Path) -> Vec<u64> {
+    let o = Command::new(env!("CARGO_BIN_EXE_mirrorwatch")).args(["filter", expr]).arg(file).output().unwrap();
+    assert!(o.status.success(), "{expr}: {}", String::from_utf8_lossy(&o.stderr));
+    String::from_utf8_lossy(&o.stdout).lines().map(|l| l.trim().parse().unwrap()).collect()
+}
+
+fn theirs(expr: &str, file: &Path) -> Vec<u64> {
+    common::tshark_fields(file, Some(expr), &["frame.number"]).iter().map(|r| r[0].parse().unwrap()).collect()
+}
+
+fn analyze(file: &Path) -> serde_json::Value {
+    let o = Command::new(env!("CARGO_BIN_EXE_mirrorwatch")).arg("analyze").arg(file).arg("--json").output().unwrap();
+    serde_json::from_slice(&o.stdout).unwrap()
+}
+
+const EXPRESSIONS: &[&str] = &[
+    "tcp",
+    "udp",
+    "tcp.analysis.flags",
+    "tcp.analysis.retransmission",
+    "tcp.analysis.fast_retransmission",
+    "tcp.analysis.spurious_retransmission",
+    "tcp.analysis.duplicate_ack",
+    "tcp.analysis.lost_segment",
+    "tcp.analysis.out_of_order",
+    "tcp.len > 1000",
+    "tcp.len == 1048",
+    "ip.addr == 10.77.2.20",
+    "dhcp",
+    "dhcp.option.hostname",
+    "dhcp.option.hostname == \"nas1\"",
+    "dhcp.option.hostname matches \"^nas1$\"",
+];
+
+#[test]
+fn odd_traces_match_tshark() {
+    if !common::have_tshark() {
+        return common::skip_or_fail("tshark is not installed");
+    }
+    let files = common::captures_in(&Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/odd"));
+    assert!(files.len() >= 2, "{files:?}");
+    for f in &files {
+        for e in EXPRESSIONS {
+            assert_eq!(ours(e, f), theirs(e, f), "{} -Y '{e}'", f.display());
+        }
+    }
+}
+
+#[test]
+fn a_frame_shorter_than_its_ip_length_is_analysed_with_what_it_carries() {
+    if !common::have_tshark() {
+        return common::skip_or_fail("tshark is not installed");
+    }
+    let f = odd("odd-ipv4-short-frames.pcap");
+    // The gaps the short frames leave are what tshark reports as segments not captured.
+    let lost = theirs("tcp.analysis.lost_segment", &f);
+    assert!(lost.len() > 20, "{lost:?}");
+    let j = analyze(&f);
+    assert_eq!(j["tcp"]["retransmissions"].as_u64().unwrap() as usize, theirs("tcp.analysis.retransmission", &f).len());
+}
+
+#[test]
+fn a_dhcp_host_name_ends_at_its_nul() {
+    let j = analyze(&odd("odd-dhcp-hostname-nul.pcap"));
+    let names: Vec<&str> = j["identities"].as_array().unwrap().iter().filter_map(|i| i["hostname"].as_str()).collect();
+    assert!(!names.is_empty());
+    assert!(names.iter().all(|n| *n == "nas1"), "{names:?}");
+}
