@@ -39,6 +39,11 @@ const EXPRESSIONS: &[&str] = &[
     "tcp.len > 1000",
     "tcp.len == 1048",
     "ip.addr == 10.77.2.20",
+    "ip.dst == 10.77.2.20",
+    "ip.dst == 10.77.9.9",
+    "ip.addr == 10.77.9.9",
+    "tcp.stream == 1",
+    "tcp.stream == 3",
     "dhcp",
     "dhcp.option.hostname",
     "dhcp.option.hostname == \"nas1\"",
@@ -70,6 +75,20 @@ fn a_frame_shorter_than_its_ip_length_is_analysed_with_what_it_carries() {
     assert!(lost.len() > 20, "{lost:?}");
     let j = analyze(&f);
     assert_eq!(j["tcp"]["retransmissions"].as_u64().unwrap() as usize, theirs("tcp.analysis.retransmission", &f).len());
+}
+
+#[test]
+fn a_source_route_names_the_destination_and_the_conversation() {
+    if !common::have_tshark() {
+        return common::skip_or_fail("tshark is not installed");
+    }
+    let f = odd("odd-ipv4-source-route.pcap");
+    // The client's packets of two downloads go to the route's final hop: conversations of
+    // their own, whose retransmissions tshark counts apart.
+    assert_eq!(ours("ip.dst == 10.77.9.9", &f).len(), 101);
+    let j = analyze(&f);
+    assert_eq!(j["tcp"]["retransmissions"].as_u64().unwrap() as usize, theirs("tcp.analysis.retransmission", &f).len());
+    assert_eq!(j["flows"].as_u64().unwrap(), 5, "two downloads split in two, one whole");
 }
 
 #[test]

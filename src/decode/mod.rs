@@ -670,9 +670,13 @@ fn parse_ip(b: &[u8]) -> Result<IpParse, (Layer, StopReason)> {
             } else {
                 total - ihl
             };
+            // A loose or strict source route not yet used up names the final destination:
+            // that is the packet's `ip.dst` and conversation, as Wireshark takes it (the
+            // header's address is only the current hop).
+            let d = source_route_destination(&b[20..ihl]).unwrap_or([b[16], b[17], b[18], b[19]]);
             let hdr = IpHeader {
                 src: IpAddr::V4(Ipv4Addr::new(b[12], b[13], b[14], b[15])),
-                dst: IpAddr::V4(Ipv4Addr::new(b[16], b[17], b[18], b[19])),
+                dst: IpAddr::V4(Ipv4Addr::from(d)),
                 proto: b[9],
                 ttl: b[8],
                 len: if total == 0 { b.len() as u32 } else { total as u32 },
@@ -729,6 +733,35 @@ fn parse_ip(b: &[u8]) -> Result<IpParse, (Layer, StopReason)> {
         Some(_) => Err((Layer::Ipv4, StopReason::Malformed)),
         None => Err((Layer::Ipv4, StopReason::Truncated)),
     }
+}
+
+/// The last address of the first loose (0x83) or strict (0x89) source route option whose
+/// pointer still points into the route (RFC 791 §3.1); none when the options are malformed,
+/// the route is used up or there is none (Wireshark's `get_dst_offset`).
+fn source_route_destination(opts: &[u8]) -> Option<[u8; 4]> {
+    let mut i = 0;
+    while i < opts.len() {
+        match opts[i] {
+            0 => return None,
+            1 => i += 1,
+            kind => {
+                let len = *opts.get(i + 1)? as usize;
+                if len < 2 || i + len > opts.len() {
+                    return None;
+                }
+                if kind == 0x83 || kind == 0x89 {
+                    let ptr = *opts.get(i + 2)? as usize;
+                    if ptr < 4 || ptr & 3 != 0 || ptr > len || len < 7 {
+                        return None;
+                    }
+                    let a = &opts[i + len - 4..i + len];
+                    return Some([a[0], a[1], a[2], a[3]]);
+                }
+                i += len;
+            }
+        }
+    }
+    None
 }
 
 fn decode_ip<'a>(d: &mut Decoded<'a>, b: &'a [u8], base: u32) {

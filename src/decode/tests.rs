@@ -363,3 +363,16 @@ fn gtp_u_extension_headers_and_messages_without_a_packet() {
     let d = dec(LinkType::ETHERNET, &frame);
     assert_eq!(d.stop.map(|s| (s.layer, s.reason)), Some((Layer::Gtp, StopReason::Malformed)));
 }
+
+#[test]
+fn a_source_route_not_used_up_names_the_destination() {
+    let route = |kind: u8, ptr: u8| [kind, 11, ptr, 10, 0, 0, 9, 10, 0, 0, 7, 0];
+    assert_eq!(source_route_destination(&route(0x83, 4)), Some([10, 0, 0, 7]), "loose, first hop next");
+    assert_eq!(source_route_destination(&route(0x89, 8)), Some([10, 0, 0, 7]), "strict, second hop next");
+    assert_eq!(source_route_destination(&route(0x83, 12)), None, "used up: the header's destination");
+    assert_eq!(source_route_destination(&route(0x83, 5)), None, "a pointer inside an address");
+    assert_eq!(source_route_destination(&route(0x07, 4)), None, "record route is no source route");
+    assert_eq!(source_route_destination(&[1, 1, 0x83, 7, 4, 10, 0, 0, 7, 0]), Some([10, 0, 0, 7]), "after NOPs");
+    assert_eq!(source_route_destination(&[0x83, 40, 4, 10, 0, 0, 7, 0]), None, "a length past the options");
+    assert_eq!(source_route_destination(&[0, 0x83, 7, 4, 10, 0, 0, 7]), None, "after the end of the list");
+}

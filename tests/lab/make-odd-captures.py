@@ -8,6 +8,11 @@ each takes a committed lab capture and changes what a field trace would show, no
   odd-ipv4-short-frames    every 7th data segment of the downloads cut short on the wire: the
                            IPv4 total length says more than the frame has (not a snaplen cut),
                            from the full frames of lab-tunnel-ipip with the tunnel taken off
+  odd-ipv4-source-route    the client's packets of the first download carry a loose source
+                           route option (LSRR) whose next and last hop is 10.77.9.9, those of the
+                           second a strict one (SSRR)
+  odd-ipv4-bad-option      the client's packets of the second download carry an IPv4 option
+                           whose length runs past the header (tshark notes it and reads on)
 """
 import os, struct, sys
 
@@ -35,9 +40,9 @@ def write(name, head, recs):
     print(f"{name}: {len(recs)} frames")
 
 
-def ip_checksum(f):
+def ip_checksum(f, ihl=20):
     f[24:26] = b"\0\0"
-    s = sum(struct.unpack("!10H", bytes(f[14:34])))
+    s = sum(struct.unpack(f"!{ihl // 2}H", bytes(f[14 : 14 + ihl])))
     while s >> 16:
         s = (s & 0xFFFF) + (s >> 16)
     f[24:26] = struct.pack("!H", ~s & 0xFFFF)
@@ -61,12 +66,9 @@ def dhcp_hostname_nul():
 
 
 def ipv4_short_frames():
-    head, recs = read("lab-tunnel-ipip.pcap", os.path.join(here, "..", "data", "tunnel"))
+    head, recs = plain_download()
     n = 0
     for r in recs:
-        # The IPIP tunnel's outer header off: the download as captured in front of the server.
-        del r[2][14:34]
-        r[3] -= 20
         f = r[2]
         if f[12:14] != b"\x08\x00" or f[23] != 6 or len(f) < 1000:
             continue
@@ -79,6 +81,60 @@ def ipv4_short_frames():
     write("odd-ipv4-short-frames.pcap", head, recs)
 
 
+def plain_download():
+    """The IPIP lab download with the tunnel's outer header taken off."""
+    head, recs = read("lab-tunnel-ipip.pcap", os.path.join(here, "..", "data", "tunnel"))
+    for r in recs:
+        del r[2][14:34]
+        r[3] -= 20
+    return head, recs
+
+
+def with_option(f, opt):
+    """f's IPv4 header with the 4-byte-padded option `opt` added."""
+    opt = bytes(opt) + b"\0" * (-len(opt) % 4)
+    ihl = (f[14] & 0x0F) * 4
+    f[34:34] = opt
+    f[14] = 0x40 | (ihl + len(opt)) // 4
+    f[16:18] = struct.pack("!H", struct.unpack("!H", f[16:18])[0] + len(opt))
+    ip_checksum(f, ihl + len(opt))
+
+
+def client_packets_of_stream(recs, which):
+    """Records of the client's packets (10.77.1.10 → server) of the `which`-th connection."""
+    ports = []
+    for r in recs:
+        f = r[2]
+        if f[12:14] == b"\x08\x00" and f[23] == 6 and f[26:30] == bytes([10, 77, 1, 10]):
+            sport = f[34:36]
+            if sport not in ports:
+                ports.append(sport)
+            if ports.index(sport) == which:
+                yield r
+
+
+def source_route():
+    head, recs = plain_download()
+    for which, kind in ((0, 0x83), (1, 0x89)):
+        for r in client_packets_of_stream(recs, which):
+            # Option type, length 7, pointer 4: the route's one address is still ahead, so it is
+            # the final destination and the header's (the server) only the current hop.
+            with_option(r[2], [kind, 7, 4, 10, 77, 9, 9])
+            r[3] = len(r[2])
+    write("odd-ipv4-source-route.pcap", head, recs)
+
+
+def bad_option():
+    head, recs = plain_download()
+    for r in client_packets_of_stream(recs, 1):
+        # Record route (7) claiming 40 bytes in a 4-byte option area.
+        with_option(r[2], [7, 40, 4, 0])
+        r[3] = len(r[2])
+    write("odd-ipv4-bad-option.pcap", head, recs)
+
+
 os.makedirs(out_dir, exist_ok=True)
 dhcp_hostname_nul()
 ipv4_short_frames()
+source_route()
+bad_option()
