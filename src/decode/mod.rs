@@ -124,6 +124,9 @@ pub struct TcpHeader {
     pub seg_len: u32,
     /// Window-scale option (shift count), if present and captured.
     pub wscale: Option<u8>,
+    /// The header claims more bytes than the segment has: the frame is TCP (ports, flags) as
+    /// Wireshark shows it, but has no length and takes no part in sequence analysis.
+    pub malformed: bool,
 }
 
 impl TcpHeader {
@@ -163,6 +166,17 @@ pub enum Transport {
     Tcp(TcpHeader),
     Udp(UdpHeader),
     Icmp(IcmpHeader),
+}
+
+impl Transport {
+    /// The transport, or `None` for a TCP header too long for its segment (which is TCP to
+    /// filters but takes no part in sequence analysis, as in Wireshark).
+    pub fn tcp_analysed(&self) -> &Transport {
+        match self {
+            Transport::Tcp(t) if t.malformed => &Transport::None,
+            t => t,
+        }
+    }
 }
 
 /// Ports of a transport header quoted inside an ICMP error.
@@ -808,6 +822,10 @@ fn decode_transport<'a>(d: &mut Decoded<'a>, proto: u8, captured: &'a [u8], decl
             Ok((t, payload)) => {
                 d.transport = Transport::Tcp(t);
                 d.payload = payload;
+                if t.malformed {
+                    // Still counted: nothing past the header is read.
+                    stop(d, Layer::Tcp, StopReason::Malformed, base);
+                }
             }
             Err(reason) => stop(d, Layer::Tcp, reason, base),
         },
@@ -867,9 +885,10 @@ fn parse_tcp(b: &[u8], declared: usize) -> Result<(TcpHeader, &[u8]), StopReason
         return Err(trunc_or_malformed(declared, 20));
     }
     let hlen = ((b[12] >> 4) as usize) * 4;
-    if hlen < 20 || hlen > declared {
+    if hlen < 20 {
         return Err(StopReason::Malformed);
     }
+    let malformed = hlen > declared;
     let mut t = TcpHeader {
         src_port: u16::from_be_bytes([b[0], b[1]]),
         dst_port: u16::from_be_bytes([b[2], b[3]]),
@@ -878,9 +897,13 @@ fn parse_tcp(b: &[u8], declared: usize) -> Result<(TcpHeader, &[u8]), StopReason
         flags: u16::from_be_bytes([b[12], b[13]]) & 0x0fff,
         window: u16::from_be_bytes([b[14], b[15]]),
         header_len: hlen as u8,
-        seg_len: (declared - hlen) as u32,
+        seg_len: declared.saturating_sub(hlen) as u32,
         wscale: None,
+        malformed,
     };
+    if malformed {
+        return Ok((t, &[]));
+    }
     // Options as far as captured; a cut option list is normal with small snaplens.
     let opts = &b[20..hlen.min(b.len())];
     let mut i = 0;

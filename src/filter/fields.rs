@@ -475,7 +475,9 @@ pub static FIELDS: &[FieldDef] = &[
     // Wireshark shows no tcp.len for a header quoted in an ICMP error (checked with tshark).
     f("tcp.len", FType::UInt, |c, o| {
         if let Transport::Tcp(t) = c.d.transport {
-            o.push(1, Val::U(t.seg_len as u64))
+            if !t.malformed {
+                o.push(1, Val::U(t.seg_len as u64))
+            }
         }
     }),
     f("tcp.hdr_len", FType::UInt, |c, o| {
@@ -811,7 +813,7 @@ pub fn fast_u64(name: &str) -> Option<FastU64> {
         "ipv6.hlim" => |c| c.d.ip.filter(|i| !i.is_v4()).map(|i| i.ttl as u64),
         "tcp.srcport" => |c| outer_tcp(c).map(|t| t.src_port as u64),
         "tcp.dstport" => |c| outer_tcp(c).map(|t| t.dst_port as u64),
-        "tcp.len" => |c| outer_tcp(c).map(|t| t.seg_len as u64),
+        "tcp.len" => |c| outer_tcp(c).filter(|t| !t.malformed).map(|t| t.seg_len as u64),
         "tcp.hdr_len" => |c| outer_tcp(c).map(|t| t.header_len as u64),
         "tcp.flags" => |c| outer_tcp(c).map(|t| t.flags as u64),
         "tcp.flags.syn" => |c| outer_tcp(c).map(|t| t.has(tf::SYN) as u64),

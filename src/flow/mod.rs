@@ -452,7 +452,7 @@ impl<A: Default> FlowTable<A> {
             None => self.insert(key, d.ts, out),
         };
         let mut reused = false;
-        if let Transport::Tcp(t) = &d.transport {
+        if let Transport::Tcp(t) = d.transport.tcp_analysed() {
             reused = self.slots[slot as usize]
                 .as_ref()
                 .is_some_and(|f| f.tcp.syn_check(dir, t) == SynCheck::NewConversation);
@@ -473,7 +473,7 @@ impl<A: Default> FlowTable<A> {
             flow.mac[dir] = d.eth_src;
         }
         let mut analysis = TcpAnalysis::default();
-        if let Transport::Tcp(t) = &d.transport {
+        if let Transport::Tcp(t) = d.transport.tcp_analysed() {
             analysis = flow.tcp.analyze(dir, t, d.ts, d.frame);
             if reused {
                 analysis.flags.set(TcpFlags::REUSED_PORTS);

@@ -13,6 +13,8 @@ each takes a committed lab capture and changes what a field trace would show, no
                            second a strict one (SSRR)
   odd-ipv4-bad-option      the client's packets of the second download carry an IPv4 option
                            whose length runs past the header (tshark notes it and reads on)
+  odd-tcp-header-too-long  three of the client's pure ACKs claim a 60-byte TCP header in a
+                           32-byte segment (tshark: TCP, malformed, no length, no analysis)
 """
 import os, struct, sys
 
@@ -133,8 +135,21 @@ def bad_option():
     write("odd-ipv4-bad-option.pcap", head, recs)
 
 
+def tcp_header_too_long():
+    head, recs = plain_download()
+    n = 0
+    for r in recs:
+        f = r[2]
+        if f[23] == 6 and len(f) == 66:
+            n += 1
+            if n in (5, 6, 7):
+                f[46] = (15 << 4) | (f[46] & 0x0F)
+    write("odd-tcp-header-too-long.pcap", head, recs)
+
+
 os.makedirs(out_dir, exist_ok=True)
 dhcp_hostname_nul()
 ipv4_short_frames()
 source_route()
 bad_option()
+tcp_header_too_long()

@@ -44,6 +44,7 @@ fn hdr(s: &Seg) -> TcpHeader {
         header_len: 20,
         seg_len: s.len,
         wscale: None,
+        malformed: false,
     }
 }
 
