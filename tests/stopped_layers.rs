@@ -9,13 +9,14 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+/// (A damaged capture makes `filter` exit 1 after the frames it read: those count.)
 fn ours(expr: &str, file: &Path) -> BTreeSet<u64> {
     let o = Command::new(env!("CARGO_BIN_EXE_mirrorwatch")).args(["filter", expr]).arg(file).output().unwrap();
     String::from_utf8_lossy(&o.stdout).lines().filter_map(|l| l.trim().parse().ok()).collect()
 }
 
 fn theirs(expr: &str, file: &Path) -> BTreeSet<u64> {
-    common::tshark_fields(file, Some(expr), &["frame.number"]).iter().filter_map(|r| r[0].parse().ok()).collect()
+    common::tshark_frames(expr, file).into_iter().collect()
 }
 
 fn stops(file: &Path) -> (u64, String) {

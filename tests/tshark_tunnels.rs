@@ -15,15 +15,7 @@ fn tunnel_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/tunnel")
 }
 
-fn ours(expr: &str, file: &Path) -> Vec<u64> {
-    let o = Command::new(env!("CARGO_BIN_EXE_mirrorwatch")).args(["filter", expr]).arg(file).output().unwrap();
-    assert!(o.status.success(), "{expr}: {}", String::from_utf8_lossy(&o.stderr));
-    String::from_utf8_lossy(&o.stdout).lines().map(|l| l.trim().parse().unwrap()).collect()
-}
-
-fn theirs(expr: &str, file: &Path) -> Vec<u64> {
-    common::tshark_fields(file, Some(expr), &["frame.number"]).iter().map(|r| r[0].parse().unwrap()).collect()
-}
+use common::{our_frames as ours, tshark_frames as theirs};
 
 const EXPRESSIONS: &[&str] = &[
     "tcp",

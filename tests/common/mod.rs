@@ -43,6 +43,18 @@ pub fn captures_in(dir: &Path) -> Vec<PathBuf> {
     v
 }
 
+/// Frame numbers `mirrorwatch filter EXPR FILE` prints (the expression must compile).
+pub fn our_frames(expr: &str, file: &Path) -> Vec<u64> {
+    let o = Command::new(env!("CARGO_BIN_EXE_mirrorwatch")).args(["filter", expr]).arg(file).output().unwrap();
+    assert!(o.status.success(), "{expr}: {}", String::from_utf8_lossy(&o.stderr));
+    String::from_utf8_lossy(&o.stdout).lines().map(|l| l.trim().parse().unwrap()).collect()
+}
+
+/// Frame numbers `tshark -r FILE -Y EXPR` gives.
+pub fn tshark_frames(expr: &str, file: &Path) -> Vec<u64> {
+    tshark_fields(file, Some(expr), &["frame.number"]).iter().map(|r| r[0].parse().unwrap()).collect()
+}
+
 /// Lab captures committed with the project.
 pub fn lab_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/lab")
