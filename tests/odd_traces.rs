@@ -40,6 +40,14 @@ const EXPRESSIONS: &[&str] = &[
     "ip.addr == 10.77.9.9",
     "tcp.stream == 1",
     "tcp.stream == 3",
+    "http",
+    "http.request",
+    "http.response",
+    "http.response.code == 999",
+    "http.response.code == 600",
+    "http.response.code == 99",
+    "http.response.code >= 500",
+    "http.response.code < 100",
     "dhcp",
     "dhcp.option.hostname",
     "dhcp.option.hostname == \"nas1\"",
@@ -85,6 +93,13 @@ fn a_source_route_names_the_destination_and_the_conversation() {
     let j = analyze(&f);
     assert_eq!(j["tcp"]["retransmissions"].as_u64().unwrap() as usize, theirs("tcp.analysis.retransmission", &f).len());
     assert_eq!(j["flows"].as_u64().unwrap(), 5, "two downloads split in two, one whole");
+}
+
+#[test]
+fn status_codes_outside_100_to_599_are_responses_but_not_errors() {
+    let j = analyze(&odd("lab-http-odd-status.pcap"));
+    let codes: Vec<&str> = j["app_errors"].as_array().unwrap().iter().filter_map(|e| e["code"].as_str()).collect();
+    assert_eq!(codes, ["503"], "only 5xx are application errors");
 }
 
 #[test]

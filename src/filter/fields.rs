@@ -644,8 +644,14 @@ pub static FIELDS: &[FieldDef] = &[
             o.push(1, Val::Bytes(&[]))
         }
     }),
+    // Wireshark calls a NOTIFY (SSDP, GENA) a notification, not a request.
     f("http.request", FType::Proto, |c, o| {
-        if c.app.http.is_some_and(|h| h.method.is_some()) {
+        if c.app.http.is_some_and(|h| h.method.is_some_and(|m| m != "NOTIFY")) {
+            o.push(1, Val::Bytes(&[]))
+        }
+    }),
+    f("http.notification", FType::Proto, |c, o| {
+        if c.app.http.is_some_and(|h| h.method == Some("NOTIFY")) {
             o.push(1, Val::Bytes(&[]))
         }
     }),

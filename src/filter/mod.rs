@@ -637,8 +637,11 @@ fn compile(ast: &Ast) -> Result<Node, FilterError> {
         Ast::Test { lhs, rel: None } => match lhs {
             Term::Field { slice: None, .. } => {
                 let f = fref(lhs)?;
-                // For protocol names and analysis flags the dependency is exactly the presence.
+                // For protocol names and analysis flags the dependency is exactly the presence
+                // (not for a protocol's parts: `http.request` is less than `http`).
+                let whole = !f.def.name.contains('.') || matches!(f.dep, Dep::Analysis(_));
                 let exact = (f.def.ftype == FType::Proto && f.def.name != "frame" && f.layer.is_none())
+                    && whole
                     && !matches!(f.dep, Dep::Always);
                 if exact {
                     Node::ExistsFast(f.dep)

@@ -81,10 +81,9 @@ fn line(p: &[u8], cut: bool) -> Option<Line<'_>> {
         if !digits.iter().all(u8::is_ascii_digit) || rest.get(5).is_some_and(|b| *b != b' ') {
             return None;
         }
+        // Any three digits, as Wireshark reads them ("HTTP/1.1 999 Odd" is a response with
+        // code 999); only 5xx are errors.
         let code = digits.iter().fold(0u16, |a, d| a * 10 + (d - b'0') as u16);
-        if !(100..=599).contains(&code) {
-            return None;
-        }
         return Some(Line::Status { code, reason: rest.get(6..).unwrap_or_default() });
     }
     let sp = line.iter().position(|b| *b == b' ')?;
@@ -170,7 +169,7 @@ const SEEN_ENCODING: u8 = 4;
 impl Pending {
     /// The application error a response with a 5xx status is.
     pub fn error(&self) -> Option<Found> {
-        self.code().filter(|c| *c >= 500).map(|c| Found {
+        self.code().filter(|c| (500..=599).contains(c)).map(|c| Found {
             code: c.to_string(),
             message: self.reason.clone(),
             detail: None,
@@ -211,7 +210,7 @@ impl Pending {
         let mut m = match first {
             Line::Request { method, .. } => Pending { method: Some(method), ..Default::default() },
             Line::Status { code, reason } => {
-                let reason = if code >= 500 { wire_text(reason) } else { String::new() };
+                let reason = if (500..=599).contains(&code) { wire_text(reason) } else { String::new() };
                 Pending { code, reason, head, ..Default::default() }
             }
         };
