@@ -103,6 +103,21 @@ fn status_codes_outside_100_to_599_are_responses_but_not_errors() {
 }
 
 #[test]
+fn dns_quoted_in_icmp_errors_is_dns_to_filters() {
+    if !common::have_tshark() {
+        return common::skip_or_fail("tshark is not installed");
+    }
+    // Queries to a resolver that is down: each comes back quoted in a port unreachable.
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data");
+    for f in [data.join("diff/diff-dns-dead.pcap"), data.join("logins/login-telnet-std.pcap")] {
+        for e in ["dns", "icmp && dns", "dns.qry.name contains \".\"", "dns.flags.response == 0"] {
+            assert_eq!(ours(e, &f), theirs(e, &f), "{} -Y '{e}'", f.display());
+        }
+        assert!(!ours("icmp && dns", &f).is_empty());
+    }
+}
+
+#[test]
 fn a_dhcp_host_name_ends_at_its_nul() {
     let j = analyze(&odd("odd-dhcp-hostname-nul.pcap"));
     let names: Vec<&str> = j["identities"].as_array().unwrap().iter().filter_map(|i| i["hostname"].as_str()).collect();

@@ -488,6 +488,15 @@ impl Analyzers {
                     }
                 }
             }
+            // A DNS message quoted in an ICMP error (a query to a closed port) is `dns` to
+            // filters, as tshark shows it; nothing else takes it for a query.
+            Transport::Icmp(_) => {
+                if let Some(q) = d.quoted_ports.filter(|q| q.proto == 17) {
+                    if let Some(kind) = dns::Kind::for_ports(q.src_port, q.dst_port) {
+                        f.dns = dns::parse(d.quoted_payload, kind);
+                    }
+                }
+            }
             _ => {}
         }
         fragment_masks(d, f);

@@ -953,6 +953,8 @@ fn decode_quoted<'a>(d: &mut Decoded<'a>, b: &'a [u8]) {
                     dst_port: u16::from_be_bytes([l4[2], l4[3]]),
                     length: u16::from_be_bytes([l4[4], l4[5]]),
                 });
+                // As much of the datagram as the error quotes (a DNS query, for filters).
+                d.quoted_payload = &l4[8..l4.len().min(ip.declared_len.max(8))];
             }
             _ => {}
         }
