@@ -251,6 +251,10 @@ fn no_credential_reaches_the_export_and_user_names_can_be_left_out() {
     assert!(!of_type(&anonymous.events, "identity").is_empty());
     assert!(of_type(&anonymous.events, "alert").iter().any(|e| e["alert"]["rule"] == "shared-mac"));
     assert_eq!(anonymous.events.len(), all.events.len(), "the same events, fewer fields");
+    // Alerts only: the names are still learned from the identities, and still left out.
+    let alerts_only = replay_export(&merged, "events = [\"alert\"]\nfields = [\"-user\"]");
+    assert!(!alerts_only.events.is_empty() && alerts_only.events.iter().all(|e| e["event_type"] == "alert"));
+    assert_eq!(with_users(&alerts_only.raw), 0, "{}", alerts_only.raw);
 }
 
 #[test]

@@ -424,9 +424,9 @@ impl Daemon {
         let mut sink = SqliteSink::start_opts(&self.db, backpressure, self.mail_on, self.evidence_window, true)?;
         if self.cfg.export.enabled() {
             let exporter = crate::export::Exporter::start(&self.cfg.export, Some(Arc::clone(&sink.health)))?;
-            sink.set_tap(Box::new(exporter.tap(&self.cfg.export)));
+            sink.set_tap(Box::new(exporter.tap()));
             // disk.low, written by the ring or the disk job, goes out too.
-            crate::event::listen_outside(Some(Box::new(exporter.tap(&self.cfg.export))));
+            crate::event::listen_outside(Some(Box::new(exporter.tap())));
             if let Ok(mut e) = self.live.export.lock() {
                 *e = Some(Arc::clone(&exporter.stats));
             }

@@ -224,6 +224,7 @@ pub struct Exporter {
     tx: Sender<Vec<StoreEvent>>,
     pub stats: Arc<ExportStats>,
     queue: u64,
+    wanted: Wanted,
     thread: Option<JoinHandle<()>>,
     stop: Arc<AtomicBool>,
 }
@@ -254,7 +255,8 @@ impl Wanted {
         let has = |t: &str| s.events.contains(&t);
         Wanted {
             alert: has("alert"),
-            identity: has("identity"),
+            // Leaving user names out learns them from the identities, exported or not.
+            identity: has("identity") || s.drop.contains(&"user"),
             app_error: has("app_error"),
             flow: has("flow"),
             exchange: has("exchange"),
@@ -338,19 +340,18 @@ impl Exporter {
         if let Some(t) = &settings.syslog {
             tracing::info!("exporting events to syslog {t}");
         }
-        Ok(Exporter { tx, stats, queue: settings.queue as u64, thread: Some(thread), stop })
+        Ok(Exporter {
+            tx,
+            stats,
+            queue: settings.queue as u64,
+            wanted: Wanted::of(&settings),
+            thread: Some(thread),
+            stop,
+        })
     }
 
-    pub fn tap(&self, cfg: &ExportConfig) -> ExportTap {
-        let wanted = cfg.settings().map(|s| Wanted::of(&s)).unwrap_or(Wanted {
-            alert: true,
-            identity: true,
-            app_error: true,
-            flow: true,
-            exchange: true,
-            stats: true,
-        });
-        ExportTap { tx: self.tx.clone(), stats: Arc::clone(&self.stats), queue: self.queue, wanted }
+    pub fn tap(&self) -> ExportTap {
+        ExportTap { tx: self.tx.clone(), stats: Arc::clone(&self.stats), queue: self.queue, wanted: self.wanted }
     }
 
     /// Writes what is queued (the taps must be gone: the store's sink finished) and stops. A

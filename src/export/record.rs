@@ -43,7 +43,7 @@ const USERS_KEPT: usize = 4096;
 /// Identities whose first sighting is remembered (for `first_seen`).
 const IDENTITIES_KEPT: usize = 50_000;
 
-type IdentityKey = (&'static str, Option<String>, Option<String>, Option<[u8; 6]>, Option<IpAddr>);
+type IdentityKey = (crate::identity::Source, Option<String>, Option<String>, Option<[u8; 6]>, Option<IpAddr>);
 
 pub struct Builder {
     host: String,
@@ -196,7 +196,7 @@ impl Builder {
     }
 
     fn identity(&mut self, f: &IdentityFact) -> Line {
-        let key: IdentityKey = (source_name(f), f.user.clone(), f.hostname.clone(), f.mac, f.ip);
+        let key: IdentityKey = (f.source, f.user.clone(), f.hostname.clone(), f.mac, f.ip);
         let first = match self.first_seen.get_mut(&key) {
             Some(t) => *t,
             None => {
@@ -217,7 +217,8 @@ impl Builder {
                 id.insert(k.into(), Value::String(v.clone()));
             }
         }
-        id.insert("source".into(), Value::String(source_name(f).into()));
+        // Named as the store and `analyze --json` name it (its serde form).
+        id.insert("source".into(), serde_json::to_value(f.source).unwrap_or(Value::Null));
         id.insert("outcome".into(), serde_json::to_value(f.outcome).unwrap_or(Value::Null));
         id.insert("first_seen".into(), Value::String(first.min(f.ts).rfc3339()));
         id.insert("last_seen".into(), Value::String(f.ts.rfc3339()));
@@ -371,25 +372,6 @@ impl Builder {
             out = replace_word(&out, name, "(user)");
         }
         out
-    }
-}
-
-/// The source as `analyze --json` names it.
-fn source_name(f: &IdentityFact) -> &'static str {
-    use crate::identity::Source as S;
-    match f.source {
-        S::Kerberos => "kerberos",
-        S::Pop3 => "pop3",
-        S::Imap => "imap",
-        S::Smtp => "smtp",
-        S::Ftp => "ftp",
-        S::HttpBasic => "http-basic",
-        S::Dhcp => "dhcp",
-        S::Ldap => "ldap",
-        S::Postgresql => "postgresql",
-        S::Mysql => "mysql",
-        S::Tds => "tds",
-        S::Telnet => "telnet",
     }
 }
 
