@@ -28,6 +28,8 @@ const EXPRESSIONS: &[&str] = &[
     "tcp.analysis.duplicate_ack",
     "tcp.analysis.lost_segment",
     "tcp.analysis.out_of_order",
+    "tcp.analysis.reused_ports",
+    "tcp.analysis.ack_lost_segment",
     "tcp.len > 1000",
     "tcp.len == 1048",
     "tcp.len == 0",
@@ -123,4 +125,54 @@ fn a_dhcp_host_name_ends_at_its_nul() {
     let names: Vec<&str> = j["identities"].as_array().unwrap().iter().filter_map(|i| i["hostname"].as_str()).collect();
     assert!(!names.is_empty());
     assert!(names.iter().all(|n| *n == "nas1"), "{names:?}");
+}
+
+/// The analysis's retransmission count of a capture, and tshark's frames for the flag.
+fn retransmissions(f: &Path) -> (u64, usize) {
+    let j = analyze(f);
+    (j["tcp"]["retransmissions"].as_u64().unwrap(), theirs("tcp.analysis.retransmission", f).len())
+}
+
+#[test]
+fn a_syn_repeated_after_a_reset_does_not_turn_the_connection_into_retransmissions() {
+    if !common::have_tshark() {
+        return common::skip_or_fail("tshark is not installed");
+    }
+    // tests/lab/make-port-reuse.sh: a new connection from the port of one the server still
+    // holds; challenge ACK, RST with that ACK's number, the SYN repeated, 20 exchanges.
+    let f = odd("lab-tcp-port-reuse-rst.pcap");
+    assert_eq!(ours("tcp.analysis.reused_ports", &f).len(), 2, "the new SYN and its SYN/ACK");
+    // Only the repeated SYN is a retransmission (the 20 requests were 21 before).
+    assert_eq!(retransmissions(&f), (1, 1));
+    assert_eq!(ours("tcp.stream == 1", &f), theirs("tcp.stream == 1", &f));
+}
+
+#[test]
+fn a_handshake_without_a_usable_time_leaves_the_out_of_order_threshold_at_3_ms() {
+    if !common::have_tshark() {
+        return common::skip_or_fail("tshark is not installed");
+    }
+    // The first SYN stamped at the epoch: no RTT for that download, so resends within 3 ms
+    // of the highest segment are out of order (one of them was a retransmission before).
+    let f = odd("odd-tcp-epoch-clock.pcap");
+    assert_eq!(retransmissions(&f), (13, 13));
+    assert_eq!(ours("tcp.analysis.out_of_order", &f).len(), 4);
+    // A millisecond clock: SYN and ACK in the same millisecond are "no RTT yet", the next ACK
+    // gives it, and with it resends beyond it are retransmissions again (8 before, 10 now).
+    let f = odd("odd-tcp-millisecond-clock.pcap");
+    assert_eq!(retransmissions(&f), (10, 10));
+}
+
+#[test]
+fn a_resend_after_an_ack_of_an_unseen_segment_is_a_fast_retransmission() {
+    if !common::have_tshark() {
+        return common::skip_or_fail("tshark is not installed");
+    }
+    // Through text2pcap every frame is shorter than its IPv4 length: ACKs of bytes the frames
+    // did not carry leave Wireshark's unsigned duplicate-ACK count at -1, which passes ">= 2".
+    let f = odd("odd-text2pcap-short-loss8.pcap");
+    let fast = theirs("tcp.analysis.fast_retransmission", &f);
+    assert_eq!(fast.len(), 7);
+    assert_eq!(ours("tcp.analysis.fast_retransmission", &f), fast);
+    assert_eq!(retransmissions(&f), (29, 29));
 }

@@ -151,10 +151,14 @@ impl Default for TcpDirection {
 #[derive(Clone, Copy, Debug, Default)]
 pub struct TcpConversation {
     pub dir: [TcpDirection; 2],
-    /// Time of the most recent SYN (`ts_mru_syn`); retransmitted SYNs move it.
-    pub ts_mru_syn: Option<Ts>,
-    /// Initial RTT (`ts_first_rtt`): most recent SYN to the first ACK that follows it.
-    pub first_rtt_ns: Option<i64>,
+    /// Time of the most recent SYN (`ts_mru_syn`); retransmitted SYNs move it. A zero time is
+    /// "no SYN seen", as Wireshark tests it (`nstime_is_zero`): a SYN stamped at the epoch, as
+    /// generated captures often are, leaves the conversation without an RTT.
+    pub ts_mru_syn: Ts,
+    /// Initial RTT (`ts_first_rtt`): most recent SYN to the first ACK that follows it; zero is
+    /// "not known yet", so a handshake whose SYN and ACK share a timestamp (millisecond clocks)
+    /// takes the RTT from the next ACK, as tshark does.
+    pub first_rtt_ns: i64,
     /// Which endpoint sent the first SYN (the client), if seen.
     pub client_dir: Option<u8>,
 }
@@ -188,10 +192,11 @@ impl TcpConversation {
         let syn_fin_rst = flags & (SYN | FIN | RST) != 0;
         let mut a = TcpAnalysis::default();
 
-        // Conversation timing and base sequence numbers (set in the analysis in 4.0).
+        // Base sequence numbers (set in the analysis in 4.0); the conversation's timing is
+        // updated after the analysis (step 14), as dissect_tcp does, so the frame that gives the
+        // first RTT is not judged by it.
         if flags & SYN != 0 {
             if flags & ACK == 0 {
-                self.ts_mru_syn = Some(now);
                 self.client_dir.get_or_insert(dir as u8);
             } else if self.client_dir.is_none() {
                 self.client_dir = Some(1 - dir as u8);
@@ -203,13 +208,16 @@ impl TcpConversation {
             if flags & ACK != 0 && t.wscale.is_none() {
                 self.dir[rev_i].win_scale = WSCALE_NONE;
             }
-        } else if flags & ACK != 0 && self.first_rtt_ns.is_none() {
-            if let Some(syn) = self.ts_mru_syn {
-                self.first_rtt_ns = Some(now.since(syn));
-            }
         }
         {
             let fwd = &mut self.dir[fwd_i];
+            if flags & (SYN | ACK) == SYN && fwd.base_seq_set && seq == fwd.base_seq {
+                // A repeated SYN (same ISN): the highest sequence seen is taken back to the last
+                // contiguous one, because an RST sent in between with the sequence number of a
+                // stale ACK (RFC 793 §3.4) moved it (Wireshark issue 17616). Without this, every
+                // segment of the connection that follows is a "retransmission".
+                fwd.nextseq = fwd.maxseqtobeacked;
+            }
             if !fwd.base_seq_set {
                 fwd.base_seq = if flags & SYN != 0 { seq } else { seq.wrapping_sub(1) };
                 fwd.base_seq_set = true;
@@ -307,13 +315,16 @@ impl TcpConversation {
                     break 'retrans;
                 }
                 // Fast retransmission is tested before out-of-order (tcp.fastrt_supersedes_ooo).
-                if rev.dupacknum >= 2 && rev.lastack == seq && within(now.since(rev.lastacktime), 20_000_000) {
+                // `dupacknum` is a guint32 in 4.0: the -1 left by an ACK of an unseen segment
+                // passes `>= 2`, so the reverse side's next resend at its ACK point is "fast".
+                let dupacks = rev.dupacknum as u32;
+                if dupacks >= 2 && rev.lastack == seq && within(now.since(rev.lastacktime), 20_000_000) {
                     a.flags.set(TcpFlags::FAST_RETRANSMISSION | TcpFlags::RETRANSMISSION);
                     break 'retrans;
                 }
                 let ooo_thres = match self.first_rtt_ns {
-                    Some(rtt) if rtt != 0 => rtt,
-                    _ => 3_000_000,
+                    0 => 3_000_000,
+                    rtt => rtt,
                 };
                 let end = seq.wrapping_add(seglen).wrapping_add(syn_fin as u32);
                 if within(now.since(fwd.nextseqtime), ooo_thres) && fwd.nextseq != end {
@@ -338,6 +349,13 @@ impl TcpConversation {
         fwd.lastack = ack;
         fwd.lastacktime = now;
         fwd.lastsegmentflags = a.flags;
+        // 14. Conversation timing: the most recent SYN, and the first RTT from the first ACK
+        // after it (an ACK stamped like its SYN leaves it unknown).
+        if flags & (SYN | ACK) == SYN {
+            self.ts_mru_syn = now;
+        } else if flags & (SYN | ACK) == ACK && self.ts_mru_syn != Ts(0) && self.first_rtt_ns == 0 {
+            self.first_rtt_ns = now.since(self.ts_mru_syn);
+        }
         a
     }
 }

@@ -15,8 +15,11 @@ each takes a committed lab capture and changes what a field trace would show, no
                            whose length runs past the header (tshark notes it and reads on)
   odd-tcp-header-too-long  three of the client's pure ACKs claim a 60-byte TCP header in a
                            32-byte segment (tshark: TCP, malformed, no length, no analysis)
+  odd-tcp-epoch-clock      times relative to the first frame (the first SYN at the epoch)
+  odd-tcp-millisecond-clock  times cut to whole milliseconds
+  odd-text2pcap-short-loss8  lab-http-short-loss8 through `tshark -x | text2pcap`
 """
-import os, struct, sys
+import os, struct, subprocess, sys
 
 here = os.path.dirname(os.path.abspath(__file__))
 lab = os.path.join(here, "..", "data", "lab")
@@ -147,9 +150,44 @@ def tcp_header_too_long():
     write("odd-tcp-header-too-long.pcap", head, recs)
 
 
+def epoch_clock():
+    # Times relative to the first frame, as generators and "normalised" exports write them: the
+    # first download's SYN is stamped 1970-01-01 00:00:00.000000, which Wireshark reads as "no
+    # SYN time", so that connection never gets an RTT.
+    head, recs = plain_download()
+    t0 = recs[0][0] * 1_000_000 + recs[0][1]
+    for r in recs:
+        t = r[0] * 1_000_000 + r[1] - t0
+        r[0], r[1] = divmod(t, 1_000_000)
+    write("odd-tcp-epoch-clock.pcap", head, recs)
+
+
+def millisecond_clock():
+    # A capture clock that ticks in milliseconds: most handshakes have SYN and ACK in the same
+    # millisecond (an RTT of 0, which Wireshark reads as "not known yet").
+    head, recs = plain_download()
+    for r in recs:
+        r[1] -= r[1] % 1000
+    write("odd-tcp-millisecond-clock.pcap", head, recs)
+
+
+def through_text2pcap():
+    # The snaplen-cut lab download printed by tshark and read back by text2pcap (as captures are
+    # passed around in bug reports): every frame is now shorter than its IPv4 length, and the
+    # clock ticks 1 µs per frame.
+    src = os.path.join(lab, "lab-http-short-loss8.pcap")
+    dst = os.path.join(out_dir, "odd-text2pcap-short-loss8.pcap")
+    hexdump = subprocess.run(["tshark", "-r", src, "-x"], check=True, capture_output=True).stdout
+    subprocess.run(["text2pcap", "-q", "-", dst], input=hexdump, check=True)
+    print(f"odd-text2pcap-short-loss8.pcap: from {src}")
+
+
 os.makedirs(out_dir, exist_ok=True)
 dhcp_hostname_nul()
 ipv4_short_frames()
 source_route()
 bad_option()
 tcp_header_too_long()
+epoch_clock()
+millisecond_clock()
+through_text2pcap()

@@ -50,11 +50,16 @@ fn hdr(s: &Seg) -> TcpHeader {
 
 /// Runs the segments and returns each frame's flag names.
 fn run(segs: &[Seg]) -> Vec<Vec<&'static str>> {
+    run_from(Ts(100 * NANOS_PER_SEC), segs)
+}
+
+/// [`run`] with the capture's clock starting at `base` (generated captures start at the epoch).
+fn run_from(base: Ts, segs: &[Seg]) -> Vec<Vec<&'static str>> {
     let mut conv = TcpConversation::default();
     segs.iter()
         .enumerate()
         .map(|(i, s)| {
-            let ts = Ts(100 * NANOS_PER_SEC + (s.t_ms * 1e6) as i64);
+            let ts = Ts(base.0 + (s.t_ms * 1e6) as i64);
             let a = conv.analyze(s.dir, &hdr(s), ts, i as u64 + 1);
             TcpFlags::NAMES.iter().filter(|(b, _)| a.flags.has(*b)).map(|(_, n)| *n).collect()
         })
@@ -260,11 +265,11 @@ fn syn_and_fin_consume_one_sequence_number() {
         seg(30.0, C, 1001, 5001, "FA", 8192, 0),
     ];
     for (i, s) in segs.iter().enumerate() {
-        conv.analyze(s.dir, &hdr(s), Ts((s.t_ms * 1e6) as i64), i as u64 + 1);
+        conv.analyze(s.dir, &hdr(s), Ts(NANOS_PER_SEC + (s.t_ms * 1e6) as i64), i as u64 + 1);
     }
     assert_eq!(conv.dir[C].nextseq, 1002);
     assert_eq!(conv.dir[S].nextseq, 5001);
-    assert_eq!(conv.first_rtt_ns, Some(20_000_000));
+    assert_eq!(conv.first_rtt_ns, 20_000_000);
 }
 
 #[test]
@@ -293,4 +298,114 @@ fn a_resend_stamped_before_the_previous_segment_is_a_retransmission_not_out_of_o
         seg(10.010, S, 7673, 1001, "A", 8192, 100),
     ]);
     expect(&r, &[&[], &[], &[], &[], &["lost_segment"], &["retransmission"], &["out_of_order"]]);
+}
+
+/// The handshake of the out-of-order cases below: SYN at 0, SYN/ACK at 0.01 ms, ACK at 0.02 ms
+/// (an RTT of 20 µs), then 1, 2 and 3 from the client, 3 arriving 1 ms before 2.
+fn ooo_after_fast_handshake() -> Vec<Seg> {
+    vec![
+        seg(0.0, C, 1000, 0, "S", 8192, 0),
+        seg(0.01, S, 5000, 1001, "SA", 8192, 0),
+        seg(0.02, C, 1001, 5001, "A", 8192, 0),
+        seg(1.0, C, 1001, 5001, "A", 8192, 100),
+        seg(2.0, C, 1201, 5001, "A", 8192, 100),
+        seg(3.0, C, 1101, 5001, "A", 8192, 100),
+    ]
+}
+
+#[test]
+fn a_known_rtt_sets_the_out_of_order_threshold() {
+    // 1 ms after the highest segment is beyond the 20 µs RTT: a retransmission.
+    let r = run(&ooo_after_fast_handshake());
+    expect(&r, &[&[], &[], &[], &[], &["lost_segment"], &["retransmission"]]);
+}
+
+#[test]
+fn a_syn_stamped_at_the_epoch_leaves_the_rtt_unknown() {
+    // A generated capture whose clock starts at 0: Wireshark's zero time is "no SYN seen", so
+    // the threshold stays 3 ms and segment 2 is out of order (tshark 4.0.17: ooo, not retrans).
+    let r = run_from(Ts(0), &ooo_after_fast_handshake());
+    expect(&r, &[&[], &[], &[], &[], &["lost_segment"], &["out_of_order"]]);
+}
+
+#[test]
+fn an_ack_stamped_like_its_syn_leaves_the_rtt_to_the_next_ack() {
+    // Millisecond clocks: SYN, SYN/ACK and ACK share a timestamp (RTT 0, "unknown"); the next
+    // ACK, 4 ms later, gives an RTT of 4 ms, so 3.5 ms after the highest segment is out of order.
+    let mut conv = TcpConversation::default();
+    let segs = [
+        seg(0.0, C, 1000, 0, "S", 8192, 0),
+        seg(0.0, S, 5000, 1001, "SA", 8192, 0),
+        seg(0.0, C, 1001, 5001, "A", 8192, 0),
+        seg(4.0, C, 1001, 5001, "A", 8192, 100),
+        seg(5.0, C, 1201, 5001, "A", 8192, 100),
+        seg(8.5, C, 1101, 5001, "A", 8192, 100),
+    ];
+    let mut last = TcpAnalysis::default();
+    for (i, s) in segs.iter().enumerate() {
+        last = conv.analyze(s.dir, &hdr(s), Ts(NANOS_PER_SEC + (s.t_ms * 1e6) as i64), i as u64 + 1);
+        if i == 2 {
+            assert_eq!(conv.first_rtt_ns, 0, "an RTT of 0 is no RTT");
+        }
+    }
+    assert_eq!(conv.first_rtt_ns, 4_000_000);
+    assert!(last.flags.has(TcpFlags::OUT_OF_ORDER), "{:?}", last.flags);
+}
+
+#[test]
+fn the_ack_that_gives_the_rtt_is_judged_without_it() {
+    // No pure ACK ends the handshake: the first ACK after the SYN is a data segment, and the
+    // next one goes back 0.5 ms. Both are judged with the 3 ms default (dissect_tcp sets
+    // ts_first_rtt after the analysis): out of order (tshark 4.0.17).
+    let r = run(&[
+        seg(0.0, C, 1000, 0, "S", 8192, 0),
+        seg(0.01, S, 5000, 1001, "SA", 8192, 0),
+        seg(1.0, C, 1201, 5001, "A", 8192, 100),
+        seg(1.5, C, 1001, 5001, "A", 8192, 100),
+    ]);
+    expect(&r, &[&[], &[], &["lost_segment"], &["out_of_order"]]);
+    // The server's first data gives an RTT of 50 µs once analysed: its segment 5101, 0.54 ms
+    // after the highest, is then a retransmission (tshark 4.0.17).
+    let r = run(&[
+        seg(0.0, C, 1000, 0, "S", 8192, 0),
+        seg(0.01, S, 5000, 1001, "SA", 8192, 0),
+        seg(0.05, S, 5001, 1001, "A", 8192, 100),
+        seg(0.06, S, 5201, 1001, "A", 8192, 100),
+        seg(0.5, C, 1001, 5101, "A", 8192, 0),
+        seg(0.6, S, 5101, 1001, "A", 8192, 100),
+    ]);
+    expect(&r, &[&[], &[], &[], &["lost_segment"], &[], &["retransmission"]]);
+}
+
+#[test]
+fn a_repeated_syn_takes_back_the_sequence_an_rst_moved() {
+    // Wireshark issue 17616: the server still holds an older connection on these ports and
+    // answers the SYN with a challenge ACK; the client's RST carries that ACK's number (far
+    // ahead of its own ISN); the client repeats its SYN (same ISN) and the connection goes on.
+    // The repeated SYN is a retransmission, the data after it is not.
+    let r = run(&[
+        seg(0.0, C, 1000, 0, "S", 8192, 0),
+        seg(0.1, S, 7000, 900_000, "A", 8192, 0),
+        seg(0.2, C, 900_000, 0, "R", 0, 0),
+        seg(1000.0, C, 1000, 0, "S", 8192, 0),
+        seg(1000.1, S, 9000, 1001, "SA", 8192, 0),
+        seg(1000.2, C, 1001, 9001, "A", 8192, 0),
+        seg(1000.3, C, 1001, 9001, "PA", 8192, 100),
+        seg(1000.4, S, 9001, 1101, "A", 8192, 0),
+    ]);
+    // tshark 4.0.17: the challenge ACK and the handshake's ACK acknowledge unseen segments, the
+    // SYN/ACK (new server ISN) is reused_ports; the data and its ACK are clean.
+    expect(
+        &r,
+        &[
+            &[],
+            &["ack_lost_segment"],
+            &[],
+            &["retransmission"],
+            &["reused_ports", "lost_segment"],
+            &["ack_lost_segment"],
+            &[],
+            &[],
+        ],
+    );
 }
