@@ -176,3 +176,21 @@ fn a_resend_after_an_ack_of_an_unseen_segment_is_a_fast_retransmission() {
     assert_eq!(ours("tcp.analysis.fast_retransmission", &f), fast);
     assert_eq!(retransmissions(&f), (29, 29));
 }
+
+#[test]
+fn an_ipv4_option_shorter_than_its_fields_ends_the_packet_as_malformed() {
+    if !common::have_tshark() {
+        return common::skip_or_fail("tshark is not installed");
+    }
+    // 3-byte router alert and timestamp options on server packets, a CIPSO tag running past
+    // its option on client packets: IPv4 to filters, no TCP, counted where the decoder stopped.
+    let f = odd("odd-ipv4-malformed-option.pcap");
+    let (tcp, ip) = (theirs("tcp", &f), theirs("ip", &f));
+    assert_eq!(ip.len() - tcp.len(), 107);
+    assert_eq!(ours("tcp", &f), tcp);
+    assert_eq!(ours("ip", &f), ip);
+    let j = analyze(&f);
+    assert_eq!(j["capture"]["stopped_layers"]["ipv4.malformed"], 107);
+    // The segments tshark never saw are not there to be retransmitted (14 before, 9 now).
+    assert_eq!(retransmissions(&f), (9, 9));
+}

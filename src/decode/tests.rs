@@ -376,3 +376,36 @@ fn a_source_route_not_used_up_names_the_destination() {
     assert_eq!(source_route_destination(&[0x83, 40, 4, 10, 0, 0, 7, 0]), None, "a length past the options");
     assert_eq!(source_route_destination(&[0, 0x83, 7, 4, 10, 0, 0, 7]), None, "after the end of the list");
 }
+
+#[test]
+fn ipv4_options_shorter_than_their_fields_are_malformed_as_tshark_reads_them() {
+    // Each verdict checked with tshark 4.0.17 (option area as the header carries it).
+    let malformed: &[&[u8]] = &[
+        &[0x82, 2, 0, 0],                            // security without its level
+        &[0x83, 2, 0, 0],                            // loose route without its pointer
+        &[0x44, 3, 5, 0],                            // timestamp without its flags
+        &[0x94, 3, 0, 0],                            // router alert of 3 bytes
+        &[0x52, 11, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0],   // traceroute of 11 bytes
+        &[0x86, 5, 0, 0, 0, 0],                      // CIPSO without its whole DOI
+        &[0x86, 7, 0x3a, 0x81, 0x67, 0x05, 0xc2, 0], // CIPSO: unknown tag in the last byte
+        &[0x86, 11, 0, 0, 0, 1, 2, 6, 0, 1, 0, 0],   // CIPSO: a category 1 byte past
+        &[1, 1, 0x88, 3, 0, 0, 0, 0],                // stream id after two NOPs
+    ];
+    let sound: &[&[u8]] = &[
+        &[0x82, 3, 0, 0],                          // the walk's own checks pass, the fields fit
+        &[0x94, 4, 0, 0],                          // router alert
+        &[0x44, 40, 5, 0],                         // runs past the header: the walk ends, no more
+        &[0x07, 1, 0, 0],                          // length below 2: the walk ends
+        &[0x99, 2, 0, 0],                          // quick-start reads nothing it lacks
+        &[0x95, 2, 0, 0],                          // selective broadcast neither
+        &[0x86, 6, 0, 0, 0, 1, 0, 0],              // CIPSO with its DOI only
+        &[0x86, 12, 0, 0, 0, 1, 2, 7, 0, 1, 0, 5], // categories within it
+        &[0, 0x94, 3, 0],                          // after the end of options
+    ];
+    for o in malformed {
+        assert!(ipv4_options_malformed(o), "{o:02x?}");
+    }
+    for o in sound {
+        assert!(!ipv4_options_malformed(o), "{o:02x?}");
+    }
+}

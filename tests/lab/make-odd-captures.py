@@ -13,6 +13,9 @@ each takes a committed lab capture and changes what a field trace would show, no
                            second a strict one (SSRR)
   odd-ipv4-bad-option      the client's packets of the second download carry an IPv4 option
                            whose length runs past the header (tshark notes it and reads on)
+  odd-ipv4-malformed-option  server packets of the second download with a router alert or a
+                           timestamp option of 3 bytes, client packets of the third with a CIPSO
+                           tag running past its option (tshark: malformed, no TCP)
   odd-tcp-header-too-long  three of the client's pure ACKs claim a 60-byte TCP header in a
                            32-byte segment (tshark: TCP, malformed, no length, no analysis)
   odd-tcp-epoch-clock      times relative to the first frame (the first SYN at the epoch)
@@ -150,6 +153,39 @@ def tcp_header_too_long():
     write("odd-tcp-header-too-long.pcap", head, recs)
 
 
+def server_packets_of_stream(recs, which):
+    """Records of the server's packets (→ 10.77.1.10) of the `which`-th connection."""
+    ports = []
+    for r in recs:
+        f = r[2]
+        if f[12:14] == b"\x08\x00" and f[23] == 6 and f[30:34] == bytes([10, 77, 1, 10]):
+            dport = f[36:38]
+            if dport not in ports:
+                ports.append(dport)
+            if ports.index(dport) == which:
+                yield r
+
+
+def malformed_option():
+    # Options whose length byte is sound but shorter than their fields: tshark 4.0 reads past
+    # them and ends the packet as malformed, TCP undissected. Every 4th server packet of the
+    # second download carries a 3-byte router alert (94 03 00: 4 bytes are its fields), every
+    # 4th after those a 3-byte timestamp (44 03 05), and the client's first 30 packets of the
+    # third download a CIPSO option whose enumerated-categories tag runs one byte past it.
+    head, recs = plain_download()
+    for n, r in enumerate(server_packets_of_stream(recs, 1)):
+        if n % 4 == 1:
+            with_option(r[2], [0x94, 3, 0])
+        elif n % 4 == 3:
+            with_option(r[2], [0x44, 3, 5])
+        r[3] = len(r[2])
+    for n, r in enumerate(client_packets_of_stream(recs, 2)):
+        if n < 30:
+            with_option(r[2], [0x86, 11, 0, 0, 0, 1, 2, 6, 0, 1, 0])
+            r[3] = len(r[2])
+    write("odd-ipv4-malformed-option.pcap", head, recs)
+
+
 def epoch_clock():
     # Times relative to the first frame, as generators and "normalised" exports write them: the
     # first download's SYN is stamped 1970-01-01 00:00:00.000000, which Wireshark reads as "no
@@ -178,8 +214,14 @@ def through_text2pcap():
     src = os.path.join(lab, "lab-http-short-loss8.pcap")
     dst = os.path.join(out_dir, "odd-text2pcap-short-loss8.pcap")
     hexdump = subprocess.run(["tshark", "-r", src, "-x"], check=True, capture_output=True).stdout
-    subprocess.run(["text2pcap", "-q", "-", dst], input=hexdump, check=True)
-    print(f"odd-text2pcap-short-loss8.pcap: from {src}")
+    subprocess.run(["text2pcap", "-q", "-F", "pcap", "-", dst], input=hexdump, check=True, capture_output=True)
+    # text2pcap starts its 1 µs steps at the time it runs: start them at the source's first
+    # frame instead, so the recipe gives the same file each time.
+    t0 = read("lab-http-short-loss8.pcap")[1][0][:2]
+    head, recs = read(os.path.basename(dst), out_dir)
+    for n, r in enumerate(recs):
+        r[0], r[1] = t0[0] + (t0[1] + n) // 1_000_000, (t0[1] + n) % 1_000_000
+    write(os.path.basename(dst), head, recs)
 
 
 os.makedirs(out_dir, exist_ok=True)
@@ -187,6 +229,7 @@ dhcp_hostname_nul()
 ipv4_short_frames()
 source_route()
 bad_option()
+malformed_option()
 tcp_header_too_long()
 epoch_clock()
 millisecond_clock()
