@@ -50,6 +50,8 @@ fn layer_name(l: Layer) -> &'static str {
         Layer::IpInIp => "ipip",
         Layer::Geneve => "geneve",
         Layer::Gtp => "gtp",
+        Layer::Ppp => "ppp",
+        Layer::Wlan => "wlan",
     }
 }
 

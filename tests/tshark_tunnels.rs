@@ -62,6 +62,15 @@ const EXPRESSIONS: &[&str] = &[
     "udp.port == 2152",
     "http.request.method == \"GET\"",
     "frame contains \"HTTP/1.0 200\"",
+    "ppp",
+    "chdlc",
+    "wlan",
+    "gre.proto == 0x880b",
+    "gre.proto == 0x883e",
+    "gre.proto == 0x8847",
+    "gre.proto == 0x6400",
+    "gre.proto == 0x8210",
+    "mpls.label == 300",
 ];
 
 #[test]
@@ -70,7 +79,7 @@ fn tunnelled_frames_match_tshark() {
         return common::skip_or_fail("tshark is not installed");
     }
     let files = common::captures_in(&tunnel_dir());
-    assert_eq!(files.len(), 16, "{files:?}");
+    assert_eq!(files.len(), 27, "{files:?}");
     let mut compared = 0;
     for f in &files {
         for e in EXPRESSIONS {

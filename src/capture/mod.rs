@@ -23,6 +23,14 @@ pub struct LinkType(pub u16);
 impl LinkType {
     pub const NULL: LinkType = LinkType(0);
     pub const ETHERNET: LinkType = LinkType(1);
+    /// PPP, with or without HDLC-like framing (Wireshark also reads Cisco HDLC frames in it).
+    pub const PPP: LinkType = LinkType(9);
+    pub const PPP_HDLC: LinkType = LinkType(50);
+    /// PPPoE session frames without their Ethernet header.
+    pub const PPP_ETHER: LinkType = LinkType(51);
+    pub const C_HDLC: LinkType = LinkType(104);
+    /// NetBSD's HDLC framing: Cisco HDLC to Wireshark.
+    pub const C_HDLC_NETBSD: LinkType = LinkType(112);
     pub const RAW: LinkType = LinkType(101);
     pub const LOOP: LinkType = LinkType(108);
     pub const LINUX_SLL: LinkType = LinkType(113);
@@ -39,6 +47,9 @@ impl LinkType {
             LinkType::LOOP => "loop",
             LinkType::LINUX_SLL => "linux-sll",
             LinkType::LINUX_SLL2 => "linux-sll2",
+            LinkType::PPP | LinkType::PPP_HDLC => "ppp",
+            LinkType::PPP_ETHER => "pppoes",
+            LinkType::C_HDLC | LinkType::C_HDLC_NETBSD => "chdlc",
             _ => "unknown",
         }
     }

@@ -1,7 +1,11 @@
-//! Link layers: Ethernet (with 802.1Q/802.1ad stacks), BSD loopback, Linux cooked (SLL, SLL2)
-//! and raw IP. Each returns the ethertype of the network layer and its offset.
+//! Link layers: Ethernet (with 802.1Q/802.1ad stacks, E-Tag and VN-Tag, Cisco FabricPath in
+//! front), BSD loopback, Linux cooked (SLL, SLL2), raw IP, PPP, Cisco HDLC and bare PPPoE. Each
+//! returns the ethertype of the network layer and its offset.
 
-use super::{stop, Decoded, Layer, StopReason, ETHERTYPE_IPV4, ETHERTYPE_IPV6, MAX_VLAN_TAGS};
+use super::{
+    chdlc, ppp_hdlc, stop, Decoded, Layer, StopReason, ETHERTYPE_IPV4, ETHERTYPE_IPV6, ETHERTYPE_PPPOE_SESSION,
+    MAX_VLAN_TAGS,
+};
 use crate::capture::LinkType;
 
 pub fn decode_link(d: &mut Decoded<'_>, b: &[u8]) -> Option<(u16, usize)> {
@@ -21,8 +25,14 @@ pub fn decode_link(d: &mut Decoded<'_>, b: &[u8]) -> Option<(u16, usize)> {
             if ty <= 1500 {
                 return None; // IEEE 802.3 length field: LLC/SNAP frames carry no IP here
             }
+            if let Some(r) = fabricpath(d, b, ty) {
+                return r;
+            }
             decode_tags(d, b, ty, 14)
         }
+        LinkType::PPP | LinkType::PPP_HDLC => ppp_hdlc(d, b, 0),
+        LinkType::C_HDLC | LinkType::C_HDLC_NETBSD => chdlc(d, b, 0),
+        LinkType::PPP_ETHER => Some((ETHERTYPE_PPPOE_SESSION, 0)),
         LinkType::NULL | LinkType::LOOP => {
             if b.len() < 4 {
                 stop(d, Layer::Link, StopReason::Truncated, 0);
@@ -89,9 +99,52 @@ pub fn decode_link(d: &mut Decoded<'_>, b: &[u8]) -> Option<(u16, usize)> {
     }
 }
 
-/// Walks 802.1Q / 802.1ad tags starting at `off`, whose type field said `ty`.
+/// Cisco FabricPath, which Wireshark finds by a heuristic on every Ethernet frame: type 0x8903
+/// after the outer addresses (or after an 802.1Q/802.1ad tag), 16 (20) bytes of outer header,
+/// then the host's Ethernet frame, taken to end 4 bytes before the frame (its FCS).
+fn fabricpath(d: &mut Decoded<'_>, b: &[u8], ty: u16) -> Option<Option<(u16, usize)>> {
+    const DCE: [u8; 2] = [0x89, 0x03];
+    let h = match ty {
+        0x8903 => 16,
+        super::ETHERTYPE_VLAN | super::ETHERTYPE_QINQ if b.get(16..18) == Some(&DCE[..]) => 20,
+        _ => return None,
+    };
+    let end = (d.frame_len as usize).saturating_sub(4).min(b.len());
+    if end < h + 14 {
+        stop(d, Layer::Link, StopReason::Truncated, 0);
+        return Some(None);
+    }
+    d.trailer = 4;
+    let mut mac = [0u8; 6];
+    mac.copy_from_slice(&b[h..h + 6]);
+    d.eth_dst = Some(mac);
+    mac.copy_from_slice(&b[h + 6..h + 12]);
+    d.eth_src = Some(mac);
+    let inner = u16::from_be_bytes([b[h + 12], b[h + 13]]);
+    if inner <= 1500 {
+        return Some(None);
+    }
+    Some(decode_tags(d, &b[..end], inner, h + 14))
+}
+
+/// Walks 802.1Q / 802.1ad tags starting at `off`, whose type field said `ty`, and the E-Tag
+/// (802.1BR, 6 bytes after its type) and VN-Tag (4 bytes) a port extender puts in front.
 pub(super) fn decode_tags(d: &mut Decoded<'_>, b: &[u8], mut ty: u16, mut off: usize) -> Option<(u16, usize)> {
     loop {
+        let skip = match ty {
+            0x893f => 6,
+            0x8926 => 4,
+            _ => 0,
+        };
+        if skip > 0 {
+            let Some(t) = b.get(off + skip..off + skip + 2) else {
+                stop(d, Layer::Vlan, StopReason::Truncated, off as u32);
+                return None;
+            };
+            ty = u16::from_be_bytes([t[0], t[1]]);
+            off += skip + 2;
+            continue;
+        }
         let svlan = match ty {
             super::ETHERTYPE_VLAN | super::ETHERTYPE_QINQ_OLD => false,
             super::ETHERTYPE_QINQ => true,

@@ -41,6 +41,10 @@ pub enum Layer {
     Geneve,
     /// GTP-U (UDP 2152), a mobile backhaul's user plane.
     Gtp,
+    /// PPP framing (link types 9 and 50, PPTP's GRE) and Cisco HDLC.
+    Ppp,
+    /// An 802.11 data frame (inside Aruba's GRE).
+    Wlan,
 }
 
 /// Why decoding stopped before the transport payload.
@@ -225,7 +229,10 @@ pub struct Decoded<'a> {
     pub stop: Option<Stop>,
     /// Encapsulations the frame came through ([`ENCAP_GRE`]…): the frame is analysed as the
     /// packet inside them, as if captured directly, and these stay visible to filters.
-    pub encap: u8,
+    pub encap: u16,
+    /// Bytes at the end of the frame outside its packet as Wireshark frames it (the FCS a
+    /// FabricPath frame is taken to carry): the packet on the wire ends before them.
+    pub trailer: u32,
     /// The outer IP header of a GRE or VXLAN tunnel whose inner packet is `ip`.
     pub outer_ip: Option<IpHeader>,
     /// The outer UDP header of a VXLAN tunnel.
@@ -245,14 +252,20 @@ pub struct Decoded<'a> {
     pub gtp_teid: Option<u32>,
 }
 
-pub const ENCAP_GRE: u8 = 1;
-pub const ENCAP_ERSPAN: u8 = 2;
-pub const ENCAP_VXLAN: u8 = 4;
-pub const ENCAP_PPPOES: u8 = 8;
-pub const ENCAP_MPLS: u8 = 16;
-pub const ENCAP_IPIP: u8 = 32;
-pub const ENCAP_GENEVE: u8 = 64;
-pub const ENCAP_GTP: u8 = 128;
+pub const ENCAP_GRE: u16 = 1;
+pub const ENCAP_ERSPAN: u16 = 2;
+pub const ENCAP_VXLAN: u16 = 4;
+pub const ENCAP_PPPOES: u16 = 8;
+pub const ENCAP_MPLS: u16 = 16;
+pub const ENCAP_IPIP: u16 = 32;
+pub const ENCAP_GENEVE: u16 = 64;
+pub const ENCAP_GTP: u16 = 128;
+/// PPP framing: the PPP link types, PPP inside GRE (PPTP).
+pub const ENCAP_PPP: u16 = 256;
+/// Cisco HDLC (its link type, or in PPP-typed captures whose frames start 0x0f/0x8f).
+pub const ENCAP_CHDLC: u16 = 512;
+/// An 802.11 data frame (Aruba controllers' GRE from their access points).
+pub const ENCAP_WLAN: u16 = 1024;
 
 /// Tunnels opened one inside the other at most (Geneve inside GRE is two); a third is counted
 /// as a stop, so a crafted frame cannot nest without end.
@@ -388,6 +401,7 @@ pub fn decode<'a>(pkt: &RawPacket<'a>) -> Decoded<'a> {
         tunnels: 0,
         geneve_vni: None,
         gtp_teid: None,
+        trailer: 0,
     };
     let Some((net_type, off)) = link::decode_link(&mut d, pkt.data) else {
         return d;
@@ -408,7 +422,7 @@ fn decode_net<'a>(d: &mut Decoded<'a>, ty: u16, b: &'a [u8], off: usize) {
             if rest.len() < 8 {
                 return stop(d, Layer::Pppoe, StopReason::Truncated, base);
             }
-            d.encap |= ENCAP_PPPOES;
+            d.encap |= ENCAP_PPPOES | ENCAP_PPP;
             d.pppoe_session = Some(u16::from_be_bytes([rest[2], rest[3]]));
             // The PPP protocol field is one byte when compressed (RFC 1661 §6.5: an odd first
             // byte), as some access concentrators send it.
@@ -494,7 +508,11 @@ fn begin_inner(d: &mut Decoded<'_>) {
     d.payload = &[];
 }
 
-/// GRE (RFC 2784/2890), and ERSPAN types I, II and III inside it.
+/// GRE (RFC 1701/2784/2890) as packet-gre.c reads it: the version bits do not change the
+/// header (but PPP with a version is PPTP's enhanced GRE, RFC 2637: its key is payload length
+/// and call id, and an acknowledgment number may follow); routing entries are skipped. Inside:
+/// IP, WCCP-redirected IP, Ethernet (bridging, MikroTik EoIP), ERSPAN I/II/III, MPLS, PPP,
+/// and Aruba's 802.11 frames.
 fn decode_gre<'a>(d: &mut Decoded<'a>, b: &'a [u8], base: u32) {
     if !enter_tunnel(d, Layer::Gre, b, base) {
         return;
@@ -506,24 +524,42 @@ fn decode_gre<'a>(d: &mut Decoded<'a>, b: &'a [u8], base: u32) {
     let flags = u16::from_be_bytes([b[0], b[1]]);
     let proto = u16::from_be_bytes([b[2], b[3]]);
     d.gre_proto = Some(proto);
-    if flags & 0x7 != 0 {
-        // Version 1 is PPTP's enhanced GRE.
-        d.payload = b;
-        return stop(d, Layer::Gre, StopReason::Unsupported, base);
-    }
     let seq = flags & 0x1000 != 0;
-    let len = 4 + 4 * ((flags & 0x8000 != 0) as usize + (flags & 0x2000 != 0) as usize + seq as usize);
+    let pptp = proto == GRE_PPP && flags & 0x0007 != 0;
+    let mut len = 4;
+    for (bit, present) in [(0xC000, true), (0x2000, true), (0x1000, true), (0x0080, pptp)] {
+        if flags & bit != 0 && present {
+            len += 4;
+        }
+    }
+    if flags & 0x4000 != 0 {
+        // Source route entries: address family, offset, length; a null entry ends them.
+        loop {
+            let Some(sre) = b.get(len..len + 4) else {
+                return stop(d, Layer::Gre, StopReason::Truncated, base);
+            };
+            len += 4;
+            if sre[0] == 0 && sre[1] == 0 && sre[3] == 0 {
+                break;
+            }
+            len += sre[3] as usize;
+        }
+    }
     if b.len() < len {
         return stop(d, Layer::Gre, StopReason::Truncated, base);
     }
-    let inner = &b[len..];
+    // WCCP version 2 adds a 4-byte redirect header before the IPv4 packet.
+    if proto == GRE_WCCP && b.get(len).is_some_and(|v| v >> 4 != 4) {
+        len += 4;
+    }
+    let inner = &b[len.min(b.len())..];
     let ib = base + len as u32;
     match proto {
-        ETHERTYPE_IPV4 | ETHERTYPE_IPV6 => {
+        ETHERTYPE_IPV4 | ETHERTYPE_IPV6 | GRE_WCCP => {
             begin_inner(d);
             decode_ip(d, inner, ib);
         }
-        0x6558 => decode_inner_ethernet(d, inner, ib),
+        0x6558 | GRE_MIKROTIK_EOIP => decode_inner_ethernet(d, inner, ib),
         0x88be => {
             d.encap |= ENCAP_ERSPAN;
             // Type II has an 8-byte header (the GRE sequence number is set); type I none.
@@ -545,9 +581,115 @@ fn decode_gre<'a>(d: &mut Decoded<'a>, b: &'a [u8], base: u32) {
             }
             decode_inner_ethernet(d, &inner[h..], ib + h as u32);
         }
+        ETHERTYPE_MPLS | ETHERTYPE_MPLS_MCAST => {
+            begin_inner(d);
+            decode_net(d, proto, b, len);
+        }
+        GRE_PPP => {
+            begin_inner(d);
+            match ppp_hdlc(d, inner, ib) {
+                Some((ty, off)) => decode_net(d, ty, inner, off),
+                None => d.payload = inner,
+            }
+        }
+        p if (GRE_ARUBA_FIRST..=GRE_ARUBA_LAST).contains(&p) && p & 0x000f == 0 => {
+            begin_inner(d);
+            if let Some((ty, off)) = wlan_data(d, inner, ib) {
+                decode_net(d, ty, inner, off);
+            }
+        }
         _ => {
             d.payload = inner;
             stop(d, Layer::Gre, StopReason::Unsupported, ib);
+        }
+    }
+}
+
+const GRE_PPP: u16 = 0x880b;
+const GRE_WCCP: u16 = 0x883e;
+const GRE_MIKROTIK_EOIP: u16 = 0x6400;
+/// Aruba's GRE protocols from access points to their controller, 0x8200 to 0x8370 by 0x10:
+/// 802.11 frames without FCS.
+const GRE_ARUBA_FIRST: u16 = 0x8200;
+const GRE_ARUBA_LAST: u16 = 0x8370;
+
+/// PPP in HDLC-like framing (RFC 1662) as packet-ppp.c's `dissect_ppp_hdlc` takes it: a frame
+/// starting 0x0f or 0x8f is Cisco HDLC; 0xff 0x03 (address, control) is skipped when present;
+/// the protocol is one byte when its first byte is odd (RFC 1661 §6.5). Returns the ethertype
+/// the PPP protocol stands for and where its packet starts; control protocols (LCP, IPCP, PAP,
+/// CHAP…) return nothing, other protocols are a counted stop.
+pub(super) fn ppp_hdlc(d: &mut Decoded<'_>, b: &[u8], base: u32) -> Option<(u16, usize)> {
+    match b.first() {
+        Some(0x0f | 0x8f) => return chdlc(d, b, base),
+        None => {
+            stop(d, Layer::Ppp, StopReason::Truncated, base);
+            return None;
+        }
+        _ => {}
+    }
+    d.encap |= ENCAP_PPP;
+    let at = if b[0] == 0xff { 2 } else { 0 };
+    let (proto, off) = match b.get(at) {
+        Some(&p) if p & 1 == 1 => (u16::from(p), at + 1),
+        Some(_) if b.len() >= at + 2 => (u16::from_be_bytes([b[at], b[at + 1]]), at + 2),
+        _ => {
+            stop(d, Layer::Ppp, StopReason::Truncated, base);
+            return None;
+        }
+    };
+    match proto {
+        0x0021 => Some((ETHERTYPE_IPV4, off)),
+        0x0057 => Some((ETHERTYPE_IPV6, off)),
+        0x0281 => Some((ETHERTYPE_MPLS, off)),
+        0x0283 => Some((ETHERTYPE_MPLS_MCAST, off)),
+        p if p >= 0x8000 => None,
+        _ => {
+            stop(d, Layer::Ppp, StopReason::Unsupported, base + off as u32);
+            None
+        }
+    }
+}
+
+/// Cisco HDLC: address (0x0f unicast, 0x8f broadcast), control, then an ethertype.
+pub(super) fn chdlc(d: &mut Decoded<'_>, b: &[u8], base: u32) -> Option<(u16, usize)> {
+    if b.len() < 4 {
+        stop(d, Layer::Ppp, StopReason::Truncated, base);
+        return None;
+    }
+    d.encap |= ENCAP_CHDLC;
+    Some((u16::from_be_bytes([b[2], b[3]]), 4))
+}
+
+/// An 802.11 data frame without FCS (frame control, duration, addresses, sequence control,
+/// a fourth address between access points, QoS and HT control) and its LLC/SNAP header: the
+/// ethertype and where the packet starts. Protected (encrypted) frames and other frame types
+/// carry nothing to decode.
+fn wlan_data(d: &mut Decoded<'_>, b: &[u8], base: u32) -> Option<(u16, usize)> {
+    if b.len() < 24 {
+        stop(d, Layer::Wlan, StopReason::Truncated, base);
+        return None;
+    }
+    d.encap |= ENCAP_WLAN;
+    let (fc0, fc1) = (b[0], b[1]);
+    if (fc0 >> 2) & 3 != 2 || fc1 & 0x40 != 0 || fc0 & 0x40 != 0 {
+        return None; // not data, protected, or a null-function subtype without a body
+    }
+    let mut off = 24;
+    if fc1 & 3 == 3 {
+        off += 6;
+    }
+    if fc0 & 0x80 != 0 {
+        off += 2; // QoS control
+        if fc1 & 0x80 != 0 {
+            off += 4; // HT control (the order bit of a QoS data frame)
+        }
+    }
+    match b.get(off..off + 8) {
+        Some([0xaa, 0xaa, 0x03, _, _, _, t0, t1]) => Some((u16::from_be_bytes([*t0, *t1]), off + 8)),
+        Some(_) => None,
+        None => {
+            stop(d, Layer::Wlan, StopReason::Truncated, base);
+            None
         }
     }
 }
@@ -872,7 +1014,7 @@ fn decode_ip<'a>(d: &mut Decoded<'a>, b: &'a [u8], base: u32) {
     // exceeds packet length"): the segment is that long, not what the header claims.
     let at = (b.as_ptr() as usize).wrapping_sub(d.data.as_ptr() as usize);
     let on_wire = match at <= d.data.len() {
-        true => (d.frame_len as usize).checked_sub(at + ip.payload_off),
+        true => (d.frame_len as usize).checked_sub(d.trailer as usize + at + ip.payload_off),
         false => None,
     };
     let declared = match on_wire {

@@ -192,7 +192,7 @@ fn pppoe_session_carries_ip() {
     hdr.extend_from_slice(&[0x00, 0x21]);
     let p = reencapsulate(&f, ETHERTYPE_PPPOE_SESSION, &hdr);
     let d = dec(LinkType::ETHERNET, &p);
-    assert_eq!(d.encap, ENCAP_PPPOES);
+    assert_eq!(d.encap, ENCAP_PPPOES | ENCAP_PPP);
     assert_eq!(d.pppoe_session, Some(0x1234));
     assert_eq!(d.tcp().map(|t| t.dst_port), Some(80));
     assert_eq!(d.payload, b"xxxxx");
@@ -233,10 +233,11 @@ fn mpls_label_stack_then_ip_or_a_counted_pseudowire() {
 }
 
 #[test]
-fn gre_versions_and_protocols_it_does_not_open_are_counted() {
-    // Outer IPv4 (proto 47) carrying GRE version 1 (PPTP), then an unknown GRE protocol.
+fn gre_protocols_it_does_not_open_are_counted() {
+    // Outer IPv4 (proto 47) carrying PPTP's GRE (version 1, PPP) whose PPP protocol (0x45, a
+    // compressed field) is not IP, then an unknown GRE protocol.
     let inner = tcp_frame([10, 0, 0, 1], [10, 0, 0, 2], 40000, 80, 7, 9, 0x18, 5);
-    for (flags, proto) in [(0x0001u16, 0x880bu16), (0x0000, 0x1234)] {
+    for (flags, proto, layer) in [(0x0001u16, 0x880bu16, Layer::Ppp), (0x0000, 0x1234, Layer::Gre)] {
         let mut gre = flags.to_be_bytes().to_vec();
         gre.extend_from_slice(&proto.to_be_bytes());
         gre.extend_from_slice(&inner[14..]);
@@ -267,11 +268,7 @@ fn gre_versions_and_protocols_it_does_not_open_are_counted() {
         f.extend_from_slice(&gre);
         let d = dec(LinkType::ETHERNET, &f);
         assert_eq!(d.encap & ENCAP_GRE, ENCAP_GRE);
-        assert_eq!(
-            d.stop.map(|s| (s.layer, s.reason)),
-            Some((Layer::Gre, StopReason::Unsupported)),
-            "{flags:x} {proto:x}"
-        );
+        assert_eq!(d.stop.map(|s| (s.layer, s.reason)), Some((layer, StopReason::Unsupported)), "{flags:x} {proto:x}");
         assert!(d.tcp().is_none());
     }
 }
@@ -408,4 +405,64 @@ fn ipv4_options_shorter_than_their_fields_are_malformed_as_tshark_reads_them() {
     for o in sound {
         assert!(!ipv4_options_malformed(o), "{o:02x?}");
     }
+}
+
+#[test]
+fn gre_as_packet_gre_reads_it() {
+    // Version bits do not change the header; PPTP's enhanced GRE has its acknowledgment number
+    // and PPP; WCCP v2 its redirect header; routing entries are skipped; Aruba carries 802.11.
+    let inner = tcp_frame([10, 0, 0, 1], [10, 0, 0, 2], 40000, 80, 7, 9, 0x18, 5);
+    let ip = &inner[14..];
+    let mut wlan = vec![0x88, 0x02, 0, 0];
+    wlan.extend_from_slice(&[2, 0, 0, 0, 0, 1, 2, 0xaa, 0, 0, 0, 1, 2, 0, 0, 0, 0, 2, 0x10, 0, 0, 0]);
+    wlan.extend_from_slice(&[0xaa, 0xaa, 3, 0, 0, 0, 8, 0]);
+    let cases: Vec<(Vec<u8>, u16)> = vec![
+        (
+            [&[0x30, 0x81, 0x88, 0x0b, 0, 0, 0x42, 0x42, 0, 0, 0, 1, 0, 0, 0, 1, 0xff, 0x03, 0, 0x21][..], ip].concat(),
+            ENCAP_PPP,
+        ),
+        ([&[0x20, 0x01, 0x88, 0x0b, 0, 0, 0x42, 0x42, 0x21][..], ip].concat(), ENCAP_PPP),
+        ([&[0, 0, 0x88, 0x3e, 0, 0, 0, 3][..], ip].concat(), 0),
+        ([&[0, 0, 0x88, 0x3e][..], ip].concat(), 0),
+        ([&[0x40, 0, 0x08, 0, 0, 0, 0, 0, 0, 1, 0, 4, 1, 2, 3, 4, 0, 0, 0, 0][..], ip].concat(), 0),
+        ([&[0, 0, 0x82, 0x10][..], &wlan, ip].concat(), ENCAP_WLAN),
+        ([&[0, 0, 0x88, 0x47, 0x00, 0x12, 0xc1, 0x40][..], ip].concat(), ENCAP_MPLS),
+    ];
+    for (gre, encap) in cases {
+        let f = in_ipv4(&gre, 47);
+        let d = dec(LinkType::ETHERNET, &f);
+        assert_eq!(d.stop, None, "{gre:02x?}");
+        assert_eq!(d.encap & encap, encap);
+        assert_eq!(d.tcp().map(|t| t.src_port), Some(40000), "{gre:02x?}");
+    }
+    // A routing entry list that never ends is a counted stop, not a read past the packet.
+    let f = in_ipv4(&[0x40, 0, 0x08, 0, 0, 0, 0, 0, 0, 1, 0, 200], 47);
+    let d = dec(LinkType::ETHERNET, &f);
+    assert_eq!(d.stop.map(|s| (s.layer, s.reason)), Some((Layer::Gre, StopReason::Truncated)));
+}
+
+#[test]
+fn serial_links_and_port_extender_tags() {
+    let inner = tcp_frame([10, 0, 0, 1], [10, 0, 0, 2], 40000, 80, 7, 9, 0x18, 5);
+    let ip = &inner[14..];
+    for (link, head) in [
+        (LinkType::PPP, &[0xff, 0x03, 0x00, 0x21][..]),
+        (LinkType::PPP_HDLC, &[0x21][..]),
+        (LinkType::PPP, &[0x0f, 0x00, 0x08, 0x00][..]),
+        (LinkType::C_HDLC, &[0x8f, 0x00, 0x08, 0x00][..]),
+    ] {
+        let f = [head, ip].concat();
+        let d = dec(link, &f);
+        assert_eq!((d.stop, d.tcp().map(|t| t.dst_port)), (None, Some(80)), "{head:02x?}");
+    }
+    // LCP on a PPP link: nothing left unopened; MPLS-in-PPP opened; another protocol counted.
+    assert_eq!(dec(LinkType::PPP, &[0xff, 0x03, 0xc0, 0x21, 1, 1, 0, 4]).stop, None);
+    let d = dec(LinkType::PPP, &[0xff, 0x03, 0x00, 0x2b, 0, 0]);
+    assert_eq!(d.stop.map(|s| (s.layer, s.reason)), Some((Layer::Ppp, StopReason::Unsupported)));
+    // E-Tag and VN-Tag in front of the ethertype, stacked with a VLAN tag.
+    let mut f = inner[..12].to_vec();
+    f.extend_from_slice(&[0x89, 0x3f, 0, 0x12, 0, 0x34, 0, 0, 0x89, 0x26, 0, 0x25, 0, 0x11, 0x81, 0, 0, 10]);
+    f.extend_from_slice(&inner[12..]);
+    let d = dec(LinkType::ETHERNET, &f);
+    assert_eq!((d.stop, d.vlan_count, d.tcp().is_some()), (None, 1, true));
 }

@@ -287,6 +287,21 @@ pub static FIELDS: &[FieldDef] = &[
             o.push(1, Val::Bytes(&[]))
         }
     }),
+    f("ppp", FType::Proto, |c, o| {
+        if c.d.encap & crate::decode::ENCAP_PPP != 0 {
+            o.push(1, Val::Bytes(&[]))
+        }
+    }),
+    f("chdlc", FType::Proto, |c, o| {
+        if c.d.encap & crate::decode::ENCAP_CHDLC != 0 {
+            o.push(1, Val::Bytes(&[]))
+        }
+    }),
+    f("wlan", FType::Proto, |c, o| {
+        if c.d.encap & crate::decode::ENCAP_WLAN != 0 {
+            o.push(1, Val::Bytes(&[]))
+        }
+    }),
     f("mpls", FType::Proto, |c, o| {
         if c.d.encap & crate::decode::ENCAP_MPLS != 0 {
             o.push(1, Val::Bytes(&[]))

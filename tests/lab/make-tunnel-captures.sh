@@ -17,6 +17,18 @@
 #   lab-tunnel-geneve       Ethernet in Geneve (UDP 6081, VNI 0x123)
 #   lab-tunnel-gtp          IP in GTP-U (UDP 2152, TEID 0x1234, sequence numbers), as a mobile
 #                           backhaul mirror shows it
+#   lab-tunnel-gre-wccp     IP redirected by WCCP v2 in GRE (0x883e, 4-byte redirect header)
+#   lab-tunnel-gre-pptp     PPTP's enhanced GRE (version 1, 0x880b) carrying PPP
+#   lab-tunnel-gre-mpls     MPLS in GRE (0x8847)
+#   lab-tunnel-gre-eoip     MikroTik EoIP (GRE version 1, 0x6400)
+#   lab-tunnel-gre-aruba    802.11 QoS data frames in Aruba's GRE (0x8210), as an access point
+#                           sends its clients' traffic to the controller
+#   lab-wan-etag / -vntag   frames with an E-Tag (802.1BR) or a VN-Tag from a port extender
+#   lab-wan-fabricpath      frames inside Cisco FabricPath's outer header
+#   lab-serial-ppp          the server port's packets as a PPP serial link shows them (link type
+#                           9, address and control present)
+#   lab-serial-ppp-acfc     the same, link type 50, address/control and protocol compressed
+#   lab-serial-chdlc        the same as Cisco HDLC (link type 104)
 # This kernel has vxlan but no gre/erspan/ipip/sit/ip6tnl/geneve devices, no GTP, no PPP and no
 # MPLS forwarding, so the mirror
 # sessions are made by a small sender (mirror.py) that sniffs the server port with AF_PACKET
@@ -110,11 +122,33 @@ capture_vxlan() {
     record $P-rtr "$P-r0" "$name" 10.89.5.2
 }
 
+# capture_serial NAME KIND: the server port's frames, re-framed by relink.py as a serial WAN
+# interface (PPP or Cisco HDLC) captures them: no such device exists in this kernel.
+capture_serial() {
+    local name=$1 kind=$2
+    lab_up $P
+    lab_loss $P 3
+    ip netns exec $P-srv python3 -m http.server 8080 --bind 10.77.2.20 --directory "$work/www" >/dev/null 2>&1 &
+    ip netns exec $P-rtr tcpdump -q -s 1600 -U -i $P-r1 -w "$work/$name-eth.pcap" 2>/dev/null &
+    local td=$!
+    sleep 1
+    ip netns exec $P-cli bash -c "$downloads" -- 10.77.2.20 || true
+    sleep 1
+    kill "$td"; wait "$td" 2>/dev/null || true
+    lab_down $P
+    editcap -F pcap "$work/$name-eth.pcap" "$work/$name-eth-classic.pcap"
+    python3 "$here/relink.py" "$work/$name-eth-classic.pcap" "$out/$name.pcap" "$kind"
+}
+
 # ONLY=GLOB (e.g. ONLY='lab-wan-*') makes only the captures whose names match.
 want() { [ -z "${ONLY:-}" ] || [[ $1 == $ONLY ]]; }
 want lab-tunnel-vxlan && capture_vxlan
 for k in erspan2 erspan3 gretap gre-ip; do want lab-tunnel-$k && capture_mirror lab-tunnel-$k $k; done
-for k in pppoe pppoe-vlan pppoe-qinq pppoe-pfc mpls; do want lab-wan-$k && capture_wan lab-wan-$k $k; done
+for k in pppoe pppoe-vlan pppoe-qinq pppoe-pfc mpls etag vntag fabricpath; do want lab-wan-$k && capture_wan lab-wan-$k $k; done
+for k in gre-wccp gre-pptp gre-mpls gre-eoip gre-aruba; do want lab-tunnel-$k && capture_mirror lab-tunnel-$k $k; done
+want lab-serial-ppp && capture_serial lab-serial-ppp ppp
+want lab-serial-ppp-acfc && capture_serial lab-serial-ppp-acfc ppp-acfc-pfc
+want lab-serial-chdlc && capture_serial lab-serial-chdlc chdlc
 want lab-tunnel-ipip && capture_tunnel lab-tunnel-ipip ipip 10.77.1.10 10.77.2.20 "ip proto 4"
 want lab-tunnel-sit && capture_tunnel lab-tunnel-sit sit 10.77.1.10 "[fd77:2::20]" "ip proto 41"
 want lab-tunnel-4in6 && capture_tunnel lab-tunnel-4in6 4in6 fd77:1::10 10.77.2.20 "ip6 proto 4"
