@@ -50,6 +50,10 @@ const EXPRESSIONS: &[&str] = &[
     "http.response.code == 99",
     "http.response.code >= 500",
     "http.response.code < 100",
+    "kerberos",
+    "kerberos.msg_type == 12",
+    "kerberos.CNameString == \"alice\"",
+    "kerberos.CNameString contains \"$\"",
     "dhcp",
     "dhcp.option.hostname",
     "dhcp.option.hostname == \"nas1\"",
@@ -193,4 +197,43 @@ fn an_ipv4_option_shorter_than_its_fields_ends_the_packet_as_malformed() {
     assert_eq!(j["capture"]["stopped_layers"]["ipv4.malformed"], 107);
     // The segments tshark never saw are not there to be retransmitted (14 before, 9 now).
     assert_eq!(retransmissions(&f), (9, 9));
+}
+
+#[test]
+fn a_ticket_request_seen_alone_names_its_client_when_its_body_does() {
+    // Two TGS-REQs without an AS exchange or a reply, whose request body carries the optional
+    // client name (tshark: kerberos.CNameString "alice", "WS7$"): a user and a host (nothing before).
+    let j = analyze(&odd("odd-kerberos-tgs-cname.pcap"));
+    let ids = j["identities"].as_array().unwrap();
+    let users: Vec<&str> = ids.iter().filter_map(|i| i["user"].as_str()).collect();
+    let hosts: Vec<&str> = ids.iter().filter_map(|i| i["hostname"].as_str()).collect();
+    assert_eq!((users, hosts), (vec!["alice"], vec!["WS7"]));
+    assert!(ids.iter().all(|i| i["source"] == "kerberos" && i["realm"] == "BRANCH.LAN" && i["outcome"] == "unknown"));
+}
+
+#[test]
+fn kerberos_inside_smb2_session_setup_is_kerberos_to_filters() {
+    if !common::have_tshark() {
+        return common::skip_or_fail("tshark is not installed");
+    }
+    // The AP-REQ/AP-REP (or KRB-ERROR) in SPNEGO in SMB2 SESSION_SETUP, on the frame that
+    // completes the message: a Windows capture (corpus, TSO frames) and a login cut into
+    // 300-byte segments (nothing outside port 88 before).
+    let mut files = vec![odd("odd-smb2-kerberos-split.pcap")];
+    if let Some(dir) = common::corpus_dir() {
+        files.push(dir.join("krb-tso-smb2.pcapng"));
+    }
+    for f in &files {
+        for e in [
+            "kerberos",
+            "kerberos && !(tcp.port == 88 || udp.port == 88)",
+            "kerberos.msg_type == 14",
+            "kerberos.msg_type == 15",
+            "kerberos.msg_type == 30",
+            "kerberos.realm",
+        ] {
+            assert_eq!(ours(e, f), theirs(e, f), "{} -Y '{e}'", f.display());
+        }
+        assert!(!ours("kerberos && tcp.port == 445", f).is_empty(), "{}", f.display());
+    }
 }

@@ -21,11 +21,6 @@ use mirrorwatch::pipeline::{NullSink, Pipeline};
 /// (expression, file) cases where we knowingly differ, each pinned by a named test in
 /// tests/filter_cases.rs that says why.
 const KNOWN: &[(&str, &str)] = &[
-    // Kerberos AP-REQ/AP-REP inside SMB2 session setup (GSS-API/SPNEGO) is not unwrapped:
-    // filter_cases::kerberos_inside_smb2_session_setup_is_not_dissected.
-    ("kerberos", "krb-tso-smb2.pcapng"),
-    ("kerberos.msg_type == 14", "krb-tso-smb2.pcapng"),
-    ("kerberos && tcp", "krb-tso-smb2.pcapng"),
     // A fast retransmission repeating a whole single-segment response: tshark dissects it again
     // (frames 42 and 86), mirrorwatch counts a response once.
     ("http.response.code == 200", "tcp-retrans-mixed-spurious.pcap"),

@@ -398,7 +398,7 @@ impl ProtoState {
             Proto::Kerberos => ProtoState::Kerberos(kerberos::KrbTcp::default()),
             Proto::Dns => ProtoState::Dns(dns::DnsTcp::default()),
             Proto::Ldap => ProtoState::Ldap(ldap::Ldap::new(fresh)),
-            Proto::Smb => ProtoState::Smb(smb::Smb::new(fresh[0])),
+            Proto::Smb => ProtoState::Smb(smb::Smb::new(fresh)),
             Proto::Ssh => ProtoState::Opaque,
         }
     }
@@ -592,7 +592,7 @@ impl Analyzers {
             ProtoState::Kerberos(a) => a.segment(seg, secrets, d, &mut self.kerberos, &mut here),
             ProtoState::Dns(a) => a.segment(seg, d, &mut here),
             ProtoState::Ldap(a) => a.segment(seg, secrets, &mut here),
-            ProtoState::Smb(a) => a.segment(seg, secrets),
+            ProtoState::Smb(a) => a.segment(seg, secrets, &mut here),
             ProtoState::Opaque => false,
         };
         if !secrets.is_empty() && !d.payload.is_empty() {

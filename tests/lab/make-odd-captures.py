@@ -16,6 +16,10 @@ each takes a committed lab capture and changes what a field trace would show, no
   odd-ipv4-malformed-option  server packets of the second download with a router alert or a
                            timestamp option of 3 bytes, client packets of the third with a CIPSO
                            tag running past its option (tshark: malformed, no TCP)
+  odd-kerberos-tgs-cname   two TGS-REQs alone whose request body names the client ("alice",
+                           the machine account "WS7$"), from lab-kerberos-kdc
+  odd-smb2-kerberos-split  an SMB2 SESSION_SETUP exchange in 300-byte segments carrying, in
+                           SPNEGO, the lab's AP-REQ and KRB-ERROR
   odd-tcp-header-too-long  three of the client's pure ACKs claim a 60-byte TCP header in a
                            32-byte segment (tshark: TCP, malformed, no length, no analysis)
   odd-tcp-epoch-clock      times relative to the first frame (the first SYN at the epoch)
@@ -186,6 +190,144 @@ def malformed_option():
     write("odd-ipv4-malformed-option.pcap", head, recs)
 
 
+def der_items(b):
+    """The (tag, value) items of a run of DER TLVs (single-byte tags, definite lengths)."""
+    out, i = [], 0
+    while i < len(b):
+        tag, n = b[i], b[i + 1]
+        i += 2
+        if n & 0x80:
+            k = n & 0x7F
+            n = int.from_bytes(b[i : i + k], "big")
+            i += k
+        out.append((tag, b[i : i + n]))
+        i += n
+    return out
+
+
+def der(tag, value):
+    n = len(value)
+    if n < 0x80:
+        return bytes([tag, n]) + value
+    k = (n.bit_length() + 7) // 8
+    return bytes([tag, 0x80 | k]) + n.to_bytes(k, "big") + value
+
+
+def udp_checksum(f):
+    # IPv4 pseudo-header, then the datagram with its checksum field zeroed.
+    ihl = (f[14] & 0x0F) * 4
+    udp = bytearray(f[14 + ihl :])
+    udp[6:8] = b"\0\0"
+    data = bytes(f[26:34]) + struct.pack("!BBH", 0, 17, len(udp)) + bytes(udp)
+    data += b"\0" * (len(data) % 2)
+    s = sum(struct.unpack(f"!{len(data) // 2}H", data))
+    while s >> 16:
+        s = (s & 0xFFFF) + (s >> 16)
+    f[14 + ihl + 6 : 14 + ihl + 8] = struct.pack("!H", (~s & 0xFFFF) or 0xFFFF)
+
+
+def kerberos_tgs_cname():
+    # TGS-REQs seen alone (no AS exchange, no TGS-REP): the lab client's TGS-REQ with the
+    # optional client name of its request body filled in, as some clients send it: "alice",
+    # then the machine account "WS7$" from another port a minute later.
+    head, recs = read("lab-kerberos-kdc.pcap")
+    req = next(r for r in recs if len(r[2]) > 42 and r[2][23] == 17 and r[2][36:38] == b"\x00\x58" and r[2][42] == 0x6C)
+    out = []
+    for n, (name, sport) in enumerate(((b"alice", 50999), (b"WS7$", 51999))):
+        f = bytearray(req[2])
+        (app_tag, seq), = der_items(bytes(f[42:]))
+        (_, items), = der_items(seq)
+        fields = der_items(items)
+        body_i = next(i for i, (t, _) in enumerate(fields) if t == 0xA4)
+        (_, body), = der_items(fields[body_i][1])
+        parts = der_items(body)
+        cname = der(0xA1, der(0x30, der(0xA0, der(0x02, b"\x01")) + der(0xA1, der(0x30, der(0x1B, name)))))
+        parts.insert(1, None)
+        new_body = b"".join(cname if p is None else der(*p) for p in parts)
+        fields[body_i] = (0xA4, der(0x30, new_body))
+        msg = der(app_tag, der(0x30, b"".join(der(*p) for p in fields)))
+        f[42:] = msg
+        f[16:18] = struct.pack("!H", len(f) - 14)
+        f[34:36] = struct.pack("!H", sport)
+        f[38:40] = struct.pack("!H", len(f) - 34)
+        ip_checksum(f)
+        udp_checksum(f)
+        out.append([req[0] + 60 * n, req[1], f, len(f)])
+    write("odd-kerberos-tgs-cname.pcap", head, out)
+
+
+def tcp_checksum(f):
+    ihl = (f[14] & 0x0F) * 4
+    seg = bytearray(f[14 + ihl :])
+    seg[16:18] = b"\0\0"
+    data = bytes(f[26:34]) + struct.pack("!BBH", 0, 6, len(seg)) + bytes(seg)
+    data += b"\0" * (len(data) % 2)
+    s = sum(struct.unpack(f"!{len(data) // 2}H", data))
+    while s >> 16:
+        s = (s & 0xFFFF) + (s >> 16)
+    f[14 + ihl + 16 : 14 + ihl + 18] = struct.pack("!H", ~s & 0xFFFF)
+
+
+def smb2_kerberos_split():
+    # An SMB2 login with Kerberos cut into 300-byte segments, as a path with a small MSS shows
+    # it: the client's SESSION_SETUP carries, in SPNEGO, the AP-REQ the lab client sent the KDC
+    # in its TGS-REQ; the server's answer carries the KDC's KRB-ERROR (preauthentication
+    # required) of the same capture. Only these Kerberos bytes come from the lab capture; the
+    # TCP and SMB2 around them are written here.
+    head, recs = read("lab-kerberos-kdc.pcap")
+    frames = [bytes(r[2]) for r in recs if len(r[2]) > 42 and r[2][23] == 17]
+    tgs = next(f[42:] for f in frames if f[42] == 0x6C)
+    err = next(f[42:] for f in frames if f[42] == 0x7E)
+    (_, seq), = der_items(tgs)
+    (_, items), = der_items(seq)
+    padata = dict(der_items(items))[0xA3]
+    (_, pas), = der_items(padata)
+    # PA-TGS-REQ (type 1): its value is the AP-REQ.
+    pa = next(dict(der_items(v)) for _, v in der_items(pas) if dict(der_items(v))[0xA1] == b"\x02\x01\x01")
+    (_, ap_req), = der_items(pa[0xA2])
+    krb5 = bytes.fromhex("06092a864886f712010202")
+    ms_krb5 = bytes.fromhex("06092a864882f712010202")
+    spnego = bytes.fromhex("06062b0601050502")
+    init = der(0x60, spnego + der(0xA0, der(0x30, der(0xA0, der(0x30, ms_krb5 + krb5)) + der(0xA2, der(0x04, der(0x60, krb5 + b"\x01\x00" + ap_req))))))
+    resp = der(0xA1, der(0x30, der(0xA0, b"\x0a\x01\x01") + der(0xA1, ms_krb5) + der(0xA2, der(0x04, der(0x60, krb5 + b"\x03\x00" + err)))))
+
+    def smb2(response, body):
+        h = b"\xfeSMB" + struct.pack("<HHIHHIIQII", 64, 1, 0xC0000016 if response else 0, 1, 1, int(response), 0, 2, 0xFEFF, 0)
+        h += struct.pack("<Q", 0x1234 if response else 0) + b"\0" * 16
+        m = h + body
+        return struct.pack("!I", len(m)) + m
+
+    req = smb2(False, struct.pack("<HBBIIHHQ", 25, 0, 1, 1, 0, 88, len(init), 0) + init)
+    rep = smb2(True, struct.pack("<HHHH", 9, 0, 72, len(resp)) + resp)
+    cli, srv = (bytes([10, 77, 1, 10]), 49800), (bytes([10, 77, 2, 20]), 445)
+    macs = {cli: bytes.fromhex("020000000101"), srv: bytes.fromhex("020000000201")}
+    seqs = {cli: 1000, srv: 5000}
+    out, t = [], [recs[0][0], recs[0][1]]
+
+    def send(src, dst, flags, payload=b""):
+        ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 40 + len(payload), 0, 0x4000, 64, 6, 0, src[0], dst[0])
+        tcp = struct.pack("!HHIIBBHHH", src[1], dst[1], seqs[src], seqs[dst] if flags & 0x10 else 0, 5 << 4, flags, 64240, 0, 0)
+        f = bytearray(macs[dst] + macs[src] + b"\x08\x00" + ip + tcp + payload)
+        ip_checksum(f)
+        tcp_checksum(f)
+        seqs[src] = (seqs[src] + len(payload) + (1 if flags & 0x03 else 0)) & 0xFFFFFFFF
+        t[1] += 150
+        out.append([t[0] + t[1] // 1_000_000, t[1] % 1_000_000, f, len(f)])
+
+    send(cli, srv, 0x02)
+    seqs[srv] = 5000
+    send(srv, cli, 0x12)
+    send(cli, srv, 0x10)
+    for msg, (a, b) in ((req, (cli, srv)), (rep, (srv, cli))):
+        for i in range(0, len(msg), 300):
+            send(a, b, 0x18, msg[i : i + 300])
+        send(b, a, 0x10)
+    send(cli, srv, 0x11)
+    send(srv, cli, 0x11)
+    send(cli, srv, 0x10)
+    write("odd-smb2-kerberos-split.pcap", head, out)
+
+
 def epoch_clock():
     # Times relative to the first frame, as generators and "normalised" exports write them: the
     # first download's SYN is stamped 1970-01-01 00:00:00.000000, which Wireshark reads as "no
@@ -230,6 +372,8 @@ ipv4_short_frames()
 source_route()
 bad_option()
 malformed_option()
+kerberos_tgs_cname()
+smb2_kerberos_split()
 tcp_header_too_long()
 epoch_clock()
 millisecond_clock()

@@ -1,6 +1,8 @@
 //! Kerberos (RFC 4120) with the `kerberos-parser` crate: the client name and realm of AS-REQ,
-//! the outcome from the AS-REP or KRB-ERROR that answers it, and the client name of TGS-REP
-//! (a TGS-REQ carries it only inside the encrypted authenticator). Machine accounts (`NAME$`)
+//! the outcome from the AS-REP or KRB-ERROR that answers it, and the client name of TGS-REP.
+//! A TGS-REQ names its client in the encrypted authenticator, and in clear only where its
+//! request body carries the optional `cname` (tshark's `kerberos.CNameString`): that name is
+//! taken, so a ticket request seen alone still binds a user. Machine accounts (`NAME$`)
 //! and `host/…` principals name hosts, not users. Over TCP, messages have a 4-byte record mark
 //! (RFC 4120 §7.2.2) and are joined across segments ([`Join`], in the flow). Encrypted parts
 //! are never looked into.
@@ -28,10 +30,26 @@ use crate::identity::{name_from_wire, IdentityFact, Outcome, Source};
 /// What a message says about identities (owned: the parser's borrowed values do not outlive it).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Msg {
-    AsReq { cname: Option<String>, realm: String },
-    AsRep { cname: String, realm: String },
-    TgsRep { cname: String, realm: String },
-    Error { code: i32 },
+    AsReq {
+        cname: Option<String>,
+        realm: String,
+    },
+    /// A TGS-REQ whose request body names the client.
+    TgsReq {
+        cname: String,
+        realm: String,
+    },
+    AsRep {
+        cname: String,
+        realm: String,
+    },
+    TgsRep {
+        cname: String,
+        realm: String,
+    },
+    Error {
+        code: i32,
+    },
     Other,
 }
 
@@ -109,7 +127,14 @@ pub fn parse(b: &[u8]) -> Option<(Msg, KrbFields)> {
                 }
             }
             f.realms.push(r.req_body.realm.0.clone());
-            (Msg::Other, f)
+            let realm = r.req_body.realm.0.clone();
+            match &r.req_body.cname {
+                Some(c) => {
+                    f.cname = c.name_string.clone();
+                    (Msg::TgsReq { cname: principal(c), realm }, f)
+                }
+                None => (Msg::Other, f),
+            }
         }
         0x6d => from_rep(&krb5_parser::parse_tgs_rep(b).ok()?.1, true),
         // The crate marks its parse functions deprecated in favour of its FromDer impls; this one
@@ -118,6 +143,44 @@ pub fn parse(b: &[u8]) -> Option<(Msg, KrbFields)> {
         0x7e => from_err(&krb5_parser::parse_krb_error(b).ok()?.1),
         _ => return None,
     })
+}
+
+/// The Kerberos message of a GSS-API token (RFC 4121 §4.1), bare or inside SPNEGO's
+/// negotiation tokens (RFC 4178), as in SMB2 SESSION_SETUP blobs: the Kerberos mechanism's OID
+/// (or Microsoft's variant of it) with a token id right after it — 01 00 AP-REQ, 02 00 AP-REP,
+/// 03 00 KRB-ERROR — is the inner token (the OIDs of SPNEGO's mechanism list are followed by
+/// another OID, never by a token id).
+pub fn parse_gss(blob: &[u8]) -> Option<KrbFields> {
+    const KRB5: [u8; 11] = [0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x12, 0x01, 0x02, 0x02];
+    const MS_KRB5: [u8; 11] = [0x06, 0x09, 0x2a, 0x86, 0x48, 0x82, 0xf7, 0x12, 0x01, 0x02, 0x02];
+    let mut i = 0;
+    while i + KRB5.len() + 3 <= blob.len() {
+        let w = &blob[i..i + KRB5.len()];
+        if w == KRB5 || w == MS_KRB5 {
+            let tok = &blob[i + KRB5.len()..];
+            let fields = match (tok[0], tok[1], tok[2]) {
+                (1, 0, 0x6e) => {
+                    #[allow(deprecated)] // = ApReq::from_der
+                    let ap = krb5_parser::parse_ap_req(&tok[2..]).ok()?.1;
+                    KrbFields { msg_types: vec![14], realms: vec![ap.ticket.realm.0.clone()], ..Default::default() }
+                }
+                (2, 0, 0x6f) => {
+                    #[allow(deprecated)] // = ApRep::from_der
+                    krb5_parser::parse_ap_rep(&tok[2..]).ok()?;
+                    KrbFields { msg_types: vec![15], ..Default::default() }
+                }
+                #[allow(deprecated)]
+                (3, 0, 0x7e) => from_err(&krb5_parser::parse_krb_error(&tok[2..]).ok()?.1).1,
+                _ => {
+                    i += 1;
+                    continue;
+                }
+            };
+            return Some(fields);
+        }
+        i += 1;
+    }
+    None
 }
 
 /// A TCP record: 4-byte length (high bit reserved) then the message, whole.
@@ -192,7 +255,7 @@ impl Kerberos {
             }
         };
         match msg {
-            Msg::AsReq { cname: Some(c), realm } => {
+            Msg::AsReq { cname: Some(c), realm } | Msg::TgsReq { cname: c, realm } => {
                 let f = fact(&c, &realm, d.eth_src, ip.src, Outcome::Unknown);
                 // A retried request replaces the one before (the KDC answers the last).
                 let conv = (ip.src, ip.dst);
@@ -232,7 +295,14 @@ impl Kerberos {
                 }
             }
             Msg::TgsRep { cname, realm } => {
-                out.push(fact(&cname, &realm, d.eth_dst, ip.dst, Outcome::Success));
+                let f = fact(&cname, &realm, d.eth_dst, ip.dst, Outcome::Success);
+                // The request it answers, if it named its client, is this success.
+                if let Some(req) = self.pending.remove(&(ip.dst, ip.src)) {
+                    if req.user != f.user || req.hostname != f.hostname {
+                        out.push(req);
+                    }
+                }
+                out.push(f);
             }
             _ => {}
         }

@@ -1,6 +1,9 @@
 //! SMB (SMB2/3, and SMB1) over the NetBIOS session service or direct TCP: the security blobs of
 //! the client's SESSION_SETUP requests — NTLM responses (crackable offline), Kerberos tickets
-//! and authenticators — as credentials. Nothing else of SMB is read here.
+//! and authenticators — as credentials; and the Kerberos AP-REQ, AP-REP or KRB-ERROR inside the
+//! SMB2 SESSION_SETUP blobs of both sides (GSS-API, bare or in SPNEGO) for the `kerberos.*`
+//! filter fields, on the frame that completes the message, as tshark shows them. Nothing else
+//! of SMB is read here.
 //!
 //! The blob's place is in the SMB2 request's fixed part (SecurityBufferOffset/Length), so it is
 //! masked in whatever segments it comes. SMB1's SESSION_SETUP_ANDX is masked past its header
@@ -8,9 +11,10 @@
 //! are masked until a segment starts a message again, while no other command than NEGOTIATE
 //! and SESSION_SETUP has been seen (the login may be under way).
 
+use super::budget::Lazy;
 use super::frames::{Event, Framing, MsgReader};
 use super::secrets::Secrets;
-use super::TcpSeg;
+use super::{Here, TcpSeg};
 
 /// Bytes of each message kept: the NetBIOS header, the SMB2 header and the request's fixed part.
 const HEAD: usize = 4 + 64 + 24;
@@ -63,6 +67,63 @@ fn secret(h: &[u8]) -> Option<(usize, usize)> {
     }
 }
 
+/// The security blob of an SMB2 SESSION_SETUP request or response (offsets in the message,
+/// header included), from its head.
+fn smb2_blob(h: &[u8]) -> Option<(usize, usize)> {
+    if h.get(4..8)? != b"\xfeSMB" || u16::from_le_bytes([*h.get(4 + 12)?, *h.get(4 + 13)?]) != SESSION_SETUP {
+        return None;
+    }
+    let body = 4 + 64;
+    // Request: offset and length at 12 and 14 of its fixed part; response: at 4 and 6.
+    let at = if h.get(4 + 16)? & 1 != 0 { body + 4 } else { body + 12 };
+    let off = u16::from_le_bytes([*h.get(at)?, *h.get(at + 1)?]) as usize;
+    let len = u16::from_le_bytes([*h.get(at + 2)?, *h.get(at + 3)?]) as usize;
+    (len > 0 && off >= 64).then_some((4 + off, 4 + off + len))
+}
+
+/// Bytes of a security blob kept for the Kerberos inside (tickets with a PAC run to a few KB).
+const MAX_BLOB: usize = 16 << 10;
+
+/// One direction's SESSION_SETUP blob being gathered, by sequence numbers.
+#[derive(Debug, Default)]
+struct Blob {
+    /// [start, end) of the blob in the direction's sequence space, once the head told it.
+    range: Option<(u32, u32)>,
+    data: Lazy,
+    /// The message carrying it ended in the segment being read.
+    ended: bool,
+}
+
+impl Blob {
+    /// Keeps the part of `seg` inside the blob, if it continues what is kept.
+    fn take(&mut self, seq: u32, data: &[u8]) {
+        let Some((a, b)) = self.range else { return };
+        let have = a.wrapping_add(self.data.len() as u32);
+        let end = seq.wrapping_add(data.len() as u32);
+        // Sequence arithmetic: the segment must cover the next byte wanted.
+        if have.wrapping_sub(seq) as i32 >= 0 && end.wrapping_sub(have) as i32 > 0 && have != b {
+            let from = have.wrapping_sub(seq) as usize;
+            let to = (b.wrapping_sub(seq) as usize).min(data.len());
+            if from < to {
+                let cap = (b.wrapping_sub(a) as usize).min(MAX_BLOB);
+                self.data.push(&data[from..to], cap);
+            }
+        }
+    }
+
+    fn complete(&self) -> Option<&[u8]> {
+        let (a, b) = self.range?;
+        (self.data.len() == b.wrapping_sub(a) as usize && !self.data.lossy).then(|| self.data.as_slice())
+    }
+
+    fn reset(&mut self) {
+        self.range = None;
+        self.data.clear();
+        self.data.lossy = false;
+        self.ended = false;
+    }
+}
+
 /// Whether a message is a NEGOTIATE or SESSION_SETUP (the login), from its head.
 fn login_step(h: &[u8]) -> bool {
     match h.get(4..8) {
@@ -75,43 +136,97 @@ fn login_step(h: &[u8]) -> bool {
 #[derive(Debug)]
 pub struct Smb {
     client: MsgReader,
+    server: MsgReader,
     recorded: bool,
     /// A command beyond the login was seen: lost bytes are no longer masked.
     past_login: bool,
+    /// The SESSION_SETUP blob of each direction (client, server) while its message streams by.
+    blob: [Blob; 2],
 }
 
 impl Smb {
-    pub fn new(fresh: bool) -> Smb {
-        Smb { client: MsgReader::new(HEAD, fresh), recorded: false, past_login: !fresh }
+    pub fn new(fresh: [bool; 2]) -> Smb {
+        Smb {
+            client: MsgReader::new(HEAD, fresh[0]),
+            server: MsgReader::new(HEAD, fresh[1]),
+            recorded: false,
+            past_login: !fresh[0],
+            blob: Default::default(),
+        }
     }
 
-    pub fn segment(&mut self, s: TcpSeg<'_>, secrets: &mut Secrets) -> bool {
-        if !s.from_client {
-            return false;
+    pub fn segment(&mut self, s: TcpSeg<'_>, secrets: &mut Secrets, here: &mut Here<'_>) -> bool {
+        let dir = usize::from(!s.from_client);
+        if s.from_client {
+            self.client_segment(s, secrets);
+        } else {
+            let blob = &mut self.blob[1];
+            self.server.feed::<Nbss>(s.seg, &mut |e| blob_event(blob, e));
         }
-        let (recorded, past_login) = (&mut self.recorded, &mut self.past_login);
-        self.client.feed::<Nbss>(s.seg, &mut |e| match e {
-            Event::Lost { seq, len } => {
-                if !*past_login {
-                    secrets.add(seq, seq.wrapping_add(len as u32));
-                }
+        // The blob's bytes in this segment (its range may have come with this segment's head),
+        // and the Kerberos in it once its message is complete.
+        let blob = &mut self.blob[dir];
+        let cap = s.seg.data.len().min(s.seg.seg_len as usize);
+        blob.take(s.seg.seq, &s.seg.data[..cap]);
+        if blob.ended {
+            if let Some(fields) = blob.complete().and_then(super::kerberos::parse_gss) {
+                here.out.krb = Some(fields);
             }
-            Event::Head { start, head } => {
-                if !*recorded {
-                    if let Some((a, b)) = secret(head) {
-                        secrets.add(start.wrapping_add(a as u32), start.wrapping_add(b as u32));
-                        *recorded = true;
+            blob.reset();
+        }
+        false
+    }
+
+    fn client_segment(&mut self, s: TcpSeg<'_>, secrets: &mut Secrets) {
+        let (recorded, past_login, blob) = (&mut self.recorded, &mut self.past_login, &mut self.blob[0]);
+        self.client.feed::<Nbss>(s.seg, &mut |e| {
+            blob_event(
+                blob,
+                match &e {
+                    Event::Head { start, head } => Event::Head { start: *start, head },
+                    Event::End { start, head } => Event::End { start: *start, head },
+                    Event::Lost { seq, len } => Event::Lost { seq: *seq, len: *len },
+                },
+            );
+            match e {
+                Event::Lost { seq, len } => {
+                    if !*past_login {
+                        secrets.add(seq, seq.wrapping_add(len as u32));
+                    }
+                }
+                Event::Head { start, head } => {
+                    if !*recorded {
+                        if let Some((a, b)) = secret(head) {
+                            secrets.add(start.wrapping_add(a as u32), start.wrapping_add(b as u32));
+                            *recorded = true;
+                        }
+                    }
+                }
+                Event::End { head, .. } => {
+                    *recorded = false;
+                    if head.len() >= 18 && !login_step(head) {
+                        *past_login = true;
                     }
                 }
             }
-            Event::End { head, .. } => {
-                *recorded = false;
-                if head.len() >= 18 && !login_step(head) {
-                    *past_login = true;
+        });
+    }
+}
+
+/// Follows one direction's messages for its SESSION_SETUP blob: its range from the head, the
+/// end of its message, and a hole that loses it.
+fn blob_event(blob: &mut Blob, e: Event<'_>) {
+    match e {
+        Event::Head { start, head } => {
+            if blob.range.is_none() && head.len() >= HEAD {
+                if let Some((a, b)) = smb2_blob(head) {
+                    blob.reset();
+                    blob.range = Some((start.wrapping_add(a as u32), start.wrapping_add(b as u32)));
                 }
             }
-        });
-        false
+        }
+        Event::End { .. } => blob.ended = blob.range.is_some(),
+        Event::Lost { .. } => blob.reset(),
     }
 }
 
@@ -130,9 +245,29 @@ mod tests {
         let total = (m.len() - 4) as u32;
         m[1..4].copy_from_slice(&total.to_be_bytes()[1..]);
         assert_eq!(secret(&m), Some((92, 102)));
+        assert_eq!(smb2_blob(&m), Some((92, 102)));
+        // The response keeps its blob's offset and length at 4 and 6 of its fixed part.
+        let mut r = m.clone();
+        r[4 + 16] = 1;
+        r[4 + 64 + 4..4 + 64 + 8].copy_from_slice(&[72, 0, 10, 0]);
+        assert_eq!((secret(&r), smb2_blob(&r)), (None, Some((76, 86))));
         assert_eq!(Nbss::total_len(&m), Some(Some(m.len() as u64)));
         for cut in 0..m.len() {
             let _ = secret(&m[..cut]);
+            let _ = smb2_blob(&m[..cut]);
         }
+    }
+
+    #[test]
+    fn a_blob_is_gathered_in_order_across_segments() {
+        let mut b = Blob { range: Some((100, 110)), ..Default::default() };
+        b.take(90, b"0123456789abcd"); // 100..104 from this one
+        b.take(90, b"0123456789abcd"); // a repeat adds nothing
+        b.take(106, b"ghij"); // after a hole: not taken
+        assert_eq!(b.complete(), None);
+        b.take(104, b"efghijklmn");
+        assert_eq!(b.complete(), Some(&b"abcdefghij"[..]));
+        b.take(110, b"zz"); // past the blob
+        assert_eq!(b.complete(), Some(&b"abcdefghij"[..]));
     }
 }
