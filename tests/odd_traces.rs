@@ -105,7 +105,9 @@ fn a_source_route_names_the_destination_and_the_conversation() {
 fn status_codes_outside_100_to_599_are_responses_but_not_errors() {
     let j = analyze(&odd("lab-http-odd-status.pcap"));
     let codes: Vec<&str> = j["app_errors"].as_array().unwrap().iter().filter_map(|e| e["code"].as_str()).collect();
-    assert_eq!(codes, ["503"], "only 5xx are application errors");
+    // The bare "HTTP/1.1 500 Internal Server Error" the server closed after (no line end, no
+    // headers) is one too, on its FIN (tshark shows no HTTP there; it was missed before).
+    assert_eq!(codes, ["500", "503"], "only 5xx are application errors");
 }
 
 #[test]

@@ -120,7 +120,9 @@ pub fn probe(p: &[u8]) -> Option<Found> {
         b'+' if p.starts_with(b"+OK") => return server(Proto::Pop3),
         b'*' if p.starts_with(b"* OK") || p.starts_with(b"* PREAUTH") => return server(Proto::Imap),
         b'2' if p.starts_with(b"220") && matches!(p.get(3), Some(b' ' | b'-')) => return Some(greeting_220(p)),
-        b'H' if p.starts_with(b"HTTP/1.") && super::http::message::first_line(p).is_some() => {
+        b'H' if p.starts_with(b"HTTP/1.")
+            && (super::http::message::first_line(p).is_some() || super::http::message::status_start(p).is_some()) =>
+        {
             return server(Proto::Http)
         }
         b'S' if p.starts_with(b"SSH-") => return Some(Found::Is(Proto::Ssh, None)),

@@ -96,6 +96,18 @@ fn line(p: &[u8], cut: bool) -> Option<Line<'_>> {
     Some(Line::Request { method, uri: &rest[..sp2] })
 }
 
+/// A status line whose end is not in `p` yet ("HTTP/1.1 500 Internal Ser…", or a server that
+/// sends only its status line and closes): its code, once the segment holds it.
+pub fn status_start(p: &[u8]) -> Option<u16> {
+    if p.len() < 12 || p.len() > 8192 || memchr::memchr(b'\n', p).is_some() {
+        return None;
+    }
+    match line(p, true)? {
+        Line::Status { code, .. } => Some(code),
+        Line::Request { .. } => None,
+    }
+}
+
 /// The value of header `name` (case-insensitive) in a header block.
 pub fn header<'a>(headers: &'a [u8], name: &str) -> Option<&'a [u8]> {
     header_range(headers, name).map(|(s, e)| &headers[s..e])
@@ -196,6 +208,9 @@ impl Pending {
         let cut = p.len() < seg_len;
         let first = match line(p, cut) {
             Some(l) => l,
+            // A status line cut by the segment's end: its code is known, the rest of the
+            // line comes with the next segment or never (the server closes after it).
+            None if status_start(p).is_some() => line(p, true)?,
             // A request line longer than the segment (a long URL): the method is known, the rest
             // of the line comes with the next segments.
             None => {
@@ -522,6 +537,14 @@ impl Tracker {
             return None;
         }
         self.start(dir, p, seq, seg_len, started)
+    }
+
+    /// The connection closes: a response still open in direction `dir` (headers or body not
+    /// complete, a status line never ended) is complete as far as it goes, as HTTP/1.0 ends a
+    /// response with the close. Its status is what it said.
+    pub fn close(&mut self, dir: usize) -> Option<Pending> {
+        let o = self.open[dir].take()?;
+        o.msg.code().is_some().then_some(o.msg)
     }
 
     /// A segment that may start a message.

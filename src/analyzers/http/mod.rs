@@ -167,6 +167,14 @@ impl Http {
                 }
             }
         }
+        if s.fin || s.rst {
+            // A response the close ends before its headers or body did (a bare status line and
+            // FIN): its 5xx is an application error all the same, on this frame. Its fields are
+            // not shown (tshark does not dissect it either).
+            if let Some(e) = self.tracker.close(1).and_then(|m| m.error()) {
+                here.error(Family::Http, e);
+            }
+        }
         if (s.fin || s.rst) && !self.done {
             self.done = true;
             for p in std::mem::take(&mut self.pending) {

@@ -60,3 +60,29 @@ fn five_hundreds_are_errors_at_the_frame_that_completes_them() {
     );
     assert_eq!(r.errors, ["http 500"]);
 }
+
+#[test]
+fn a_bare_status_line_ended_by_the_close_is_an_error() {
+    // A server that answers with its status line only and closes, on a port HTTP is not known
+    // by, with or without the request or the handshake in the capture: the 5xx is reported.
+    for resp in [
+        &b"HTTP/1.1 500 Internal Server Error\r\n\r\n"[..],
+        b"HTTP/1.0 500 Internal Server Error\r\n",
+        b"HTTP/1.1 500 Internal Server Error",
+        b"HTTP/1.1 503",
+    ] {
+        for syn in [true, false] {
+            let r = talk(8182, syn, &[(true, b"GET /boom HTTP/1.1\r\nHost: x\r\n\r\n"), (false, resp)], false);
+            assert_eq!(r.errors.len(), 1, "{:?} syn {syn}: {:?}", String::from_utf8_lossy(resp), r.errors);
+            let r = talk(8182, syn, &[(false, resp)], false);
+            assert_eq!(r.errors.len(), 1, "{:?} alone, syn {syn}: {:?}", String::from_utf8_lossy(resp), r.errors);
+        }
+    }
+    // A status line cut across segments (after its code), with or without a body to come.
+    let full = b"HTTP/1.1 502 Bad Gateway\r\nContent-Length: 4\r\n\r\nnope";
+    for cut in 12..full.len() {
+        let r =
+            talk(8182, true, &[(true, b"GET / HTTP/1.1\r\n\r\n"), (false, &full[..cut]), (false, &full[cut..])], false);
+        assert_eq!(r.errors, ["http 502"], "cut at {cut}");
+    }
+}
