@@ -52,6 +52,7 @@ fn layer_name(l: Layer) -> &'static str {
         Layer::Gtp => "gtp",
         Layer::Ppp => "ppp",
         Layer::Wlan => "wlan",
+        Layer::Nsh => "nsh",
     }
 }
 

@@ -127,12 +127,13 @@ fn fabricpath(d: &mut Decoded<'_>, b: &[u8], ty: u16) -> Option<Option<(u16, usi
     Some(decode_tags(d, &b[..end], inner, h + 14))
 }
 
-/// Walks 802.1Q / 802.1ad tags starting at `off`, whose type field said `ty`, and the E-Tag
-/// (802.1BR, 6 bytes after its type) and VN-Tag (4 bytes) a port extender puts in front.
+/// Walks 802.1Q / 802.1ad tags starting at `off`, whose type field said `ty`, the E-Tag
+/// (802.1BR, 6 bytes after its type) and VN-Tag (4 bytes) a port extender puts in front, and
+/// Cisco's inline metadata (TrustSec SGT, 6 bytes).
 pub(super) fn decode_tags(d: &mut Decoded<'_>, b: &[u8], mut ty: u16, mut off: usize) -> Option<(u16, usize)> {
     loop {
         let skip = match ty {
-            0x893f => 6,
+            0x893f | super::ETHERTYPE_CMD => 6,
             0x8926 => 4,
             _ => 0,
         };

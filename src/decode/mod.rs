@@ -45,6 +45,8 @@ pub enum Layer {
     Ppp,
     /// An 802.11 data frame (inside Aruba's GRE).
     Wlan,
+    /// A Network Service Header (service function chaining).
+    Nsh,
 }
 
 /// Why decoding stopped before the transport payload.
@@ -266,6 +268,8 @@ pub const ENCAP_PPP: u16 = 256;
 pub const ENCAP_CHDLC: u16 = 512;
 /// An 802.11 data frame (Aruba controllers' GRE from their access points).
 pub const ENCAP_WLAN: u16 = 1024;
+/// A Network Service Header.
+pub const ENCAP_NSH: u16 = 2048;
 
 /// Tunnels opened one inside the other at most (Geneve inside GRE is two); a third is counted
 /// as a stop, so a crafted frame cannot nest without end.
@@ -279,6 +283,10 @@ pub const GTPU_PORT: u16 = 2152;
 pub const ETHERTYPE_PPPOE_SESSION: u16 = 0x8864;
 pub const ETHERTYPE_MPLS: u16 = 0x8847;
 pub const ETHERTYPE_MPLS_MCAST: u16 = 0x8848;
+/// Cisco metadata (TrustSec's inline security group tag).
+pub const ETHERTYPE_CMD: u16 = 0x8909;
+/// Network Service Header (RFC 8300), service function chaining.
+pub const ETHERTYPE_NSH: u16 = 0x894f;
 pub const IPPROTO_GRE: u8 = 47;
 /// VXLAN's IANA port (Wireshark decodes it there by default).
 pub const VXLAN_PORT: u16 = 4789;
@@ -467,7 +475,44 @@ fn decode_net<'a>(d: &mut Decoded<'a>, ty: u16, b: &'a [u8], off: usize) {
                 _ => stop(d, Layer::Mpls, StopReason::Unsupported, base + i as u32),
             }
         }
+        ETHERTYPE_NSH => decode_nsh(d, rest, base),
         _ => {} // ARP, LLDP, …: link-layer facts only
+    }
+}
+
+/// A Network Service Header (RFC 8300) as packet-nsh.c reads it: its length (in 4-byte words;
+/// 6 for metadata type 1, at least 2 for type 2), then the next protocol: IPv4, IPv6, Ethernet
+/// or MPLS. A header inside a header is a counted stop, as is a third level of encapsulation.
+fn decode_nsh<'a>(d: &mut Decoded<'a>, b: &'a [u8], base: u32) {
+    // A level of its own: Ethernet inside NSH inside Ethernet… is bounded like tunnels.
+    if !enter_tunnel(d, Layer::Nsh, b, base) {
+        return;
+    }
+    if b.len() < 8 {
+        return stop(d, Layer::Nsh, StopReason::Truncated, base);
+    }
+    d.encap |= ENCAP_NSH;
+    let words = (u16::from_be_bytes([b[0], b[1]]) & 0x3f) as usize;
+    let len = match b[2] {
+        1 => 24,
+        2 => (words * 4).max(8),
+        _ => (words * 4).max(4),
+    };
+    let Some(inner) = b.get(len..) else {
+        return stop(d, Layer::Nsh, StopReason::Truncated, base);
+    };
+    let ib = base + len as u32;
+    match b[3] {
+        1 | 2 => {
+            begin_inner(d);
+            decode_ip(d, inner, ib);
+        }
+        3 => decode_inner_ethernet(d, inner, ib),
+        5 => {
+            begin_inner(d);
+            decode_net(d, ETHERTYPE_MPLS, inner, 0);
+        }
+        _ => stop(d, Layer::Nsh, StopReason::Unsupported, ib),
     }
 }
 
@@ -584,6 +629,23 @@ fn decode_gre<'a>(d: &mut Decoded<'a>, b: &'a [u8], base: u32) {
         ETHERTYPE_MPLS | ETHERTYPE_MPLS_MCAST => {
             begin_inner(d);
             decode_net(d, proto, b, len);
+        }
+        ETHERTYPE_NSH => decode_nsh(d, inner, ib),
+        // Cisco metadata: the protocol after it, 6 bytes of metadata (the SGT), then that
+        // protocol's packet (IP or Ethernet; anything else is counted).
+        ETHERTYPE_CMD => {
+            let Some(h) = inner.get(..8) else {
+                return stop(d, Layer::Gre, StopReason::Truncated, ib);
+            };
+            let next = &inner[8..];
+            match u16::from_be_bytes([h[0], h[1]]) {
+                ETHERTYPE_IPV4 | ETHERTYPE_IPV6 => {
+                    begin_inner(d);
+                    decode_ip(d, next, ib + 8);
+                }
+                0x6558 => decode_inner_ethernet(d, next, ib + 8),
+                _ => stop(d, Layer::Gre, StopReason::Unsupported, ib + 8),
+            }
         }
         GRE_PPP => {
             begin_inner(d);

@@ -466,3 +466,33 @@ fn serial_links_and_port_extender_tags() {
     let d = dec(LinkType::ETHERNET, &f);
     assert_eq!((d.stop, d.vlan_count, d.tcp().is_some()), (None, 1, true));
 }
+
+#[test]
+fn cisco_metadata_and_service_headers() {
+    let inner = tcp_frame([10, 0, 0, 1], [10, 0, 0, 2], 40000, 80, 7, 9, 0x18, 5);
+    // TrustSec's inline SGT between the addresses and the ethertype.
+    let mut f = inner[..12].to_vec();
+    f.extend_from_slice(&[0x89, 0x09, 1, 1, 0, 1, 0x00, 0x10]);
+    f.extend_from_slice(&inner[12..]);
+    let d = dec(LinkType::ETHERNET, &f);
+    assert_eq!((d.stop, d.tcp().is_some()), (None, true));
+    // In GRE: the protocol after it, then the metadata.
+    let gre = [&[0, 0, 0x89, 0x09, 0x08, 0x00, 1, 1, 0, 1, 0, 0x10][..], &inner[14..]].concat();
+    let f = in_ipv4(&gre, 47);
+    let d = dec(LinkType::ETHERNET, &f);
+    assert_eq!((d.stop, d.tcp().is_some()), (None, true));
+    // NSH (metadata type 1: 24 bytes) carrying the Ethernet frame, in Ethernet.
+    let mut nsh = vec![0, 0, 0, 0, 0, 0, 0, 0];
+    nsh[0..4].copy_from_slice(&[0x0f, 0xc6, 0x01, 0x03]);
+    nsh.extend_from_slice(&[0; 16]);
+    let f = [&inner[..12], &[0x89, 0x4f][..], &nsh, &inner].concat();
+    let d = dec(LinkType::ETHERNET, &f);
+    assert_eq!((d.stop, d.encap & ENCAP_NSH, d.tcp().is_some()), (None, ENCAP_NSH, true));
+    // NSH in Ethernet in NSH in Ethernet…: bounded, counted.
+    let mut f = inner.clone();
+    for _ in 0..50 {
+        f = [&inner[..12], &[0x89, 0x4f][..], &nsh, &f].concat();
+    }
+    let d = dec(LinkType::ETHERNET, &f);
+    assert_eq!(d.stop.map(|s| (s.layer, s.reason)), Some((Layer::Nsh, StopReason::Unsupported)));
+}

@@ -297,6 +297,11 @@ pub static FIELDS: &[FieldDef] = &[
             o.push(1, Val::Bytes(&[]))
         }
     }),
+    f("nsh", FType::Proto, |c, o| {
+        if c.d.encap & crate::decode::ENCAP_NSH != 0 {
+            o.push(1, Val::Bytes(&[]))
+        }
+    }),
     f("wlan", FType::Proto, |c, o| {
         if c.d.encap & crate::decode::ENCAP_WLAN != 0 {
             o.push(1, Val::Bytes(&[]))

@@ -25,6 +25,8 @@
 #                           sends its clients' traffic to the controller
 #   lab-wan-etag / -vntag   frames with an E-Tag (802.1BR) or a VN-Tag from a port extender
 #   lab-wan-fabricpath      frames inside Cisco FabricPath's outer header
+#   lab-wan-cmd             frames with Cisco's inline metadata (TrustSec SGT)
+#   lab-tunnel-gre-nsh      Ethernet behind a Network Service Header in GRE (0x894f)
 #   lab-serial-ppp          the server port's packets as a PPP serial link shows them (link type
 #                           9, address and control present)
 #   lab-serial-ppp-acfc     the same, link type 50, address/control and protocol compressed
@@ -144,8 +146,8 @@ capture_serial() {
 want() { [ -z "${ONLY:-}" ] || [[ $1 == $ONLY ]]; }
 want lab-tunnel-vxlan && capture_vxlan
 for k in erspan2 erspan3 gretap gre-ip; do want lab-tunnel-$k && capture_mirror lab-tunnel-$k $k; done
-for k in pppoe pppoe-vlan pppoe-qinq pppoe-pfc mpls etag vntag fabricpath; do want lab-wan-$k && capture_wan lab-wan-$k $k; done
-for k in gre-wccp gre-pptp gre-mpls gre-eoip gre-aruba; do want lab-tunnel-$k && capture_mirror lab-tunnel-$k $k; done
+for k in pppoe pppoe-vlan pppoe-qinq pppoe-pfc mpls etag vntag fabricpath cmd; do want lab-wan-$k && capture_wan lab-wan-$k $k; done
+for k in gre-wccp gre-pptp gre-mpls gre-eoip gre-aruba gre-nsh; do want lab-tunnel-$k && capture_mirror lab-tunnel-$k $k; done
 want lab-serial-ppp && capture_serial lab-serial-ppp ppp
 want lab-serial-ppp-acfc && capture_serial lab-serial-ppp-acfc ppp-acfc-pfc
 want lab-serial-chdlc && capture_serial lab-serial-chdlc chdlc

@@ -8,14 +8,16 @@ seen on IFACE is sent on in the headers of KIND, as a switch or an access router
         the IP packet of each frame in a PPPoE session (untagged, in VLAN 10, in QinQ 100/10,
         with the compressed 1-byte PPP protocol field) or under two MPLS labels, sent as an
         Ethernet frame on OUT_IFACE (this kernel has no PPP and no MPLS forwarding to make them)
-    python3 mirror.py IFACE OUT_IFACE etag|vntag|fabricpath
+    python3 mirror.py IFACE OUT_IFACE etag|vntag|fabricpath|cmd
         each frame with an E-Tag (802.1BR) or a VN-Tag after its addresses, as a port extender
-        sends it, or inside Cisco FabricPath's outer header (with an FCS), sent on OUT_IFACE
-    python3 mirror.py IFACE COLLECTOR gre-wccp|gre-pptp|gre-mpls|gre-eoip|gre-aruba
+        sends it, inside Cisco FabricPath's outer header (with an FCS), or with Cisco's inline
+        metadata (TrustSec SGT 16), sent on OUT_IFACE
+    python3 mirror.py IFACE COLLECTOR gre-wccp|gre-pptp|gre-mpls|gre-eoip|gre-aruba|gre-nsh
         the IP packet in GRE as a WCCP v2 redirect (with its 4-byte redirect header), as PPTP's
         enhanced GRE (version 1, call id, sequence and acknowledgment numbers, PPP with address
         and control), under an MPLS label, the Ethernet frame as MikroTik EoIP (version 1,
-        protocol 0x6400, tunnel id), or as an 802.11 QoS data frame in Aruba's GRE (0x8210)
+        protocol 0x6400, tunnel id), as an 802.11 QoS data frame in Aruba's GRE (0x8210), or
+        behind a Network Service Header (metadata type 1, service path 42, index 255)
     python3 mirror.py IFACE TUNNEL_END ipip|sit|4in6|6in6|geneve|gtp
         the IP packet of each frame (IPv4 for ipip and 4in6, IPv6 for sit and 6in6) in IP
         protocol 4 or 41 over a raw IPv4 or IPv6 socket, as Linux's ipip, sit and ip6tnl devices
@@ -30,7 +32,7 @@ rx = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(3))
 # (SO_RCVBUFFORCE: beyond net.core.rmem_max, as root.)
 rx.setsockopt(socket.SOL_SOCKET, getattr(socket, "SO_RCVBUFFORCE", 33), 32 << 20)
 rx.bind((iface, 0))
-wan = kind.startswith("pppoe") or kind in ("mpls", "etag", "vntag", "fabricpath")
+wan = kind.startswith("pppoe") or kind in ("mpls", "etag", "vntag", "fabricpath", "cmd")
 ipinip = {"ipip": (socket.AF_INET, 4, b"\x08\x00"), "sit": (socket.AF_INET, 41, b"\x86\xdd"),
           "4in6": (socket.AF_INET6, 4, b"\x08\x00"), "6in6": (socket.AF_INET6, 41, b"\x86\xdd")}
 if wan:
@@ -52,8 +54,11 @@ while True:
     seq += 1
     if wan:
         ethertype = frame[12:14]
-        if kind in ("etag", "vntag", "fabricpath"):
-            if kind == "etag":
+        if kind in ("etag", "vntag", "fabricpath", "cmd"):
+            if kind == "cmd":
+                # Version 1, length 1, option SGT (length 0, type 1), SGT 16.
+                out = frame[:12] + b"\x89\x09" + struct.pack("!BBHH", 1, 1, 0x0001, 16) + frame[12:]
+            elif kind == "etag":
                 # E-PCP 0, ingress E-CID 0x012, E-CID 0x034 (the port), extensions 0.
                 out = frame[:12] + b"\x89\x3f" + struct.pack("!HHBB", 0x0012, 0x0034, 0, 0) + frame[12:]
             elif kind == "vntag":
@@ -129,6 +134,10 @@ while True:
         hdr = struct.pack("!HHI", 0x1000, 0x22EB, seq) + struct.pack("!HHIHH", 0x2000, 77, seq * 1000, 0, 7 << 4)
     elif kind == "gretap":
         hdr = struct.pack("!HH", 0x0000, 0x6558)
+    elif kind == "gre-nsh":
+        # NSH version 0, TTL 63, length 6 words (metadata type 1), next protocol Ethernet;
+        # service path 42, index 255; 16 bytes of fixed context.
+        hdr = struct.pack("!HHHH", 0x0000, 0x894F, (63 << 6) | 6, 0x0103) + struct.pack("!I", (42 << 8) | 255) + bytes(16)
     elif kind == "gre-eoip":
         # MikroTik EoIP: key bit and version 1, protocol 0x6400, payload length, tunnel id 7.
         hdr = struct.pack("!HHHH", 0x2001, 0x6400, len(frame), 7)

@@ -16,8 +16,10 @@ use super::frames::{Event, Framing, MsgReader};
 use super::secrets::Secrets;
 use super::{Here, TcpSeg};
 
-/// Bytes of each message kept: the NetBIOS header, the SMB2 header and the request's fixed part.
-const HEAD: usize = 4 + 64 + 24;
+/// Bytes of each message kept: the NetBIOS header, the SMB2 header and the fixed part of a
+/// SESSION_SETUP request or a NEGOTIATE response (up to its security buffer's place).
+const HEAD: usize = 4 + 64 + 60;
+const NEGOTIATE: u16 = 0x0000;
 const SESSION_SETUP: u16 = 0x0001;
 const SMB1_SESSION_SETUP_ANDX: u8 = 0x73;
 
@@ -67,15 +69,22 @@ fn secret(h: &[u8]) -> Option<(usize, usize)> {
     }
 }
 
-/// The security blob of an SMB2 SESSION_SETUP request or response (offsets in the message,
-/// header included), from its head.
+/// The security blob of an SMB2 SESSION_SETUP request or response, or of a NEGOTIATE response
+/// (offsets in the message, header included), from its head.
 fn smb2_blob(h: &[u8]) -> Option<(usize, usize)> {
-    if h.get(4..8)? != b"\xfeSMB" || u16::from_le_bytes([*h.get(4 + 12)?, *h.get(4 + 13)?]) != SESSION_SETUP {
+    if h.get(4..8)? != b"\xfeSMB" {
         return None;
     }
     let body = 4 + 64;
-    // Request: offset and length at 12 and 14 of its fixed part; response: at 4 and 6.
-    let at = if h.get(4 + 16)? & 1 != 0 { body + 4 } else { body + 12 };
+    let response = h.get(4 + 16)? & 1 != 0;
+    // SESSION_SETUP request: offset and length at 12 and 14 of its fixed part; its response:
+    // at 4 and 6; NEGOTIATE response: at 56 and 58.
+    let at = match (u16::from_le_bytes([*h.get(4 + 12)?, *h.get(4 + 13)?]), response) {
+        (SESSION_SETUP, false) => body + 12,
+        (SESSION_SETUP, true) => body + 4,
+        (NEGOTIATE, true) => body + 56,
+        _ => return None,
+    };
     let off = u16::from_le_bytes([*h.get(at)?, *h.get(at + 1)?]) as usize;
     let len = u16::from_le_bytes([*h.get(at + 2)?, *h.get(at + 3)?]) as usize;
     (len > 0 && off >= 64).then_some((4 + off, 4 + off + len))
@@ -142,6 +151,10 @@ pub struct Smb {
     past_login: bool,
     /// The SESSION_SETUP blob of each direction (client, server) while its message streams by.
     blob: [Blob; 2],
+    /// A blob starting a GSS-API token (RFC 2743 §3.1: 0x60, with its mechanism) was seen on
+    /// the connection. Wireshark reads the later tokens that do not say their mechanism
+    /// (SPNEGO's negTokenResp) only with that; without it they are unknown to it too.
+    gss_seen: bool,
 }
 
 impl Smb {
@@ -152,6 +165,7 @@ impl Smb {
             recorded: false,
             past_login: !fresh[0],
             blob: Default::default(),
+            gss_seen: false,
         }
     }
 
@@ -169,8 +183,14 @@ impl Smb {
         let cap = s.seg.data.len().min(s.seg.seg_len as usize);
         blob.take(s.seg.seq, &s.seg.data[..cap]);
         if blob.ended {
-            if let Some(fields) = blob.complete().and_then(super::kerberos::parse_gss) {
-                here.out.krb = Some(fields);
+            if let Some(b) = blob.complete() {
+                let initial = b.first() == Some(&0x60);
+                if initial || self.gss_seen {
+                    if let Some(fields) = super::kerberos::parse_gss(b) {
+                        here.out.krb = Some(fields);
+                    }
+                }
+                self.gss_seen |= initial;
             }
             blob.reset();
         }
@@ -251,6 +271,12 @@ mod tests {
         r[4 + 16] = 1;
         r[4 + 64 + 4..4 + 64 + 8].copy_from_slice(&[72, 0, 10, 0]);
         assert_eq!((secret(&r), smb2_blob(&r)), (None, Some((76, 86))));
+        // A NEGOTIATE response's blob (the server's SPNEGO hints) is at 56 and 58.
+        let mut n = vec![0u8; HEAD];
+        n[4..8].copy_from_slice(b"\xfeSMB");
+        n[4 + 16] = 1;
+        n[4 + 64 + 56..4 + 64 + 60].copy_from_slice(&[128, 0, 74, 0]);
+        assert_eq!(smb2_blob(&n), Some((132, 206)));
         assert_eq!(Nbss::total_len(&m), Some(Some(m.len() as u64)));
         for cut in 0..m.len() {
             let _ = secret(&m[..cut]);
