@@ -25,6 +25,9 @@ pub fn decode_link(d: &mut Decoded<'_>, b: &[u8]) -> Option<(u16, usize)> {
             if ty <= 1500 {
                 return None; // IEEE 802.3 length field: LLC/SNAP frames carry no IP here
             }
+            if ty == ETHERTYPE_IPV4 || ty == ETHERTYPE_IPV6 {
+                return Some((ty, 14)); // the usual frame: nothing in front of the packet
+            }
             if let Some(r) = fabricpath(d, b, ty) {
                 return r;
             }
@@ -132,6 +135,9 @@ fn fabricpath(d: &mut Decoded<'_>, b: &[u8], ty: u16) -> Option<Option<(u16, usi
 /// Cisco's inline metadata (TrustSec SGT, 6 bytes).
 pub(super) fn decode_tags(d: &mut Decoded<'_>, b: &[u8], mut ty: u16, mut off: usize) -> Option<(u16, usize)> {
     loop {
+        if ty == ETHERTYPE_IPV4 || ty == ETHERTYPE_IPV6 {
+            return Some((ty, off));
+        }
         let skip = match ty {
             0x893f | super::ETHERTYPE_CMD => 6,
             0x8926 => 4,

@@ -906,7 +906,8 @@ fn parse_ip(b: &[u8]) -> Result<IpParse, (Layer, StopReason)> {
                 frag_offset: (frag & 0x1fff) as u32 * 8,
                 more_fragments: frag & 0x2000 != 0,
             };
-            Ok(IpParse { hdr, payload_off: ihl, declared_len, options_malformed: ipv4_options_malformed(&b[20..ihl]) })
+            let options_malformed = ihl > 20 && ipv4_options_malformed(&b[20..ihl]);
+            Ok(IpParse { hdr, payload_off: ihl, declared_len, options_malformed })
         }
         Some(6) => {
             if b.len() < 40 {
