@@ -15,6 +15,7 @@ pub trait Framing {
 }
 
 /// What the reader hands the protocol.
+#[derive(Clone, Copy)]
 pub enum Event<'a> {
     /// More of a message's head is in (`start`: its first byte's sequence number).
     Head { start: u32, head: &'a [u8] },

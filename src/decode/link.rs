@@ -15,11 +15,7 @@ pub fn decode_link(d: &mut Decoded<'_>, b: &[u8]) -> Option<(u16, usize)> {
                 stop(d, Layer::Link, StopReason::Truncated, 0);
                 return None;
             }
-            let mut mac = [0u8; 6];
-            mac.copy_from_slice(&b[0..6]);
-            d.eth_dst = Some(mac);
-            mac.copy_from_slice(&b[6..12]);
-            d.eth_src = Some(mac);
+            ethernet_addresses(d, b);
             let ty = u16::from_be_bytes([b[12], b[13]]);
             d.eth_type = Some(ty);
             if ty <= 1500 {
@@ -102,6 +98,16 @@ pub fn decode_link(d: &mut Decoded<'_>, b: &[u8]) -> Option<(u16, usize)> {
     }
 }
 
+/// The destination and source addresses of the Ethernet header at the start of `b` (at least 12
+/// bytes: callers have checked the header's length).
+pub(super) fn ethernet_addresses(d: &mut Decoded<'_>, b: &[u8]) {
+    let mut mac = [0u8; 6];
+    mac.copy_from_slice(&b[0..6]);
+    d.eth_dst = Some(mac);
+    mac.copy_from_slice(&b[6..12]);
+    d.eth_src = Some(mac);
+}
+
 /// Cisco FabricPath, which Wireshark finds by a heuristic on every Ethernet frame: type 0x8903
 /// after the outer addresses (or after an 802.1Q/802.1ad tag), 16 (20) bytes of outer header,
 /// then the host's Ethernet frame, taken to end 4 bytes before the frame (its FCS).
@@ -118,11 +124,7 @@ fn fabricpath(d: &mut Decoded<'_>, b: &[u8], ty: u16) -> Option<Option<(u16, usi
         return Some(None);
     }
     d.trailer = 4;
-    let mut mac = [0u8; 6];
-    mac.copy_from_slice(&b[h..h + 6]);
-    d.eth_dst = Some(mac);
-    mac.copy_from_slice(&b[h + 6..h + 12]);
-    d.eth_src = Some(mac);
+    ethernet_addresses(d, &b[h..]);
     let inner = u16::from_be_bytes([b[h + 12], b[h + 13]]);
     if inner <= 1500 {
         return Some(None);

@@ -523,11 +523,7 @@ fn decode_inner_ethernet<'a>(d: &mut Decoded<'a>, b: &'a [u8], base: u32) {
         return stop(d, Layer::Link, StopReason::Truncated, base);
     }
     begin_inner(d);
-    let mut mac = [0u8; 6];
-    mac.copy_from_slice(&b[0..6]);
-    d.eth_dst = Some(mac);
-    mac.copy_from_slice(&b[6..12]);
-    d.eth_src = Some(mac);
+    link::ethernet_addresses(d, b);
     d.vlan_count = 0;
     d.svlan_count = 0;
     let ty = u16::from_be_bytes([b[12], b[13]]);

@@ -215,6 +215,13 @@ const fn f(name: &'static str, ftype: FType, get: Getter) -> FieldDef {
     FieldDef { name, ftype, get }
 }
 
+/// A protocol present when the frame went through the encapsulation `BIT` (`Decoded::encap`).
+fn encap<const BIT: u16>(c: &Ctx<'_, '_>, o: &mut Values<'_>) {
+    if c.d.encap & BIT != 0 {
+        o.push(1, Val::Bytes(&[]))
+    }
+}
+
 const ETHERTYPE_ARP: u16 = 0x0806;
 
 /// Every field and protocol name, sorted by nothing in particular; looked up by name.
@@ -266,52 +273,16 @@ pub static FIELDS: &[FieldDef] = &[
             o.push(1, Val::Bytes(&[]))
         }
     }),
-    f("gre", FType::Proto, |c, o| {
-        if c.d.encap & crate::decode::ENCAP_GRE != 0 {
-            o.push(1, Val::Bytes(&[]))
-        }
-    }),
-    f("erspan", FType::Proto, |c, o| {
-        if c.d.encap & crate::decode::ENCAP_ERSPAN != 0 {
-            o.push(1, Val::Bytes(&[]))
-        }
-    }),
-    f("vxlan", FType::Proto, |c, o| {
-        if c.d.encap & crate::decode::ENCAP_VXLAN != 0 {
-            o.push(1, Val::Bytes(&[]))
-        }
-    }),
+    f("gre", FType::Proto, encap::<{ crate::decode::ENCAP_GRE }>),
+    f("erspan", FType::Proto, encap::<{ crate::decode::ENCAP_ERSPAN }>),
+    f("vxlan", FType::Proto, encap::<{ crate::decode::ENCAP_VXLAN }>),
     // Wireshark puts a PPPoE session under `pppoes` (its header fields are `pppoe.*`).
-    f("pppoes", FType::Proto, |c, o| {
-        if c.d.encap & crate::decode::ENCAP_PPPOES != 0 {
-            o.push(1, Val::Bytes(&[]))
-        }
-    }),
-    f("ppp", FType::Proto, |c, o| {
-        if c.d.encap & crate::decode::ENCAP_PPP != 0 {
-            o.push(1, Val::Bytes(&[]))
-        }
-    }),
-    f("chdlc", FType::Proto, |c, o| {
-        if c.d.encap & crate::decode::ENCAP_CHDLC != 0 {
-            o.push(1, Val::Bytes(&[]))
-        }
-    }),
-    f("nsh", FType::Proto, |c, o| {
-        if c.d.encap & crate::decode::ENCAP_NSH != 0 {
-            o.push(1, Val::Bytes(&[]))
-        }
-    }),
-    f("wlan", FType::Proto, |c, o| {
-        if c.d.encap & crate::decode::ENCAP_WLAN != 0 {
-            o.push(1, Val::Bytes(&[]))
-        }
-    }),
-    f("mpls", FType::Proto, |c, o| {
-        if c.d.encap & crate::decode::ENCAP_MPLS != 0 {
-            o.push(1, Val::Bytes(&[]))
-        }
-    }),
+    f("pppoes", FType::Proto, encap::<{ crate::decode::ENCAP_PPPOES }>),
+    f("ppp", FType::Proto, encap::<{ crate::decode::ENCAP_PPP }>),
+    f("chdlc", FType::Proto, encap::<{ crate::decode::ENCAP_CHDLC }>),
+    f("nsh", FType::Proto, encap::<{ crate::decode::ENCAP_NSH }>),
+    f("wlan", FType::Proto, encap::<{ crate::decode::ENCAP_WLAN }>),
+    f("mpls", FType::Proto, encap::<{ crate::decode::ENCAP_MPLS }>),
     f("gre.proto", FType::UInt, |c, o| {
         if let Some(p) = c.d.gre_proto {
             o.push(1, Val::U(p as u64))
@@ -322,21 +293,13 @@ pub static FIELDS: &[FieldDef] = &[
             o.push(1, Val::U(v as u64))
         }
     }),
-    f("geneve", FType::Proto, |c, o| {
-        if c.d.encap & crate::decode::ENCAP_GENEVE != 0 {
-            o.push(1, Val::Bytes(&[]))
-        }
-    }),
+    f("geneve", FType::Proto, encap::<{ crate::decode::ENCAP_GENEVE }>),
     f("geneve.vni", FType::UInt, |c, o| {
         if let Some(v) = c.d.geneve_vni {
             o.push(1, Val::U(v as u64))
         }
     }),
-    f("gtp", FType::Proto, |c, o| {
-        if c.d.encap & crate::decode::ENCAP_GTP != 0 {
-            o.push(1, Val::Bytes(&[]))
-        }
-    }),
+    f("gtp", FType::Proto, encap::<{ crate::decode::ENCAP_GTP }>),
     f("gtp.teid", FType::UInt, |c, o| {
         if let Some(v) = c.d.gtp_teid {
             o.push(1, Val::U(v as u64))

@@ -200,14 +200,7 @@ impl Smb {
     fn client_segment(&mut self, s: TcpSeg<'_>, secrets: &mut Secrets) {
         let (recorded, past_login, blob) = (&mut self.recorded, &mut self.past_login, &mut self.blob[0]);
         self.client.feed::<Nbss>(s.seg, &mut |e| {
-            blob_event(
-                blob,
-                match &e {
-                    Event::Head { start, head } => Event::Head { start: *start, head },
-                    Event::End { start, head } => Event::End { start: *start, head },
-                    Event::Lost { seq, len } => Event::Lost { seq: *seq, len: *len },
-                },
-            );
+            blob_event(blob, e);
             match e {
                 Event::Lost { seq, len } => {
                     if !*past_login {
